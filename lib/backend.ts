@@ -1,0 +1,57 @@
+/** Which build of the native core is loaded, on which device, with how many threads. */
+import { callNative, invalid } from './errors';
+import { addonPath, binding } from './native';
+
+export type CpuIsa = 'avx2' | 'generic';
+
+export interface BackendInfo {
+  /** tinyemo's native core version. */
+  version: string;
+  /** 'cpu' for the CPU addon, 'cuda' for the CUDA addon (a superset). */
+  build: 'cpu' | 'cuda';
+  /** Where ops run by default. */
+  device: 'cpu' | 'cuda';
+  /** The CPU kernels in use. */
+  isa: CpuIsa;
+  cpuFeatures: string[];
+  /** Threads of the native pool (TINYEMO_THREADS overrides the core count). */
+  threads: number;
+  cudaDevices: number;
+  napiVersion: number;
+  addonPath: string;
+}
+
+export function backendInfo(): BackendInfo {
+  const i = binding().info();
+  return {
+    version: i.version,
+    build: i.build,
+    device: i.cudaDevices > 0 && process.env.TINYEMO_DEVICE !== 'cpu' ? 'cuda' : 'cpu',
+    isa: i.isa as CpuIsa,
+    cpuFeatures: i.cpuFeatures.split(' ').filter((s) => s.length > 0),
+    threads: i.threads,
+    cudaDevices: i.cudaDevices,
+    napiVersion: i.napiVersion,
+    addonPath: addonPath(),
+  };
+}
+
+/** Resizes the native thread pool (waits for running work). */
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw invalid('threads must be an integer in 1..1024');
+  callNative(() => binding().setThreads(n));
+}
+
+/**
+ * Chooses the CPU kernels: 'avx2' (default where the CPU has AVX2+FMA+F16C)
+ * or the portable 'generic' ones. Mainly for testing both against each other.
+ */
+export function setCpuIsa(isa: CpuIsa): void {
+  if (isa !== 'avx2' && isa !== 'generic') throw invalid(`isa must be 'avx2' or 'generic'`);
+  callNative(() => binding().setIsa(isa));
+}
+
+/** Bytes of host memory held by native tensors and their views right now. */
+export function hostBytesInUse(): number {
+  return binding().hostBytesInUse();
+}

@@ -1,0 +1,58 @@
+/** `tinyemo doctor`: what this installation runs on, and a kernel self-check. */
+import * as os from 'os';
+
+import { backendInfo, BackendInfo } from '../backend';
+import { gemmSync } from '../ops/gemm';
+import { Tensor } from '../tensor';
+
+export interface DoctorReport {
+  tinyemo: string;
+  node: string;
+  platform: string;
+  cpu: { model: string; cores: number };
+  backend: BackendInfo;
+  selfCheck: { ok: boolean; detail: string };
+}
+
+/** A 3x3 product with a known answer, through the loaded kernels. */
+function selfCheck(): { ok: boolean; detail: string } {
+  try {
+    const a = Tensor.from([1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 3]);
+    const b = Tensor.from([1, 0, 0, 0, 2, 0, 0, 0, 3], [3, 3]);
+    const c = gemmSync(a, b, { bias: Tensor.from([0.5, 0.5, 0.5]) });
+    const want = [1.5, 4.5, 9.5, 4.5, 10.5, 18.5, 7.5, 16.5, 27.5];
+    const got = Array.from(c.data);
+    [a, b, c].forEach((t) => t.dispose());
+    const ok = got.every((v, i) => v === want[i]);
+    return { ok, detail: ok ? 'gemm 3x3 matches' : `gemm 3x3 gave [${got.join(', ')}]` };
+  } catch (e) {
+    return { ok: false, detail: (e as Error).message };
+  }
+}
+
+export function doctor(): DoctorReport {
+  const cpus = os.cpus();
+  return {
+    tinyemo: backendInfo().version,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: { model: cpus[0]?.model ?? 'unknown', cores: cpus.length },
+    backend: backendInfo(),
+    selfCheck: selfCheck(),
+  };
+}
+
+export function formatDoctor(r: DoctorReport): string {
+  const b = r.backend;
+  return [
+    `tinyemo ${r.tinyemo} on Node ${r.node} (${r.platform}, N-API ${b.napiVersion})`,
+    `addon     ${b.addonPath}`,
+    `build     ${b.build}`,
+    `device    ${b.device}${b.cudaDevices ? ` (${b.cudaDevices} CUDA device(s))` : ''}`,
+    `cpu       ${r.cpu.model}, ${r.cpu.cores} cores`,
+    `features  ${b.cpuFeatures.join(' ') || '(none detected)'}`,
+    `kernels   ${b.isa}`,
+    `threads   ${b.threads}${process.env.TINYEMO_THREADS ? ' (TINYEMO_THREADS)' : ''}`,
+    `check     ${r.selfCheck.ok ? 'ok' : 'FAILED'}: ${r.selfCheck.detail}`,
+  ].join('\n');
+}

@@ -1,0 +1,39 @@
+/** The `tinyemo` command. Results go to stdout (one JSON document with --json); logs to stderr. */
+import { Command, CommanderError } from 'commander';
+
+import { TinyEmoError } from '../errors';
+import { packageVersion } from '../version';
+import { doctor, formatDoctor } from './doctor';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  let code = 0;
+  program
+    .name('tinyemo')
+    .description('TinyEmo emotion classification and reasoning, natively in Node.js')
+    .version(packageVersion(), '-v, --version')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('doctor')
+    .description('report the native build, CPU features, threads and device, and run a kernel self-check')
+    .option('--json', 'print one JSON document')
+    .action((opts: { json?: boolean }) => {
+      const report = doctor();
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`);
+      if (!report.selfCheck.ok) code = 1;
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof TinyEmoError) {
+      process.stderr.write(`tinyemo: ${e.message} [${e.code}]\n`);
+      return 2;
+    }
+    throw e;
+  }
+  return code;
+}

@@ -1,0 +1,111 @@
+/**
+ * The addon, loaded once per process, and the exact shape of what it exports.
+ * Nothing outside lib/ should touch these raw functions: they take flags and
+ * enum numbers, lib/ops/* gives them names and types.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError } from './errors';
+
+export interface NativeTensorHandle {
+  readonly dtype: number;
+  readonly shape: number[];
+  readonly strides: number[];
+  readonly offset: number;
+  readonly disposed: boolean;
+  readonly storageBytes: number;
+  arrayBuffer(): ArrayBuffer;
+  asStrided(shape: readonly number[], strides: readonly number[], offset: number): NativeTensorHandle;
+  write(source: ArrayBufferView | ArrayBuffer): void;
+  dispose(): void;
+}
+
+export interface NativeTensorConstructor {
+  new (dtype: number, shape: readonly number[], init: 'zeros' | 'empty' | ArrayBufferView | ArrayBuffer): NativeTensorHandle;
+}
+
+export interface NativeInfo {
+  version: string;
+  abiVersion: number;
+  isa: string;
+  cpuFeatures: string;
+  threads: number;
+  cudaDevices: number;
+  build: 'cpu' | 'cuda';
+  napiVersion: number;
+}
+
+type T = NativeTensorHandle;
+type Maybe<X> = X | null;
+/** Every op takes `async` last: true returns a Promise, false runs on this thread. */
+type Op<Args extends unknown[]> = (...args: [...Args, boolean]) => Promise<void> | undefined;
+
+export interface NativeBinding {
+  NativeTensor: NativeTensorConstructor;
+  info(): NativeInfo;
+  setThreads(n: number): void;
+  setIsa(isa: string): void;
+  hostBytesInUse(): number;
+
+  copy: Op<[src: T, dst: T]>;
+  gemm: Op<[a: T, b: T, bias: Maybe<T>, c: T, aTrans: boolean, bTrans: boolean, alpha: number, beta: number, act: number]>;
+}
+
+/** The package's root folder (holds package.json, build/, prebuilds/). */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj)) {
+      try {
+        if ((JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'tinyemo') return dir;
+      } catch {
+        /* keep looking */
+      }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new TinyEmoError('NATIVE_LOAD', `cannot find the tinyemo package root above ${__dirname}`);
+    dir = up;
+  }
+}
+
+let loaded: { binding: NativeBinding; path: string } | undefined;
+
+function load(): { binding: NativeBinding; path: string } {
+  const root = packageRoot();
+  const forced = process.env.TINYEMO_DEVICE;
+  if (forced !== undefined && forced !== 'cpu' && forced !== 'cuda' && forced !== '') {
+    throw new TinyEmoError('INVALID_ARGUMENT', `TINYEMO_DEVICE must be 'cpu' or 'cuda', not '${forced}'`);
+  }
+  if (forced === 'cuda') {
+    throw new TinyEmoError(
+      'DEVICE',
+      'TINYEMO_DEVICE=cuda, but this installation has no CUDA build of the addon (see the README: npm run build:cuda)',
+    );
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const gypBuild = require('node-gyp-build') as { (dir: string): unknown; path(dir: string): string };
+    const file = gypBuild.path(root);
+    return { binding: gypBuild(root) as NativeBinding, path: file };
+  } catch (e) {
+    throw new TinyEmoError(
+      'NATIVE_LOAD',
+      `could not load the tinyemo native addon from ${root}: ${(e as Error).message}. ` +
+        'Run `npm install` (or `npm run build`) in the package folder to build it.',
+      { cause: e },
+    );
+  }
+}
+
+/** The loaded addon (loads it on first use). */
+export function binding(): NativeBinding {
+  if (!loaded) loaded = load();
+  return loaded.binding;
+}
+
+export function addonPath(): string {
+  binding();
+  return loaded!.path;
+}

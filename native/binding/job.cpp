@@ -1,0 +1,112 @@
+#include "job.h"
+
+#include <cmath>
+#include <string>
+
+#include "errors.h"
+
+namespace te::binding {
+
+te_tensor Job::tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  NativeTensor* t = i < info.Length() ? NativeTensor::unwrap(info[i]) : nullptr;
+  if (!t) throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must be a tensor");
+  if (t->disposed()) throw_error(info.Env(), "DISPOSED", std::string(name) + " was disposed");
+  keep_.push_back(t->storage());
+  return t->view();
+}
+
+bool Job::optional_tensor(const Napi::CallbackInfo& info, size_t i, const char* name, te_tensor* out) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return false;
+  *out = tensor(info, i, name);
+  return true;
+}
+
+double number_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsNumber())
+    throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+int32_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  const double d = number_arg(info, i, name);
+  if (!(d >= -2147483648.0 && d <= 2147483647.0) || d != std::floor(d))
+    throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must be a 32-bit integer");
+  return static_cast<int32_t>(d);
+}
+
+bool bool_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsBoolean())
+    throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+uint64_t u64_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i < info.Length() && info[i].IsBigInt()) {
+    bool lossless = false;
+    const uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must fit in 64 bits");
+    return v;
+  }
+  const double d = number_arg(info, i, name);
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != std::floor(d))
+    throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must be a non-negative safe integer");
+  return static_cast<uint64_t>(d);
+}
+
+namespace {
+
+class JobWorker : public Napi::AsyncWorker {
+ public:
+  JobWorker(Napi::Env env, std::unique_ptr<Job> job)
+      : Napi::AsyncWorker(env, "tinyemo"), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    // te_* calls never throw; anything else here is a bug, reported as such.
+    try {
+      status_ = job_->run();
+      if (status_ != TE_OK) message_ = te_last_error();
+    } catch (...) {
+      status_ = TE_ERR_INTERNAL;
+      message_ = "internal error in an async job";
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    job_.reset();  // drop storages on the main thread, before JS continues
+    if (status_ != TE_OK) {
+      deferred_.Reject(make_error(env, status_, message_).Value());
+    } else {
+      deferred_.Resolve(env.Undefined());
+    }
+  }
+
+  void OnError(const Napi::Error& e) override {
+    job_.reset();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  std::unique_ptr<Job> job_;
+  Napi::Promise::Deferred deferred_;
+  te_status status_ = TE_OK;
+  std::string message_;
+};
+
+}  // namespace
+
+Napi::Value submit(Napi::Env env, std::unique_ptr<Job> job, bool async) {
+  if (!async) {
+    const te_status st = job->run();
+    if (st != TE_OK) throw_status(env, st);
+    return env.Undefined();
+  }
+  auto* worker = new JobWorker(env, std::move(job));  // deletes itself after OnOK/OnError
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace te::binding

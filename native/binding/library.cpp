@@ -1,0 +1,57 @@
+// Facts about the build and the machine, and the few global settings.
+#include "errors.h"
+#include "job.h"
+#include "ops.h"
+#include "tinyemo.h"
+
+namespace te::binding {
+
+namespace {
+
+Napi::Value info_fn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", te_version());
+  o.Set("abiVersion", te_abi_version());
+  o.Set("isa", te_cpu_isa());
+  o.Set("cpuFeatures", te_cpu_features());
+  o.Set("threads", te_num_threads());
+  o.Set("cudaDevices", te_cuda_device_count());
+#if defined(TE_WITH_CUDA)
+  o.Set("build", "cuda");
+#else
+  o.Set("build", "cpu");
+#endif
+  o.Set("napiVersion", NAPI_VERSION);
+  return o;
+}
+
+Napi::Value set_threads(const Napi::CallbackInfo& info) {
+  const te_status st = te_set_num_threads(int_arg(info, 0, "threads"));
+  if (st != TE_OK) throw_status(info.Env(), st);
+  return info.Env().Undefined();
+}
+
+Napi::Value set_isa(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString())
+    throw_error(info.Env(), "INVALID_ARGUMENT", "isa must be a string");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  const te_status st = te_set_cpu_isa(name.c_str());
+  if (st != TE_OK) throw_status(info.Env(), st);
+  return info.Env().Undefined();
+}
+
+Napi::Value host_bytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(te_host_bytes_in_use()));
+}
+
+}  // namespace
+
+void register_library(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New<export_fn<info_fn>>(env, "info"));
+  exports.Set("setThreads", Napi::Function::New<export_fn<set_threads>>(env, "setThreads"));
+  exports.Set("setIsa", Napi::Function::New<export_fn<set_isa>>(env, "setIsa"));
+  exports.Set("hostBytesInUse", Napi::Function::New<export_fn<host_bytes>>(env, "hostBytesInUse"));
+}
+
+}  // namespace te::binding

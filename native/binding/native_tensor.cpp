@@ -1,0 +1,299 @@
+#include "native_tensor.h"
+
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+
+#include "errors.h"
+
+namespace te::binding {
+
+namespace {
+
+// Marks objects made by this class, so that a look-alike object (another
+// addon's wrapper with our prototype) is refused instead of reinterpreted.
+constexpr napi_type_tag kTensorTag = {0x74696e79656d6f21ULL, 0x6e61746976657431ULL};
+
+constexpr int64_t kMaxElements = int64_t{1} << 50;
+
+Napi::FunctionReference* g_ctor = nullptr;
+
+int32_t parse_dtype(Napi::Env env, Napi::Value v) {
+  if (!v.IsNumber()) throw_error(env, "INVALID_ARGUMENT", "dtype must be a number");
+  const int32_t d = v.As<Napi::Number>().Int32Value();
+  if (te_dtype_size(d) == 0 || v.As<Napi::Number>().DoubleValue() != d)
+    throw_error(env, "DTYPE_MISMATCH", "unknown dtype " + std::to_string(d));
+  return d;
+}
+
+// Reads a JS array of non-negative safe integers of at most TE_MAX_DIMS entries.
+int32_t parse_dims(Napi::Env env, Napi::Value v, int64_t out[TE_MAX_DIMS], const char* what) {
+  if (!v.IsArray()) throw_error(env, "INVALID_ARGUMENT", std::string(what) + " must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > TE_MAX_DIMS)
+    throw_error(env, "INVALID_ARGUMENT", std::string(what) + " has more than 8 dimensions");
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1.0;
+    if (!(d >= 0 && d <= static_cast<double>(kMaxElements)) || d != static_cast<double>(static_cast<int64_t>(d)))
+      throw_error(env, "INVALID_ARGUMENT", std::string(what) + " entries must be non-negative integers");
+    out[i] = static_cast<int64_t>(d);
+  }
+  return static_cast<int32_t>(a.Length());
+}
+
+int64_t checked_numel(Napi::Env env, const int64_t* shape, int32_t ndim) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) {
+    if (shape[i] != 0 && n > kMaxElements / shape[i]) throw_error(env, "OUT_OF_MEMORY", "tensor too large");
+    n *= shape[i];
+  }
+  return n;
+}
+
+// Bytes of an ArrayBuffer or view, with its pointer.
+bool buffer_bytes(Napi::Value v, const void*& data, size_t& len) {
+  if (v.IsTypedArray()) {
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    Napi::ArrayBuffer ab = ta.ArrayBuffer();
+    data = static_cast<const char*>(ab.Data()) + ta.ByteOffset();
+    len = ta.ByteLength();
+    return true;
+  }
+  if (v.IsDataView()) {
+    Napi::DataView dv = v.As<Napi::DataView>();
+    data = static_cast<const char*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    len = dv.ByteLength();
+    return true;
+  }
+  if (v.IsArrayBuffer()) {
+    Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
+    data = ab.Data();
+    len = ab.ByteLength();
+    return true;
+  }
+  return false;
+}
+
+Napi::Array to_array(Napi::Env env, const int64_t* v, int32_t n) {
+  Napi::Array a = Napi::Array::New(env, n);
+  for (int32_t i = 0; i < n; ++i) a.Set(i, Napi::Number::New(env, static_cast<double>(v[i])));
+  return a;
+}
+
+}  // namespace
+
+Storage::Storage(size_t n) : bytes(n) {
+  data = te_host_alloc(n ? n : 1);
+  if (!data) throw std::bad_alloc();
+}
+
+Storage::~Storage() { te_host_free(data); }
+
+Napi::Function NativeTensor::define(Napi::Env env) {
+  Napi::Function ctor = DefineClass(env, "NativeTensor",
+                                    {
+                                        InstanceAccessor<&NativeTensor::dtype>("dtype"),
+                                        InstanceAccessor<&NativeTensor::shape>("shape"),
+                                        InstanceAccessor<&NativeTensor::strides>("strides"),
+                                        InstanceAccessor<&NativeTensor::offset>("offset"),
+                                        InstanceAccessor<&NativeTensor::is_disposed>("disposed"),
+                                        InstanceAccessor<&NativeTensor::storage_bytes>("storageBytes"),
+                                        InstanceMethod<&NativeTensor::array_buffer>("arrayBuffer"),
+                                        InstanceMethod<&NativeTensor::as_strided>("asStrided"),
+                                        InstanceMethod<&NativeTensor::write>("write"),
+                                        InstanceMethod<&NativeTensor::dispose>("dispose"),
+                                    });
+  g_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));  // lives as long as the addon
+  return ctor;
+}
+
+NativeTensor* NativeTensor::unwrap(Napi::Value v) {
+  if (!v.IsObject()) return nullptr;
+  Napi::Object o = v.As<Napi::Object>();
+  bool tagged = false;
+  if (napi_check_object_type_tag(v.Env(), o, &kTensorTag, &tagged) != napi_ok || !tagged) return nullptr;
+  return Napi::ObjectWrap<NativeTensor>::Unwrap(o);
+}
+
+// new NativeTensor(dtype, shape, init) where init is "zeros", "empty" or an
+// ArrayBuffer / view whose bytes are copied; or, from native code only,
+// new NativeTensor(External<NativeTensor> parent, shape, strides, offset).
+NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {
+  Napi::Env env = info.Env();
+  guarded(env, [&] {
+    if (napi_type_tag_object(env, info.This(), &kTensorTag) != napi_ok)
+      throw_error(env, "INTERNAL", "could not tag the tensor object");
+    if (info.Length() == 4 && info[0].IsExternal()) {
+      NativeTensor* parent = info[0].As<Napi::External<NativeTensor>>().Data();
+      storage_ = parent->storage_;
+      dtype_ = parent->dtype_;
+      ndim_ = parse_dims(env, info[1], shape_, "shape");
+      parse_dims(env, info[2], strides_, "strides");
+      offset_ = static_cast<int64_t>(info[3].As<Napi::Number>().DoubleValue());
+      return;
+    }
+    if (info.Length() != 3) throw_error(env, "INVALID_ARGUMENT", "NativeTensor(dtype, shape, init)");
+    dtype_ = parse_dtype(env, info[0]);
+    ndim_ = parse_dims(env, info[1], shape_, "shape");
+    const int64_t n = checked_numel(env, shape_, ndim_);
+    int64_t stride = 1;
+    for (int i = ndim_ - 1; i >= 0; --i) {
+      strides_[i] = stride;
+      stride *= shape_[i];
+    }
+    const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
+    const void* src = nullptr;
+    size_t src_len = 0;
+    const bool copy = buffer_bytes(info[2], src, src_len);
+    if (copy) {
+      if (src_len != bytes)
+        throw_error(env, "SHAPE_MISMATCH",
+                    "source has " + std::to_string(src_len) + " bytes, shape needs " + std::to_string(bytes) +
+                        (src_len == 0 && bytes ? " (is the buffer detached?)" : ""));
+    } else if (!info[2].IsString()) {
+      throw_error(env, "INVALID_ARGUMENT", "init must be 'zeros', 'empty' or an ArrayBuffer/view to copy");
+    }
+    storage_ = std::make_shared<Storage>(bytes);
+    if (copy) {
+      if (bytes) std::memcpy(storage_->data, src, bytes);
+    } else {
+      const std::string mode = info[2].As<Napi::String>().Utf8Value();
+      if (mode == "zeros") {
+        std::memset(storage_->data, 0, bytes);
+      } else if (mode != "empty") {
+        throw_error(env, "INVALID_ARGUMENT", "init must be 'zeros', 'empty' or an ArrayBuffer/view to copy");
+      }
+    }
+    counted_bytes_ = static_cast<int64_t>(bytes);
+    Napi::MemoryManagement::AdjustExternalMemory(env, counted_bytes_);
+  });
+}
+
+NativeTensor::~NativeTensor() { release(); }
+
+void NativeTensor::release() {
+  storage_.reset();
+  if (counted_bytes_) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), -counted_bytes_);
+    counted_bytes_ = 0;
+  }
+}
+
+te_tensor NativeTensor::view() const {
+  te_tensor t{};
+  t.data = storage_ ? static_cast<char*>(storage_->data) + offset_ * static_cast<int64_t>(te_dtype_size(dtype_))
+                    : nullptr;
+  t.dtype = dtype_;
+  t.device = TE_DEVICE_CPU;
+  t.ndim = ndim_;
+  for (int i = 0; i < ndim_; ++i) {
+    t.shape[i] = shape_[i];
+    t.strides[i] = strides_[i];
+  }
+  return t;
+}
+
+Napi::Value NativeTensor::dtype(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), dtype_); }
+Napi::Value NativeTensor::shape(const Napi::CallbackInfo& info) { return to_array(info.Env(), shape_, ndim_); }
+Napi::Value NativeTensor::strides(const Napi::CallbackInfo& info) { return to_array(info.Env(), strides_, ndim_); }
+Napi::Value NativeTensor::offset(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(offset_));
+}
+Napi::Value NativeTensor::is_disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), disposed());
+}
+Napi::Value NativeTensor::storage_bytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), storage_ ? static_cast<double>(storage_->bytes) : 0.0);
+}
+
+// The whole storage as an ArrayBuffer, without copying: the buffer holds a
+// reference to the storage until it is collected.
+Napi::Value NativeTensor::array_buffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
+    auto* hold = new std::shared_ptr<Storage>(storage_);
+    napi_value ab;
+    const napi_status st = napi_create_external_arraybuffer(
+        env, storage_->data, storage_->bytes,
+        [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<Storage>*>(hint); }, hold, &ab);
+    if (st == napi_ok) return Napi::Value(env, ab);
+    delete hold;
+    // Runtimes that forbid external buffers (a V8 sandbox) get a copy.
+    Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, storage_->bytes);
+    std::memcpy(copy.Data(), storage_->data, storage_->bytes);
+    return copy;
+  });
+}
+
+// asStrided(shape, strides, offset): a view of the same storage, every
+// reachable element checked to lie inside it.
+Napi::Value NativeTensor::as_strided(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
+    if (info.Length() != 3) throw_error(env, "INVALID_ARGUMENT", "asStrided(shape, strides, offset)");
+    int64_t shape[TE_MAX_DIMS], strides[TE_MAX_DIMS];
+    const int32_t nd = parse_dims(env, info[0], shape, "shape");
+    if (parse_dims(env, info[1], strides, "strides") != nd)
+      throw_error(env, "INVALID_ARGUMENT", "shape and strides differ in length");
+    const double off_d = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1.0;
+    if (!(off_d >= 0 && off_d <= static_cast<double>(kMaxElements)) || off_d != static_cast<double>(static_cast<int64_t>(off_d)))
+      throw_error(env, "INVALID_ARGUMENT", "offset must be a non-negative integer");
+    const int64_t off = static_cast<int64_t>(off_d);
+    const int64_t capacity = static_cast<int64_t>(storage_->bytes / te_dtype_size(dtype_));
+    bool empty = false;
+    int64_t last = off;
+    for (int i = 0; i < nd; ++i) {
+      if (shape[i] == 0) empty = true;
+      if (shape[i] > 1) {
+        if (strides[i] > kMaxElements / (shape[i] - 1)) throw_error(env, "INVALID_ARGUMENT", "stride too large");
+        last += (shape[i] - 1) * strides[i];
+        if (last > kMaxElements) throw_error(env, "INVALID_ARGUMENT", "view too large");
+      }
+    }
+    if (!empty && last >= capacity)
+      throw_error(env, "INVALID_ARGUMENT",
+                  "view reaches element " + std::to_string(last) + " of a storage of " + std::to_string(capacity));
+    if (empty && off > capacity) throw_error(env, "INVALID_ARGUMENT", "offset past the end of the storage");
+    Napi::Array js_shape = to_array(env, shape, nd), js_strides = to_array(env, strides, nd);
+    return g_ctor->New({Napi::External<NativeTensor>::New(env, this), js_shape, js_strides,
+                        Napi::Number::New(env, static_cast<double>(off))});
+  });
+}
+
+// write(source): copies bytes into a contiguous tensor (sync).
+Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
+    const te_tensor t = view();
+    int64_t n = 1, expect = 1;
+    bool contiguous = true;
+    for (int i = ndim_ - 1; i >= 0; --i) {
+      if (shape_[i] > 1 && strides_[i] != expect) contiguous = false;
+      expect *= shape_[i];
+      n *= shape_[i];
+    }
+    if (!contiguous) throw_error(env, "INVALID_ARGUMENT", "write() needs a contiguous tensor");
+    const void* src = nullptr;
+    size_t len = 0;
+    if (info.Length() < 1 || !buffer_bytes(info[0], src, len))
+      throw_error(env, "INVALID_ARGUMENT", "write(source) takes an ArrayBuffer or a view");
+    const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
+    if (len != bytes)
+      throw_error(env, "SHAPE_MISMATCH",
+                  "source has " + std::to_string(len) + " bytes, tensor has " + std::to_string(bytes));
+    if (bytes) std::memmove(t.data, src, bytes);
+    return env.Undefined();
+  });
+}
+
+Napi::Value NativeTensor::dispose(const Napi::CallbackInfo& info) {
+  release();
+  return info.Env().Undefined();
+}
+
+}  // namespace te::binding

@@ -1,0 +1,61 @@
+// NativeTensor: a JS handle on a view of host memory that the native side
+// owns. The memory is reference-counted: views, external ArrayBuffers and
+// running async jobs each hold a reference, so dispose() or GC of the handle
+// can never free memory that something still reads.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "tinyemo.h"
+
+namespace te::binding {
+
+struct Storage {
+  void* data = nullptr;
+  size_t bytes = 0;
+  explicit Storage(size_t n);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+};
+
+class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  // The NativeTensor behind a JS value, or nullptr if it is not one.
+  static NativeTensor* unwrap(Napi::Value v);
+
+  explicit NativeTensor(const Napi::CallbackInfo& info);
+  ~NativeTensor() override;
+
+  bool disposed() const { return !storage_; }
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+  te_tensor view() const;  // the te_tensor for the C ABI
+
+ private:
+  Napi::Value dtype(const Napi::CallbackInfo& info);
+  Napi::Value shape(const Napi::CallbackInfo& info);
+  Napi::Value strides(const Napi::CallbackInfo& info);
+  Napi::Value offset(const Napi::CallbackInfo& info);
+  Napi::Value is_disposed(const Napi::CallbackInfo& info);
+  Napi::Value storage_bytes(const Napi::CallbackInfo& info);
+  Napi::Value array_buffer(const Napi::CallbackInfo& info);
+  Napi::Value as_strided(const Napi::CallbackInfo& info);
+  Napi::Value write(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+
+  void release();
+
+  std::shared_ptr<Storage> storage_;
+  int32_t dtype_ = TE_F32;
+  int32_t ndim_ = 0;
+  int64_t shape_[TE_MAX_DIMS] = {};
+  int64_t strides_[TE_MAX_DIMS] = {};
+  int64_t offset_ = 0;  // elements from the storage's start
+  int64_t counted_bytes_ = 0;
+};
+
+}  // namespace te::binding

@@ -1,0 +1,12 @@
+// Each op family's binding adds its functions to the addon's exports.
+#pragma once
+
+#include <napi.h>
+
+namespace te::binding {
+
+void register_library(Napi::Env env, Napi::Object exports);
+void register_copy(Napi::Env env, Napi::Object exports);
+void register_gemm(Napi::Env env, Napi::Object exports);
+
+}  // namespace te::binding

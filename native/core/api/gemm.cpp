@@ -1,0 +1,48 @@
+#include "../../cpu/gemm.h"
+#include "../tensor.h"
+
+extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, const te_tensor* bias_, te_tensor* c_,
+                                    const te_gemm_options* opt_) {
+  return te::guard([&] {
+    const te_tensor& a = te::arg(a_, "a");
+    const te_tensor& b = te::arg(b_, "b");
+    const te_tensor* bias = te::optional_arg(bias_, "bias");
+    const te_tensor& c = te::arg(c_, "c");
+    const te_gemm_options opt = opt_ ? *opt_ : te_gemm_options{0, 0, 1.0f, 0.0f, TE_ACT_NONE};
+    if (opt.activation < TE_ACT_NONE || opt.activation > TE_ACT_RELU)
+      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", opt.activation);
+    te::expect_dtype(a, "a", {TE_F32});
+    te::expect_dtype(b, "b", {TE_F32, TE_F16, TE_BF16});
+    te::expect_dtype(c, "c", {TE_F32});
+    te::expect_ndim(a, "a", 2);
+    te::expect_ndim(b, "b", 2);
+    te::expect_ndim(c, "c", 2);
+    const te::Rows ra = te::as_rows(a, "a"), rb = te::as_rows(b, "b"), rc = te::as_rows(c, "c");
+    const int64_t M = opt.a_trans ? a.shape[1] : a.shape[0];
+    const int64_t K = opt.a_trans ? a.shape[0] : a.shape[1];
+    const int64_t N = opt.b_trans ? b.shape[1] : b.shape[0];
+    const int64_t Kb = opt.b_trans ? b.shape[0] : b.shape[1];
+    if (K != Kb)
+      te::fail(TE_ERR_SHAPE, "a %s and b %s disagree on K (%lld vs %lld)", te::shape_str(a).c_str(),
+               te::shape_str(b).c_str(), (long long)K, (long long)Kb);
+    te::expect_dim(c, "c", 0, M, "M");
+    te::expect_dim(c, "c", 1, N, "N");
+    te::expect_writable(c, "c");
+    te::expect_disjoint(c, "c", a, "a");
+    te::expect_disjoint(c, "c", b, "b");
+    if (bias) {
+      te::expect_dtype(*bias, "bias", {TE_F32});
+      te::expect_ndim(*bias, "bias", 1);
+      te::expect_dim(*bias, "bias", 0, N, "N");
+      te::expect_contiguous(*bias, "bias");
+      te::expect_disjoint(c, "c", *bias, "bias");
+    }
+    te::cpu::GemmEpilogue ep;
+    ep.alpha = opt.alpha;
+    ep.beta = opt.beta;
+    ep.col_shift = bias ? static_cast<const float*>(bias->data) : nullptr;
+    ep.act = opt.activation;
+    te::cpu::gemm(M, N, K, {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0},
+                  {b.data, b.dtype, rb.stride, opt.b_trans != 0}, static_cast<float*>(c.data), rc.stride, ep);
+  });
+}

@@ -1,0 +1,101 @@
+#include "cpu_features.h"
+
+#include <cstdint>
+
+#include "tinyemo.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define TE_X86_GNU 1
+#elif defined(_M_X64)
+#include <intrin.h>
+#define TE_X86_MSVC 1
+#endif
+
+namespace te {
+
+namespace {
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(TE_X86_GNU) || defined(TE_X86_MSVC)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  unsigned b7 = 0;
+  unsigned max_leaf = 0;
+#if defined(TE_X86_GNU)
+  max_leaf = __get_cpuid_max(0, nullptr);
+  __cpuid(1, a, b, c, d);
+  if (max_leaf >= 7) {
+    unsigned a7, c7, d7;
+    __cpuid_count(7, 0, a7, b7, c7, d7);
+  }
+#else
+  int r[4];
+  __cpuid(r, 0);
+  max_leaf = r[0];
+  __cpuid(r, 1);
+  c = r[2];
+  d = r[3];
+  if (max_leaf >= 7) {
+    __cpuidex(r, 7, 0);
+    b7 = r[1];
+  }
+#endif
+  f.sse2 = (d >> 26) & 1;
+  const bool osxsave = (c >> 27) & 1;
+  uint64_t xcr0 = 0;
+  if (osxsave) {
+#if defined(TE_X86_GNU)
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    xcr0 = (static_cast<uint64_t>(hi) << 32) | lo;
+#else
+    xcr0 = _xgetbv(0);
+#endif
+  }
+  // The OS must save the YMM (bits 1,2) / ZMM (bits 5,6,7) state, or the
+  // instructions exist but their registers get clobbered on context switch.
+  const bool ymm_os = (xcr0 & 0x6) == 0x6;
+  const bool zmm_os = (xcr0 & 0xE6) == 0xE6;
+  f.avx = ymm_os && ((c >> 28) & 1);
+  f.fma = f.avx && ((c >> 12) & 1);
+  f.f16c = f.avx && ((c >> 29) & 1);
+  f.avx2 = f.avx && ((b7 >> 5) & 1);
+  f.avx512f = zmm_os && ((b7 >> 16) & 1);
+#elif defined(__aarch64__)
+  f.neon = true;
+#endif
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+std::string cpu_features_string() {
+  const CpuFeatures& f = cpu_features();
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!s.empty()) s += ' ';
+    s += name;
+  };
+  add(f.sse2, "sse2");
+  add(f.avx, "avx");
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.avx512f, "avx512f");
+  add(f.neon, "neon");
+  return s;
+}
+
+}  // namespace te
+
+extern "C" TE_API const char* te_cpu_features(void) {
+  static const std::string s = te::cpu_features_string();
+  return s.c_str();
+}

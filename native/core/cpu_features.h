@@ -1,0 +1,16 @@
+// What the CPU can run, asked once (cpuid + the OS's saved vector state).
+#pragma once
+
+#include <string>
+
+namespace te {
+
+struct CpuFeatures {
+  bool sse2 = false, avx = false, avx2 = false, fma = false, f16c = false, avx512f = false;
+  bool neon = false;
+};
+
+const CpuFeatures& cpu_features();
+std::string cpu_features_string();
+
+}  // namespace te

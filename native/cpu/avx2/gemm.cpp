@@ -1,0 +1,224 @@
+#include <algorithm>
+#include <cstring>
+
+#include "../../core/half.h"
+#include "../generic/kernels.h"
+#include "kernels.h"
+#include "simd.h"
+#include "tinyemo.h"
+
+namespace te::cpu::avx2 {
+
+// 6 x 16 outer-product tile: 12 accumulators, 2 B vectors and 1 broadcast
+// of A fill 15 of the 16 ymm registers; each k step is 12 FMAs for 2 loads
+// and 6 broadcasts, so the two FMA ports stay busy.
+void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
+               float alpha, float beta) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int i = 0; i < mr_eff; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < k; ++p) {
+    const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 128), _MM_HINT_T0);
+    __m256 a = _mm256_broadcast_ss(ap + 0);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1);
+    c10 = _mm256_fmadd_ps(a, b0, c10);
+    c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2);
+    c20 = _mm256_fmadd_ps(a, b0, c20);
+    c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3);
+    c30 = _mm256_fmadd_ps(a, b0, c30);
+    c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4);
+    c40 = _mm256_fmadd_ps(a, b0, c40);
+    c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5);
+    c50 = _mm256_fmadd_ps(a, b0, c50);
+    c51 = _mm256_fmadd_ps(a, b1, c51);
+    ap += kMR;
+    bp += kNR;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (mr_eff == kMR && nr_eff == kNR) {
+    for (int i = 0; i < kMR; ++i) {
+      float* ci = c + i * ldc;
+      for (int h = 0; h < 2; ++h) {
+        __m256 v = _mm256_mul_ps(va, acc[i][h]);
+        if (beta != 0.0f) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8 * h), v);
+        _mm256_storeu_ps(ci + 8 * h, v);
+      }
+    }
+    return;
+  }
+  alignas(32) float tile[kMR][kNR];
+  for (int i = 0; i < kMR; ++i) {
+    _mm256_store_ps(tile[i], acc[i][0]);
+    _mm256_store_ps(tile[i] + 8, acc[i][1]);
+  }
+  for (int i = 0; i < mr_eff; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < nr_eff; ++j) ci[j] = alpha * tile[i][j];
+    } else {
+      for (int j = 0; j < nr_eff; ++j) ci[j] = alpha * tile[i][j] + beta * ci[j];
+    }
+  }
+}
+
+namespace {
+
+inline __m256 load8(const void* base, int32_t dtype, int64_t i) {
+  if (dtype == TE_F16) return load_f16(static_cast<const uint16_t*>(base) + i);
+  if (dtype == TE_BF16) return load_bf16(static_cast<const uint16_t*>(base) + i);
+  return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+}
+
+// r[0..7] hold 8 rows of 8 values; afterwards r[j] holds column j.
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+inline float load1(const void* base, int32_t dtype, int64_t i) {
+  if (dtype == TE_F16) return te::f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+  if (dtype == TE_BF16) return te::bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+  return static_cast<const float*>(base)[i];
+}
+
+}  // namespace
+
+void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t k, int width, float* out) {
+  if (width % 8 != 0) {
+    generic::pack_rows(w, dtype, ldw, rows, k, width, out);
+    return;
+  }
+  // Full groups of 8 rows go through 8x8 register transposes; a ragged last
+  // group and the k tail are done one value at a time.
+  for (int64_t r0 = 0; r0 < rows; r0 += width) {
+    for (int g = 0; g < width; g += 8) {
+      const int64_t first = r0 + g;
+      const int64_t n_rows = std::max<int64_t>(0, std::min<int64_t>(8, rows - first));
+      float* o = out + g;
+      int64_t kk = 0;
+      if (n_rows == 8) {
+        for (; kk + 8 <= k; kk += 8) {
+          __m256 r[8];
+          for (int j = 0; j < 8; ++j) r[j] = load8(w, dtype, (first + j) * ldw + kk);
+          transpose8(r);
+          for (int j = 0; j < 8; ++j) _mm256_storeu_ps(o + (kk + j) * width, r[j]);
+        }
+      }
+      for (; kk < k; ++kk) {
+        float* ok = o + kk * width;
+        for (int j = 0; j < 8; ++j) ok[j] = j < n_rows ? load1(w, dtype, (first + j) * ldw + kk) : 0.0f;
+      }
+    }
+    out += k * width;
+  }
+}
+
+namespace {
+
+// Four rows at a time share each load of x; two accumulators per row keep
+// eight FMA chains in flight. Weights stream from memory once.
+template <class Load>
+void gemv_rows(Load load, int64_t ldw, const float* x, int64_t k, int64_t n, float* y) {
+  int64_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const int64_t o0 = r * ldw, o1 = o0 + ldw, o2 = o1 + ldw, o3 = o2 + ldw;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+      const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+      a0 = _mm256_fmadd_ps(load(o0 + i), x0, a0);
+      a1 = _mm256_fmadd_ps(load(o1 + i), x0, a1);
+      a2 = _mm256_fmadd_ps(load(o2 + i), x0, a2);
+      a3 = _mm256_fmadd_ps(load(o3 + i), x0, a3);
+      b0 = _mm256_fmadd_ps(load(o0 + i + 8), x1, b0);
+      b1 = _mm256_fmadd_ps(load(o1 + i + 8), x1, b1);
+      b2 = _mm256_fmadd_ps(load(o2 + i + 8), x1, b2);
+      b3 = _mm256_fmadd_ps(load(o3 + i + 8), x1, b3);
+    }
+    for (; i + 8 <= k; i += 8) {
+      const __m256 x0 = _mm256_loadu_ps(x + i);
+      a0 = _mm256_fmadd_ps(load(o0 + i), x0, a0);
+      a1 = _mm256_fmadd_ps(load(o1 + i), x0, a1);
+      a2 = _mm256_fmadd_ps(load(o2 + i), x0, a2);
+      a3 = _mm256_fmadd_ps(load(o3 + i), x0, a3);
+    }
+    float s0 = hsum(_mm256_add_ps(a0, b0)), s1 = hsum(_mm256_add_ps(a1, b1));
+    float s2 = hsum(_mm256_add_ps(a2, b2)), s3 = hsum(_mm256_add_ps(a3, b3));
+    for (; i < k; ++i) {
+      s0 += load.one(o0 + i) * x[i];
+      s1 += load.one(o1 + i) * x[i];
+      s2 += load.one(o2 + i) * x[i];
+      s3 += load.one(o3 + i) * x[i];
+    }
+    y[r] = s0;
+    y[r + 1] = s1;
+    y[r + 2] = s2;
+    y[r + 3] = s3;
+  }
+  for (; r < n; ++r) {
+    const int64_t o = r * ldw;
+    __m256 a = _mm256_setzero_ps(), b = a;
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+      a = _mm256_fmadd_ps(load(o + i), _mm256_loadu_ps(x + i), a);
+      b = _mm256_fmadd_ps(load(o + i + 8), _mm256_loadu_ps(x + i + 8), b);
+    }
+    for (; i + 8 <= k; i += 8) a = _mm256_fmadd_ps(load(o + i), _mm256_loadu_ps(x + i), a);
+    float s = hsum(_mm256_add_ps(a, b));
+    for (; i < k; ++i) s += load.one(o + i) * x[i];
+    y[r] = s;
+  }
+}
+
+struct LoadF32 {
+  const float* p;
+  __m256 operator()(int64_t i) const { return _mm256_loadu_ps(p + i); }
+  float one(int64_t i) const { return p[i]; }
+};
+struct LoadF16 {
+  const uint16_t* p;
+  __m256 operator()(int64_t i) const { return load_f16(p + i); }
+  float one(int64_t i) const { return te::f16_to_f32(p[i]); }
+};
+struct LoadBF16 {
+  const uint16_t* p;
+  __m256 operator()(int64_t i) const { return load_bf16(p + i); }
+  float one(int64_t i) const { return te::bf16_to_f32(p[i]); }
+};
+
+}  // namespace
+
+void gemv_f32(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y) {
+  gemv_rows(LoadF32{w}, ldw, x, k, n, y);
+}
+void gemv_f16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y) {
+  gemv_rows(LoadF16{w}, ldw, x, k, n, y);
+}
+void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y) {
+  gemv_rows(LoadBF16{w}, ldw, x, k, n, y);
+}
+
+}  // namespace te::cpu::avx2

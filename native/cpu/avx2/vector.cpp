@@ -1,0 +1,150 @@
+#include <cmath>
+#include <limits>
+
+#include "../isa.h"
+#include "kernels.h"
+#include "simd.h"
+
+namespace te::cpu::avx2 {
+
+namespace {
+
+template <int32_t A>
+inline __m256 activate(__m256 x) {
+  if constexpr (A == kActGeluErf) {
+    return _mm256_mul_ps(x, phi(x));
+  } else if constexpr (A == kActGeluTanh) {
+    // 0.5 x (1 + tanh(u)) == x * sigmoid(2u).
+    const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    const __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f),
+                                   _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+    return _mm256_mul_ps(x, sigmoid(_mm256_add_ps(u, u)));
+  } else if constexpr (A == kActQuickGelu) {
+    return _mm256_mul_ps(x, sigmoid(_mm256_mul_ps(_mm256_set1_ps(1.702f), x)));
+  } else if constexpr (A == kActSilu) {
+    return _mm256_mul_ps(x, sigmoid(x));
+  } else if constexpr (A == kActRelu) {
+    // max(x, 0) with x second would drop NaN; blend keeps it like PyTorch.
+    return _mm256_blendv_ps(x, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+  } else {
+    return x;
+  }
+}
+
+template <int32_t A>
+void affine_act_impl(const float* x, const float* scale, const float* shift, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    if (scale) v = _mm256_mul_ps(v, _mm256_loadu_ps(scale + i));
+    if (shift) v = _mm256_add_ps(v, _mm256_loadu_ps(shift + i));
+    _mm256_storeu_ps(y + i, activate<A>(v));
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    __m256 v = _mm256_maskload_ps(x + i, m);
+    if (scale) v = _mm256_mul_ps(v, _mm256_maskload_ps(scale + i, m));
+    if (shift) v = _mm256_add_ps(v, _mm256_maskload_ps(shift + i, m));
+    _mm256_maskstore_ps(y + i, m, activate<A>(v));
+  }
+}
+
+}  // namespace
+
+void affine_act(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n) {
+  switch (act) {
+    case kActGeluErf: return affine_act_impl<kActGeluErf>(x, scale, shift, y, n);
+    case kActGeluTanh: return affine_act_impl<kActGeluTanh>(x, scale, shift, y, n);
+    case kActQuickGelu: return affine_act_impl<kActQuickGelu>(x, scale, shift, y, n);
+    case kActSilu: return affine_act_impl<kActSilu>(x, scale, shift, y, n);
+    case kActRelu: return affine_act_impl<kActRelu>(x, scale, shift, y, n);
+    default: return affine_act_impl<kActNone>(x, scale, shift, y, n);
+  }
+}
+
+void gelu_erf_backward(const float* a, const float* dy, float* dx, int64_t n) {
+  const __m256 inv_sqrt_2pi = _mm256_set1_ps(0.39894228040143268f), mhalf = _mm256_set1_ps(-0.5f);
+  auto grad = [&](__m256 x, __m256 g) {
+    const __m256 pdf = _mm256_mul_ps(inv_sqrt_2pi, exp(_mm256_mul_ps(mhalf, _mm256_mul_ps(x, x))));
+    return _mm256_mul_ps(g, _mm256_fmadd_ps(x, pdf, phi(x)));
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, grad(_mm256_loadu_ps(a + i), _mm256_loadu_ps(dy + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(dx + i, m, grad(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(dy + i, m)));
+  }
+}
+
+float exp_sum(const float* x, float shift, float* y, int64_t n) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    // Masked-off lanes load 0 and would add exp(-shift): zero them again.
+    const __m256 e = _mm256_and_ps(exp(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), s)), _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(y + i, m, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  return hsum(acc);
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+float sum_sq(const float* x, int64_t n) { return dot(x, x, n); }
+
+float max(const float* x, int64_t n) {
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 nan = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    m = _mm256_max_ps(m, v);
+  }
+  float r = hmax(m);
+  for (; i < n; ++i) {
+    if (x[i] != x[i]) return x[i];
+    r = x[i] > r ? x[i] : r;
+  }
+  if (_mm256_movemask_ps(nan)) return std::numeric_limits<float>::quiet_NaN();
+  return r;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void scale(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) y[i] = a * x[i];
+}
+
+}  // namespace te::cpu::avx2

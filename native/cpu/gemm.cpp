@@ -1,0 +1,237 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "../core/buffer.h"
+#include "../core/threadpool.h"
+#include "dropout.h"
+#include "isa.h"
+#include "tinyemo.h"
+
+namespace te::cpu {
+
+namespace {
+
+// Cache blocking. KC x NR panels of B stay in L1, MC x KC blocks of A in L2,
+// KC x NC blocks of B in L3.
+constexpr int64_t kKC = 256, kMC = 144, kNC = 3072;
+
+bool has_epilogue(const GemmEpilogue& ep) { return ep.col_scale || ep.col_shift || ep.act != kActNone; }
+
+// Packs B(n0:n0+nc, pc:pc+kc) into nr-wide, k-major panels.
+void pack_b(const Isa& is, const GemmB& b, int64_t n0, int64_t nc, int64_t pc, int64_t kc, float* out) {
+  const int nr = is.nr;
+  const size_t es = b.dtype == TE_F32 ? 4 : 2;
+  const char* base = static_cast<const char*>(b.p);
+  if (!b.trans) {
+    is.pack_rows(base + (n0 * b.ld + pc) * es, b.dtype, b.ld, nc, kc, nr, out);
+    return;
+  }
+  // B stored [K, N]: each k step of a panel is nr consecutive values.
+  for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+    const int64_t w = std::min<int64_t>(nr, nc - j0);
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      float* o = out + kk * nr;
+      const char* src = base + ((pc + kk) * b.ld + n0 + j0) * es;
+      if (b.dtype == TE_F32) {
+        std::memcpy(o, src, w * 4);
+      } else if (b.dtype == TE_F16) {
+        is.f16_to_f32(reinterpret_cast<const uint16_t*>(src), o, w);
+      } else {
+        is.bf16_to_f32(reinterpret_cast<const uint16_t*>(src), o, w);
+      }
+      for (int64_t j = w; j < nr; ++j) o[j] = 0.0f;
+    }
+    out += kc * nr;
+  }
+}
+
+// Packs A(m0:m0+mc, pc:pc+kc) into mr-wide, k-major panels, applying the
+// prologue (if any) on the way. `row_buf` holds mr rows of kc values.
+void pack_a(const Isa& is, const GemmA& a, const GemmPrologue* pro, int64_t K, int64_t m0, int64_t mc, int64_t pc,
+            int64_t kc, float* row_buf, float* out) {
+  const int mr = is.mr;
+  if (a.trans) {
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+      const int64_t w = std::min<int64_t>(mr, mc - i0);
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        float* o = out + kk * mr;
+        const float* src = a.p + (pc + kk) * a.ld + m0 + i0;
+        for (int64_t i = 0; i < w; ++i) o[i] = src[i];
+        for (int64_t i = w; i < mr; ++i) o[i] = 0.0f;
+      }
+      out += kc * mr;
+    }
+    return;
+  }
+  if (!pro) {
+    is.pack_rows(a.p + m0 * a.ld + pc, TE_F32, a.ld, mc, kc, mr, out);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int64_t w = std::min<int64_t>(mr, mc - i0);
+    for (int64_t i = 0; i < w; ++i) {
+      const int64_t m = m0 + i0 + i;
+      float* row = row_buf + i * kc;
+      is.affine_act(a.p + m * a.ld + pc, pro->scale ? pro->scale + pc : nullptr,
+                    pro->shift ? pro->shift + pc : nullptr, pro->act, row, kc);
+      if (pro->drop_p > 0.0f) {
+        const uint64_t base = static_cast<uint64_t>(m) * static_cast<uint64_t>(K) + static_cast<uint64_t>(pc);
+        for (int64_t kk = 0; kk < kc; ++kk) row[kk] *= dropout_factor(pro->seed, base + kk, pro->drop_p);
+      }
+    }
+    is.pack_rows(row_buf, TE_F32, kc, w, kc, mr, out);
+    out += kc * mr;
+  }
+}
+
+// Per-thread packing space, kept between calls (a forward pass makes many
+// GEMMs of the same shapes). Only gemm_block touches these.
+thread_local Buffer<float> tl_apack, tl_bpack, tl_rows;
+
+// One task: C(m0:m1, n0:n1), serially.
+void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
+                const GemmEpilogue& ep, const GemmPrologue* pro, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int mr = is.mr, nr = is.nr;
+  const int64_t mc_max = std::min<int64_t>(kMC, (m1 - m0 + mr - 1) / mr * mr);
+  const int64_t nc_max = std::min<int64_t>(kNC, (n1 - n0 + nr - 1) / nr * nr);
+  const int64_t kc_max = std::min<int64_t>(kKC, K);
+  tl_apack.resize(mc_max * kc_max);
+  tl_bpack.resize(nc_max * kc_max);
+  if (pro) tl_rows.resize(mr * kc_max);
+  float* ap = tl_apack.data();
+  float* bp = tl_bpack.data();
+  const bool epi = has_epilogue(ep);
+
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min<int64_t>(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min<int64_t>(kKC, K - pc);
+      const bool first = pc == 0, last = pc + kc == K;
+      const float beta = first ? ep.beta : 1.0f;
+      pack_b(is, b, jc, nc, pc, kc, bp);
+      for (int64_t ic = m0; ic < m1; ic += kMC) {
+        const int64_t mc = std::min<int64_t>(kMC, m1 - ic);
+        pack_a(is, a, pro, K, ic, mc, pc, kc, pro ? tl_rows.data() : nullptr, ap);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int nr_eff = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+          const float* bpanel = bp + (jr / nr) * kc * nr;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+            float* ct = c + (ic + ir) * ldc + jc + jr;
+            // Later K blocks add to what earlier ones wrote; alpha scales each
+            // block's partial sum, so the total is alpha * A.B^T + beta * C.
+            is.gemm_tile(kc, ap + (ir / mr) * kc * mr, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
+            if (last && epi) {
+              const float* sc = ep.col_scale ? ep.col_scale + jc + jr : nullptr;
+              const float* sh = ep.col_shift ? ep.col_shift + jc + jr : nullptr;
+              for (int i = 0; i < mr_eff; ++i) is.affine_act(ct + i * ldc, sc, sh, ep.act, ct + i * ldc, nr_eff);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Splits the M x N output into a jm x jn grid for `threads` workers,
+// minimising the largest task's cost: its multiply-adds plus the packing of
+// its own A and B blocks (which grid cells repeat).
+void plan_grid(const Isa& is, int64_t M, int64_t N, int64_t K, int threads, int64_t& jm, int64_t& jn) {
+  const int64_t tm = (M + is.mr - 1) / is.mr, tn = (N + is.nr - 1) / is.nr;
+  jm = jn = 1;
+  if (threads <= 1 || M * N * K < (int64_t{1} << 17)) return;
+  double best = 1e300;
+  for (int64_t cm = 1; cm <= threads; ++cm) {
+    if (threads % cm) continue;
+    const int64_t cn = threads / cm;
+    if (cm > tm || cn > tn) continue;
+    const double rows = static_cast<double>((tm + cm - 1) / cm * is.mr);
+    const double cols = static_cast<double>((tn + cn - 1) / cn * is.nr);
+    const double cost = rows * cols * K / 16.0 + (rows + cols) * K / 2.0;
+    if (cost < best) {
+      best = cost;
+      jm = cm;
+      jn = cn;
+    }
+  }
+}
+
+// One output row: stream B's rows once (memory-bound), then the epilogue.
+void gemv(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c,
+          const GemmEpilogue& ep) {
+  Buffer<float> xbuf;
+  const float* x = a.p;
+  if (a.trans && K > 1) {
+    xbuf.resize(K);
+    for (int64_t k = 0; k < K; ++k) xbuf[k] = a.p[k * a.ld];
+    x = xbuf.data();
+  }
+  const int threads = pool_threads();
+  // Chunks of rows: enough per task to amortise the hand-off (~64 KB of weights).
+  const int64_t es = b.dtype == TE_F32 ? 4 : 2;
+  int64_t chunk = std::max<int64_t>(16, (int64_t{1} << 16) / std::max<int64_t>(1, K * es));
+  chunk = std::max<int64_t>(chunk, (N + 4 * threads - 1) / (4 * threads));
+  chunk = (chunk + 15) / 16 * 16;
+  const int64_t tasks = (N + chunk - 1) / chunk;
+  const bool epi = has_epilogue(ep);
+  parallel_for(tasks, threads, [&](int64_t t, int) {
+    const int64_t n0 = t * chunk, n = std::min(chunk, N - n0);
+    float dots[256];
+    for (int64_t s = 0; s < n; s += 256) {
+      const int64_t len = std::min<int64_t>(256, n - s);
+      const int64_t r0 = n0 + s;
+      if (b.dtype == TE_F32) {
+        is.gemv_f32(static_cast<const float*>(b.p) + r0 * b.ld, b.ld, x, K, len, dots);
+      } else if (b.dtype == TE_F16) {
+        is.gemv_f16(static_cast<const uint16_t*>(b.p) + r0 * b.ld, b.ld, x, K, len, dots);
+      } else {
+        is.gemv_bf16(static_cast<const uint16_t*>(b.p) + r0 * b.ld, b.ld, x, K, len, dots);
+      }
+      float* out = c + r0;
+      for (int64_t i = 0; i < len; ++i)
+        out[i] = ep.beta == 0.0f ? ep.alpha * dots[i] : ep.alpha * dots[i] + ep.beta * out[i];
+      if (epi)
+        is.affine_act(out, ep.col_scale ? ep.col_scale + r0 : nullptr, ep.col_shift ? ep.col_shift + r0 : nullptr,
+                      ep.act, out, len);
+    }
+  });
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
+          const GemmEpilogue& ep, const GemmPrologue* pro) {
+  if (M == 0 || N == 0) return;
+  const Isa& is = isa();
+  if (K == 0) {
+    // No products: C = act((beta * C) * scale + shift).
+    for (int64_t m = 0; m < M; ++m) {
+      float* row = c + m * ldc;
+      if (ep.beta == 0.0f) {
+        std::fill(row, row + N, 0.0f);
+      } else {
+        is.scale(ep.beta, row, row, N);
+      }
+      is.affine_act(row, ep.col_scale, ep.col_shift, ep.act, row, N);
+    }
+    return;
+  }
+  if (M == 1 && !b.trans && !pro) {
+    gemv(is, N, K, a, b, c, ep);
+    return;
+  }
+  int64_t jm, jn;
+  plan_grid(is, M, N, K, pool_threads(), jm, jn);
+  // Grid cells on micro-tile boundaries, so a tile is never split.
+  const int64_t tm = (M + is.mr - 1) / is.mr, tn = (N + is.nr - 1) / is.nr;
+  const int64_t cm = (tm + jm - 1) / jm * is.mr, cn = (tn + jn - 1) / jn * is.nr;
+  parallel_for(jm * jn, static_cast<int>(jm * jn), [&](int64_t t, int) {
+    const int64_t m0 = (t / jn) * cm, n0 = (t % jn) * cn;
+    const int64_t m1 = std::min(M, m0 + cm), n1 = std::min(N, n0 + cn);
+    if (m0 < m1 && n0 < n1) gemm_block(is, K, a, b, c, ldc, ep, pro, m0, m1, n0, n1);
+  });
+}
+
+}  // namespace te::cpu

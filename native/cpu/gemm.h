@@ -1,0 +1,50 @@
+// General matrix product on the CPU: BLIS-style blocking (NC x KC panels of
+// B, MC x KC blocks of A, packed, then MR x NR micro-tiles), split over the
+// thread pool in a grid chosen per shape, plus a streaming matrix-vector
+// path for one row. Reductions over K never split across threads, so the
+// result is the same for any thread count.
+#pragma once
+
+#include <cstdint>
+
+namespace te::cpu {
+
+struct GemmA {
+  const float* p;
+  int64_t ld;
+  bool trans;  // false: A(m,k) = p[m*ld + k]; true: A(m,k) = p[k*ld + m]
+};
+
+struct GemmB {
+  const void* p;
+  int32_t dtype;  // f32, f16 or bf16
+  int64_t ld;
+  bool trans;  // false: B(n,k) = p[n*ld + k] (nn.Linear); true: B(n,k) = p[k*ld + n]
+};
+
+// C = act((alpha * A.B^T + beta * C) * col_scale + col_shift), applied to
+// each micro-tile while it is still in cache.
+struct GemmEpilogue {
+  float alpha = 1.0f;
+  float beta = 0.0f;
+  const float* col_scale = nullptr;  // [N] or null
+  const float* col_shift = nullptr;  // [N] or null (a bias)
+  int32_t act = 0;
+};
+
+// Applied to A as it is packed: A'(m,k) = act(A(m,k) * scale[k] + shift[k])
+// times the dropout factor of element (m, k) of an [M, K] matrix. Lets a
+// BatchNorm -> GELU -> Dropout block feed the next GEMM without a pass of
+// its own. Requires A not transposed.
+struct GemmPrologue {
+  const float* scale = nullptr;  // [K] or null
+  const float* shift = nullptr;  // [K] or null
+  int32_t act = 0;
+  float drop_p = 0.0f;
+  uint64_t seed = 0;
+};
+
+void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
+          const GemmEpilogue& ep, const GemmPrologue* pro = nullptr);
+
+}  // namespace te::cpu

@@ -1,0 +1,32 @@
+// Portable micro-kernels: plain C++ written so that compilers vectorise it
+// for whatever the baseline target is (SSE2 on x86-64, NEON on arm64).
+#pragma once
+
+#include <cstdint>
+
+namespace te::cpu::generic {
+
+constexpr int kMR = 4, kNR = 8;
+
+void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
+               float alpha, float beta);
+void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t k, int width, float* out);
+void gemv_f32(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+void gemv_f16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+
+void f16_to_f32(const uint16_t* x, float* y, int64_t n);
+void f32_to_f16(const float* x, uint16_t* y, int64_t n);
+void bf16_to_f32(const uint16_t* x, float* y, int64_t n);
+void f32_to_bf16(const float* x, uint16_t* y, int64_t n);
+
+void affine_act(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n);
+void gelu_erf_backward(const float* a, const float* dy, float* dx, int64_t n);
+float exp_sum(const float* x, float shift, float* y, int64_t n);
+float dot(const float* a, const float* b, int64_t n);
+float sum_sq(const float* x, int64_t n);
+float max(const float* x, int64_t n);
+void axpy(float a, const float* x, float* y, int64_t n);
+void scale(float a, const float* x, float* y, int64_t n);
+
+}  // namespace te::cpu::generic

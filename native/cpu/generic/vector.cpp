@@ -1,0 +1,92 @@
+#include <cmath>
+#include <limits>
+
+#include "../isa.h"
+#include "kernels.h"
+
+namespace te::cpu::generic {
+
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+constexpr float kSqrt2OverPi = 0.79788456080286536f;
+
+// Phi(x) through erfc so that the negative tail keeps its relative accuracy.
+inline float phi(float x) { return 0.5f * std::erfc(-x * kInvSqrt2); }
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+inline float activate(int32_t act, float x) {
+  switch (act) {
+    case kActGeluErf: return x * phi(x);
+    case kActGeluTanh: {
+      // 0.5 x (1 + tanh(u)) == x * sigmoid(2u): no cancellation near u = 0.
+      const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
+      return x * sigmoid(2.0f * u);
+    }
+    case kActQuickGelu: return x * sigmoid(1.702f * x);
+    case kActSilu: return x * sigmoid(x);
+    case kActRelu: return x < 0.0f ? 0.0f : x;  // NaN passes through, as in PyTorch
+    default: return x;
+  }
+}
+
+}  // namespace
+
+void affine_act(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    if (scale) v *= scale[i];
+    if (shift) v += shift[i];
+    y[i] = activate(act, v);
+  }
+}
+
+void gelu_erf_backward(const float* a, const float* dy, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = a[i];
+    const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
+    dx[i] = dy[i] * (phi(x) + x * pdf);
+  }
+}
+
+float exp_sum(const float* x, float shift, float* y, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = std::exp(x[i] - shift);
+    s += y[i];
+  }
+  return s;
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) s[l] += a[i + l] * b[i + l];
+  float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; i < n; ++i) t += a[i] * b[i];
+  return t;
+}
+
+float sum_sq(const float* x, int64_t n) { return dot(x, x, n); }
+
+float max(const float* x, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    if (x[i] != x[i]) return x[i];  // NaN wins, so softmax of NaN stays NaN
+    m = x[i] > m ? x[i] : m;
+  }
+  return m;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void scale(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a * x[i];
+}
+
+}  // namespace te::cpu::generic

@@ -1,0 +1,84 @@
+#include "isa.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "../core/cpu_features.h"
+#include "../core/error.h"
+#include "generic/kernels.h"
+#include "tinyemo.h"
+#if defined(TE_HAVE_AVX2)
+#include "avx2/kernels.h"
+#endif
+
+namespace te::cpu {
+
+namespace {
+
+#define TE_ISA_TABLE(ns, label)                                                                              \
+  Isa {                                                                                                      \
+    label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::gemv_f32, ns::gemv_f16, ns::gemv_bf16,        \
+        ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act,                    \
+        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale                 \
+  }
+
+const Isa kGeneric = TE_ISA_TABLE(generic, "generic");
+#if defined(TE_HAVE_AVX2)
+const Isa kAvx2 = TE_ISA_TABLE(avx2, "avx2");
+#endif
+
+const Isa* initial() {
+  const Isa* best = avx2_isa();
+  if (const char* env = std::getenv("TINYEMO_ISA")) {
+    if (std::strcmp(env, "generic") == 0) return &kGeneric;
+  }
+  return best ? best : &kGeneric;
+}
+
+std::atomic<const Isa*> g_isa{nullptr};
+
+}  // namespace
+
+const Isa& generic_isa() { return kGeneric; }
+
+const Isa* avx2_isa() {
+#if defined(TE_HAVE_AVX2)
+  const CpuFeatures& f = cpu_features();
+  if (f.avx2 && f.fma && f.f16c) return &kAvx2;
+#endif
+  return nullptr;
+}
+
+const Isa& isa() {
+  const Isa* p = g_isa.load(std::memory_order_acquire);
+  if (!p) {
+    p = initial();
+    g_isa.store(p, std::memory_order_release);
+  }
+  return *p;
+}
+
+bool set_isa(const char* name) {
+  const Isa* p = nullptr;
+  if (std::strcmp(name, "generic") == 0) p = &kGeneric;
+  if (std::strcmp(name, "avx2") == 0) p = avx2_isa();
+  if (!p) return false;
+  g_isa.store(p, std::memory_order_release);
+  return true;
+}
+
+}  // namespace te::cpu
+
+extern "C" TE_API const char* te_cpu_isa(void) { return te::cpu::isa().name; }
+
+extern "C" TE_API te_status te_set_cpu_isa(const char* name) {
+  return te::guard([&] {
+    if (!name) te::fail(TE_ERR_INVALID_ARGUMENT, "ISA name is NULL");
+    if (!te::cpu::set_isa(name)) {
+      if (std::strcmp(name, "avx2") == 0)
+        te::fail(TE_ERR_UNSUPPORTED, "this CPU or build has no AVX2+FMA+F16C kernels");
+      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown ISA '%s' (expected 'generic' or 'avx2')", name);
+    }
+  });
+}

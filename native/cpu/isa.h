@@ -1,0 +1,63 @@
+// The CPU micro-kernels behind every op, as a table with one entry per
+// instruction set: "generic" (portable C++, any CPU) and "avx2" (AVX2 + FMA
+// + F16C, compiled as its own target with those flags). The op files in
+// native/cpu/ hold the algorithms (blocking, threading, reductions) and call
+// into the table for the inner loops, so both instruction sets share one
+// algorithm and differ only by rounding.
+#pragma once
+
+#include <cstdint>
+
+namespace te::cpu {
+
+// Same values as te_activation.
+enum Act : int32_t { kActNone = 0, kActGeluErf = 1, kActGeluTanh = 2, kActQuickGelu = 3, kActSilu = 4, kActRelu = 5 };
+
+struct Isa {
+  const char* name;
+
+  // GEMM on packed panels. ap: k steps of mr values (one column of an
+  // mr-row panel of A); bp: k steps of nr values. The tile is
+  // C[0:mr_eff, 0:nr_eff] = alpha * (ap . bp) + beta * C, where beta == 0
+  // never reads C.
+  int mr, nr;
+  void (*gemm_tile)(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
+                    float alpha, float beta);
+  // Packs `rows` rows of length k (ldw apart) into panels of `width` rows,
+  // k-major: out[p*k*width + kk*width + j] = w[(p*width + j)*ldw + kk], zero
+  // past the last row. This is a transpose: the operand of a GEMM stored
+  // with k contiguous (nn.Linear's weight, a row-major activation).
+  // dtype: te_dtype of w (f32, f16, bf16).
+  void (*pack_rows)(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t k, int width, float* out);
+
+  // Memory-bound one-row products: y[i] = dot(w[i*ldw : i*ldw+k], x), i < n.
+  void (*gemv_f32)(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+  void (*gemv_f16)(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+  void (*gemv_bf16)(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+
+  void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
+  void (*bf16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*f32_to_bf16)(const float* x, uint16_t* y, int64_t n);
+
+  // y = act(x * scale + shift), scale and shift per element, either may be
+  // null. The fused epilogue / prologue of GEMMs and BatchNorm.
+  void (*affine_act)(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n);
+  // dx = dy * d/da GELU_erf(a).
+  void (*gelu_erf_backward)(const float* a, const float* dy, float* dx, int64_t n);
+  // y = exp(x - shift); returns the sum of y (softmax's denominator).
+  float (*exp_sum)(const float* x, float shift, float* y, int64_t n);
+
+  float (*dot)(const float* a, const float* b, int64_t n);
+  float (*sum_sq)(const float* x, int64_t n);
+  float (*max)(const float* x, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  void (*scale)(float a, const float* x, float* y, int64_t n);  // y = a * x
+};
+
+const Isa& isa();  // the table in use
+const Isa& generic_isa();
+const Isa* avx2_isa();  // nullptr when not built, or the CPU lacks AVX2/FMA/F16C
+bool set_isa(const char* name);
+
+}  // namespace te::cpu

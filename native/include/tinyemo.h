@@ -1,0 +1,263 @@
+/*
+ * tinyemo — the plain C ABI of the native core.
+ *
+ * One library serves two callers: the N-API binding (native/binding) and a
+ * Python ctypes harness on GPU machines that have PyTorch but no Node.js.
+ * Everything here is C: fixed-size structs, status codes, no exceptions.
+ *
+ * Conventions
+ *  - Tensors are views (te_tensor): a pointer, a dtype, a device, a shape and
+ *    strides counted in elements. The caller owns the memory; outputs are
+ *    written into views the caller allocated.
+ *  - Every function returns a te_status. On failure, te_last_error() gives a
+ *    message for the calling thread; nothing has been written to outputs that
+ *    the caller can rely on.
+ *  - Unless an op says otherwise, the last dimension of every tensor must be
+ *    contiguous (stride 1), leading dimensions may carry any non-negative
+ *    stride, and outputs must not overlap inputs.
+ *  - All floating-point maths is f32; f16/bf16 inputs are widened as read.
+ */
+#ifndef TINYEMO_H
+#define TINYEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  if defined(TE_BUILD_SHARED)
+#    define TE_API __declspec(dllexport)
+#  else
+#    define TE_API
+#  endif
+#else
+#  define TE_API __attribute__((visibility("default")))
+#endif
+
+#define TE_ABI_VERSION 1
+#define TE_MAX_DIMS 8
+
+typedef enum te_status {
+  TE_OK = 0,
+  TE_ERR_INVALID_ARGUMENT = 1, /* a null pointer, a value out of range */
+  TE_ERR_SHAPE = 2,            /* shapes that do not fit together */
+  TE_ERR_DTYPE = 3,            /* a dtype the op does not take */
+  TE_ERR_DEVICE = 4,           /* tensors on the wrong device, or no device */
+  TE_ERR_OUT_OF_MEMORY = 5,
+  TE_ERR_UNSUPPORTED = 6,      /* valid, but not implemented for these arguments */
+  TE_ERR_INTERNAL = 7,
+  TE_ERR_CANCELLED = 8
+} te_status;
+
+typedef enum te_dtype {
+  TE_F32 = 0,
+  TE_F16 = 1,
+  TE_BF16 = 2,
+  TE_I32 = 3,
+  TE_I64 = 4
+} te_dtype;
+
+typedef enum te_device {
+  TE_DEVICE_CPU = 0,
+  TE_DEVICE_CUDA = 1
+} te_device;
+
+typedef enum te_act {
+  TE_ACT_NONE = 0,
+  TE_ACT_GELU_ERF = 1,   /* x * Phi(x), PyTorch's default GELU */
+  TE_ACT_GELU_TANH = 2,  /* GELU's tanh approximation ("gelu_new", "gelu_pytorch_tanh") */
+  TE_ACT_QUICK_GELU = 3, /* x * sigmoid(1.702 x), OpenAI CLIP */
+  TE_ACT_SILU = 4,       /* x * sigmoid(x) */
+  TE_ACT_RELU = 5
+} te_act;
+
+typedef struct te_tensor {
+  void* data;
+  int32_t dtype;        /* te_dtype */
+  int32_t device;       /* te_device */
+  int32_t device_index;
+  int32_t ndim;         /* 0..TE_MAX_DIMS */
+  int64_t shape[TE_MAX_DIMS];
+  int64_t strides[TE_MAX_DIMS]; /* in elements */
+} te_tensor;
+
+/* ---- library ---------------------------------------------------------- */
+
+TE_API const char* te_version(void);
+TE_API int32_t te_abi_version(void);
+/* The message of the last failed call on this thread ("" when none). */
+TE_API const char* te_last_error(void);
+TE_API const char* te_status_name(te_status status);
+TE_API size_t te_dtype_size(int32_t dtype);
+
+/* The one thread pool: sized to the usable cores, TINYEMO_THREADS overrides. */
+TE_API int32_t te_num_threads(void);
+TE_API te_status te_set_num_threads(int32_t n);
+
+/* CPU kernels: "avx2" (AVX2+FMA+F16C) where the CPU has it, else "generic".
+ * TINYEMO_ISA=generic forces the portable kernels at start-up. */
+TE_API const char* te_cpu_isa(void);
+TE_API te_status te_set_cpu_isa(const char* name);
+/* Space-separated feature flags this CPU reports, e.g. "sse2 avx avx2 fma f16c". */
+TE_API const char* te_cpu_features(void);
+/* Number of CUDA devices this build can use (0 in a CPU-only build). */
+TE_API int32_t te_cuda_device_count(void);
+
+/* 64-byte aligned host memory, counted by te_host_bytes_in_use(). */
+TE_API void* te_host_alloc(size_t bytes);
+TE_API void te_host_free(void* ptr);
+TE_API int64_t te_host_bytes_in_use(void);
+
+/* ---- data movement ------------------------------------------------------ */
+
+/* dst = src element by element, any strides, same shape. Floating dtypes
+ * convert among f32/f16/bf16 (round to nearest even); integer dtypes must
+ * match. */
+TE_API te_status te_copy(const te_tensor* src, te_tensor* dst);
+
+/* ---- gemm --------------------------------------------------------------- */
+
+typedef struct te_gemm_options {
+  int32_t a_trans;    /* 0: a is [M,K]; 1: a is [K,M] */
+  int32_t b_trans;    /* 0: b is [N,K] (nn.Linear's weight); 1: b is [K,N] */
+  float alpha;
+  float beta;
+  int32_t activation; /* te_act */
+} te_gemm_options;
+
+/* C[m,n] = act(alpha * sum_k A(m,k) B(n,k) + bias[n] + beta * C[m,n]).
+ * a: f32. b: f32, f16 or bf16. bias: [N] f32 or NULL. c: [M,N] f32.
+ * beta == 0 never reads C (so C may hold NaN). opt NULL: defaults
+ * (no transposes, alpha 1, beta 0, no activation). */
+TE_API te_status te_gemm(const te_tensor* a, const te_tensor* b, const te_tensor* bias, te_tensor* c,
+                         const te_gemm_options* opt);
+
+/* ---- projection: Linear(in->H) -> BatchNorm1d(H) -> GELU(erf) -> Dropout -> Linear(H->H2) ---- */
+
+typedef struct te_projection_weights {
+  te_tensor w1;           /* [H, IN] */
+  te_tensor b1;           /* [H] */
+  te_tensor bn_weight;    /* [H] gamma */
+  te_tensor bn_bias;      /* [H] beta */
+  te_tensor running_mean; /* [H] */
+  te_tensor running_var;  /* [H] */
+  te_tensor w2;           /* [H2, H] */
+  te_tensor b2;           /* [H2] */
+  float eps;              /* BatchNorm epsilon (PyTorch: 1e-5) */
+} te_projection_weights;
+
+typedef struct te_projection_grads {
+  te_tensor w1, b1, bn_weight, bn_bias, w2, b2; /* same shapes as the weights, f32 */
+} te_projection_grads;
+
+/* What the training forward keeps for the backward. */
+typedef struct te_projection_saved {
+  te_tensor z1;   /* [B, H] first Linear's output, before BatchNorm */
+  te_tensor mean; /* [H] batch mean of z1 */
+  te_tensor rstd; /* [H] 1 / sqrt(biased batch variance + eps) */
+} te_projection_saved;
+
+typedef struct te_dropout {
+  float p;       /* drop probability in [0, 1) */
+  uint64_t seed; /* the mask is a pure function of (seed, row, column) */
+} te_dropout;
+
+/* Inference: BatchNorm uses running statistics, folded into a per-column
+ * scale and shift applied, with GELU, as the first GEMM's epilogue.
+ * x: [B, IN] f32; weights f32 (w1/w2 may be f16/bf16); y: [B, H2] f32. */
+TE_API te_status te_projection_forward(const te_tensor* x, const te_projection_weights* w, te_tensor* y);
+
+/* Training forward: batch statistics (B >= 2), dropout, running statistics
+ * updated in place (momentum as PyTorch's, unbiased variance). */
+TE_API te_status te_projection_forward_train(const te_tensor* x, te_projection_weights* w, float momentum,
+                                             const te_dropout* dropout, te_projection_saved* saved, te_tensor* y);
+
+/* Backward of the training forward. Gradients are overwritten (not
+ * accumulated). dx may be NULL when the input's gradient is not needed. */
+TE_API te_status te_projection_backward(const te_tensor* dy, const te_tensor* x, const te_projection_weights* w,
+                                        const te_projection_saved* saved, const te_dropout* dropout,
+                                        te_projection_grads* grads, te_tensor* dx);
+
+/* ---- optimiser ---------------------------------------------------------- */
+
+typedef struct te_adamw_options {
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step; /* 1 for the first update (bias correction) */
+} te_adamw_options;
+
+/* PyTorch's AdamW over n parameter tensors at once: p *= 1 - lr*wd; m, v
+ * moments; p -= lr * m_hat / (sqrt(v_hat) + eps). All f32, contiguous. */
+TE_API te_status te_adamw_step(int32_t n, te_tensor* params, const te_tensor* grads, te_tensor* m, te_tensor* v,
+                               const te_adamw_options* opt);
+
+/* ---- metric ------------------------------------------------------------- */
+
+/* y = x / max(||x||, eps) over the last dimension. In place allowed. */
+TE_API te_status te_l2_normalize(const te_tensor* x, te_tensor* y, float eps);
+
+/* out[b,c] = cos(q_b, t_c). q: [B,H] f32, table: [C,H] f32/f16/bf16, out: [B,C]. */
+TE_API te_status te_cosine(const te_tensor* queries, const te_tensor* table, te_tensor* out);
+
+/* The k largest cosines per query, best first (ties: lower index first),
+ * without ever holding the B x C score matrix. table_normalized != 0 promises
+ * unit rows and skips their norms. scores: [B,k] f32, indices: [B,k] i32. */
+TE_API te_status te_cosine_topk(const te_tensor* queries, const te_tensor* table, int32_t table_normalized,
+                                int32_t k, te_tensor* scores, te_tensor* indices);
+
+/* ---- attention ---------------------------------------------------------- */
+
+typedef struct te_attention_options {
+  float scale;    /* usually 1/sqrt(D) */
+  int32_t causal; /* query i sees keys j <= i + (Skv - Sq) */
+} te_attention_options;
+
+/* out = softmax(q k^T * scale) v per head, tiled with an online softmax.
+ * q: [B,Sq,Hq,D], k, v: [B,Skv,Hkv,D], out: [B,Sq,Hq,D]; Hq a multiple of Hkv
+ * (grouped-query). Any strides on the first three dimensions, so KV caches
+ * and fused qkv buffers are passed as views. */
+TE_API te_status te_attention(const te_tensor* q, const te_tensor* k, const te_tensor* v, te_tensor* out,
+                              const te_attention_options* opt);
+
+/* ---- transformer pieces -------------------------------------------------- */
+
+/* Over the last dimension. weight/bias may be NULL. In place allowed. */
+TE_API te_status te_layer_norm(const te_tensor* x, const te_tensor* weight, const te_tensor* bias, float eps,
+                               te_tensor* y);
+TE_API te_status te_rms_norm(const te_tensor* x, const te_tensor* weight, float eps, te_tensor* y);
+
+/* y = act(x), same shape. In place allowed. */
+TE_API te_status te_activation(const te_tensor* x, int32_t activation, te_tensor* y);
+/* y = silu(gate) * up, same shapes (views of one fused buffer are fine). */
+TE_API te_status te_swiglu(const te_tensor* gate, const te_tensor* up, te_tensor* y);
+/* Softmax over the last dimension of x * scale. In place allowed. */
+TE_API te_status te_softmax(const te_tensor* x, float scale, te_tensor* y);
+/* y = a + alpha * b, b broadcast over a's leading dimensions when its shape
+ * is a suffix of a's. In place (y == a) allowed. */
+TE_API te_status te_add(const te_tensor* a, const te_tensor* b, float alpha, te_tensor* y);
+/* y = alpha * x. In place allowed. */
+TE_API te_status te_scale(const te_tensor* x, float alpha, te_tensor* y);
+
+/* Rotary embedding, rotate-half (NeoX / Hugging Face) layout, on the first
+ * rotary_dim of D dims. x, y: [B,S,H,D]. positions: [S] or [B,S] i32/i64, or
+ * NULL for offset + s. In place allowed. */
+TE_API te_status te_rope(const te_tensor* x, const te_tensor* positions, int64_t offset, int32_t rotary_dim,
+                         float theta, te_tensor* y);
+
+/* out[n,:] = table[ids[n],:]. table: [V,H] f32/f16/bf16, ids: [N] i32/i64
+ * (each checked against V), out: [N,H] f32. */
+TE_API te_status te_embedding(const te_tensor* table, const te_tensor* ids, te_tensor* out);
+
+/* A ViT's patch embedding, a stride-P convolution done as a GEMM.
+ * pixels: [B,C,H,W] f32; weight: [E,C,P,P]; bias: [E] or NULL;
+ * out: [B,(H/P)*(W/P),E] f32, patches in row-major order. */
+TE_API te_status te_patch_embed(const te_tensor* pixels, const te_tensor* weight, const te_tensor* bias,
+                                te_tensor* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TINYEMO_H */
