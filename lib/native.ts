@@ -50,6 +50,16 @@ export interface NativeBinding {
 
   copy: Op<[src: T, dst: T]>;
   gemm: Op<[a: T, b: T, bias: Maybe<T>, c: T, aTrans: boolean, bTrans: boolean, alpha: number, beta: number, act: number]>;
+  activation: Op<[x: T, act: number, y: T]>;
+  swiglu: Op<[gate: T, up: T, y: T]>;
+  softmax: Op<[x: T, scale: number, y: T]>;
+  add: Op<[a: T, b: T, alpha: number, y: T]>;
+  scale: Op<[x: T, alpha: number, y: T]>;
+  layerNorm: Op<[x: T, weight: Maybe<T>, bias: Maybe<T>, eps: number, y: T]>;
+  rmsNorm: Op<[x: T, weight: Maybe<T>, eps: number, y: T]>;
+  rope: Op<[x: T, positions: Maybe<T>, offset: number, rotaryDim: number, theta: number, y: T]>;
+  embedding: Op<[table: T, ids: T, out: T]>;
+  patchEmbed: Op<[pixels: T, weight: T, bias: Maybe<T>, out: T]>;
 }
 
 /** The package's root folder (holds package.json, build/, prebuilds/). */

@@ -4,7 +4,7 @@ import { binding } from '../native';
 import { Tensor } from '../tensor';
 import { Activation, activationCode } from './activation';
 import { expectDType, expectNdim, expectShape, expectTensor, finiteNumber, output } from './check';
-import { Planned, runAsync, runSync } from './run';
+import { Planned, defineOp } from './run';
 
 export interface GemmOptions {
   /** [N] added to every row. */
@@ -52,16 +52,11 @@ function plan(a: Tensor, b: Tensor, opts: GemmOptions): Planned<Tensor<'f32'>> {
   };
 }
 
-/** C = act(alpha * A.B^T + bias + beta * C), off the event loop. B may be f32, f16 or bf16. */
-export function gemm(a: Tensor<'f32'>, b: Tensor, opts: GemmOptions = {}): Promise<Tensor<'f32'>> {
-  try {
-    return runAsync(plan(a, b, opts));
-  } catch (e) {
-    return Promise.reject(e);
-  }
-}
+const gemmOp = defineOp(plan);
 
+/** C = act(alpha * A.B^T + bias + beta * C), off the event loop. B may be f32, f16 or bf16. */
+export const gemm: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Promise<Tensor<'f32'>> = (a, b, opts = {}) =>
+  gemmOp.async(a, b, opts);
 /** The same, on the calling thread. */
-export function gemmSync(a: Tensor<'f32'>, b: Tensor, opts: GemmOptions = {}): Tensor<'f32'> {
-  return runSync(plan(a, b, opts));
-}
+export const gemmSync: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Tensor<'f32'> = (a, b, opts = {}) =>
+  gemmOp.sync(a, b, opts);

@@ -29,3 +29,20 @@ export function runSync<R>(p: Planned<R>): R {
   }
   return p.result;
 }
+
+/** The async and sync entry points of an op from its planner. */
+export function defineOp<A extends unknown[], R>(plan: (...args: A) => Planned<R>): {
+  async: (...args: A) => Promise<R>;
+  sync: (...args: A) => R;
+} {
+  return {
+    async: (...args: A): Promise<R> => {
+      try {
+        return runAsync(plan(...args));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+    sync: (...args: A): R => runSync(plan(...args)),
+  };
+}

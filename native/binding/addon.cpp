@@ -14,6 +14,10 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     register_library(env, exports);
     register_copy(env, exports);
     register_gemm(env, exports);
+    register_activation(env, exports);
+    register_norm(env, exports);
+    register_rope(env, exports);
+    register_embedding(env, exports);
     return exports;
   });
 }

@@ -8,5 +8,9 @@ namespace te::binding {
 void register_library(Napi::Env env, Napi::Object exports);
 void register_copy(Napi::Env env, Napi::Object exports);
 void register_gemm(Napi::Env env, Napi::Object exports);
+void register_activation(Napi::Env env, Napi::Object exports);
+void register_norm(Napi::Env env, Napi::Object exports);
+void register_rope(Napi::Env env, Napi::Object exports);
+void register_embedding(Napi::Env env, Napi::Object exports);
 
 }  // namespace te::binding

@@ -51,8 +51,12 @@ export function activate(act: ActName, x: number): number {
   switch (act) {
     case 'gelu':
       return x * phi(x);
-    case 'gelu_tanh':
-      return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+    case 'gelu_tanh': {
+      // 0.5 x (1 + tanh(u)), written as x / (1 + e^(-2u)) so that double
+      // precision does not cancel to 0 in the negative tail.
+      const u = Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3);
+      return x / (1 + Math.exp(-2 * u));
+    }
     case 'quick_gelu':
       return x * sigmoid(1.702 * x);
     case 'silu':

@@ -2,7 +2,6 @@
 #include <cstring>
 
 #include "../../core/half.h"
-#include "../generic/kernels.h"
 #include "kernels.h"
 #include "simd.h"
 #include "tinyemo.h"
@@ -20,7 +19,6 @@ void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ld
 #pragma GCC unroll 4
   for (int64_t p = 0; p < k; ++p) {
     const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 128), _MM_HINT_T0);
     __m256 a = _mm256_broadcast_ss(ap + 0);
     c00 = _mm256_fmadd_ps(a, b0, c00);
     c01 = _mm256_fmadd_ps(a, b1, c01);
@@ -107,29 +105,31 @@ inline float load1(const void* base, int32_t dtype, int64_t i) {
 }  // namespace
 
 void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t k, int width, float* out) {
-  if (width % 8 != 0) {
-    generic::pack_rows(w, dtype, ldw, rows, k, width, out);
-    return;
-  }
-  // Full groups of 8 rows go through 8x8 register transposes; a ragged last
-  // group and the k tail are done one value at a time.
+  // Groups of up to 8 rows go through 8x8 register transposes, each k step
+  // stored as that group's lanes of the panel (masked when the group is
+  // narrower than 8, as for the 6-row panels of A); rows past the end are
+  // zero; the k tail is done one value at a time.
   for (int64_t r0 = 0; r0 < rows; r0 += width) {
     for (int g = 0; g < width; g += 8) {
+      const int lanes = std::min(8, width - g);
       const int64_t first = r0 + g;
-      const int64_t n_rows = std::max<int64_t>(0, std::min<int64_t>(8, rows - first));
+      const int64_t n_rows = std::max<int64_t>(0, std::min<int64_t>(lanes, rows - first));
+      const __m256i mask = tail_mask(lanes);
       float* o = out + g;
       int64_t kk = 0;
-      if (n_rows == 8) {
-        for (; kk + 8 <= k; kk += 8) {
-          __m256 r[8];
-          for (int j = 0; j < 8; ++j) r[j] = load8(w, dtype, (first + j) * ldw + kk);
-          transpose8(r);
+      for (; kk + 8 <= k; kk += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) r[j] = j < n_rows ? load8(w, dtype, (first + j) * ldw + kk) : _mm256_setzero_ps();
+        transpose8(r);
+        if (lanes == 8) {
           for (int j = 0; j < 8; ++j) _mm256_storeu_ps(o + (kk + j) * width, r[j]);
+        } else {
+          for (int j = 0; j < 8; ++j) _mm256_maskstore_ps(o + (kk + j) * width, mask, r[j]);
         }
       }
       for (; kk < k; ++kk) {
         float* ok = o + kk * width;
-        for (int j = 0; j < 8; ++j) ok[j] = j < n_rows ? load1(w, dtype, (first + j) * ldw + kk) : 0.0f;
+        for (int j = 0; j < lanes; ++j) ok[j] = j < n_rows ? load1(w, dtype, (first + j) * ldw + kk) : 0.0f;
       }
     }
     out += k * width;

@@ -1,0 +1,61 @@
+/** Gathering rows of an embedding table, and a ViT's patch embedding. */
+import { TinyEmoError } from '../errors';
+import { binding } from '../native';
+import { Tensor } from '../tensor';
+import { expectDType, expectNdim, expectShape, expectTensor, output } from './check';
+import { Planned, defineOp } from './run';
+
+function planEmbedding(table: Tensor, ids: Tensor<'i32' | 'i64'>, opts: { out?: Tensor<'f32'> } = {}): Planned<Tensor<'f32'>> {
+  expectTensor(table, 'table');
+  expectTensor(ids, 'ids');
+  expectDType(table, 'table', ['f32', 'f16', 'bf16']);
+  expectDType(ids, 'ids', ['i32', 'i64']);
+  expectNdim(table, 'table', 2);
+  expectNdim(ids, 'ids', 1);
+  const out = output(opts.out, 'out', [ids.shape[0], table.shape[1]]) as Tensor<'f32'>;
+  return { result: out, owned: opts.out ? [] : [out], invoke: (async) => binding().embedding(table.handle, ids.handle, out.handle, async) };
+}
+
+export interface PatchEmbedOptions {
+  bias?: Tensor<'f32'>;
+  out?: Tensor<'f32'>;
+}
+
+function planPatchEmbed(pixels: Tensor<'f32'>, weight: Tensor, opts: PatchEmbedOptions = {}): Planned<Tensor<'f32'>> {
+  expectTensor(pixels, 'pixels');
+  expectTensor(weight, 'weight');
+  expectDType(pixels, 'pixels', ['f32']);
+  expectDType(weight, 'weight', ['f32', 'f16', 'bf16']);
+  expectNdim(pixels, 'pixels', 4);
+  expectNdim(weight, 'weight', 4);
+  const [b, c, h, w] = pixels.shape;
+  const [e, wc, p] = weight.shape;
+  if (wc !== c || weight.shape[3] !== p || h % p !== 0 || w % p !== 0) {
+    throw new TinyEmoError(
+      'SHAPE_MISMATCH',
+      `pixels [${pixels.shape.join(', ')}] do not tile into patches of weight [${weight.shape.join(', ')}]`,
+    );
+  }
+  if (opts.bias !== undefined) {
+    expectTensor(opts.bias, 'bias');
+    expectDType(opts.bias, 'bias', ['f32']);
+    expectShape(opts.bias, 'bias', [e]);
+  }
+  const bias = opts.bias;
+  const out = output(opts.out, 'out', [b, (h / p) * (w / p), e]) as Tensor<'f32'>;
+  return {
+    result: out,
+    owned: opts.out ? [] : [out],
+    invoke: (async) => binding().patchEmbed(pixels.handle, weight.handle, bias?.handle ?? null, out.handle, async),
+  };
+}
+
+const embeddingOp = defineOp(planEmbedding);
+const patchEmbedOp = defineOp(planPatchEmbed);
+
+/** out[n] = table[ids[n]] as f32; every id is checked against the table. */
+export const embedding = embeddingOp.async;
+export const embeddingSync = embeddingOp.sync;
+/** Conv2d(kernel = stride = P) over pixels [B, C, H, W] -> [B, patches, E]. */
+export const patchEmbed = patchEmbedOp.async;
+export const patchEmbedSync = patchEmbedOp.sync;

@@ -1,0 +1,40 @@
+#include "errors.h"
+#include "job.h"
+#include "ops.h"
+
+namespace te::binding {
+
+namespace {
+
+// layerNorm(x, weight | null, bias | null, eps, y, async)
+Napi::Value layer_norm(const Napi::CallbackInfo& info) {
+  return run_job(info, [&](Job& j) {
+    const te_tensor x = j.tensor(info, 0, "x");
+    te_tensor w{}, b{};
+    const bool hw = j.optional_tensor(info, 1, "weight", &w), hb = j.optional_tensor(info, 2, "bias", &b);
+    const float eps = static_cast<float>(number_arg(info, 3, "eps"));
+    te_tensor y = j.tensor(info, 4, "y");
+    return [=]() mutable { return te_layer_norm(&x, hw ? &w : nullptr, hb ? &b : nullptr, eps, &y); };
+  });
+}
+
+// rmsNorm(x, weight | null, eps, y, async)
+Napi::Value rms_norm(const Napi::CallbackInfo& info) {
+  return run_job(info, [&](Job& j) {
+    const te_tensor x = j.tensor(info, 0, "x");
+    te_tensor w{};
+    const bool hw = j.optional_tensor(info, 1, "weight", &w);
+    const float eps = static_cast<float>(number_arg(info, 2, "eps"));
+    te_tensor y = j.tensor(info, 3, "y");
+    return [=]() mutable { return te_rms_norm(&x, hw ? &w : nullptr, eps, &y); };
+  });
+}
+
+}  // namespace
+
+void register_norm(Napi::Env env, Napi::Object exports) {
+  exports.Set("layerNorm", Napi::Function::New<export_fn<layer_norm>>(env, "layerNorm"));
+  exports.Set("rmsNorm", Napi::Function::New<export_fn<rms_norm>>(env, "rmsNorm"));
+}
+
+}  // namespace te::binding

@@ -1,0 +1,93 @@
+#include "../../cpu/activation.h"
+#include "../tensor.h"
+
+namespace {
+
+// An f32 output with the input's shape: the exact same view (in place) or
+// memory disjoint from it.
+te::Rows same_shape_output(const te_tensor& x, const char* xn, const te_tensor& y, const char* yn) {
+  te::expect_dtype(y, yn, {TE_F32});
+  te::expect_same_shape(x, xn, y, yn);
+  te::expect_writable(y, yn);
+  te::expect_disjoint(y, yn, x, xn, /*in_place_ok=*/true);
+  return te::as_rows(y, yn);
+}
+
+}  // namespace
+
+extern "C" TE_API te_status te_activation(const te_tensor* x_, int32_t activation, te_tensor* y_) {
+  return te::guard([&] {
+    const te_tensor& x = te::arg(x_, "x");
+    const te_tensor& y = te::arg(y_, "y");
+    if (activation < TE_ACT_NONE || activation > TE_ACT_RELU)
+      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", activation);
+    te::expect_dtype(x, "x", {TE_F32});
+    const te::Rows ry = same_shape_output(x, "x", y, "y");
+    te::cpu::activation(te::as_rows(x, "x"), activation, ry);
+  });
+}
+
+extern "C" TE_API te_status te_swiglu(const te_tensor* gate_, const te_tensor* up_, te_tensor* y_) {
+  return te::guard([&] {
+    const te_tensor& gate = te::arg(gate_, "gate");
+    const te_tensor& up = te::arg(up_, "up");
+    const te_tensor& y = te::arg(y_, "y");
+    te::expect_dtype(gate, "gate", {TE_F32});
+    te::expect_dtype(up, "up", {TE_F32});
+    te::expect_same_shape(gate, "gate", up, "up");
+    const te::Rows ry = same_shape_output(gate, "gate", y, "y");
+    te::expect_disjoint(y, "y", up, "up", /*in_place_ok=*/true);
+    te::cpu::swiglu(te::as_rows(gate, "gate"), te::as_rows(up, "up"), ry);
+  });
+}
+
+extern "C" TE_API te_status te_softmax(const te_tensor* x_, float scale, te_tensor* y_) {
+  return te::guard([&] {
+    const te_tensor& x = te::arg(x_, "x");
+    const te_tensor& y = te::arg(y_, "y");
+    te::expect_dtype(x, "x", {TE_F32});
+    const te::Rows ry = same_shape_output(x, "x", y, "y");
+    te::cpu::softmax(te::as_rows(x, "x"), scale, ry);
+  });
+}
+
+extern "C" TE_API te_status te_add(const te_tensor* a_, const te_tensor* b_, float alpha, te_tensor* y_) {
+  return te::guard([&] {
+    const te_tensor& a = te::arg(a_, "a");
+    const te_tensor& b = te::arg(b_, "b");
+    const te_tensor& y = te::arg(y_, "y");
+    te::expect_dtype(a, "a", {TE_F32});
+    te::expect_dtype(b, "b", {TE_F32});
+    te::expect_dtype(y, "y", {TE_F32});
+    te::expect_same_shape(a, "a", y, "y");
+    if (b.ndim > a.ndim) te::fail(TE_ERR_SHAPE, "b %s has more dims than a %s", te::shape_str(b).c_str(), te::shape_str(a).c_str());
+    for (int i = 0; i < b.ndim; ++i)
+      if (b.shape[b.ndim - 1 - i] != a.shape[a.ndim - 1 - i])
+        te::fail(TE_ERR_SHAPE, "b %s must match the trailing dims of a %s", te::shape_str(b).c_str(),
+                 te::shape_str(a).c_str());
+    te::expect_contiguous(a, "a");
+    te::expect_contiguous(b, "b");
+    te::expect_contiguous(y, "y");
+    te::expect_disjoint(y, "y", a, "a", /*in_place_ok=*/true);
+    te::expect_disjoint(y, "y", b, "b");
+    const int64_t n = te::numel(a), bl = te::numel(b);
+    if (n == 0) return;
+    if (bl == 0) te::fail(TE_ERR_SHAPE, "b is empty");
+    te::cpu::add(static_cast<const float*>(a.data), static_cast<const float*>(b.data), n, bl, alpha,
+                 static_cast<float*>(y.data));
+  });
+}
+
+extern "C" TE_API te_status te_scale(const te_tensor* x_, float alpha, te_tensor* y_) {
+  return te::guard([&] {
+    const te_tensor& x = te::arg(x_, "x");
+    const te_tensor& y = te::arg(y_, "y");
+    te::expect_dtype(x, "x", {TE_F32});
+    te::expect_dtype(y, "y", {TE_F32});
+    te::expect_same_shape(x, "x", y, "y");
+    te::expect_contiguous(x, "x");
+    te::expect_contiguous(y, "y");
+    te::expect_disjoint(y, "y", x, "x", /*in_place_ok=*/true);
+    te::cpu::scale(static_cast<const float*>(x.data), te::numel(x), alpha, static_cast<float*>(y.data));
+  });
+}

@@ -1,0 +1,75 @@
+#include <vector>
+
+#include "../../cpu/embedding.h"
+#include "../tensor.h"
+
+extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tensor* ids_, te_tensor* out_) {
+  return te::guard([&] {
+    const te_tensor& table = te::arg(table_, "table");
+    const te_tensor& ids = te::arg(ids_, "ids");
+    const te_tensor& out = te::arg(out_, "out");
+    te::expect_dtype(table, "table", {TE_F32, TE_F16, TE_BF16});
+    te::expect_dtype(ids, "ids", {TE_I32, TE_I64});
+    te::expect_dtype(out, "out", {TE_F32});
+    te::expect_ndim(table, "table", 2);
+    te::expect_ndim(ids, "ids", 1);
+    te::expect_ndim(out, "out", 2);
+    const int64_t V = table.shape[0], H = table.shape[1], N = ids.shape[0];
+    te::expect_dim(out, "out", 0, N, "the number of ids");
+    te::expect_dim(out, "out", 1, H, "the table width");
+    te::expect_writable(out, "out");
+    te::expect_disjoint(out, "out", table, "table");
+    te::expect_disjoint(out, "out", ids, "ids");
+    // Every id is checked before anything is written.
+    std::vector<int64_t> idx(static_cast<size_t>(N));
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t off = i * ids.strides[0];
+      const int64_t id = ids.dtype == TE_I64 ? static_cast<const int64_t*>(ids.data)[off]
+                                             : static_cast<const int32_t*>(ids.data)[off];
+      if (id < 0 || id >= V)
+        te::fail(TE_ERR_INVALID_ARGUMENT, "ids[%lld] = %lld is outside the table's %lld rows", (long long)i,
+                 (long long)id, (long long)V);
+      idx[i] = id;
+    }
+    te::cpu::embedding(te::as_rows(table, "table"), idx.data(), N, te::as_rows(out, "out"));
+  });
+}
+
+extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_tensor* weight_,
+                                           const te_tensor* bias_, te_tensor* out_) {
+  return te::guard([&] {
+    const te_tensor& px = te::arg(pixels_, "pixels");
+    const te_tensor& w = te::arg(weight_, "weight");
+    const te_tensor* bias = te::optional_arg(bias_, "bias");
+    const te_tensor& out = te::arg(out_, "out");
+    te::expect_dtype(px, "pixels", {TE_F32});
+    te::expect_dtype(w, "weight", {TE_F32, TE_F16, TE_BF16});
+    te::expect_dtype(out, "out", {TE_F32});
+    te::expect_ndim(px, "pixels", 4);
+    te::expect_ndim(w, "weight", 4);
+    te::expect_ndim(out, "out", 3);
+    te::expect_contiguous(px, "pixels");
+    te::expect_contiguous(w, "weight");
+    te::expect_contiguous(out, "out");
+    const int64_t B = px.shape[0], C = px.shape[1], H = px.shape[2], W = px.shape[3];
+    const int64_t E = w.shape[0], P = w.shape[2];
+    te::expect_dim(w, "weight", 1, C, "the pixel channels");
+    if (w.shape[3] != P || P < 1) te::fail(TE_ERR_SHAPE, "weight must be [E,C,P,P], got %s", te::shape_str(w).c_str());
+    if (H % P || W % P)
+      te::fail(TE_ERR_SHAPE, "image %lldx%lld is not a whole number of %lldx%lld patches", (long long)H,
+               (long long)W, (long long)P, (long long)P);
+    te::expect_dim(out, "out", 0, B, "B");
+    te::expect_dim(out, "out", 1, (H / P) * (W / P), "the number of patches");
+    te::expect_dim(out, "out", 2, E, "E");
+    if (bias) {
+      te::expect_dtype(*bias, "bias", {TE_F32});
+      te::expect_ndim(*bias, "bias", 1);
+      te::expect_dim(*bias, "bias", 0, E, "E");
+      te::expect_contiguous(*bias, "bias");
+    }
+    te::expect_disjoint(out, "out", px, "pixels");
+    te::expect_disjoint(out, "out", w, "weight");
+    te::cpu::patch_embed(static_cast<const float*>(px.data), B, C, H, W, P, w.data, w.dtype,
+                         bias ? static_cast<const float*>(bias->data) : nullptr, E, static_cast<float*>(out.data));
+  });
+}
