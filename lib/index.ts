@@ -17,3 +17,5 @@ export { rope, ropeSync } from './ops/rope';
 export type { RopeOptions } from './ops/rope';
 export { embedding, embeddingSync, patchEmbed, patchEmbedSync } from './ops/embedding';
 export type { PatchEmbedOptions } from './ops/embedding';
+export { l2Normalize, l2NormalizeSync, cosine, cosineSync, cosineTopk, cosineTopkSync } from './ops/metric';
+export type { TopK, CosineTopkOptions } from './ops/metric';

@@ -60,6 +60,9 @@ export interface NativeBinding {
   rope: Op<[x: T, positions: Maybe<T>, offset: number, rotaryDim: number, theta: number, y: T]>;
   embedding: Op<[table: T, ids: T, out: T]>;
   patchEmbed: Op<[pixels: T, weight: T, bias: Maybe<T>, out: T]>;
+  l2Normalize: Op<[x: T, eps: number, y: T]>;
+  cosine: Op<[queries: T, table: T, out: T]>;
+  cosineTopk: Op<[queries: T, table: T, tableNormalized: boolean, k: number, scores: T, indices: T]>;
 }
 
 /** The package's root folder (holds package.json, build/, prebuilds/). */

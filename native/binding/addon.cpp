@@ -18,6 +18,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     register_norm(env, exports);
     register_rope(env, exports);
     register_embedding(env, exports);
+    register_metric(env, exports);
     return exports;
   });
 }

@@ -12,5 +12,6 @@ void register_activation(Napi::Env env, Napi::Object exports);
 void register_norm(Napi::Env env, Napi::Object exports);
 void register_rope(Napi::Env env, Napi::Object exports);
 void register_embedding(Napi::Env env, Napi::Object exports);
+void register_metric(Napi::Env env, Napi::Object exports);
 
 }  // namespace te::binding
