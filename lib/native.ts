@@ -63,7 +63,35 @@ export interface NativeBinding {
   l2Normalize: Op<[x: T, eps: number, y: T]>;
   cosine: Op<[queries: T, table: T, out: T]>;
   cosineTopk: Op<[queries: T, table: T, tableNormalized: boolean, k: number, scores: T, indices: T]>;
+  projectionForward: Op<[x: T, ...weights: ProjectionArgs, y: T]>;
+  projectionForwardTrain: Op<
+    [x: T, ...weights: ProjectionArgs, momentum: number, dropP: number, seed: Seed, z1: T, mean: T, rstd: T, y: T]
+  >;
+  projectionBackward: Op<
+    [
+      dy: T,
+      x: T,
+      ...weights: ProjectionArgs,
+      z1: T,
+      mean: T,
+      rstd: T,
+      dropP: number,
+      seed: Seed,
+      gW1: T,
+      gB1: T,
+      gBnWeight: T,
+      gBnBias: T,
+      gW2: T,
+      gB2: T,
+      dx: Maybe<T>,
+    ]
+  >;
+  adamwStep: Op<[params: T[], grads: T[], expAvg: T[], expAvgSq: T[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number]>;
 }
+
+type Seed = number | bigint;
+/** w1, b1, bnWeight, bnBias, runningMean, runningVar, w2, b2, eps. */
+type ProjectionArgs = [T, T, T, T, T, T, T, T, number];
 
 /** The package's root folder (holds package.json, build/, prebuilds/). */
 export function packageRoot(): string {

@@ -19,6 +19,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     register_rope(env, exports);
     register_embedding(env, exports);
     register_metric(env, exports);
+    register_projection(env, exports);
+    register_optim(env, exports);
     return exports;
   });
 }

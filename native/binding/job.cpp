@@ -11,7 +11,7 @@ te_tensor Job::tensor(const Napi::CallbackInfo& info, size_t i, const char* name
   NativeTensor* t = i < info.Length() ? NativeTensor::unwrap(info[i]) : nullptr;
   if (!t) throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must be a tensor");
   if (t->disposed()) throw_error(info.Env(), "DISPOSED", std::string(name) + " was disposed");
-  keep_.push_back(t->storage());
+  keep(t->storage());
   return t->view();
 }
 

@@ -26,6 +26,8 @@ class Job {
   te_tensor tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
   // Same, but null/undefined gives false and leaves *out alone.
   bool optional_tensor(const Napi::CallbackInfo& info, size_t i, const char* name, te_tensor* out);
+  // Holds a storage until the job is done.
+  void keep(const std::shared_ptr<Storage>& s) { keep_.push_back(s); }
 
  private:
   std::vector<std::shared_ptr<Storage>> keep_;

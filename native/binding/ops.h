@@ -13,5 +13,7 @@ void register_norm(Napi::Env env, Napi::Object exports);
 void register_rope(Napi::Env env, Napi::Object exports);
 void register_embedding(Napi::Env env, Napi::Object exports);
 void register_metric(Napi::Env env, Napi::Object exports);
+void register_projection(Napi::Env env, Napi::Object exports);
+void register_optim(Napi::Env env, Napi::Object exports);
 
 }  // namespace te::binding
