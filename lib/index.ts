@@ -39,3 +39,5 @@ export type {
 } from './ops/projection';
 export { adamwStep, adamwStepSync } from './ops/optim';
 export type { AdamWOptions, AdamWState } from './ops/optim';
+export { attention, attentionSync } from './ops/attention';
+export type { AttentionOptions } from './ops/attention';

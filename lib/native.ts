@@ -86,6 +86,7 @@ export interface NativeBinding {
       dx: Maybe<T>,
     ]
   >;
+  attention: Op<[q: T, k: T, v: T, out: T, scale: number, causal: boolean]>;
   adamwStep: Op<[params: T[], grads: T[], expAvg: T[], expAvgSq: T[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number]>;
 }
 

@@ -219,6 +219,17 @@ export class Tensor<D extends DType = DType> {
     return this.asStrided(shape, this.strides, this.handle.offset + start * this.strides[d]);
   }
 
+  /** A view of entry `index` of dimension `dim`, that dimension removed. */
+  select(dim: number, index: number): Tensor<D> {
+    const d = this.dimIndex(dim);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.shape[d]) {
+      throw invalid(`select(${dim}, ${index}) is outside dimension ${d} of size ${this.shape[d]}`);
+    }
+    const shape = this.shape.filter((_, i) => i !== d);
+    const strides = this.strides.filter((_, i) => i !== d);
+    return this.asStrided(shape, strides, this.handle.offset + index * this.strides[d]);
+  }
+
   /** A view with another shape over the same elements (contiguous tensors). One entry may be -1. */
   reshape(shape: Shape): Tensor<D> {
     const dims = [...shape];

@@ -1,0 +1,39 @@
+#include <cmath>
+
+#include "../../cpu/attention.h"
+#include "../tensor.h"
+
+extern "C" TE_API te_status te_attention(const te_tensor* q_, const te_tensor* k_, const te_tensor* v_,
+                                         te_tensor* out_, const te_attention_options* opt) {
+  return te::guard([&] {
+    const te_tensor& q = te::arg(q_, "q");
+    const te_tensor& k = te::arg(k_, "k");
+    const te_tensor& v = te::arg(v_, "v");
+    const te_tensor& out = te::arg(out_, "out");
+    if (!opt) te::fail(TE_ERR_INVALID_ARGUMENT, "options is NULL");
+    if (!std::isfinite(opt->scale)) te::fail(TE_ERR_INVALID_ARGUMENT, "scale must be finite");
+    const te_tensor* all[] = {&q, &k, &v, &out};
+    const char* names[] = {"q", "k", "v", "out"};
+    for (int i = 0; i < 4; ++i) {
+      te::expect_dtype(*all[i], names[i], {TE_F32});
+      te::expect_ndim(*all[i], names[i], 4);
+      te::expect_last_contiguous(*all[i], names[i]);
+    }
+    te::expect_same_shape(k, "k", v, "v");
+    te::expect_same_shape(q, "q", out, "out");
+    te::expect_dim(k, "k", 0, q.shape[0], "the batch of q");
+    te::expect_dim(k, "k", 3, q.shape[3], "the head size of q");
+    const int64_t Hq = q.shape[2], Hkv = k.shape[2];
+    if (Hkv == 0 || Hq % Hkv)
+      te::fail(TE_ERR_SHAPE, "q's %lld heads are not a multiple of k's %lld", (long long)Hq, (long long)Hkv);
+    if (opt->causal && q.shape[1] > k.shape[1])
+      te::fail(TE_ERR_SHAPE, "causal attention needs no more queries (%lld) than keys (%lld)", (long long)q.shape[1],
+               (long long)k.shape[1]);
+    if (!opt->causal && k.shape[1] == 0 && q.shape[1] > 0) te::fail(TE_ERR_SHAPE, "no keys to attend to");
+    te::expect_writable(out, "out");
+    te::expect_disjoint(out, "out", q, "q");
+    te::expect_disjoint(out, "out", k, "k");
+    te::expect_disjoint(out, "out", v, "v");
+    te::cpu::attention(q, k, v, out, opt->scale, opt->causal != 0);
+  });
+}

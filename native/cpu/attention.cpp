@@ -1,0 +1,172 @@
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "../core/buffer.h"
+#include "../core/threadpool.h"
+#include "isa.h"
+
+namespace te::cpu {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Keys per block of the online softmax: a multiple of every ISA's nr.
+constexpr int64_t kKB = 256;
+constexpr int kMaxMR = 16;
+
+// A [B, S, H, D] view with any strides on its first three dims.
+template <class T>
+struct View4 {
+  T* p;
+  int64_t sb, ss, sh;  // strides of batch, sequence, head (elements)
+  T* row(int64_t b, int64_t s, int64_t h) const { return p + b * sb + s * ss + h * sh; }
+};
+using In4 = View4<const float>;
+using Out4 = View4<float>;
+
+struct Shape {
+  int64_t B, Sq, Skv, Hq, Hkv, D, G;
+  float scale;
+  bool causal;
+  // The last key query row s may see, plus one.
+  int64_t visible(int64_t s) const { return causal ? std::min(Skv, s + 1 + (Skv - Sq)) : Skv; }
+};
+
+// Flash-style: for a chunk of query rows of every head sharing kv head hk,
+// pack K (for S = Q K^T) and V (for O = P V) once into the GEMM's panel
+// layouts, then walk the keys in blocks, keeping per row the running
+// maximum m, the running sum l and the unnormalised output O.
+void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o,
+                   int64_t b, int64_t hk, int64_t s0, int64_t s1) {
+  const int mr = is.mr, nr = is.nr;
+  const int64_t D = a.D, Dp = (D + nr - 1) / nr * nr;
+  const int64_t kv_end = a.visible(s1 - 1);
+  if (kv_end <= 0) return;
+  const int64_t kv_pad = (kv_end + nr - 1) / nr * nr;
+
+  Buffer<float> kp(kv_pad * D), vp(Dp * kv_pad), qp(mr * D), s(mr * kKB), pp(mr * kKB), acc(mr * Dp);
+  // K rows as nr-wide panels over D: B operand of S = Q K^T.
+  is.pack_rows(k.row(b, 0, hk), TE_F32, k.ss, kv_end, D, nr, kp.data());
+  // V as nr-wide column panels, one key per step: B operand of O = P V.
+  for (int64_t p0 = 0; p0 < Dp; p0 += nr) {
+    float* panel = vp.data() + p0 * kv_pad;
+    const int64_t w = std::min<int64_t>(nr, D - p0);
+    for (int64_t j = 0; j < kv_end; ++j) {
+      const float* src = v.row(b, j, hk) + p0;
+      float* dst = panel + j * nr;
+      for (int64_t c = 0; c < w; ++c) dst[c] = src[c];
+      for (int64_t c = w; c < nr; ++c) dst[c] = 0.0f;
+    }
+  }
+
+  float m[kMaxMR], l[kMaxMR];
+  for (int64_t g = 0; g < a.G; ++g) {
+    const int64_t h = hk * a.G + g;
+    for (int64_t r0 = s0; r0 < s1; r0 += mr) {
+      const int mr_eff = static_cast<int>(std::min<int64_t>(mr, s1 - r0));
+      // Q rows, pre-scaled, so S comes out already multiplied by the scale.
+      is.pack_rows(q.row(b, r0, h), TE_F32, q.ss, mr_eff, D, mr, qp.data());
+      is.scale(a.scale, qp.data(), qp.data(), mr * D);
+      const int64_t blk_end = a.visible(r0 + mr_eff - 1);
+      for (int i = 0; i < mr; ++i) {
+        m[i] = kNegInf;
+        l[i] = 0.0f;
+      }
+      std::fill(acc.data(), acc.data() + mr * Dp, 0.0f);
+      for (int64_t j0 = 0; j0 < blk_end; j0 += kKB) {
+        const int64_t kb = std::min(kKB, blk_end - j0);
+        for (int64_t jp = 0; jp < kb; jp += nr)
+          is.gemm_tile(D, qp.data(), kp.data() + (j0 + jp) * D, s.data() + jp, kKB, mr_eff,
+                       static_cast<int>(std::min<int64_t>(nr, kb - jp)), 1.0f, 0.0f);
+        for (int i = 0; i < mr_eff; ++i) {
+          float* row = s.data() + i * kKB;
+          // Keys past this row's causal limit (only in blocks on the diagonal).
+          const int64_t limit = a.visible(r0 + i) - j0;
+          for (int64_t j = std::max<int64_t>(limit, 0); j < kb; ++j) row[j] = kNegInf;
+          const float m_new = std::max(m[i], is.max(row, kb));
+          if (m_new == kNegInf) {  // nothing visible yet: P = 0
+            std::fill(row, row + kb, 0.0f);
+            continue;
+          }
+          const float alpha = std::exp(m[i] - m_new);
+          l[i] = l[i] * alpha + is.exp_sum(row, m_new, row, kb);
+          if (alpha != 1.0f) is.scale(alpha, acc.data() + i * Dp, acc.data() + i * Dp, Dp);
+          m[i] = m_new;
+        }
+        // P as the A operand (mr-wide, k-major over keys), then O += P V.
+        is.pack_rows(s.data(), TE_F32, kKB, mr_eff, kb, mr, pp.data());
+        for (int64_t p0 = 0; p0 < Dp; p0 += nr)
+          is.gemm_tile(kb, pp.data(), vp.data() + p0 * kv_pad + j0 * nr, acc.data() + p0, Dp, mr_eff, nr, 1.0f, 1.0f);
+      }
+      for (int i = 0; i < mr_eff; ++i) {
+        float* dst = o.row(b, r0 + i, h);
+        is.scale(l[i] > 0.0f ? 1.0f / l[i] : 0.0f, acc.data() + i * Dp, dst, D);
+      }
+    }
+  }
+}
+
+// A few query rows (token generation): stream the cache once per row with
+// matrix-vector products; memory-bound, so no packing.
+void decode_head(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o,
+                 int64_t b, int64_t hk) {
+  Buffer<float> scores(a.Skv), qs(a.D), acc(a.D);
+  for (int64_t g = 0; g < a.G; ++g) {
+    const int64_t h = hk * a.G + g;
+    for (int64_t s = 0; s < a.Sq; ++s) {
+      const int64_t n = a.visible(s);
+      float* dst = o.row(b, s, h);
+      if (n <= 0) {
+        std::fill(dst, dst + a.D, 0.0f);
+        continue;
+      }
+      is.scale(a.scale, q.row(b, s, h), qs.data(), a.D);
+      is.gemv_f32(k.row(b, 0, hk), k.ss, qs.data(), a.D, n, scores.data());
+      const float mx = is.max(scores.data(), n);
+      const float sum = is.exp_sum(scores.data(), mx, scores.data(), n);
+      std::fill(acc.data(), acc.data() + a.D, 0.0f);
+      for (int64_t j = 0; j < n; ++j) is.axpy(scores[j], v.row(b, j, hk), acc.data(), a.D);
+      is.scale(1.0f / sum, acc.data(), dst, a.D);
+    }
+  }
+}
+
+}  // namespace
+
+void attention(const te_tensor& qt, const te_tensor& kt, const te_tensor& vt, const te_tensor& ot, float scale,
+               bool causal) {
+  const Isa& is = isa();
+  static_assert(kMaxMR >= 6, "the per-row softmax state must hold a micro-tile's rows");
+  Shape a{qt.shape[0], qt.shape[1], kt.shape[1], qt.shape[2], kt.shape[2], qt.shape[3], 0, scale, causal};
+  a.G = a.Hq / a.Hkv;
+  const In4 q{static_cast<const float*>(qt.data), qt.strides[0], qt.strides[1], qt.strides[2]};
+  const In4 k{static_cast<const float*>(kt.data), kt.strides[0], kt.strides[1], kt.strides[2]};
+  const In4 v{static_cast<const float*>(vt.data), vt.strides[0], vt.strides[1], vt.strides[2]};
+  const Out4 o{static_cast<float*>(ot.data), ot.strides[0], ot.strides[1], ot.strides[2]};
+  if (a.B == 0 || a.Sq == 0 || a.Hq == 0) return;
+
+  if (a.Sq <= 4) {
+    parallel_for(a.B * a.Hkv, [&](int64_t t, int) { decode_head(is, a, q, k, v, o, t / a.Hkv, t % a.Hkv); });
+    return;
+  }
+  // Chunks of query rows: enough tasks to keep every thread busy (causal
+  // chunks differ in cost; the pool hands them out dynamically), each big
+  // enough that packing K and V is small next to its products.
+  const int threads = pool_threads();
+  const int64_t heads = a.B * a.Hkv;
+  int64_t chunk = (a.Sq * heads + 4 * threads - 1) / (4 * threads);
+  chunk = std::max<int64_t>(chunk, 48);
+  chunk = std::min<int64_t>(chunk, a.Sq);
+  chunk = (chunk + is.mr - 1) / is.mr * is.mr;
+  const int64_t chunks = (a.Sq + chunk - 1) / chunk;
+  parallel_for(heads * chunks, [&](int64_t t, int) {
+    const int64_t c = t % chunks, hk = (t / chunks) % a.Hkv, b = t / (chunks * a.Hkv);
+    const int64_t s0 = c * chunk, s1 = std::min(a.Sq, s0 + chunk);
+    prefill_chunk(is, a, q, k, v, o, b, hk, s0, s1);
+  });
+}
+
+}  // namespace te::cpu
