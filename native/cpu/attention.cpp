@@ -86,7 +86,9 @@ void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, co
           // Keys past this row's causal limit (only in blocks on the diagonal).
           const int64_t limit = a.visible(r0 + i) - j0;
           for (int64_t j = std::max<int64_t>(limit, 0); j < kb; ++j) row[j] = kNegInf;
-          const float m_new = std::max(m[i], is.max(row, kb));
+          // NaN anywhere in the row must reach the output, not vanish in max().
+          const float bm = is.max(row, kb);
+          const float m_new = bm != bm ? bm : std::max(m[i], bm);
           if (m_new == kNegInf) {  // nothing visible yet: P = 0
             std::fill(row, row + kb, 0.0f);
             continue;

@@ -38,11 +38,11 @@ inline __m256 load_bf16(const uint16_t* p) {
 
 // e^x to about 1 ulp: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor
 // series to r^7 (truncation < 6e-9), 2^n put into the exponent in two halves
-// so that n = 128 (x near ln FLT_MAX) does not overflow it. Above ln FLT_MAX
-// gives +Inf, below ln FLT_MIN gives 0 (no subnormal results), NaN stays NaN.
-inline __m256 exp(__m256 x) {
-  const __m256 hi = _mm256_set1_ps(88.72283f), lo = _mm256_set1_ps(-87.33654f);
-  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+// so that n = 128 (x near ln FLT_MAX) does not overflow it. exp(): above
+// ln FLT_MAX gives +Inf, below ln FLT_MIN gives 0 (no subnormal results),
+// NaN stays NaN.
+// e^x for x already within [ln FLT_MIN, ln FLT_MAX] (no range checks).
+inline __m256 exp_in_range(__m256 xc) {
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // ln2 in two parts so that n * ln2_hi is exact (Cody and Waite).
@@ -61,7 +61,12 @@ inline __m256 exp(__m256 x) {
   const __m256i bias = _mm256_set1_epi32(127);
   const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
   const __m256 e2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
-  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, e1), e2);
+  return _mm256_mul_ps(_mm256_mul_ps(p, e1), e2);
+}
+
+inline __m256 exp(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.72283f), lo = _mm256_set1_ps(-87.33654f);
+  __m256 y = exp_in_range(_mm256_min_ps(_mm256_max_ps(x, lo), hi));
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
   y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));

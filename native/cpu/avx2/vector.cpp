@@ -77,22 +77,36 @@ void gelu_erf_backward(const float* a, const float* dy, float* dx, int64_t n) {
 }
 
 float exp_sum(const float* x, float shift, float* y, int64_t n) {
-  const __m256 s = _mm256_set1_ps(shift);
-  __m256 acc = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
-    _mm256_storeu_ps(y + i, e);
-    acc = _mm256_add_ps(acc, e);
+  // Softmax's exponentials: x - shift <= 0 when shift is the row maximum,
+  // so the range checks of exp() reduce to flushing below ln FLT_MIN to 0
+  // (masked logits of -inf give exactly 0). A NaN shift poisons the row.
+  if (shift != shift) {
+    for (int64_t i = 0; i < n; ++i) y[i] = shift;
+    return shift;
   }
-  if (i < n) {
+  const __m256 s = _mm256_set1_ps(shift), lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.72283f);
+  auto e = [&](__m256 v) {
+    const __m256 d = _mm256_sub_ps(v, s);
+    const __m256 y = exp_in_range(_mm256_min_ps(_mm256_max_ps(d, lo), hi));
+    return _mm256_andnot_ps(_mm256_cmp_ps(d, lo, _CMP_LT_OQ), y);
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 e0 = e(_mm256_loadu_ps(x + i)), e1 = e(_mm256_loadu_ps(x + i + 8));
+    _mm256_storeu_ps(y + i, e0);
+    _mm256_storeu_ps(y + i + 8, e1);
+    acc0 = _mm256_add_ps(acc0, e0);
+    acc1 = _mm256_add_ps(acc1, e1);
+  }
+  for (; i < n; i += 8) {
     const __m256i m = tail_mask(n - i);
     // Masked-off lanes load 0 and would add exp(-shift): zero them again.
-    const __m256 e = _mm256_and_ps(exp(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), s)), _mm256_castsi256_ps(m));
-    _mm256_maskstore_ps(y + i, m, e);
-    acc = _mm256_add_ps(acc, e);
+    const __m256 e0 = _mm256_and_ps(e(_mm256_maskload_ps(x + i, m)), _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(y + i, m, e0);
+    acc0 = _mm256_add_ps(acc0, e0);
   }
-  return hsum(acc);
+  return hsum(_mm256_add_ps(acc0, acc1));
 }
 
 float dot(const float* a, const float* b, int64_t n) {
