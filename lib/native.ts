@@ -18,6 +18,7 @@ export interface NativeTensorHandle {
   arrayBuffer(): ArrayBuffer;
   asStrided(shape: readonly number[], strides: readonly number[], offset: number): NativeTensorHandle;
   write(source: ArrayBufferView | ArrayBuffer): void;
+  read(dest: ArrayBufferView): void;
   dispose(): void;
 }
 
@@ -47,6 +48,8 @@ export interface NativeBinding {
   setThreads(n: number): void;
   setIsa(isa: string): void;
   hostBytesInUse(): number;
+  /** Machine probe: vector FMA GFLOP/s and parallel read GB/s (0 bytes skips the read). */
+  probe(threads: number, iters: number, readBytes: number): { gflops: number; readGBs: number };
 
   copy: Op<[src: T, dst: T]>;
   gemm: Op<[a: T, b: T, bias: Maybe<T>, c: T, aTrans: boolean, bTrans: boolean, alpha: number, beta: number, act: number]>;
@@ -135,7 +138,9 @@ function load(): { binding: NativeBinding; path: string } {
     throw new TinyEmoError(
       'NATIVE_LOAD',
       `could not load the tinyemo native addon from ${root}: ${(e as Error).message}. ` +
-        'Run `npm install` (or `npm run build`) in the package folder to build it.',
+        'No prebuilt binary matches this platform, and it was not built at install time. Build it with ' +
+        '`npm rebuild tinyemo` (npm 11 skips dependencies\' install scripts unless allowed: ' +
+        '`npm install-scripts approve tinyemo`), or `npm run build:native` in a clone.',
       { cause: e },
     );
   }

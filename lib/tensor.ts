@@ -3,10 +3,12 @@
  *
  * Data is copied in once (Tensor.from*) and then used by any number of ops
  * without copies. `data` is a live, zero-copy view; `toArray()` copies.
- * Memory is freed by dispose() (or, as a safety net, when the tensor is
- * garbage-collected); views made by narrow/reshape/transpose share it and
- * keep it alive. Writing into `data` while an async op reads the tensor is a
- * data race: the op's result is then unspecified, but memory stays valid.
+ * dispose() drops this handle's reference at once (the tensor is finalised
+ * anyway when garbage-collected); the memory goes back when nothing else
+ * holds it: views made by narrow/select/reshape/transpose, a running async
+ * op, or an ArrayBuffer that `data` handed out (until that is collected).
+ * Writing into `data` while an async op reads the tensor is a data race: the
+ * op's result is then unspecified, but memory stays valid.
  */
 import { DType, StorageArray, dtypeCode, dtypeFromCode, dtypeSize, isDType, isFloat, storageArray } from './dtype';
 import { TinyEmoError, awaitNative, callNative, invalid } from './errors';
@@ -143,11 +145,13 @@ export class Tensor<D extends DType = DType> {
     return this.view;
   }
 
-  /** A copy of the elements in row-major order. */
+  /** A copy of the elements in row-major order (JS-owned memory). */
   toArray(): StorageArray<D> {
     const src = this.isContiguous ? this : this.contiguous();
     try {
-      return src.data.slice() as StorageArray<D>;
+      const out = storageArray(this.dtype, new ArrayBuffer(this.size * dtypeSize(this.dtype)), 0, this.size);
+      callNative(() => src.handle.read(out));
+      return out;
     } finally {
       if (src !== this) src.dispose();
     }
@@ -159,7 +163,7 @@ export class Tensor<D extends DType = DType> {
     if (this.dtype === 'f32') return this.toArray() as Float32Array;
     const f = this.toSync('f32');
     try {
-      return f.data.slice();
+      return f.toArray();
     } finally {
       f.dispose();
     }

@@ -45,12 +45,24 @@ Napi::Value host_bytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(te_host_bytes_in_use()));
 }
 
+// probe(threads, iters, readBytes) -> { gflops, readGBs }
+Napi::Value probe(const Napi::CallbackInfo& info) {
+  const int32_t threads = int_arg(info, 0, "threads");
+  const int64_t iters = static_cast<int64_t>(u64_arg(info, 1, "iters"));
+  const int64_t bytes = static_cast<int64_t>(u64_arg(info, 2, "readBytes"));
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("gflops", te_probe_peak_gflops(threads, iters));
+  o.Set("readGBs", bytes > 0 ? te_probe_read_gbs(threads, bytes) : 0.0);
+  return o;
+}
+
 }  // namespace
 
 void register_library(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New<export_fn<info_fn>>(env, "info"));
   exports.Set("setThreads", Napi::Function::New<export_fn<set_threads>>(env, "setThreads"));
   exports.Set("setIsa", Napi::Function::New<export_fn<set_isa>>(env, "setIsa"));
+  exports.Set("probe", Napi::Function::New<export_fn<probe>>(env, "probe"));
   exports.Set("hostBytesInUse", Napi::Function::New<export_fn<host_bytes>>(env, "hostBytesInUse"));
 }
 

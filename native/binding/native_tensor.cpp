@@ -103,6 +103,7 @@ Napi::Function NativeTensor::define(Napi::Env env) {
                                         InstanceMethod<&NativeTensor::array_buffer>("arrayBuffer"),
                                         InstanceMethod<&NativeTensor::as_strided>("asStrided"),
                                         InstanceMethod<&NativeTensor::write>("write"),
+                                        InstanceMethod<&NativeTensor::read>("read"),
                                         InstanceMethod<&NativeTensor::dispose>("dispose"),
                                     });
   g_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));  // lives as long as the addon
@@ -287,6 +288,33 @@ Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
       throw_error(env, "SHAPE_MISMATCH",
                   "source has " + std::to_string(len) + " bytes, tensor has " + std::to_string(bytes));
     if (bytes) std::memmove(t.data, src, bytes);
+    return env.Undefined();
+  });
+}
+
+// read(dest): copies a contiguous tensor's bytes into a JS buffer (sync).
+// Unlike arrayBuffer(), nothing outlives the call.
+Napi::Value NativeTensor::read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
+    int64_t n = 1, expect = 1;
+    bool contiguous = true;
+    for (int i = ndim_ - 1; i >= 0; --i) {
+      if (shape_[i] > 1 && strides_[i] != expect) contiguous = false;
+      expect *= shape_[i];
+      n *= shape_[i];
+    }
+    if (!contiguous) throw_error(env, "INVALID_ARGUMENT", "read() needs a contiguous tensor");
+    const void* dst = nullptr;
+    size_t len = 0;
+    if (info.Length() < 1 || !buffer_bytes(info[0], dst, len))
+      throw_error(env, "INVALID_ARGUMENT", "read(dest) takes an ArrayBuffer or a view");
+    const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
+    if (len != bytes)
+      throw_error(env, "SHAPE_MISMATCH",
+                  "destination has " + std::to_string(len) + " bytes, tensor has " + std::to_string(bytes));
+    if (bytes) std::memmove(const_cast<void*>(dst), view().data, bytes);
     return env.Undefined();
   });
 }

@@ -45,6 +45,7 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   Napi::Value array_buffer(const Napi::CallbackInfo& info);
   Napi::Value as_strided(const Napi::CallbackInfo& info);
   Napi::Value write(const Napi::CallbackInfo& info);
+  Napi::Value read(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   void release();

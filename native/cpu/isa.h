@@ -53,6 +53,11 @@ struct Isa {
   float (*max)(const float* x, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*scale)(float a, const float* x, float* y, int64_t n);  // y = a * x
+
+  // Machine probe: `iters` rounds of 12 independent vector FMAs (no memory
+  // traffic); returns a value that depends on all of them.
+  float (*fma_probe)(int64_t iters);
+  int probe_flops_per_iter;  // 12 FMAs x 2 flops x vector width
 };
 
 const Isa& isa();  // the table in use

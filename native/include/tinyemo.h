@@ -106,6 +106,12 @@ TE_API const char* te_cpu_features(void);
 /* Number of CUDA devices this build can use (0 in a CPU-only build). */
 TE_API int32_t te_cuda_device_count(void);
 
+/* Probes for benchmarks: vector FMA throughput over `threads` threads of
+ * the pool (GFLOP/s, the kernels' instruction set), and the best of three
+ * parallel reads of a `bytes` buffer (GB/s). */
+TE_API double te_probe_peak_gflops(int32_t threads, int64_t iters);
+TE_API double te_probe_read_gbs(int32_t threads, int64_t bytes);
+
 /* 64-byte aligned host memory, counted by te_host_bytes_in_use(). */
 TE_API void* te_host_alloc(size_t bytes);
 TE_API void te_host_free(void* ptr);

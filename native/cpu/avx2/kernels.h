@@ -7,6 +7,7 @@
 
 namespace te::cpu::avx2 {
 
+constexpr int kProbeFlopsPerIter = 12 * 2 * 8;
 constexpr int kMR = 6, kNR = 16;
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
@@ -29,5 +30,7 @@ float sum_sq(const float* x, int64_t n);
 float max(const float* x, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
 void scale(float a, const float* x, float* y, int64_t n);
+
+float fma_probe(int64_t iters);
 
 }  // namespace te::cpu::avx2

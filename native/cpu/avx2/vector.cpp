@@ -162,3 +162,47 @@ void scale(float a, const float* x, float* y, int64_t n) {
 }
 
 }  // namespace te::cpu::avx2
+
+namespace te::cpu::avx2 {
+
+float fma_probe(int64_t iters) {
+  // Twelve independent FMA chains in registers: enough to cover the FMA
+  // latency on both ports. Written in assembly so the compiler can neither
+  // fold nor spill the chains (both happen with intrinsics).
+  float out[8];
+  const float m = 0.999999f, c = 1e-6f;
+#if defined(__GNUC__)
+  __asm__ volatile(
+      "vbroadcastss %[m], %%ymm0\n"
+      "vbroadcastss %[c], %%ymm1\n"
+      "vmovaps %%ymm1, %%ymm4\n vmovaps %%ymm1, %%ymm5\n vmovaps %%ymm1, %%ymm6\n vmovaps %%ymm1, %%ymm7\n"
+      "vmovaps %%ymm1, %%ymm8\n vmovaps %%ymm1, %%ymm9\n vmovaps %%ymm1, %%ymm10\n vmovaps %%ymm1, %%ymm11\n"
+      "vmovaps %%ymm1, %%ymm12\n vmovaps %%ymm1, %%ymm13\n vmovaps %%ymm1, %%ymm14\n vmovaps %%ymm1, %%ymm15\n"
+      "test %[n], %[n]\n"
+      "jle 2f\n"
+      "1:\n"
+      "vfmadd213ps %%ymm1, %%ymm0, %%ymm4\n vfmadd213ps %%ymm1, %%ymm0, %%ymm5\n"
+      "vfmadd213ps %%ymm1, %%ymm0, %%ymm6\n vfmadd213ps %%ymm1, %%ymm0, %%ymm7\n"
+      "vfmadd213ps %%ymm1, %%ymm0, %%ymm8\n vfmadd213ps %%ymm1, %%ymm0, %%ymm9\n"
+      "vfmadd213ps %%ymm1, %%ymm0, %%ymm10\n vfmadd213ps %%ymm1, %%ymm0, %%ymm11\n"
+      "vfmadd213ps %%ymm1, %%ymm0, %%ymm12\n vfmadd213ps %%ymm1, %%ymm0, %%ymm13\n"
+      "vfmadd213ps %%ymm1, %%ymm0, %%ymm14\n vfmadd213ps %%ymm1, %%ymm0, %%ymm15\n"
+      "dec %[n]\n"
+      "jnz 1b\n"
+      "2:\n"
+      "vaddps %%ymm4, %%ymm5, %%ymm4\n vaddps %%ymm6, %%ymm7, %%ymm6\n vaddps %%ymm8, %%ymm9, %%ymm8\n"
+      "vaddps %%ymm10, %%ymm11, %%ymm10\n vaddps %%ymm12, %%ymm13, %%ymm12\n vaddps %%ymm14, %%ymm15, %%ymm14\n"
+      "vaddps %%ymm4, %%ymm6, %%ymm4\n vaddps %%ymm8, %%ymm10, %%ymm8\n vaddps %%ymm12, %%ymm14, %%ymm12\n"
+      "vaddps %%ymm4, %%ymm8, %%ymm4\n vaddps %%ymm4, %%ymm12, %%ymm4\n"
+      "vmovups %%ymm4, %[out]\n"
+      : [n] "+r"(iters), [out] "=m"(out)
+      : [m] "m"(m), [c] "m"(c)
+      : "ymm0", "ymm1", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12", "ymm13", "ymm14",
+        "ymm15", "cc");
+#else
+  for (int i = 0; i < 8; ++i) out[i] = m * static_cast<float>(iters) + c;
+#endif
+  return out[0];
+}
+
+}  // namespace te::cpu::avx2

@@ -6,6 +6,7 @@
 
 namespace te::cpu::generic {
 
+constexpr int kProbeFlopsPerIter = 12 * 2 * 4;
 constexpr int kMR = 4, kNR = 8;
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
@@ -28,5 +29,7 @@ float sum_sq(const float* x, int64_t n);
 float max(const float* x, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
 void scale(float a, const float* x, float* y, int64_t n);
+
+float fma_probe(int64_t iters);
 
 }  // namespace te::cpu::generic

@@ -90,3 +90,23 @@ void scale(float a, const float* x, float* y, int64_t n) {
 }
 
 }  // namespace te::cpu::generic
+
+namespace te::cpu::generic {
+
+float fma_probe(int64_t iters) {
+  // Twelve independent 4-wide multiply-add chains: as much as the baseline
+  // vector unit (SSE2) can keep in flight, which is what these kernels use.
+  float a[12][4];
+  for (int i = 0; i < 12; ++i)
+    for (int l = 0; l < 4; ++l) a[i][l] = 0.001f * static_cast<float>(i + l);
+  const float m = 0.999999f, c = 1e-6f;
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i)
+      for (int l = 0; l < 4; ++l) a[i][l] = a[i][l] * m + c;
+  float s = 0.0f;
+  for (int i = 0; i < 12; ++i)
+    for (int l = 0; l < 4; ++l) s += a[i][l];
+  return s;
+}
+
+}  // namespace te::cpu::generic

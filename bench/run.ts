@@ -1,0 +1,139 @@
+/**
+ * npm run bench [-- --json] [--quick] [--filter NAME]
+ *
+ * Runs each case on tinyemo and on the PyTorch baseline in the same run,
+ * alternating A B A B after a warm-up, and reports medians (with min and
+ * max), the ratio torch/tinyemo, and each figure as a fraction of what this
+ * machine measured it can do. The table goes to stderr; --json prints one
+ * JSON document on stdout.
+ */
+import * as os from 'os';
+
+import { backendInfo } from '../lib';
+import { binding } from '../lib/native';
+import { BenchCase, CASES } from './cases';
+import { CaseResult, Machine, caseResult, formatTable, summarize } from './stats';
+import { TorchConfig, TorchWorker, torchConfigs } from './torch';
+
+interface Options {
+  json: boolean;
+  quick: boolean;
+  filter: string | undefined;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { json: false, quick: false, filter: undefined };
+  for (let i = 0; i < argv.length; ++i) {
+    if (argv[i] === '--json') o.json = true;
+    else if (argv[i] === '--quick') o.quick = true;
+    else if (argv[i] === '--filter') o.filter = argv[++i];
+    else throw new Error(`unknown argument ${argv[i]} (use --json, --quick, --filter NAME)`);
+  }
+  return o;
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+let evictBuf: Float32Array | undefined;
+function evictCaches(): void {
+  evictBuf ??= new Float32Array(128 * 1024 * 1024); // 512 MB, past the last-level cache
+  for (let i = 0; i < evictBuf.length; i += 16) evictBuf[i] += 1;
+}
+
+// OpenBLAS's threads spin for a while after each call (THREAD_TIMEOUT, ~0.1 s),
+// and would steal the cores from whichever side runs next: let them settle.
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 300));
+
+function timeTinyemo(run: () => void, reps: number, cold: boolean): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < reps; ++i) {
+    if (cold) evictCaches();
+    const t0 = process.hrtime.bigint();
+    run();
+    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return out;
+}
+
+async function runCase(c: BenchCase, workers: TorchWorker[], machine: Machine, quick: boolean): Promise<CaseResult> {
+  const tiny = c.setup();
+  try {
+    // Warm-up, and a rough time per call to size the batches (~0.3 s each).
+    tiny.run();
+    const est = Math.max(1e-3, Math.min(...timeTinyemo(tiny.run, 3, false)));
+    const budget = c.cold ? 150 : quick ? 100 : 300;
+    const reps = Math.max(3, Math.min(quick ? 50 : 200, Math.round(budget / est)));
+    const rounds = quick ? 2 : 4;
+    const variants: Array<{ worker: TorchWorker; variant: string }> = [];
+    for (const w of workers) {
+      const r = (await w.request({ op: 'setup', case: c.kind, params: c.params })) as { variants: string[] };
+      r.variants.forEach((variant) => variants.push({ worker: w, variant }));
+    }
+    const tinyTimes: number[] = [];
+    const torchTimes = variants.map(() => [] as number[]);
+    for (let round = 0; round < rounds; ++round) {
+      await settle();
+      tinyTimes.push(...timeTinyemo(tiny.run, reps, c.cold ?? false));
+      for (let i = 0; i < variants.length; ++i) {
+        const { worker, variant } = variants[i];
+        await settle();
+        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant })) as { times_ms: number[] };
+        torchTimes[i].push(...r.times_ms);
+      }
+    }
+    const summaries = torchTimes.map((t) => summarize(t));
+    let best = 0;
+    summaries.forEach((s, i) => (best = s.median < summaries[best].median ? i : best));
+    const cfg = `${variants[best].worker.config.name}, ${variants[best].variant}`;
+    return caseResult(c.name, c.params, summarize(tinyTimes), summaries[best], cfg, { flops: c.flops, bytes: c.bytes }, machine);
+  } finally {
+    tiny.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const info = backendInfo();
+  const threads = info.threads;
+  log(`probing the machine (${threads} threads)...`);
+  const probe = binding().probe(threads, opts.quick ? 20_000_000 : 60_000_000, opts.quick ? 256 << 20 : 1 << 30);
+
+  const first = new TorchWorker(torchConfigs(threads, 'unknown-yet', false)[0]);
+  const tinfo = (await first.request({ op: 'info' })) as { torch: string; blas_core: string };
+  await first.close();
+  const configs: TorchConfig[] = torchConfigs(threads, tinfo.blas_core, info.cpuFeatures.includes('avx512f'));
+  const workers = configs.map((c) => new TorchWorker(c));
+
+  const machine: Machine = {
+    date: new Date().toISOString().slice(0, 10),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    threads,
+    isa: info.isa,
+    peak_gflops: probe.gflops,
+    read_gbs: probe.readGBs,
+    node: process.version,
+    torch: tinfo.torch,
+    blas_core: tinfo.blas_core,
+  };
+  const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : true));
+  const results: CaseResult[] = [];
+  try {
+    for (const c of cases) {
+      log(`${c.name}...`);
+      const r = await runCase(c, workers, machine, opts.quick);
+      log(`  tinyemo ${r.tinyemo_ms.toFixed(3)} ms, torch ${r.torch_ms.toFixed(3)} ms (${r.torch_config}): ${r.ratio.toFixed(2)}x`);
+      results.push(r);
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+  }
+  log('');
+  log(formatTable(results, machine));
+  if (opts.json) process.stdout.write(`${JSON.stringify({ machine, cases: results }, null, 2)}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""The PyTorch side of tinyemo's benchmarks.
+
+Started by bench/torch.ts with one thread configuration in its environment
+(OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, OMP_WAIT_POLICY, OPENBLAS_CORETYPE)
+and the torch thread count as argv[1]. Reads one JSON request per line on
+stdin and answers one JSON line on stdout:
+
+  {"op": "setup", "case": NAME, "params": {...}}  -> {"ok": true, "variants": [...]}
+  {"op": "run", "reps": N, "cold": bool, "variant": V} -> {"times_ms": [...]}
+  {"op": "info"} -> {"torch": version, "blas_core": name, "threads": n}
+
+Each case builds its inputs once at setup; "run" times only the operation.
+Variants are equivalent ways to compute the same thing (e.g. F.linear or
+torch.mv for one row); the harness keeps the fastest.
+"""
+import ctypes
+import ctypes.util
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(0)
+
+EVICT = None
+
+
+def evict():
+    """Write a buffer larger than the last-level cache, so weights start cold."""
+    global EVICT
+    if EVICT is None:
+        EVICT = torch.empty(128 * 1024 * 1024)  # 512 MB
+    EVICT.add_(1.0)
+
+
+def blas_core():
+    for name in ("libopenblas.so.0", "libblas.so.3"):
+        try:
+            lib = ctypes.CDLL(name)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            continue
+    return "unknown"
+
+
+def projector(inp, hidden, p=0.2):
+    return torch.nn.Sequential(
+        torch.nn.Linear(inp, hidden),
+        torch.nn.BatchNorm1d(hidden),
+        torch.nn.GELU(),
+        torch.nn.Dropout(p),
+        torch.nn.Linear(hidden, hidden),
+    )
+
+
+def setup_gemm(p):
+    a = torch.randn(p["M"], p["K"])
+    w = torch.randn(p["N"], p["K"])
+    variants = {"linear": lambda: F.linear(a, w)}
+    if p["M"] == 1:
+        x = a[0].contiguous()
+        variants["mv"] = lambda: torch.mv(w, x)
+    return variants
+
+
+def setup_projection(p):
+    m = projector(p["in"], p["hidden"]).eval()
+    with torch.no_grad():
+        m[1].running_mean.uniform_(-0.1, 0.1)
+        m[1].running_var.uniform_(0.5, 1.5)
+    x = torch.randn(p["B"], p["in"])
+
+    def module():
+        with torch.no_grad():
+            return m(x)
+
+    variants = {"module": module}
+    if p["B"] == 1:
+        l1, bn, l2 = m[0], m[1], m[4]
+        x1 = x[0].contiguous()
+
+        def mv():
+            # One row: torch.mv streams the weights; F.linear would go through sgemm.
+            with torch.no_grad():
+                h = torch.mv(l1.weight, x1) + l1.bias
+                h = F.batch_norm(h[None], bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+                return torch.mv(l2.weight, F.gelu(h[0])) + l2.bias
+
+        variants["mv"] = mv
+    return variants
+
+
+def setup_train_step(p):
+    m = projector(p["in"], p["hidden"], p.get("dropout", 0.2)).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
+    x = torch.randn(p["B"], p["in"])
+    r = torch.randn(p["B"], p["hidden"])
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        (m(x) * r).sum().backward()
+        opt.step()
+
+    return {"module": step}
+
+
+def setup_topk(p):
+    table = F.normalize(torch.randn(p["C"], p["H"]), dim=1)
+    q = torch.randn(p["B"], p["H"])
+    k = p["k"]
+
+    def matmul():
+        with torch.no_grad():
+            return torch.topk(F.normalize(q, dim=1) @ table.T, k, dim=1)
+
+    variants = {"matmul": matmul}
+    if p["B"] == 1:
+        q1 = q[0].contiguous()
+
+        def mv():
+            with torch.no_grad():
+                return torch.topk(torch.mv(table, F.normalize(q1, dim=0)), k)
+
+        variants["mv"] = mv
+    return variants
+
+
+def setup_attention(p):
+    B, Sq, Skv, Hq, Hkv, D = p["B"], p["Sq"], p["Skv"], p["Hq"], p["Hkv"], p["D"]
+    q = torch.randn(B, Hq, Sq, D)
+    k = torch.randn(B, Hkv, Skv, D)
+    v = torch.randn(B, Hkv, Skv, D)
+    scale = D ** -0.5
+    mask = torch.ones(Sq, Skv, dtype=torch.bool).triu(Skv - Sq + 1) if p["causal"] else None
+    groups = Hq // Hkv
+
+    def core():
+        # What a Hugging Face layer does in torch 1.13 (no SDPA there):
+        # repeat the kv heads, QK^T, mask, softmax, times V.
+        with torch.no_grad():
+            kk = k.repeat_interleave(groups, 1) if groups > 1 else k
+            vv = v.repeat_interleave(groups, 1) if groups > 1 else v
+            s = torch.matmul(q, kk.transpose(-1, -2)) * scale
+            if mask is not None:
+                s = s.masked_fill(mask, float("-inf"))
+            return torch.matmul(torch.softmax(s, -1), vv)
+
+    return {"core": core}
+
+
+SETUPS = {
+    "gemm": setup_gemm,
+    "projection": setup_projection,
+    "train_step": setup_train_step,
+    "topk": setup_topk,
+    "attention": setup_attention,
+}
+
+
+def main():
+    variants = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        op = req["op"]
+        if op == "info":
+            out = {"torch": torch.__version__, "blas_core": blas_core(), "threads": torch.get_num_threads()}
+        elif op == "setup":
+            variants = SETUPS[req["case"]](req["params"])
+            out = {"ok": True, "variants": sorted(variants)}
+        elif op == "run":
+            fn = variants[req["variant"]]
+            fn()  # warm-up
+            times = []
+            for _ in range(req["reps"]):
+                if req.get("cold"):
+                    evict()
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+            out = {"times_ms": times}
+        elif op == "exit":
+            return
+        else:
+            out = {"error": f"unknown op {op}"}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const root = path.join(__dirname, '..');
+const bin = path.join(root, 'bin', 'tinyemo.js');
+
+function run(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+}
+
+describe('the tinyemo command', () => {
+  test('--version prints the package version', () => {
+    const r = run('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
+  });
+
+  test('doctor --json is one JSON document on stdout with a passing self-check', () => {
+    const r = run('doctor', '--json');
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.selfCheck.ok).toBe(true);
+    expect(['avx2', 'generic']).toContain(report.backend.isa);
+    expect(report.backend.threads).toBeGreaterThan(0);
+  });
+
+  test('TINYEMO_THREADS and TINYEMO_ISA are honoured', () => {
+    const r = spawnSync(process.execPath, [bin, 'doctor', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, TINYEMO_THREADS: '3', TINYEMO_ISA: 'generic' },
+    });
+    const report = JSON.parse(r.stdout);
+    expect(report.backend.threads).toBe(3);
+    expect(report.backend.isa).toBe('generic');
+    expect(report.selfCheck.ok).toBe(true);
+  });
+
+  test('TINYEMO_DEVICE=cuda without a CUDA build is a clear error, not a crash', () => {
+    const r = spawnSync(process.execPath, [bin, 'doctor'], { encoding: 'utf8', env: { ...process.env, TINYEMO_DEVICE: 'cuda' } });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no CUDA build/);
+  });
+
+  test('an unknown command fails with a message on stderr', () => {
+    const r = run('frobnicate');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/unknown command/);
+    expect(r.stdout).toBe('');
+  });
+});
+
+test('every native source is in the one source list, and every listed file exists', () => {
+  const list = JSON.parse(fs.readFileSync(path.join(root, 'native', 'sources.json'), 'utf8')) as Record<string, string[] | string>;
+  const listed = new Set(Object.values(list).filter(Array.isArray).flat());
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+      const rel = `${dir}/${e.name}`;
+      if (e.isDirectory()) walk(rel);
+      else if (/\.(cpp|cu)$/.test(e.name)) found.push(rel);
+    }
+  };
+  walk('native');
+  expect(found.filter((f) => !listed.has(f))).toEqual([]);
+  expect([...listed].filter((f) => !fs.existsSync(path.join(root, f)))).toEqual([]);
+});
+
+test('AVX2 objects define no symbols the linker could share with portable code', () => {
+  // An inline function compiled with -mavx2 and emitted as a weak symbol
+  // could be picked by the linker for the portable kernels too, and crash a
+  // CPU without AVX2. The AVX2 files must keep everything internal.
+  const dir = path.join(root, 'build', 'Release', 'obj.target', 'tinyemo_avx2', 'native', 'cpu', 'avx2');
+  const nm = spawnSync('nm', ['--version']);
+  if (!fs.existsSync(dir) || nm.status !== 0) {
+    console.warn('skipped: no AVX2 object files from a local build, or no nm');
+    return;
+  }
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.o'))) {
+    const out = spawnSync('nm', ['-C', path.join(dir, f)], { encoding: 'utf8' }).stdout;
+    const weak = out.split('\n').filter((l) => / [WVuv] /.test(l));
+    expect({ file: f, weak }).toEqual({ file: f, weak: [] });
+  }
+});
