@@ -41,9 +41,22 @@
       ]
     },
     {
+      # AVX-512 F/DQ/BW/VL kernels, behind the same kind of runtime check.
+      "target_name": "tinyemo_avx512",
+      "type": "static_library",
+      "conditions": [
+        ["target_arch=='x64'", {
+          "sources": ["<!@(node native/sources.js avx512)"],
+          "cflags": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"],
+          "xcode_settings": {"OTHER_CFLAGS": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"]},
+          "msvs_settings": {"VCCLCompilerTool": {"AdditionalOptions": ["/arch:AVX512"]}}
+        }]
+      ]
+    },
+    {
       "target_name": "tinyemo",
       "sources": ["<!@(node native/sources.js core cpu binding)"],
-      "dependencies": ["tinyemo_avx2"],
+      "dependencies": ["tinyemo_avx2", "tinyemo_avx512"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS"],
       "conditions": [

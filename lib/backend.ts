@@ -2,7 +2,7 @@
 import { callNative, invalid } from './errors';
 import { addonPath, binding } from './native';
 
-export type CpuIsa = 'avx2' | 'generic';
+export type CpuIsa = 'avx512' | 'avx2' | 'generic';
 
 export interface BackendInfo {
   /** tinyemo's native core version. */
@@ -43,11 +43,12 @@ export function setThreads(n: number): void {
 }
 
 /**
- * Chooses the CPU kernels: 'avx2' (default where the CPU has AVX2+FMA+F16C)
- * or the portable 'generic' ones. Mainly for testing both against each other.
+ * Chooses the CPU kernels: 'avx512' (default where the CPU and OS support
+ * AVX-512 F/DQ/BW/VL), 'avx2' (AVX2+FMA+F16C) or the portable 'generic' ones.
+ * Mainly for testing them against each other.
  */
 export function setCpuIsa(isa: CpuIsa): void {
-  if (isa !== 'avx2' && isa !== 'generic') throw invalid(`isa must be 'avx2' or 'generic'`);
+  if (isa !== 'avx512' && isa !== 'avx2' && isa !== 'generic') throw invalid(`isa must be 'avx512', 'avx2' or 'generic'`);
   callNative(() => binding().setIsa(isa));
 }
 

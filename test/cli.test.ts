@@ -21,7 +21,7 @@ describe('the tinyemo command', () => {
     expect(r.status).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.selfCheck.ok).toBe(true);
-    expect(['avx2', 'generic']).toContain(report.backend.isa);
+    expect(['avx512', 'avx2', 'generic']).toContain(report.backend.isa);
     expect(report.backend.threads).toBeGreaterThan(0);
   });
 
@@ -70,15 +70,17 @@ test('AVX2 objects define no symbols the linker could share with portable code',
   // An inline function compiled with -mavx2 and emitted as a weak symbol
   // could be picked by the linker for the portable kernels too, and crash a
   // CPU without AVX2. The AVX2 files must keep everything internal.
-  const dir = path.join(root, 'build', 'Release', 'obj.target', 'tinyemo_avx2', 'native', 'cpu', 'avx2');
   const nm = spawnSync('nm', ['--version']);
-  if (!fs.existsSync(dir) || nm.status !== 0) {
-    console.warn('skipped: no AVX2 object files from a local build, or no nm');
-    return;
-  }
-  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.o'))) {
-    const out = spawnSync('nm', ['-C', path.join(dir, f)], { encoding: 'utf8' }).stdout;
-    const weak = out.split('\n').filter((l) => / [WVuv] /.test(l));
-    expect({ file: f, weak }).toEqual({ file: f, weak: [] });
+  for (const isa of ['avx2', 'avx512']) {
+    const dir = path.join(root, 'build', 'Release', 'obj.target', `tinyemo_${isa}`, 'native', 'cpu', isa);
+    if (!fs.existsSync(dir) || nm.status !== 0) {
+      console.warn(`skipped: no ${isa} object files from a local build, or no nm`);
+      continue;
+    }
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.o'))) {
+      const out = spawnSync('nm', ['-C', path.join(dir, f)], { encoding: 'utf8' }).stdout;
+      const weak = out.split('\n').filter((l) => / [WVuv] /.test(l));
+      expect({ file: f, weak }).toEqual({ file: f, weak: [] });
+    }
   }
 });

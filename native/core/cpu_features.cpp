@@ -62,6 +62,9 @@ CpuFeatures detect() {
   f.f16c = f.avx && ((c >> 29) & 1);
   f.avx2 = f.avx && ((b7 >> 5) & 1);
   f.avx512f = zmm_os && ((b7 >> 16) & 1);
+  f.avx512dq = f.avx512f && ((b7 >> 17) & 1);
+  f.avx512bw = f.avx512f && ((b7 >> 30) & 1);
+  f.avx512vl = f.avx512f && ((b7 >> 31) & 1);
 #elif defined(__aarch64__)
   f.neon = true;
 #endif
@@ -89,6 +92,9 @@ std::string cpu_features_string() {
   add(f.fma, "fma");
   add(f.f16c, "f16c");
   add(f.avx512f, "avx512f");
+  add(f.avx512dq, "avx512dq");
+  add(f.avx512bw, "avx512bw");
+  add(f.avx512vl, "avx512vl");
   add(f.neon, "neon");
   return s;
 }

@@ -6,7 +6,8 @@
 namespace te {
 
 struct CpuFeatures {
-  bool sse2 = false, avx = false, avx2 = false, fma = false, f16c = false, avx512f = false;
+  bool sse2 = false, avx = false, avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
   bool neon = false;
 };
 

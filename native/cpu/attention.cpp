@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "../core/buffer.h"
 #include "../core/threadpool.h"
@@ -141,7 +142,7 @@ void decode_head(const Isa& is, const Shape& a, const In4& q, const In4& k, cons
 void attention(const te_tensor& qt, const te_tensor& kt, const te_tensor& vt, const te_tensor& ot, float scale,
                bool causal) {
   const Isa& is = isa();
-  static_assert(kMaxMR >= 6, "the per-row softmax state must hold a micro-tile's rows");
+  if (is.mr > kMaxMR) throw std::logic_error("attention: micro-tile taller than the softmax state");
   Shape a{qt.shape[0], qt.shape[1], kt.shape[1], qt.shape[2], kt.shape[2], qt.shape[3], 0, scale, causal};
   a.G = a.Hq / a.Hkv;
   const In4 q{static_cast<const float*>(qt.data), qt.strides[0], qt.strides[1], qt.strides[2]};

@@ -10,6 +10,7 @@
 #include "tinyemo.h"
 #if defined(TE_HAVE_AVX2)
 #include "avx2/kernels.h"
+#include "avx512/kernels.h"
 #endif
 
 namespace te::cpu {
@@ -27,12 +28,27 @@ namespace {
 const Isa kGeneric = TE_ISA_TABLE(generic, "generic");
 #if defined(TE_HAVE_AVX2)
 const Isa kAvx2 = TE_ISA_TABLE(avx2, "avx2");
+
+// AVX-512's own GEMM tile over the AVX2 table (see avx512/kernels.h).
+Isa make_avx512() {
+  Isa t = kAvx2;
+  t.name = "avx512";
+  t.mr = avx512::kMR;
+  t.nr = avx512::kNR;
+  t.gemm_tile = avx512::gemm_tile;
+  t.fma_probe = avx512::fma_probe;
+  t.probe_flops_per_iter = avx512::kProbeFlopsPerIter;
+  return t;
+}
+const Isa kAvx512 = make_avx512();
 #endif
 
 const Isa* initial() {
-  const Isa* best = avx2_isa();
+  const Isa* best = avx512_isa();
+  if (!best) best = avx2_isa();
   if (const char* env = std::getenv("TINYEMO_ISA")) {
     if (std::strcmp(env, "generic") == 0) return &kGeneric;
+    if (std::strcmp(env, "avx2") == 0 && avx2_isa()) return avx2_isa();
   }
   return best ? best : &kGeneric;
 }
@@ -51,6 +67,14 @@ const Isa* avx2_isa() {
   return nullptr;
 }
 
+const Isa* avx512_isa() {
+#if defined(TE_HAVE_AVX2)
+  const CpuFeatures& f = cpu_features();
+  if (f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && avx2_isa()) return &kAvx512;
+#endif
+  return nullptr;
+}
+
 const Isa& isa() {
   const Isa* p = g_isa.load(std::memory_order_acquire);
   if (!p) {
@@ -64,6 +88,7 @@ bool set_isa(const char* name) {
   const Isa* p = nullptr;
   if (std::strcmp(name, "generic") == 0) p = &kGeneric;
   if (std::strcmp(name, "avx2") == 0) p = avx2_isa();
+  if (std::strcmp(name, "avx512") == 0) p = avx512_isa();
   if (!p) return false;
   g_isa.store(p, std::memory_order_release);
   return true;
@@ -77,9 +102,9 @@ extern "C" TE_API te_status te_set_cpu_isa(const char* name) {
   return te::guard([&] {
     if (!name) te::fail(TE_ERR_INVALID_ARGUMENT, "ISA name is NULL");
     if (!te::cpu::set_isa(name)) {
-      if (std::strcmp(name, "avx2") == 0)
-        te::fail(TE_ERR_UNSUPPORTED, "this CPU or build has no AVX2+FMA+F16C kernels");
-      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown ISA '%s' (expected 'generic' or 'avx2')", name);
+      if (std::strcmp(name, "avx2") == 0 || std::strcmp(name, "avx512") == 0)
+        te::fail(TE_ERR_UNSUPPORTED, "this CPU or build has no %s kernels", name);
+      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown ISA '%s' (expected 'generic', 'avx2' or 'avx512')", name);
     }
   });
 }

@@ -1,6 +1,7 @@
 // The CPU micro-kernels behind every op, as a table with one entry per
-// instruction set: "generic" (portable C++, any CPU) and "avx2" (AVX2 + FMA
-// + F16C, compiled as its own target with those flags). The op files in
+// instruction set: "generic" (portable C++, any CPU), "avx2" (AVX2 + FMA +
+// F16C) and "avx512" (its own GEMM tile over the AVX2 table), each SIMD set
+// compiled as its own target with its flags. The op files in
 // native/cpu/ hold the algorithms (blocking, threading, reductions) and call
 // into the table for the inner loops, so both instruction sets share one
 // algorithm and differ only by rounding.
@@ -62,7 +63,8 @@ struct Isa {
 
 const Isa& isa();  // the table in use
 const Isa& generic_isa();
-const Isa* avx2_isa();  // nullptr when not built, or the CPU lacks AVX2/FMA/F16C
+const Isa* avx2_isa();    // nullptr when not built, or the CPU lacks AVX2/FMA/F16C
+const Isa* avx512_isa();  // nullptr when not built, or the CPU/OS lacks AVX-512 F/DQ/BW/VL
 bool set_isa(const char* name);
 
 }  // namespace te::cpu

@@ -38,7 +38,12 @@ export function poisoned(shape: number[]): Tensor<'f32'> {
 
 /** The CPU kernel sets this machine can run. */
 export function isas(): CpuIsa[] {
-  return backendInfo().cpuFeatures.includes('avx2') ? ['avx2', 'generic'] : ['generic'];
+  const f = backendInfo().cpuFeatures;
+  const out: CpuIsa[] = [];
+  if (['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma', 'f16c'].every((x) => f.includes(x))) out.push('avx512');
+  if (['avx2', 'fma', 'f16c'].every((x) => f.includes(x))) out.push('avx2');
+  out.push('generic');
+  return out;
 }
 
 /** Runs body once per instruction set, restoring the default after. */

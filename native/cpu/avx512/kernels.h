@@ -1,0 +1,19 @@
+// AVX-512 (F, DQ, BW, VL) micro-kernels. Like avx2/, compiled with those
+// flags as a target of its own and reached only after the runtime check
+// (CPU and OS support for the ZMM state). Everything not here is taken from
+// the AVX2 table: packing, matrix-vector products and vector maths are
+// bound by memory or are a small share of the time.
+#pragma once
+
+#include <cstdint>
+
+namespace te::cpu::avx512 {
+
+constexpr int kMR = 12, kNR = 32;
+constexpr int kProbeFlopsPerIter = 12 * 2 * 16;
+
+void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
+               float alpha, float beta);
+float fma_probe(int64_t iters);
+
+}  // namespace te::cpu::avx512
