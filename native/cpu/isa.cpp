@@ -21,7 +21,8 @@ namespace {
   Isa {                                                                                                      \
     label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::gemv_f32, ns::gemv_f16, ns::gemv_bf16,        \
         ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act,                    \
-        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::fma_probe,  \
+        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::adamw,      \
+        ns::fma_probe,                                                                                       \
         ns::kProbeFlopsPerIter                                                                               \
   }
 

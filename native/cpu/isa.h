@@ -14,6 +14,11 @@ namespace te::cpu {
 // Same values as te_activation.
 enum Act : int32_t { kActNone = 0, kActGeluErf = 1, kActGeluTanh = 2, kActQuickGelu = 3, kActSilu = 4, kActRelu = 5 };
 
+// The per-step constants of AdamW, in the order the kernels read them.
+struct AdamwConsts {
+  float decay, beta1, beta2, one_minus_beta1, one_minus_beta2, step_size, bc2_sqrt, eps;
+};
+
 struct Isa {
   const char* name;
 
@@ -54,6 +59,11 @@ struct Isa {
   float (*max)(const float* x, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*scale)(float a, const float* x, float* y, int64_t n);  // y = a * x
+
+  // One AdamW step on n values (PyTorch's order of operations):
+  //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+  //   p = p * decay - step_size * m / (sqrt(v) / bc2_sqrt + eps).
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, const AdamwConsts& c);
 
   // Machine probe: `iters` rounds of 12 independent vector FMAs (no memory
   // traffic); returns a value that depends on all of them.

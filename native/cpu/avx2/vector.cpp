@@ -206,3 +206,33 @@ float fma_probe(int64_t iters) {
 }
 
 }  // namespace te::cpu::avx2
+
+namespace te::cpu::avx2 {
+
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwConsts& c) {
+  const __m256 b1 = _mm256_set1_ps(c.beta1), b2 = _mm256_set1_ps(c.beta2);
+  const __m256 c1 = _mm256_set1_ps(c.one_minus_beta1), c2 = _mm256_set1_ps(c.one_minus_beta2);
+  const __m256 decay = _mm256_set1_ps(c.decay), step = _mm256_set1_ps(c.step_size);
+  const __m256 inv_bc2 = _mm256_set1_ps(1.0f / c.bc2_sqrt), eps = _mm256_set1_ps(c.eps);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gi = _mm256_loadu_ps(g + i);
+    const __m256 mi = _mm256_fmadd_ps(b1, _mm256_loadu_ps(m + i), _mm256_mul_ps(c1, gi));
+    const __m256 vi = _mm256_fmadd_ps(b2, _mm256_loadu_ps(v + i), _mm256_mul_ps(c2, _mm256_mul_ps(gi, gi)));
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
+    const __m256 denom = _mm256_fmadd_ps(_mm256_sqrt_ps(vi), inv_bc2, eps);
+    const __m256 pi = _mm256_mul_ps(_mm256_loadu_ps(p + i), decay);
+    _mm256_storeu_ps(p + i, _mm256_fnmadd_ps(step, _mm256_div_ps(mi, denom), pi));
+  }
+  for (; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = c.beta1 * m[i] + c.one_minus_beta1 * gi;
+    const float vi = c.beta2 * v[i] + c.one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * c.decay - c.step_size * (mi / (std::sqrt(vi) / c.bc2_sqrt + c.eps));
+  }
+}
+
+}  // namespace te::cpu::avx2

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "../isa.h"
+
 namespace te::cpu::generic {
 
 constexpr int kProbeFlopsPerIter = 12 * 2 * 4;
@@ -30,6 +32,7 @@ float max(const float* x, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
 void scale(float a, const float* x, float* y, int64_t n);
 
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwConsts& c);
 float fma_probe(int64_t iters);
 
 }  // namespace te::cpu::generic

@@ -110,3 +110,18 @@ float fma_probe(int64_t iters) {
 }
 
 }  // namespace te::cpu::generic
+
+namespace te::cpu::generic {
+
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwConsts& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = c.beta1 * m[i] + c.one_minus_beta1 * gi;
+    const float vi = c.beta2 * v[i] + c.one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * c.decay - c.step_size * (mi / (std::sqrt(vi) / c.bc2_sqrt + c.eps));
+  }
+}
+
+}  // namespace te::cpu::generic
