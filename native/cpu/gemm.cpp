@@ -199,6 +199,39 @@ void gemv(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, f
   });
 }
 
+// Few rows of A (a batch of 2..32 embeddings) against nn.Linear weights:
+// packing the weights would cost as much as the products, so rows of A and
+// B are multiplied in place, tile by tile, B's rows split over the threads.
+void gemm_small_m(const Isa& is, int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c,
+                  int64_t ldc, const GemmEpilogue& ep) {
+  const float* w = static_cast<const float*>(b.p);
+  const int threads = pool_threads();
+  int64_t chunk = (N + 4 * threads - 1) / (4 * threads);
+  chunk = std::max<int64_t>(chunk, 4 * is.dot_nr);
+  chunk = (chunk + is.dot_nr - 1) / is.dot_nr * is.dot_nr;
+  const int64_t tasks = (N + chunk - 1) / chunk;
+  const bool epi = has_epilogue(ep);
+  parallel_for(tasks, threads, [&](int64_t t, int) {
+    const int64_t n0 = t * chunk, n1 = std::min(N, n0 + chunk);
+    // Each group of w rows stays in L1 while every row of A passes by.
+    for (int64_t j = n0; j < n1; j += is.dot_nr) {
+      const int nr_eff = static_cast<int>(std::min<int64_t>(is.dot_nr, n1 - j));
+      for (int64_t i = 0; i < M; i += is.dot_mr) {
+        const int mr_eff = static_cast<int>(std::min<int64_t>(is.dot_mr, M - i));
+        is.dot_tile(K, a.p + i * a.ld, a.ld, mr_eff, w + j * b.ld, b.ld, nr_eff, c + i * ldc + j, ldc, ep.alpha,
+                    ep.beta);
+      }
+    }
+    if (epi)
+      for (int64_t m = 0; m < M; ++m)
+        is.affine_act(c + m * ldc + n0, ep.col_scale ? ep.col_scale + n0 : nullptr,
+                      ep.col_shift ? ep.col_shift + n0 : nullptr, ep.act, c + m * ldc + n0, n1 - n0);
+  });
+}
+
+// Rows of A up to which the unpacked path beats packing B.
+constexpr int64_t kSmallM = 48;
+
 }  // namespace
 
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
@@ -220,6 +253,24 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
   }
   if (M == 1 && !b.trans && !pro) {
     gemv(is, N, K, a, b, c, ep);
+    return;
+  }
+  if (M <= kSmallM && is.dot_tile && !a.trans && !b.trans && b.dtype == TE_F32) {
+    if (!pro) {
+      gemm_small_m(is, M, N, K, a, b, c, ldc, ep);
+      return;
+    }
+    // With few rows, applying the prologue once up front is cheaper than
+    // in every packing of A.
+    Buffer<float> rows(static_cast<size_t>(M * K));
+    for (int64_t m = 0; m < M; ++m) {
+      float* row = rows.data() + m * K;
+      is.affine_act(a.p + m * a.ld, pro->scale, pro->shift, pro->act, row, K);
+      if (pro->drop_p > 0.0f)
+        for (int64_t k = 0; k < K; ++k)
+          row[k] *= dropout_factor(pro->seed, static_cast<uint64_t>(m) * static_cast<uint64_t>(K) + k, pro->drop_p);
+    }
+    gemm_small_m(is, M, N, K, {rows.data(), K, false}, b, c, ldc, ep);
     return;
   }
   int64_t jm, jn;

@@ -19,7 +19,8 @@ namespace {
 
 #define TE_ISA_TABLE(ns, label)                                                                              \
   Isa {                                                                                                      \
-    label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::gemv_f32, ns::gemv_f16, ns::gemv_bf16,        \
+    label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::kDotMR, ns::kDotNR, ns::dot_tile, ns::gemv_f32,  \
+        ns::gemv_f16, ns::gemv_bf16,                                                                         \
         ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act,                    \
         ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::adamw,      \
         ns::fma_probe,                                                                                       \
@@ -37,6 +38,9 @@ Isa make_avx512() {
   t.mr = avx512::kMR;
   t.nr = avx512::kNR;
   t.gemm_tile = avx512::gemm_tile;
+  t.dot_mr = avx512::kDotMR;
+  t.dot_nr = avx512::kDotNR;
+  t.dot_tile = avx512::dot_tile;
   t.fma_probe = avx512::fma_probe;
   t.probe_flops_per_iter = avx512::kProbeFlopsPerIter;
   return t;

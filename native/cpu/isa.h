@@ -36,6 +36,14 @@ struct Isa {
   // dtype: te_dtype of w (f32, f16, bf16).
   void (*pack_rows)(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t k, int width, float* out);
 
+  // Small-M products without packing (null where the packed path is used
+  // for every shape): C[i, j] = alpha * dot(x_i, w_j) + beta * C[i, j] for
+  // i < mr_eff <= dot_mr rows of x and j < nr_eff <= dot_nr rows of w, both
+  // read in place along k (nn.Linear's layout), f32.
+  int dot_mr, dot_nr;
+  void (*dot_tile)(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w, int64_t ldw, int nr_eff,
+                   float* c, int64_t ldc, float alpha, float beta);
+
   // Memory-bound one-row products: y[i] = dot(w[i*ldw : i*ldw+k], x), i < n.
   void (*gemv_f32)(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
   void (*gemv_f16)(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);

@@ -68,6 +68,54 @@ void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ld
   }
 }
 
+// 4 rows of x against 3 rows of w, both read along k in place: 12 YMM
+// accumulators, 3 + 4 loads per 12 FMAs, horizontal sums at the end.
+void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w, int64_t ldw, int nr_eff, float* c,
+              int64_t ldc, float alpha, float beta) {
+  // Rows past the edge repeat row 0 (valid memory); their sums are dropped.
+  const float* x0 = x;
+  const float* x1 = x + (mr_eff > 1 ? ldx : 0);
+  const float* x2 = x + (mr_eff > 2 ? 2 * ldx : 0);
+  const float* x3 = x + (mr_eff > 3 ? 3 * ldx : 0);
+  const float* w0 = w;
+  const float* w1 = w + (nr_eff > 1 ? ldw : 0);
+  const float* w2 = w + (nr_eff > 2 ? 2 * ldw : 0);
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
+  __m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+  auto step = [&](__m256 wv0, __m256 wv1, __m256 wv2, auto load_x) {
+    __m256 xv = load_x(x0);
+    a00 = _mm256_fmadd_ps(xv, wv0, a00);
+    a01 = _mm256_fmadd_ps(xv, wv1, a01);
+    a02 = _mm256_fmadd_ps(xv, wv2, a02);
+    xv = load_x(x1);
+    a10 = _mm256_fmadd_ps(xv, wv0, a10);
+    a11 = _mm256_fmadd_ps(xv, wv1, a11);
+    a12 = _mm256_fmadd_ps(xv, wv2, a12);
+    xv = load_x(x2);
+    a20 = _mm256_fmadd_ps(xv, wv0, a20);
+    a21 = _mm256_fmadd_ps(xv, wv1, a21);
+    a22 = _mm256_fmadd_ps(xv, wv2, a22);
+    xv = load_x(x3);
+    a30 = _mm256_fmadd_ps(xv, wv0, a30);
+    a31 = _mm256_fmadd_ps(xv, wv1, a31);
+    a32 = _mm256_fmadd_ps(xv, wv2, a32);
+  };
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8)
+    step(_mm256_loadu_ps(w0 + p), _mm256_loadu_ps(w1 + p), _mm256_loadu_ps(w2 + p),
+         [p](const float* r) { return _mm256_loadu_ps(r + p); });
+  if (p < k) {
+    const __m256i m = tail_mask(k - p);
+    step(_mm256_maskload_ps(w0 + p, m), _mm256_maskload_ps(w1 + p, m), _mm256_maskload_ps(w2 + p, m),
+         [p, m](const float* r) { return _mm256_maskload_ps(r + p, m); });
+  }
+  const __m256 acc[4][3] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
+  for (int i = 0; i < mr_eff; ++i) {
+    float* ci = c + i * ldc;
+    for (int j = 0; j < nr_eff; ++j) ci[j] = alpha * hsum(acc[i][j]) + (beta != 0.0f ? beta * ci[j] : 0.0f);
+  }
+}
+
 namespace {
 
 inline __m256 load8(const void* base, int32_t dtype, int64_t i) {

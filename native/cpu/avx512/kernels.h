@@ -10,10 +10,13 @@
 namespace te::cpu::avx512 {
 
 constexpr int kMR = 12, kNR = 32;
+constexpr int kDotMR = 4, kDotNR = 4;
 constexpr int kProbeFlopsPerIter = 12 * 2 * 16;
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
                float alpha, float beta);
+void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w, int64_t ldw, int nr_eff, float* c,
+              int64_t ldc, float alpha, float beta);
 float fma_probe(int64_t iters);
 
 }  // namespace te::cpu::avx512

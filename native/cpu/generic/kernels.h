@@ -10,6 +10,9 @@ namespace te::cpu::generic {
 
 constexpr int kProbeFlopsPerIter = 12 * 2 * 4;
 constexpr int kMR = 4, kNR = 8;
+// No unpacked small-M path: the portable build always packs.
+constexpr int kDotMR = 0, kDotNR = 0;
+constexpr auto dot_tile = nullptr;
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
                float alpha, float beta);
