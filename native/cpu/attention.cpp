@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 #include <stdexcept>
 
 #include "../core/buffer.h"
@@ -112,29 +113,50 @@ void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, co
   }
 }
 
-// A few query rows (token generation): stream the cache once per row with
-// matrix-vector products; memory-bound, so no packing.
-void decode_head(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o,
-                 int64_t b, int64_t hk) {
-  Buffer<float> scores(a.Skv), qs(a.D), acc(a.D);
-  for (int64_t g = 0; g < a.G; ++g) {
-    const int64_t h = hk * a.G + g;
-    for (int64_t s = 0; s < a.Sq; ++s) {
-      const int64_t n = a.visible(s);
-      float* dst = o.row(b, s, h);
-      if (n <= 0) {
-        std::fill(dst, dst + a.D, 0.0f);
-        continue;
-      }
-      is.scale(a.scale, q.row(b, s, h), qs.data(), a.D);
-      is.gemv_f32(k.row(b, 0, hk), k.ss, qs.data(), a.D, n, scores.data());
-      const float mx = is.max(scores.data(), n);
-      const float sum = is.exp_sum(scores.data(), mx, scores.data(), n);
-      std::fill(acc.data(), acc.data() + a.D, 0.0f);
-      for (int64_t j = 0; j < n; ++j) is.axpy(scores[j], v.row(b, j, hk), acc.data(), a.D);
-      is.scale(1.0f / sum, acc.data(), dst, a.D);
+// A few query rows (token generation): the G query heads that share a kv
+// head, at each of the Sq positions, are the rows of one small product with
+// the cache: S = Q K^T by dot-product tiles reading K in place, softmax per
+// row, O = P V by weighted sums of V's rows. K and V stream through once per
+// kv head; nothing is packed.
+void decode_head(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o, int64_t b,
+                 int64_t hk) {
+  const int64_t R = a.G * a.Sq, D = a.D;
+  const int64_t n = a.visible(a.Sq - 1);  // keys the last row sees (every row sees a prefix of them)
+  // Row r = s * G + g: query head hk*G + g at position s, pre-scaled.
+  Buffer<float> qs(R * D), s(R * std::max<int64_t>(n, 1)), acc(R * D);
+  for (int64_t r = 0; r < R; ++r) is.scale(a.scale, q.row(b, r / a.G, hk * a.G + r % a.G), qs.data() + r * D, D);
+  if (n > 0) {
+    if (is.dot_tile) {
+      for (int64_t j = 0; j < n; j += is.dot_nr)
+        for (int64_t r = 0; r < R; r += is.dot_mr)
+          is.dot_tile(D, qs.data() + r * D, D, static_cast<int>(std::min<int64_t>(is.dot_mr, R - r)), k.row(b, j, hk),
+                      k.ss, static_cast<int>(std::min<int64_t>(is.dot_nr, n - j)), s.data() + r * n + j, n, 1.0f, 0.0f);
+    } else {
+      for (int64_t r = 0; r < R; ++r) is.gemv_f32(k.row(b, 0, hk), k.ss, qs.data() + r * D, D, n, s.data() + r * n);
     }
   }
+  std::vector<float> inv_sum(R);
+  for (int64_t r = 0; r < R; ++r) {
+    float* row = s.data() + r * n;
+    const int64_t vis = a.visible(r / a.G);
+    std::fill(row + std::max<int64_t>(vis, 0), row + n, 0.0f);
+    if (vis <= 0) {
+      inv_sum[r] = 0.0f;
+      continue;
+    }
+    const float mx = is.max(row, vis);
+    inv_sum[r] = 1.0f / is.exp_sum(row, mx, row, vis);
+  }
+  for (int64_t r0 = 0; r0 < R; r0 += 4) {
+    const int rows = static_cast<int>(std::min<int64_t>(4, R - r0));
+    if (n > 0) {
+      is.weighted_rows(s.data() + r0 * n, n, rows, v.row(b, 0, hk), v.ss, n, D, acc.data() + r0 * D, D);
+    } else {
+      std::fill(acc.data() + r0 * D, acc.data() + (r0 + rows) * D, 0.0f);
+    }
+  }
+  for (int64_t r = 0; r < R; ++r)
+    is.scale(inv_sum[r], acc.data() + r * D, o.row(b, r / a.G, hk * a.G + r % a.G), D);
 }
 
 }  // namespace

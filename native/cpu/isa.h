@@ -68,6 +68,11 @@ struct Isa {
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*scale)(float a, const float* x, float* y, int64_t n);  // y = a * x
 
+  // y[r, 0:d] = sum_j p[r, j] * v[j, 0:d] for r < rows <= 4, j < n: a few
+  // weighted sums of rows (attention's P V when decoding), v read in place.
+  void (*weighted_rows)(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d,
+                        float* y, int64_t ldy);
+
   // One AdamW step on n values (PyTorch's order of operations):
   //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
   //   p = p * decay - step_size * m / (sqrt(v) / bc2_sqrt + eps).

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -232,6 +233,52 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwC
     m[i] = mi;
     v[i] = vi;
     p[i] = p[i] * c.decay - c.step_size * (mi / (std::sqrt(vi) / c.bc2_sqrt + c.eps));
+  }
+}
+
+}  // namespace te::cpu::avx2
+
+namespace te::cpu::avx2 {
+
+namespace {
+
+// The number of rows is a template argument so the accumulators live in
+// registers.
+template <int ROWS>
+void weighted_rows_n(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
+                     int64_t ldy) {
+  for (int64_t e0 = 0; e0 < d; e0 += 16) {
+    const int64_t w = std::min<int64_t>(16, d - e0);
+    const __m256i m0 = tail_mask(std::min<int64_t>(w, 8)), m1 = tail_mask(std::max<int64_t>(0, w - 8));
+    __m256 acc[ROWS][2];
+    for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vj = v + j * ldv + e0;
+      const __m256 v0 = _mm256_maskload_ps(vj, m0), v1 = _mm256_maskload_ps(vj + 8, m1);
+      for (int r = 0; r < ROWS; ++r) {
+        const __m256 pr = _mm256_broadcast_ss(p + r * ldp + j);
+        acc[r][0] = _mm256_fmadd_ps(pr, v0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(pr, v1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < ROWS; ++r) {
+      _mm256_maskstore_ps(y + r * ldy + e0, m0, acc[r][0]);
+      _mm256_maskstore_ps(y + r * ldy + e0 + 8, m1, acc[r][1]);
+    }
+  }
+}
+
+}  // namespace
+
+// 16 columns at a time for up to 4 rows: 8 accumulators; each row of v is
+// loaded once per column block and used for every weight row.
+void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
+                   int64_t ldy) {
+  switch (rows) {
+    case 1: return weighted_rows_n<1>(p, ldp, v, ldv, n, d, y, ldy);
+    case 2: return weighted_rows_n<2>(p, ldp, v, ldv, n, d, y, ldy);
+    case 3: return weighted_rows_n<3>(p, ldp, v, ldv, n, d, y, ldy);
+    default: return weighted_rows_n<4>(p, ldp, v, ldv, n, d, y, ldy);
   }
 }
 

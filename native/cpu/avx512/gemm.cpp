@@ -2,8 +2,11 @@
 // merge source and then warns about it (-Wuninitialized): not our bug.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
+
+#include <algorithm>
 
 #include "kernels.h"
 
@@ -109,7 +112,8 @@ namespace te::cpu::avx512 {
 
 namespace {
 
-// Sixteen vectors in, one out whose lane 4j + i holds the sum of v[4i + j]:
+// Sixteen vectors in, one out whose lane 4j + i holds the sum of v[4i + j]
+// (so lane 4(s % 4) + s / 4 holds the sum of v[s]):
 // halves, quarters, pairs and singles folded together in 45 shuffles and
 // adds, instead of sixteen separate horizontal sums.
 inline __m512 reduce16(const __m512 v[16]) {
@@ -170,12 +174,68 @@ void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w
          _mm512_maskz_loadu_ps(m, w3 + p), _mm512_maskz_loadu_ps(m, x0 + p), _mm512_maskz_loadu_ps(m, x1 + p),
          _mm512_maskz_loadu_ps(m, x2 + p), _mm512_maskz_loadu_ps(m, x3 + p));
   }
-  const __m512 v[16] = {a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33};
-  alignas(64) float s[16];
-  _mm512_store_ps(s, reduce16(v));
-  for (int i = 0; i < mr_eff; ++i) {
-    float* ci = c + i * ldc;
-    for (int j = 0; j < nr_eff; ++j) ci[j] = alpha * s[4 * j + i] + (beta != 0.0f ? beta * ci[j] : 0.0f);
+  // Fed column by column, the reduction leaves C[i, j] in lane 4i + j: each
+  // row of the tile is one 128-bit lane.
+  const __m512 v[16] = {a00, a10, a20, a30, a01, a11, a21, a31, a02, a12, a22, a32, a03, a13, a23, a33};
+  const __m512 sums = _mm512_mul_ps(_mm512_set1_ps(alpha), reduce16(v));
+  const __mmask8 m = static_cast<__mmask8>((1u << nr_eff) - 1);
+  const __m128 vb = _mm_set1_ps(beta);
+  auto store = [&](float* ci, __m128 row) {
+    if (beta != 0.0f) row = _mm_fmadd_ps(vb, _mm_maskz_loadu_ps(m, ci), row);
+    _mm_mask_storeu_ps(ci, m, row);
+  };
+  store(c, _mm512_extractf32x4_ps(sums, 0));
+  if (mr_eff > 1) store(c + ldc, _mm512_extractf32x4_ps(sums, 1));
+  if (mr_eff > 2) store(c + 2 * ldc, _mm512_extractf32x4_ps(sums, 2));
+  if (mr_eff > 3) store(c + 3 * ldc, _mm512_extractf32x4_ps(sums, 3));
+}
+
+}  // namespace te::cpu::avx512
+
+namespace te::cpu::avx512 {
+
+namespace {
+
+// The number of rows is a template argument so the 4 x ROWS accumulators
+// live in registers (a runtime count would put them on the stack).
+template <int ROWS>
+void weighted_rows_n(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
+                     int64_t ldy) {
+  for (int64_t e0 = 0; e0 < d; e0 += 64) {
+    const int64_t w = std::min<int64_t>(64, d - e0);
+    __mmask16 m[4];
+    for (int q = 0; q < 4; ++q) {
+      const int64_t left = w - 16 * q;
+      m[q] = left >= 16 ? 0xFFFF : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+    }
+    __m512 acc[ROWS][4];
+    for (int r = 0; r < ROWS; ++r)
+      for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vj = v + j * ldv + e0;
+      __m512 vq[4];
+      for (int q = 0; q < 4; ++q) vq[q] = _mm512_maskz_loadu_ps(m[q], vj + 16 * q);
+      for (int r = 0; r < ROWS; ++r) {
+        const __m512 pr = _mm512_set1_ps(p[r * ldp + j]);
+        for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_fmadd_ps(pr, vq[q], acc[r][q]);
+      }
+    }
+    for (int r = 0; r < ROWS; ++r)
+      for (int q = 0; q < 4; ++q) _mm512_mask_storeu_ps(y + r * ldy + e0 + 16 * q, m[q], acc[r][q]);
+  }
+}
+
+}  // namespace
+
+// 64 columns at a time for up to 4 rows: 16 ZMM accumulators; each row of v
+// is loaded once per column block and used for every weight row.
+void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
+                   int64_t ldy) {
+  switch (rows) {
+    case 1: return weighted_rows_n<1>(p, ldp, v, ldv, n, d, y, ldy);
+    case 2: return weighted_rows_n<2>(p, ldp, v, ldv, n, d, y, ldy);
+    case 3: return weighted_rows_n<3>(p, ldp, v, ldv, n, d, y, ldy);
+    default: return weighted_rows_n<4>(p, ldp, v, ldv, n, d, y, ldy);
   }
 }
 

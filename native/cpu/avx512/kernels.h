@@ -17,6 +17,8 @@ void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ld
                float alpha, float beta);
 void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w, int64_t ldw, int nr_eff, float* c,
               int64_t ldc, float alpha, float beta);
+void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
+                   int64_t ldy);
 float fma_probe(int64_t iters);
 
 }  // namespace te::cpu::avx512

@@ -36,6 +36,8 @@ void axpy(float a, const float* x, float* y, int64_t n);
 void scale(float a, const float* x, float* y, int64_t n);
 
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwConsts& c);
+void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
+                   int64_t ldy);
 float fma_probe(int64_t iters);
 
 }  // namespace te::cpu::generic

@@ -125,3 +125,16 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwC
 }
 
 }  // namespace te::cpu::generic
+
+namespace te::cpu::generic {
+
+void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
+                   int64_t ldy) {
+  for (int r = 0; r < rows; ++r) {
+    float* yr = y + r * ldy;
+    for (int64_t e = 0; e < d; ++e) yr[e] = 0.0f;
+    for (int64_t j = 0; j < n; ++j) axpy(p[r * ldp + j], v + j * ldv, yr, d);
+  }
+}
+
+}  // namespace te::cpu::generic
