@@ -12,7 +12,7 @@ import * as os from 'os';
 import { backendInfo } from '../lib';
 import { binding } from '../lib/native';
 import { BenchCase, CASES } from './cases';
-import { CaseResult, Machine, caseResult, formatTable, summarize } from './stats';
+import { CaseResult, Machine, Summary, caseResult, formatTable, summarize } from './stats';
 import { TorchConfig, TorchWorker, torchConfigs } from './torch';
 
 interface Options {
@@ -55,7 +55,14 @@ function timeTinyemo(run: () => void, reps: number, cold: boolean): number[] {
   return out;
 }
 
-async function runCase(c: BenchCase, workers: TorchWorker[], machine: Machine, quick: boolean): Promise<CaseResult> {
+interface Measured {
+  c: BenchCase;
+  tiny: Summary;
+  torch: Summary;
+  config: string;
+}
+
+async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Promise<Measured> {
   const tiny = c.setup();
   try {
     // Warm-up, and a rough time per call to size the batches (~0.3 s each).
@@ -84,8 +91,8 @@ async function runCase(c: BenchCase, workers: TorchWorker[], machine: Machine, q
     const summaries = torchTimes.map((t) => summarize(t));
     let best = 0;
     summaries.forEach((s, i) => (best = s.median < summaries[best].median ? i : best));
-    const cfg = `${variants[best].worker.config.name}, ${variants[best].variant}`;
-    return caseResult(c.name, c.params, summarize(tinyTimes), summaries[best], cfg, { flops: c.flops, bytes: c.bytes }, machine);
+    const config = `${variants[best].worker.config.name}, ${variants[best].variant}`;
+    return { c, tiny: summarize(tinyTimes), torch: summaries[best], config };
   } finally {
     tiny.dispose();
   }
@@ -95,8 +102,6 @@ async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const info = backendInfo();
   const threads = info.threads;
-  log(`probing the machine (${threads} threads)...`);
-  const probe = binding().probe(threads, opts.quick ? 20_000_000 : 60_000_000, opts.quick ? 256 << 20 : 1 << 30);
 
   const first = new TorchWorker(torchConfigs(threads, 'unknown-yet', false)[0]);
   const tinfo = (await first.request({ op: 'info' })) as { torch: string; blas_core: string };
@@ -110,27 +115,35 @@ async function main(): Promise<void> {
     cores: os.cpus().length,
     threads,
     isa: info.isa,
-    peak_gflops: probe.gflops,
-    read_gbs: probe.readGBs,
+    // Probed after the cases: a probe's heat and page churn would slow the first ones.
+    peak_gflops: 0,
+    read_gbs: 0,
     node: process.version,
     torch: tinfo.torch,
     blas_core: tinfo.blas_core,
   };
   const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : true));
-  const results: CaseResult[] = [];
+  const measured: Measured[] = [];
   try {
     for (const c of cases) {
       log(`${c.name}...`);
-      const r = await runCase(c, workers, machine, opts.quick);
-      log(`  tinyemo ${r.tinyemo_ms.toFixed(3)} ms, torch ${r.torch_ms.toFixed(3)} ms (${r.torch_config}): ${r.ratio.toFixed(2)}x`);
-      results.push(r);
+      const m = await runCase(c, workers, opts.quick);
+      log(`  tinyemo ${m.tiny.median.toFixed(3)} ms, torch ${m.torch.median.toFixed(3)} ms (${m.config})`);
+      measured.push(m);
     }
   } finally {
     await Promise.all(workers.map((w) => w.close()));
   }
+  log(`probing the machine (${threads} threads)...`);
+  const probe = binding().probe(threads, opts.quick ? 20_000_000 : 60_000_000, opts.quick ? 256 << 20 : 1 << 30);
+  machine.peak_gflops = probe.gflops;
+  machine.read_gbs = probe.readGBs;
+  const reported: CaseResult[] = measured.map((m) =>
+    caseResult(m.c.name, m.c.params, m.tiny, m.torch, m.config, { flops: m.c.flops, bytes: m.c.bytes }, machine),
+  );
   log('');
-  log(formatTable(results, machine));
-  if (opts.json) process.stdout.write(`${JSON.stringify({ machine, cases: results }, null, 2)}\n`);
+  log(formatTable(reported, machine));
+  if (opts.json) process.stdout.write(`${JSON.stringify({ machine, cases: reported }, null, 2)}\n`);
 }
 
 main().catch((e: unknown) => {
