@@ -43,6 +43,8 @@ Isa make_avx512() {
   t.dot_nr = avx512::kDotNR;
   t.dot_tile = avx512::dot_tile;
   t.weighted_rows = avx512::weighted_rows;
+  t.affine_act = avx512::affine_act;
+  t.exp_sum = avx512::exp_sum;
   t.fma_probe = avx512::fma_probe;
   t.probe_flops_per_iter = avx512::kProbeFlopsPerIter;
   return t;

@@ -1,9 +1,3 @@
-// GCC 12's _mm512_shuffle_f32x4 passes an undefined vector as its unused
-// merge source and then warns about it (-Wuninitialized): not our bug.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,11 +1,19 @@
 // AVX-512 (F, DQ, BW, VL) micro-kernels. Like avx2/, compiled with those
 // flags as a target of its own and reached only after the runtime check
 // (CPU and OS support for the ZMM state). Everything not here is taken from
-// the AVX2 table: packing, matrix-vector products and vector maths are
-// bound by memory or are a small share of the time.
+// the AVX2 table: packing, matrix-vector products and the rarer vector
+// maths are bound by memory or are a small share of the time.
 #pragma once
 
 #include <cstdint>
+
+// GCC 12's AVX-512 intrinsics pass an undefined vector as the unused merge
+// source of unmasked operations and then warn about it in every file that
+// uses them (-W[maybe-]uninitialized): a header quirk, not a bug here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace te::cpu::avx512 {
 
@@ -19,6 +27,8 @@ void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w
               int64_t ldc, float alpha, float beta);
 void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
                    int64_t ldy);
+void affine_act(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n);
+float exp_sum(const float* x, float shift, float* y, int64_t n);
 float fma_probe(int64_t iters);
 
 }  // namespace te::cpu::avx512
