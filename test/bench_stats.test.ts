@@ -54,3 +54,15 @@ test('baseline configurations: both fair ones, plus a named core when OpenBLAS f
   expect(isGenericCore('Prescott')).toBe(true);
   expect(isGenericCore('Zen')).toBe(false);
 });
+
+test('the ratio chart draws one bar per case, on the right side of 1x when tinyemo is faster', async () => {
+  const { ratioChart } = await import('../bench/chart');
+  const machine = { date: 'd', cpu: 'c', cores: 2, threads: 2, isa: 'avx2', peak_gflops: 1, read_gbs: 1, node: 'v', torch: 't', blas_core: 'b' };
+  const mk = (name: string, ratio: number) => caseResult(name, {}, summarize([1]), summarize([ratio]), 'cfg', {}, machine);
+  const svg = ratioChart({ machine, cases: [mk('fast', 4), mk('slow', 0.5)] });
+  expect(svg.match(/<rect /g)).toHaveLength(3); // background + 2 bars
+  expect(svg).toContain('4.00x');
+  expect(svg).toContain('0.50x');
+  expect(svg).toContain('#2b7bb9'); // faster: blue
+  expect(svg).toContain('#d9822b'); // slower: orange
+});
