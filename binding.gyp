@@ -30,9 +30,10 @@
       # AVX2/FMA/F16C kernels, compiled with those flags and reached only
       # after the runtime CPU check in native/cpu/isa.cpp.
       "target_name": "tinyemo_avx2",
-      "type": "static_library",
+      "type": "none",
       "conditions": [
         ["target_arch=='x64'", {
+          "type": "static_library",
           "sources": ["<!@(node native/sources.js avx2)"],
           "cflags": ["-mavx2", "-mfma", "-mf16c"],
           "xcode_settings": {"OTHER_CFLAGS": ["-mavx2", "-mfma", "-mf16c"]},
@@ -43,9 +44,10 @@
     {
       # AVX-512 F/DQ/BW/VL kernels, behind the same kind of runtime check.
       "target_name": "tinyemo_avx512",
-      "type": "static_library",
+      "type": "none",
       "conditions": [
         ["target_arch=='x64'", {
+          "type": "static_library",
           "sources": ["<!@(node native/sources.js avx512)"],
           "cflags": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"],
           "xcode_settings": {"OTHER_CFLAGS": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"]},
