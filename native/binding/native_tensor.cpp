@@ -265,29 +265,37 @@ Napi::Value NativeTensor::as_strided(const Napi::CallbackInfo& info) {
   });
 }
 
+// The JS buffer argument of read/write, checked against this tensor: the
+// tensor must be contiguous and the buffer exactly its size.
+void* NativeTensor::matching_buffer(const Napi::CallbackInfo& info, const char* what) const {
+  Napi::Env env = info.Env();
+  if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
+  int64_t n = 1, expect = 1;
+  bool contiguous = true;
+  for (int i = ndim_ - 1; i >= 0; --i) {
+    if (shape_[i] > 1 && strides_[i] != expect) contiguous = false;
+    expect *= shape_[i];
+    n *= shape_[i];
+  }
+  if (!contiguous) throw_error(env, "INVALID_ARGUMENT", std::string(what) + " needs a contiguous tensor");
+  const void* data = nullptr;
+  size_t len = 0;
+  if (info.Length() < 1 || !buffer_bytes(info[0], data, len))
+    throw_error(env, "INVALID_ARGUMENT", std::string(what) + " takes an ArrayBuffer or a view");
+  const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
+  if (len != bytes)
+    throw_error(env, "SHAPE_MISMATCH",
+                "the buffer has " + std::to_string(len) + " bytes, the tensor " + std::to_string(bytes));
+  return const_cast<void*>(data);
+}
+
 // write(source): copies bytes into a contiguous tensor (sync).
 Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
-    const te_tensor t = view();
-    int64_t n = 1, expect = 1;
-    bool contiguous = true;
-    for (int i = ndim_ - 1; i >= 0; --i) {
-      if (shape_[i] > 1 && strides_[i] != expect) contiguous = false;
-      expect *= shape_[i];
-      n *= shape_[i];
-    }
-    if (!contiguous) throw_error(env, "INVALID_ARGUMENT", "write() needs a contiguous tensor");
-    const void* src = nullptr;
-    size_t len = 0;
-    if (info.Length() < 1 || !buffer_bytes(info[0], src, len))
-      throw_error(env, "INVALID_ARGUMENT", "write(source) takes an ArrayBuffer or a view");
-    const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
-    if (len != bytes)
-      throw_error(env, "SHAPE_MISMATCH",
-                  "source has " + std::to_string(len) + " bytes, tensor has " + std::to_string(bytes));
-    if (bytes) std::memmove(t.data, src, bytes);
+    const void* src = matching_buffer(info, "write(source)");
+    const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
+    if (bytes) std::memmove(view().data, src, bytes);
     return env.Undefined();
   });
 }
@@ -297,24 +305,9 @@ Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
 Napi::Value NativeTensor::read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
-    int64_t n = 1, expect = 1;
-    bool contiguous = true;
-    for (int i = ndim_ - 1; i >= 0; --i) {
-      if (shape_[i] > 1 && strides_[i] != expect) contiguous = false;
-      expect *= shape_[i];
-      n *= shape_[i];
-    }
-    if (!contiguous) throw_error(env, "INVALID_ARGUMENT", "read() needs a contiguous tensor");
-    const void* dst = nullptr;
-    size_t len = 0;
-    if (info.Length() < 1 || !buffer_bytes(info[0], dst, len))
-      throw_error(env, "INVALID_ARGUMENT", "read(dest) takes an ArrayBuffer or a view");
-    const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
-    if (len != bytes)
-      throw_error(env, "SHAPE_MISMATCH",
-                  "destination has " + std::to_string(len) + " bytes, tensor has " + std::to_string(bytes));
-    if (bytes) std::memmove(const_cast<void*>(dst), view().data, bytes);
+    void* dst = matching_buffer(info, "read(dest)");
+    const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
+    if (bytes) std::memmove(dst, view().data, bytes);
     return env.Undefined();
   });
 }

@@ -49,6 +49,12 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   void release();
+  void* matching_buffer(const Napi::CallbackInfo& info, const char* what) const;
+  size_t elements() const {
+    size_t n = 1;
+    for (int i = 0; i < ndim_; ++i) n *= static_cast<size_t>(shape_[i]);
+    return n;
+  }
 
   std::shared_ptr<Storage> storage_;
   int32_t dtype_ = TE_F32;

@@ -205,6 +205,14 @@ Rows as_rows(const te_tensor& t, const char* name) {
   return r;
 }
 
+Rows same_shape_output(const te_tensor& x, const char* xn, const te_tensor& y, const char* yn) {
+  expect_dtype(y, yn, {TE_F32});
+  expect_same_shape(x, xn, y, yn);
+  expect_writable(y, yn);
+  expect_disjoint(y, yn, x, xn, /*in_place_ok=*/true);
+  return as_rows(y, yn);
+}
+
 }  // namespace te
 
 extern "C" TE_API size_t te_dtype_size(int32_t dtype) { return te::dtype_size(dtype); }

@@ -58,4 +58,8 @@ struct Rows {
 };
 Rows as_rows(const te_tensor& t, const char* name);
 
+// An f32 output with x's shape: x's exact view (in place) or memory disjoint
+// from it; returned as rows.
+Rows same_shape_output(const te_tensor& x, const char* xn, const te_tensor& y, const char* yn);
+
 }  // namespace te

@@ -1,20 +1,6 @@
 #include "../../cpu/activation.h"
 #include "../tensor.h"
 
-namespace {
-
-// An f32 output with the input's shape: the exact same view (in place) or
-// memory disjoint from it.
-te::Rows same_shape_output(const te_tensor& x, const char* xn, const te_tensor& y, const char* yn) {
-  te::expect_dtype(y, yn, {TE_F32});
-  te::expect_same_shape(x, xn, y, yn);
-  te::expect_writable(y, yn);
-  te::expect_disjoint(y, yn, x, xn, /*in_place_ok=*/true);
-  return te::as_rows(y, yn);
-}
-
-}  // namespace
-
 extern "C" TE_API te_status te_activation(const te_tensor* x_, int32_t activation, te_tensor* y_) {
   return te::guard([&] {
     const te_tensor& x = te::arg(x_, "x");
@@ -22,7 +8,7 @@ extern "C" TE_API te_status te_activation(const te_tensor* x_, int32_t activatio
     if (activation < TE_ACT_NONE || activation > TE_ACT_RELU)
       te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", activation);
     te::expect_dtype(x, "x", {TE_F32});
-    const te::Rows ry = same_shape_output(x, "x", y, "y");
+    const te::Rows ry = te::same_shape_output(x, "x", y, "y");
     te::cpu::activation(te::as_rows(x, "x"), activation, ry);
   });
 }
@@ -35,7 +21,7 @@ extern "C" TE_API te_status te_swiglu(const te_tensor* gate_, const te_tensor* u
     te::expect_dtype(gate, "gate", {TE_F32});
     te::expect_dtype(up, "up", {TE_F32});
     te::expect_same_shape(gate, "gate", up, "up");
-    const te::Rows ry = same_shape_output(gate, "gate", y, "y");
+    const te::Rows ry = te::same_shape_output(gate, "gate", y, "y");
     te::expect_disjoint(y, "y", up, "up", /*in_place_ok=*/true);
     te::cpu::swiglu(te::as_rows(gate, "gate"), te::as_rows(up, "up"), ry);
   });
@@ -46,7 +32,7 @@ extern "C" TE_API te_status te_softmax(const te_tensor* x_, float scale, te_tens
     const te_tensor& x = te::arg(x_, "x");
     const te_tensor& y = te::arg(y_, "y");
     te::expect_dtype(x, "x", {TE_F32});
-    const te::Rows ry = same_shape_output(x, "x", y, "y");
+    const te::Rows ry = te::same_shape_output(x, "x", y, "y");
     te::cpu::softmax(te::as_rows(x, "x"), scale, ry);
   });
 }

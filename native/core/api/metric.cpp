@@ -18,12 +18,9 @@ extern "C" TE_API te_status te_l2_normalize(const te_tensor* x_, te_tensor* y_, 
     const te_tensor& x = te::arg(x_, "x");
     const te_tensor& y = te::arg(y_, "y");
     te::expect_dtype(x, "x", {TE_F32});
-    te::expect_dtype(y, "y", {TE_F32});
-    te::expect_same_shape(x, "x", y, "y");
-    te::expect_writable(y, "y");
-    te::expect_disjoint(y, "y", x, "x", /*in_place_ok=*/true);
+    const te::Rows ry = te::same_shape_output(x, "x", y, "y");
     if (!(eps >= 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "eps must be >= 0");
-    te::cpu::l2_normalize(te::as_rows(x, "x"), eps, te::as_rows(y, "y"));
+    te::cpu::l2_normalize(te::as_rows(x, "x"), eps, ry);
   });
 }
 

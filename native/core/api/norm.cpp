@@ -13,13 +13,10 @@ const float* vector_param(const te_tensor* t, const char* name, int64_t n) {
   return static_cast<const float*>(p->data);
 }
 
-void check_io(const te_tensor& x, const te_tensor& y) {
+te::Rows check_io(const te_tensor& x, const te_tensor& y) {
   te::expect_dtype(x, "x", {TE_F32});
-  te::expect_dtype(y, "y", {TE_F32});
   if (x.ndim < 1) te::fail(TE_ERR_SHAPE, "x must have at least one dim");
-  te::expect_same_shape(x, "x", y, "y");
-  te::expect_writable(y, "y");
-  te::expect_disjoint(y, "y", x, "x", /*in_place_ok=*/true);
+  return te::same_shape_output(x, "x", y, "y");
 }
 
 }  // namespace
@@ -29,12 +26,12 @@ extern "C" TE_API te_status te_layer_norm(const te_tensor* x_, const te_tensor* 
   return te::guard([&] {
     const te_tensor& x = te::arg(x_, "x");
     const te_tensor& y = te::arg(y_, "y");
-    check_io(x, y);
+    const te::Rows ry = check_io(x, y);
     if (!(eps >= 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "eps must be >= 0");
     const int64_t n = x.shape[x.ndim - 1];
     const float* w = vector_param(weight, "weight", n);
     const float* b = vector_param(bias, "bias", n);
-    te::cpu::layer_norm(te::as_rows(x, "x"), w, b, eps, te::as_rows(y, "y"));
+    te::cpu::layer_norm(te::as_rows(x, "x"), w, b, eps, ry);
   });
 }
 
@@ -42,9 +39,9 @@ extern "C" TE_API te_status te_rms_norm(const te_tensor* x_, const te_tensor* we
   return te::guard([&] {
     const te_tensor& x = te::arg(x_, "x");
     const te_tensor& y = te::arg(y_, "y");
-    check_io(x, y);
+    const te::Rows ry = check_io(x, y);
     if (!(eps >= 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "eps must be >= 0");
     const float* w = vector_param(weight, "weight", x.shape[x.ndim - 1]);
-    te::cpu::rms_norm(te::as_rows(x, "x"), w, eps, te::as_rows(y, "y"));
+    te::cpu::rms_norm(te::as_rows(x, "x"), w, eps, ry);
   });
 }

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../generic/kernels.h"
 #include "../isa.h"
 #include "kernels.h"
 #include "simd.h"
@@ -226,14 +227,7 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwC
     const __m256 pi = _mm256_mul_ps(_mm256_loadu_ps(p + i), decay);
     _mm256_storeu_ps(p + i, _mm256_fnmadd_ps(step, _mm256_div_ps(mi, denom), pi));
   }
-  for (; i < n; ++i) {
-    const float gi = g[i];
-    const float mi = c.beta1 * m[i] + c.one_minus_beta1 * gi;
-    const float vi = c.beta2 * v[i] + c.one_minus_beta2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * c.decay - c.step_size * (mi / (std::sqrt(vi) / c.bc2_sqrt + c.eps));
-  }
+  if (i < n) generic::adamw(p + i, g + i, m + i, v + i, n - i, c);
 }
 
 }  // namespace te::cpu::avx2
