@@ -9,7 +9,11 @@ export type ErrorCode =
   | 'INTERNAL'
   | 'CANCELLED'
   | 'DISPOSED'
-  | 'NATIVE_LOAD';
+  | 'NATIVE_LOAD'
+  | 'INVALID_FILE'
+  | 'NOT_FOUND'
+  | 'IO'
+  | 'NETWORK';
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'INVALID_ARGUMENT',
@@ -22,6 +26,10 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'CANCELLED',
   'DISPOSED',
   'NATIVE_LOAD',
+  'INVALID_FILE',
+  'NOT_FOUND',
+  'IO',
+  'NETWORK',
 ]);
 
 export class TinyEmoError extends Error {
@@ -67,4 +75,9 @@ export async function awaitNative<T>(p: Promise<T>): Promise<T> {
 
 export function invalid(message: string): TinyEmoError {
   return new TinyEmoError('INVALID_ARGUMENT', message);
+}
+
+/** A file that is not what it claims to be (corrupt, truncated, hostile). */
+export function invalidFile(file: string, message: string): TinyEmoError {
+  return new TinyEmoError('INVALID_FILE', `${file}: ${message}`);
 }

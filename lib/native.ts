@@ -17,7 +17,8 @@ export interface NativeTensorHandle {
   readonly storageBytes: number;
   arrayBuffer(): ArrayBuffer;
   asStrided(shape: readonly number[], strides: readonly number[], offset: number): NativeTensorHandle;
-  write(source: ArrayBufferView | ArrayBuffer): void;
+  /** Without an offset the source fills the tensor exactly; with a byte offset it must fit there. */
+  write(source: ArrayBufferView | ArrayBuffer, byteOffset?: number): void;
   read(dest: ArrayBufferView): void;
   dispose(): void;
 }

@@ -270,32 +270,42 @@ Napi::Value NativeTensor::as_strided(const Napi::CallbackInfo& info) {
 void* NativeTensor::matching_buffer(const Napi::CallbackInfo& info, const char* what) const {
   Napi::Env env = info.Env();
   if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
-  int64_t n = 1, expect = 1;
-  bool contiguous = true;
-  for (int i = ndim_ - 1; i >= 0; --i) {
-    if (shape_[i] > 1 && strides_[i] != expect) contiguous = false;
-    expect *= shape_[i];
-    n *= shape_[i];
-  }
-  if (!contiguous) throw_error(env, "INVALID_ARGUMENT", std::string(what) + " needs a contiguous tensor");
+  if (!is_contiguous()) throw_error(env, "INVALID_ARGUMENT", std::string(what) + " needs a contiguous tensor");
   const void* data = nullptr;
   size_t len = 0;
   if (info.Length() < 1 || !buffer_bytes(info[0], data, len))
     throw_error(env, "INVALID_ARGUMENT", std::string(what) + " takes an ArrayBuffer or a view");
-  const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
+  const size_t bytes = elements() * te_dtype_size(dtype_);
   if (len != bytes)
     throw_error(env, "SHAPE_MISMATCH",
                 "the buffer has " + std::to_string(len) + " bytes, the tensor " + std::to_string(bytes));
   return const_cast<void*>(data);
 }
 
-// write(source): copies bytes into a contiguous tensor (sync).
+// write(source[, byteOffset]): copies bytes into a contiguous tensor (sync).
+// Without an offset the source must fill the tensor exactly; with one, it
+// goes at that byte offset and must fit (loaders stream files in chunks).
 Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    const void* src = matching_buffer(info, "write(source)");
+    if (info.Length() < 2 || info[1].IsUndefined()) {
+      const void* src = matching_buffer(info, "write(source)");
+      const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
+      if (bytes) std::memmove(view().data, src, bytes);
+      return env.Undefined();
+    }
+    if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
+    if (!is_contiguous()) throw_error(env, "INVALID_ARGUMENT", "write(source, offset) needs a contiguous tensor");
+    const void* src = nullptr;
+    size_t len = 0;
+    if (!buffer_bytes(info[0], src, len))
+      throw_error(env, "INVALID_ARGUMENT", "write(source, offset) takes an ArrayBuffer or a view");
+    const double off = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1.0;
     const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
-    if (bytes) std::memmove(view().data, src, bytes);
+    if (!(off >= 0) || off != static_cast<double>(static_cast<size_t>(off)) || static_cast<size_t>(off) > bytes ||
+        len > bytes - static_cast<size_t>(off))
+      throw_error(env, "INVALID_ARGUMENT", "write(source, offset): the bytes do not fit inside the tensor");
+    if (len) std::memmove(static_cast<char*>(view().data) + static_cast<size_t>(off), src, len);
     return env.Undefined();
   });
 }

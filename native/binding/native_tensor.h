@@ -50,6 +50,14 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
 
   void release();
   void* matching_buffer(const Napi::CallbackInfo& info, const char* what) const;
+  bool is_contiguous() const {
+    int64_t expect = 1;
+    for (int i = ndim_ - 1; i >= 0; --i) {
+      if (shape_[i] > 1 && strides_[i] != expect) return false;
+      expect *= shape_[i];
+    }
+    return true;
+  }
   size_t elements() const {
     size_t n = 1;
     for (int i = 0; i < ndim_; ++i) n *= static_cast<size_t>(shape_[i]);

@@ -1,0 +1,120 @@
+/**
+ * Reading files that may be hostile, and writing files atomically.
+ * Reads are positioned and bounds-checked against the real file size before
+ * anything is allocated; writes go to a temporary file in the same folder,
+ * are fsynced, renamed over the target, and the folder is fsynced.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError, invalidFile } from '../errors';
+
+/** The largest single read or write Node does (fs caps one call below 2 GiB). */
+const CHUNK = 1 << 30;
+
+export class ReadableFile {
+  readonly size: number;
+  private fd: number | undefined;
+
+  constructor(readonly path: string) {
+    try {
+      this.fd = fs.openSync(path, 'r');
+      const st = fs.fstatSync(this.fd);
+      if (!st.isFile()) throw new TinyEmoError('IO', `${path} is not a regular file`);
+      this.size = st.size;
+    } catch (e) {
+      if (this.fd !== undefined) fs.closeSync(this.fd);
+      if (e instanceof TinyEmoError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new TinyEmoError(code === 'ENOENT' ? 'NOT_FOUND' : 'IO', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Checks that [offset, offset + length) lies in the file. */
+  checkRange(offset: number, length: number, what: string): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw invalidFile(this.path, `${what} (bytes ${offset}..${offset + length}) lies outside the file of ${this.size} bytes`);
+    }
+  }
+
+  /** Exactly `length` bytes at `offset` into a new Buffer (checked first). */
+  read(offset: number, length: number, what: string): Buffer {
+    this.checkRange(offset, length, what);
+    const buf = Buffer.allocUnsafe(length);
+    this.readInto(buf, offset, what);
+    return buf;
+  }
+
+  /** Fills `dest` from `offset` (checked first), in chunks under 2 GiB. */
+  readInto(dest: Uint8Array, offset: number, what: string): void {
+    this.checkRange(offset, dest.byteLength, what);
+    let done = 0;
+    while (done < dest.byteLength) {
+      const want = Math.min(CHUNK, dest.byteLength - done);
+      const n = fs.readSync(this.handle(), dest, done, want, offset + done);
+      if (n <= 0) throw invalidFile(this.path, `${what}: file ended early (it changed while being read?)`);
+      done += n;
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private handle(): number {
+    if (this.fd === undefined) throw new TinyEmoError('IO', `${this.path} was closed`);
+    return this.fd;
+  }
+}
+
+/** Runs fn on an open file, closing it after. */
+export function withFile<T>(file: string, fn: (f: ReadableFile) => T): T {
+  const f = new ReadableFile(file);
+  try {
+    return fn(f);
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Writes `chunks` to `target` atomically: readers see the old file or the
+ * whole new one, never a part, and a crash leaves no partial file behind
+ * under the target's name.
+ */
+export function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): void {
+  const dir = path.dirname(path.resolve(target));
+  const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(tmp, 'wx', 0o644);
+    for (const c of chunks) {
+      for (let done = 0; done < c.byteLength; ) {
+        done += fs.writeSync(fd, c, done, Math.min(CHUNK, c.byteLength - done));
+      }
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, target);
+    fsyncDir(dir);
+  } catch (e) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw new TinyEmoError('IO', `cannot write ${target}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Makes a rename in `dir` durable (a no-op where folders cannot be opened). */
+export function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    /* Windows cannot fsync a folder */
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
