@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { TinyEmoError } from '../errors';
 import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
+import { formatInspect, inspectPath } from './inspect';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -23,6 +24,16 @@ export async function main(argv: string[]): Promise<number> {
       const report = doctor();
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`);
       if (!report.selfCheck.ok) code = 1;
+    });
+
+  program
+    .command('inspect')
+    .description('list the tensors (name, dtype, shape) of a weight file (safetensors, .pt/.bin, .npy) or model folder')
+    .argument('<file>', 'a weight file or a model folder')
+    .option('--json', 'print one JSON document')
+    .action((file: string, opts: { json?: boolean }) => {
+      const r = inspectPath(file);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatInspect(r)}\n`);
     });
 
   try {

@@ -10,7 +10,12 @@ export class JsonError extends Error {}
 
 const MAX_DEPTH = 64;
 
-export function parseStrictJson(text: string): Json {
+export interface JsonOptions {
+  /** Accept Python's NaN, Infinity and -Infinity (config.json files written by json.dump). */
+  allowNonFinite?: boolean;
+}
+
+export function parseStrictJson(text: string, opts: JsonOptions = {}): Json {
   let i = 0;
   const fail = (msg: string): never => {
     throw new JsonError(`${msg} at offset ${i}`);
@@ -161,6 +166,14 @@ export function parseStrictJson(text: string): Json {
     if (text.startsWith('null', i)) {
       i += 4;
       return null;
+    }
+    if (opts.allowNonFinite) {
+      for (const [word, v] of [['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]] as const) {
+        if (text.startsWith(word, i)) {
+          i += word.length;
+          return v;
+        }
+      }
     }
     return num();
   };
