@@ -5,6 +5,7 @@ import { TinyEmoError } from '../errors';
 import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
 import { formatInspect, inspectPath } from './inspect';
+import { pullCommand } from './pull';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -34,6 +35,19 @@ export async function main(argv: string[]): Promise<number> {
     .action((file: string, opts: { json?: boolean }) => {
       const r = inspectPath(file);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatInspect(r)}\n`);
+    });
+
+  program
+    .command('pull')
+    .description('download a Hugging Face repository into the hub cache (HF_HOME / HF_HUB_CACHE; HF_TOKEN)')
+    .argument('<repo>', 'repository id, e.g. openai/clip-vit-large-patch14')
+    .option('--revision <rev>', 'branch, tag or commit', 'main')
+    .option('--include <glob...>', 'only files matching these globs')
+    .option('--offline', 'use the cache only and say what is missing')
+    .option('--json', 'print one JSON document')
+    .action(async (repo: string, opts: { revision: string; include?: string[]; offline?: boolean; json?: boolean }) => {
+      const r = await pullCommand(repo, opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${r.dir}\n`);
     });
 
   try {
