@@ -265,4 +265,5 @@ describe('legacy PyTorch files and .npy', () => {
 afterAll(() => {
   const total = Object.values(casesRun).reduce((a, b) => a + b, 0);
   expect(total).toBeGreaterThan(1000);
+  if (process.env.TINYEMO_PRINT_CASES) console.log(JSON.stringify({ total, ...casesRun }));
 });
