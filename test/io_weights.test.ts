@@ -6,6 +6,7 @@ import * as path from 'path';
 import { Tensor, TinyEmoError } from '../lib';
 import { WeightFile } from '../lib/io/weights';
 import { writeSafetensors } from '../lib/io/safetensors';
+import { EMOTION6, describeWithEmotion6 } from './helpers/emotion6';
 
 const dir = path.join(__dirname, 'fixtures', 'weights');
 const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Record<
@@ -131,11 +132,9 @@ describe('safetensors round trips', () => {
   });
 });
 
-const emotion6 = process.env.TINYEMO_EMOTION6 ?? path.join(__dirname, '..', '..', 'shared', 'data', 'emotion6-clip-vit-l14');
-const hasEmotion6 = fs.existsSync(path.join(emotion6, 'train'));
-if (!hasEmotion6) console.warn(`skipped: the Emotion6 features are not at ${emotion6} (set TINYEMO_EMOTION6)`);
+const emotion6 = EMOTION6;
 
-(hasEmotion6 ? describe : describe.skip)('the real Emotion6 CLIP features (../shared/data)', () => {
+describeWithEmotion6('the real Emotion6 CLIP features (../shared/data)', () => {
   test('every file loads as a [768] f16 tensor with an L2 norm near 18-21', () => {
     const classes = fs.readdirSync(path.join(emotion6, 'train')).sort();
     expect(classes).toEqual(['anger', 'disgust', 'fear', 'joy', 'sadness', 'surprise']);
