@@ -35,9 +35,9 @@ test('top-1, top-5, per-class recall and precision, macro-F1 and confusion on ra
     const fp = targets.filter((t, i) => t !== c && ranked[i][0] === c).length;
     const p = tp / (tp + fp);
     const rc = tp / (tp + fn);
-    expect(r.perClass[c]).toMatchObject({ name: `c${c}`, support: tp + fn });
-    expect(r.perClass[c].accuracy).toBeCloseTo(rc, 12);
-    expect(r.perClass[c].precision).toBeCloseTo(p, 12);
+    expect(r.perClass[`c${c}`]).toMatchObject({ support: tp + fn });
+    expect(r.perClass[`c${c}`].accuracy).toBeCloseTo(rc, 12);
+    expect(r.perClass[`c${c}`].precision).toBeCloseTo(p, 12);
     f1sum += (2 * p * rc) / (p + rc);
     for (let q = 0; q < C; ++q) expect(r.confusion[c][q]).toBe(targets.filter((t, i) => t === c && ranked[i][0] === q).length);
   }
@@ -47,7 +47,8 @@ test('top-1, top-5, per-class recall and precision, macro-F1 and confusion on ra
 test('classes never predicted have precision and F1 0; absent classes do not count in macro-F1', () => {
   const r = evaluate(['a', 'b', 'c'], [0, 0, 1, 1], [[0], [0], [0], [1]]);
   expect(r.top1).toBe(0.75);
-  expect(r.perClass[2]).toEqual({ name: 'c', support: 0, accuracy: 0, precision: 0, f1: 0 });
+  expect(r.perClass.c).toEqual({ support: 0, accuracy: 0, precision: 0, f1: 0 });
+  expect(Object.keys(r.perClass)).toEqual(['a', 'b', 'c']);
   const f1a = (2 * (2 / 3) * 1) / (2 / 3 + 1);
   const f1b = (2 * 1 * 0.5) / 1.5;
   expect(r.macroF1).toBeCloseTo((f1a + f1b) / 2, 12);

@@ -5,7 +5,9 @@ import { TinyEmoError } from '../errors';
 import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
 import { formatInspect, inspectPath } from './inspect';
+import { EvalFlags, evalCommand, formatEval } from './eval';
 import { pullCommand } from './pull';
+import { TrainFlags, formatTrainResult, trainCommand } from './train';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -48,6 +50,52 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (repo: string, opts: { revision: string; include?: string[]; offline?: boolean; json?: boolean }) => {
       const r = await pullCommand(repo, opts);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${r.dir}\n`);
+    });
+
+  program
+    .command('train')
+    .description('train a Metric Projector on a data folder of features (one sub-folder per class)')
+    .requiredOption('--data <dir>', 'training data: one folder per class of feature files (.pt, .safetensors, .npy)')
+    .option('--val <dir>', 'a separate validation folder')
+    .option('--val-split <fraction>', 'hold out this stratified fraction of --data for validation (default 0.2)')
+    .option('--llm <dir>', "an LLM folder: labels are its token embeddings (only the embedding table and tokenizer are read)")
+    .option('--tokenizer <dir>', 'the tokenizer folder when the LLM has none (OpenELM uses LLaMA\'s)')
+    .option('--labels <file>', 'a saved label table (labels.safetensors) instead of --llm')
+    .option('--label-template <text>', 'label text template, e.g. "a scene evoking {emotion} to viewers"')
+    .option('--synonyms <file>', 'JSON {class: [synonyms]} averaged into each label')
+    .option('--loss <name>', 'cosine | infonce | ntxent (default cosine)')
+    .option('--epochs <n>', 'epochs (default 10)')
+    .option('--batch-size <n>', 'batch size (default 32)')
+    .option('--lr <x>', 'peak learning rate (default 5e-4)')
+    .option('--weight-decay <x>', 'AdamW weight decay (default 0.01)')
+    .option('--schedule <name>', 'onecycle | cosine (default onecycle)')
+    .option('--hidden <n>', 'label-space dimension when no --llm/--labels is given (default 1280)')
+    .option('--dropout <p>', 'dropout after GELU (default 0.2)')
+    .option('--seed <n>', 'seed of the split, initialisation, shuffles and dropout (default 0)')
+    .requiredOption('--out <dir>', 'model folder to write (tinyemo.json, weights, checkpoint, log)')
+    .option('--resume', "continue from --out's checkpoint (same flags)")
+    .option('--json', 'print one JSON document')
+    .action(async (opts: TrainFlags) => {
+      const r = await trainCommand(opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatTrainResult(r)}\n`);
+    });
+
+  program
+    .command('eval')
+    .description('evaluate a projector on a data folder: top-1, top-5, per class, macro-F1, confusion')
+    .requiredOption('--data <dir>', 'one folder per class of feature files')
+    .requiredOption('--projector <dir>', 'a model folder from `tinyemo train`, or a released projector (.bin or folder) with --llm')
+    .option('--llm <dir>', 'the label space: this LLM folder (required for a released projector)')
+    .option('--tokenizer <dir>', 'the tokenizer folder when the LLM has none')
+    .option('--labels <file>', 'the label space: a saved label table')
+    .option('--label-template <text>', 'label text template used in training')
+    .option('--synonyms <file>', 'JSON {class: [synonyms]} used in training')
+    .option('--allow-label-mismatch', 'evaluate in a label space other than the one the projector was trained in')
+    .option('--plots <dir>', 'also write confusion.svg and embeddings.svg (PCA map) there')
+    .option('--json', 'print one JSON document')
+    .action((opts: EvalFlags) => {
+      const r = evalCommand(opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatEval(r)}\n`);
     });
 
   try {

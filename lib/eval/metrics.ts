@@ -1,7 +1,6 @@
 /** Classification metrics: top-k accuracy, per-class accuracy, macro-F1, confusion. */
 
 export interface ClassMetrics {
-  name: string;
   support: number;
   /** Recall: the fraction of this class's samples predicted as it. */
   accuracy: number;
@@ -14,7 +13,8 @@ export interface EvalReport {
   top1: number;
   top5: number;
   macroF1: number;
-  perClass: ClassMetrics[];
+  /** By class name, in the order of `classes`. */
+  perClass: Record<string, ClassMetrics>;
   /** confusion[true][predicted] counts. */
   confusion: number[][];
   classes: string[];
@@ -34,16 +34,17 @@ export function evaluate(classes: readonly string[], targets: ArrayLike<number>,
     if (r[0] === t) top1 += 1;
     for (let k = 0; k < Math.min(5, r.length); ++k) if (r[k] === t) top5 += 1;
   }
-  const perClass = classes.map((name, c) => {
+  const stats = classes.map((_, c) => {
     const support = confusion[c].reduce((a, b) => a + b, 0);
     const predicted = confusion.reduce((a, row) => a + row[c], 0);
     const tp = confusion[c][c];
     const recall = support ? tp / support : 0;
     const precision = predicted ? tp / predicted : 0;
     const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
-    return { name, support, accuracy: recall, precision, f1 };
+    return { support, accuracy: recall, precision, f1 };
   });
-  const present = perClass.filter((p) => p.support > 0);
+  const perClass = Object.fromEntries(classes.map((name, c) => [name, stats[c]]));
+  const present = stats.filter((p) => p.support > 0);
   return {
     n,
     top1: n ? top1 / n : 0,

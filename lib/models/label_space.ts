@@ -161,13 +161,31 @@ export class LabelSpace {
   /** A short description for logs ("random unit vectors (seed 3)", "OpenELM-270M embeddings"). */
   describe(): string {
     const s = this.source;
-    if (s.kind === 'random') return `random unit vectors of dimension ${s.dim} (seed ${s.seed}) — no LLM given`;
+    if (s.kind === 'random') return `random unit vectors of dimension ${s.dim} (seed ${s.seed})`;
     if (s.kind === 'llm') return `token embeddings of ${path.basename(s.llm)}${s.template ? ` through "${s.template}"` : ''}`;
     return `the label table ${s.file}`;
   }
 
-  /** Whether two label spaces are the same space (same source), whatever their class order. */
+  /**
+   * Whether two label spaces are the same space: the same dimension and, for
+   * every class both name, the same vector (to 1e-5, as a table survives a
+   * save in f32 exactly but an LLM folder may have been moved or re-saved).
+   */
   sameSpaceAs(other: LabelSpace): boolean {
-    return JSON.stringify(this.source) === JSON.stringify(other.source);
+    if (this.dim !== other.dim) return false;
+    const common = this.names.filter((n) => other.names.includes(n));
+    if (common.length === 0) return false;
+    return common.every((n) => {
+      const a = this.vector(n);
+      const b = other.vector(n);
+      return a.every((v, h) => Math.abs(v - b[h]) <= 1e-5);
+    });
+  }
+
+  /** The unit vector of one class. */
+  vector(name: string): Float32Array {
+    const c = this.names.indexOf(name);
+    if (c < 0) throw new TinyEmoError('INVALID_ARGUMENT', `"${name}" is not a label (${this.names.join(', ')})`);
+    return this.table.subarray(c * this.dim, (c + 1) * this.dim);
   }
 }

@@ -39,6 +39,8 @@ export interface TrainConfig {
   tokenizer?: string;
   /** e.g. "a scene evoking {emotion} to viewers". */
   labelTemplate?: string;
+  /** Extra texts per class, averaged into its label (the paper's "3 Syn."). */
+  synonyms?: Record<string, string[]>;
   /** A saved label table instead of an LLM. */
   labels?: string;
   loss: LossName;
@@ -92,6 +94,8 @@ export interface TrainResult {
 }
 
 export interface TrainHooks {
+  /** Once the data and label space are ready, before the first step. */
+  onStart?: (info: { labelSpace: string; trainSamples: number; valSamples: number; totalSteps: number; resumedAtStep: number; skipped: number }) => void;
   onEpoch?: (log: EpochLog) => void;
   onStep?: (step: number, total: number) => void;
   /** Stop after this many optimizer steps in total, leaving a checkpoint (for tests and interruptions). */
@@ -175,7 +179,7 @@ function buildLabels(c: TrainConfig, classes: string[]): LabelSpace {
     if (missing.length) throw new TinyEmoError('INVALID_ARGUMENT', `the label table lacks ${missing.join(', ')}`);
     return l;
   }
-  if (c.llm) return LabelSpace.fromLlm(classes, c.llm, { tokenizerDir: c.tokenizer, template: c.labelTemplate });
+  if (c.llm) return LabelSpace.fromLlm(classes, c.llm, { tokenizerDir: c.tokenizer, template: c.labelTemplate, synonyms: c.synonyms });
   return LabelSpace.random(classes, c.hidden, c.seed);
 }
 
@@ -271,6 +275,14 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
     }
   };
 
+  hooks.onStart?.({
+    labelSpace: labels.describe(),
+    trainSamples: N,
+    valSamples: val?.y.length ?? 0,
+    totalSteps,
+    resumedAtStep: st.step,
+    skipped: all.skipped.length,
+  });
   const logFile = path.join(c.out, 'log.jsonl');
   const grads: ProjectionGrads = {
     w1: Tensor.empty(projector.weights.w1.shape),

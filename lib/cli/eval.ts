@@ -1,0 +1,144 @@
+/**
+ * `tinyemo eval`: a projector (a tinyemo model folder, or a released
+ * projector with --llm/--labels for its label space) on a data folder.
+ * A label space given on the command line must be the one the projector
+ * was trained in, unless --allow-label-mismatch says otherwise.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError, invalid } from '../errors';
+import { loadFeatureFolder } from '../data/features';
+import { EvalReport } from '../eval/metrics';
+import { confusionSvg, embeddingMapSvg } from '../eval/plots';
+import { writeFileAtomic } from '../io/file';
+import { readJsonFile } from '../io/model_folder';
+import { BUNDLE_FILE, readBundle } from '../models/bundle';
+import { LabelSpace } from '../models/label_space';
+import { Projector } from '../models/projector';
+import { Tensor } from '../tensor';
+import { evaluateProjector } from '../train/trainer';
+
+export interface EvalFlags {
+  data: string;
+  projector: string;
+  llm?: string;
+  tokenizer?: string;
+  labels?: string;
+  labelTemplate?: string;
+  synonyms?: string;
+  allowLabelMismatch?: boolean;
+  plots?: string;
+  json?: boolean;
+}
+
+export interface EvalResult extends EvalReport {
+  projector: string;
+  data: string;
+  labelSpace: string;
+  skipped: number;
+  plots?: { confusion: string; embeddings: string };
+}
+
+function labelsFromFlags(f: EvalFlags, classes: readonly string[]): LabelSpace | undefined {
+  if (f.llm !== undefined && f.labels !== undefined) throw invalid('give --llm or --labels, not both');
+  if (f.labels) return LabelSpace.load(f.labels);
+  if (f.llm) {
+    const synonyms = f.synonyms ? (readJsonFile(f.synonyms) as unknown as Record<string, string[]>) : undefined;
+    return LabelSpace.fromLlm(classes, f.llm, { tokenizerDir: f.tokenizer, template: f.labelTemplate, synonyms });
+  }
+  return undefined;
+}
+
+export function evalCommand(f: EvalFlags): EvalResult {
+  const data = loadFeatureFolder(f.data);
+  let projector: Projector;
+  let labels: LabelSpace;
+  const given = () => labelsFromFlags(f, data.classes);
+  if (fs.existsSync(path.join(f.projector, BUNDLE_FILE))) {
+    const b = readBundle(f.projector);
+    projector = b.projector;
+    labels = b.labels;
+    let other: LabelSpace | undefined;
+    try {
+      other = given();
+    } catch (e) {
+      projector.dispose();
+      throw e;
+    }
+    if (other) {
+      if (!other.sameSpaceAs(labels) && !f.allowLabelMismatch) {
+        projector.dispose();
+        throw new TinyEmoError(
+          'INVALID_ARGUMENT',
+          `the projector in ${f.projector} was trained in ${labels.describe()}, not ${other.describe()}; ` +
+            'its outputs mean nothing in another label space (pass --allow-label-mismatch to evaluate anyway)',
+        );
+      }
+      labels = other;
+    }
+  } else {
+    const other = given();
+    if (!other) {
+      throw new TinyEmoError('INVALID_ARGUMENT', `${f.projector} has no ${BUNDLE_FILE}: give the label space it was trained in with --llm DIR (or --labels FILE)`);
+    }
+    labels = other;
+    projector = fs.statSync(f.projector).isDirectory() ? Projector.fromFolder(f.projector) : Projector.load(f.projector);
+  }
+  try {
+    if (projector.inDim !== data.dim) {
+      throw new TinyEmoError('INVALID_ARGUMENT', `the projector takes ${projector.inDim} features, the data has ${data.dim}`);
+    }
+    if (projector.outDim !== labels.dim) {
+      throw new TinyEmoError('INVALID_ARGUMENT', `the projector outputs ${projector.outDim} values, the label space has ${labels.dim}`);
+    }
+    const report = evaluateProjector(projector, labels, data);
+    const result: EvalResult = {
+      ...report,
+      projector: f.projector,
+      data: f.data,
+      labelSpace: labels.describe(),
+      skipped: data.skipped.length,
+    };
+    if (f.plots) {
+      fs.mkdirSync(f.plots, { recursive: true });
+      const confusion = path.join(f.plots, 'confusion.svg');
+      const embeddings = path.join(f.plots, 'embeddings.svg');
+      writeFileAtomic(confusion, [Buffer.from(confusionSvg(report, `Confusion matrix: ${path.basename(path.resolve(f.data))}`))]);
+      const x = Tensor.from(data.x, [data.y.length, data.dim]);
+      const y = projector.forwardSync(x);
+      const map = data.classes.map((c) => labels.names.indexOf(c));
+      const svg = embeddingMapSvg(y.toArray() as Float32Array, Int32Array.from(data.y, (t) => map[t]), labels.table, labels.names, labels.dim);
+      x.dispose();
+      y.dispose();
+      writeFileAtomic(embeddings, [Buffer.from(svg)]);
+      result.plots = { confusion, embeddings };
+    }
+    return result;
+  } finally {
+    projector.dispose();
+  }
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(2)}%`.padStart(7);
+}
+
+export function formatEval(r: EvalResult): string {
+  const w = Math.max(5, ...r.classes.map((c) => c.length));
+  const lines = [
+    `${r.n} samples from ${r.data}${r.skipped ? ` (${r.skipped} unreadable files skipped)` : ''}; label space: ${r.labelSpace}`,
+    `top-1 ${pct(r.top1)}   top-5 ${pct(r.top5)}   macro-F1 ${pct(r.macroF1)}`,
+    '',
+    `${'class'.padEnd(w)}  support  accuracy  precision       F1`,
+    ...Object.entries(r.perClass)
+      .filter(([, p]) => p.support > 0)
+      .map(([name, p]) => `${name.padEnd(w)}  ${String(p.support).padStart(7)}  ${pct(p.accuracy).padStart(8)}  ${pct(p.precision).padStart(9)}  ${pct(p.f1)}`),
+    '',
+    'confusion (rows: true, columns: predicted)',
+    `${''.padEnd(w)}  ${r.classes.map((c) => c.slice(0, 6).padStart(6)).join(' ')}`,
+    ...r.confusion.map((row, i) => `${r.classes[i].padEnd(w)}  ${row.map((v) => String(v).padStart(6)).join(' ')}`),
+  ];
+  if (r.plots) lines.push('', `pictures: ${r.plots.confusion}, ${r.plots.embeddings}`);
+  return lines.join('\n');
+}

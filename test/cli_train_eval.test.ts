@@ -1,0 +1,92 @@
+/** `tinyemo train` and `tinyemo eval` as a user runs them (the built command, synthetic data). */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { LabelSpace } from '../lib/models/label_space';
+import { writeClusters } from './helpers/feature_data';
+
+const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');
+function run(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+}
+
+let tmp: string;
+let data: string;
+let model: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-cli-train-'));
+  data = path.join(tmp, 'data');
+  writeClusters(data, { classes: ['anger', 'joy', 'fear', 'sadness'], counts: [17, 15, 16, 14], dim: 13, sep: 0.9, seed: 3 });
+  model = path.join(tmp, 'model');
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('train --json: one JSON document, the label space said, a model folder written', () => {
+  const r = run('train', '--data', data, '--out', model, '--epochs', '4', '--batch-size', '8', '--hidden', '20', '--lr', '1e-2', '--seed', '2', '--json');
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout);
+  expect(j.labelSpace).toMatch(/random unit vectors of dimension 20 \(seed 2\)/);
+  expect(j.epochs).toHaveLength(4);
+  expect(j.trainSamples + j.valSamples).toBe(62);
+  for (const f of ['tinyemo.json', 'projector.safetensors', 'labels.safetensors', 'checkpoint.safetensors', 'log.jsonl', 'train.json']) {
+    expect(fs.existsSync(path.join(model, f))).toBe(true);
+  }
+});
+
+test('train without --json reports the label space and one line per epoch on stderr', () => {
+  const out = path.join(tmp, 'model-text');
+  const r = run('train', '--data', data, '--out', out, '--epochs', '2', '--batch-size', '8', '--hidden', '20');
+  expect(r.status).toBe(0);
+  expect(r.stderr).toMatch(/label space: random unit vectors of dimension 20 \(seed 0\) \(no --llm or --labels: the labels are random points, not words\)/);
+  expect(r.stderr).toMatch(/epoch 1\/2 {2}loss [0-9.]+ {2}lr [0-9.e+-]+ {2}val top-1 [0-9.]+%/);
+  expect(r.stdout).toMatch(/best epoch \d: validation top-1/);
+});
+
+test('eval --json has the contract keys, accuracies as fractions, and writes the pictures', () => {
+  const plots = path.join(tmp, 'plots');
+  const r = run('eval', '--data', data, '--projector', model, '--json', '--plots', plots);
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout);
+  for (const k of ['n', 'top1', 'top5', 'perClass', 'macroF1', 'confusion']) expect(j).toHaveProperty(k);
+  expect(j.n).toBe(62);
+  for (const v of [j.top1, j.top5, j.macroF1]) expect(v >= 0 && v <= 1).toBe(true);
+  expect(j.top1).toBeGreaterThan(0.5);
+  expect(Object.keys(j.perClass)).toEqual(['anger', 'fear', 'joy', 'sadness']);
+  expect(j.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(62);
+  const svg = fs.readFileSync(path.join(plots, 'confusion.svg'), 'utf8');
+  expect(svg.startsWith('<svg')).toBe(true);
+  expect(svg).toContain('sadness');
+  expect(fs.readFileSync(path.join(plots, 'embeddings.svg'), 'utf8')).toMatch(/<circle[^>]+>/);
+});
+
+test('eval in another label space is refused unless asked for', () => {
+  const other = path.join(tmp, 'other-labels.safetensors');
+  LabelSpace.random(['anger', 'fear', 'joy', 'sadness'], 20, 99).save(other);
+  const refused = run('eval', '--data', data, '--projector', model, '--labels', other);
+  expect(refused.status).toBe(2);
+  expect(refused.stderr).toMatch(/was trained in random unit vectors of dimension 20 \(seed 2\), not random unit vectors of dimension 20 \(seed 99\).*--allow-label-mismatch/s);
+  const allowed = run('eval', '--data', data, '--projector', model, '--labels', other, '--allow-label-mismatch', '--json');
+  expect(allowed.status).toBe(0);
+  // The same space given explicitly is accepted without the flag.
+  const same = run('eval', '--data', data, '--projector', model, '--labels', path.join(model, 'labels.safetensors'), '--json');
+  expect(same.status).toBe(0);
+  expect(JSON.parse(same.stdout).top1).toBe(JSON.parse(run('eval', '--data', data, '--projector', model, '--json').stdout).top1);
+});
+
+test('a projector without tinyemo.json needs its label space; bad flags are clear errors', () => {
+  const released = path.join(__dirname, 'fixtures', 'projector');
+  const r = run('eval', '--data', data, '--projector', released);
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/has no tinyemo.json: give the label space/);
+  const bad = run('train', '--data', data, '--out', path.join(tmp, 'x'), '--epochs', 'ten');
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toMatch(/--epochs takes an integer, not "ten"/);
+  const both = run('train', '--data', data, '--out', path.join(tmp, 'x'), '--val', data, '--val-split', '0.1');
+  expect(both.stderr).toMatch(/--val or --val-split, not both/);
+  const missing = run('train', '--data', path.join(tmp, 'nope'), '--out', path.join(tmp, 'x'));
+  expect(missing.status).toBe(2);
+  expect(missing.stderr).toMatch(/is not a folder \[NOT_FOUND\]/);
+});
