@@ -4,6 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { readFeatureVector } from '../lib/data/features';
+import { MetricClassifier } from '../lib/models/classifier';
 import { LabelSpace } from '../lib/models/label_space';
 import { writeClusters } from './helpers/feature_data';
 
@@ -89,4 +91,45 @@ test('a projector without tinyemo.json needs its label space; bad flags are clea
   const missing = run('train', '--data', path.join(tmp, 'nope'), '--out', path.join(tmp, 'x'));
   expect(missing.status).toBe(2);
   expect(missing.stderr).toMatch(/is not a folder \[NOT_FOUND\]/);
+});
+
+test('classify --json: ranked labels per feature file, as the library classifier gives them', async () => {
+  const files = ['anger/0.safetensors', 'joy/1.npy', 'sadness/2.safetensors'].map((f) => path.join(data, f));
+  const r = run('classify', ...files, '--model', model, '--top-k', '2', '--json');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as Array<{ file: string; predictions: Array<{ label: string; score: number }> }>;
+  expect(j.map((x) => x.file)).toEqual(files);
+  const cls = MetricClassifier.load(model);
+  const x = new Float32Array(files.length * cls.inDim);
+  files.forEach((f, i) => x.set(readFeatureVector(f), i * cls.inDim));
+  const want = await cls.classify(x, { topK: 2 });
+  expect(cls.classifySync(x, { topK: 2 })).toEqual(want);
+  cls.dispose();
+  j.forEach((row, i) => {
+    expect(row.predictions.map((p) => p.label)).toEqual(want[i].map((p) => p.label));
+    row.predictions.forEach((p, k) => expect(p.score).toBeCloseTo(want[i][k].score, 6));
+    expect(row.predictions[0].score).toBeGreaterThanOrEqual(row.predictions[1].score);
+  });
+  const image = run('classify', path.join(tmp, 'photo.jpg'), '--model', model);
+  expect(image.status).toBe(2);
+  expect(image.stderr).toMatch(/images need the CLIP vision tower.*\[UNSUPPORTED\]/);
+});
+
+test('the library classifier: shapes checked, a released projector needs its label space', () => {
+  const cls = MetricClassifier.load(model);
+  expect(cls.labels).toEqual(['anger', 'fear', 'joy', 'sadness']);
+  expect(() => cls.classifySync(new Float32Array(cls.inDim + 1))).toThrow(expect.objectContaining({ code: 'SHAPE_MISMATCH' }));
+  expect(() => cls.classifySync(new Float32Array(cls.inDim).fill(1), { topK: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  // topK past the number of labels gives them all.
+  expect(cls.classifySync(new Float32Array(cls.inDim).fill(0.5), { topK: 9 })[0]).toHaveLength(4);
+  cls.dispose();
+  expect(() => cls.classifySync(new Float32Array(cls.inDim))).toThrow(expect.objectContaining({ code: 'DISPOSED' }));
+
+  const released = path.join(__dirname, 'fixtures', 'projector');
+  expect(() => MetricClassifier.load(released)).toThrow(/has no tinyemo.json/);
+  const labels = LabelSpace.random(['a', 'b', 'c'], 19, 1);
+  const r = MetricClassifier.load(released, { labels });
+  expect(r.classifySync(new Float32Array(23).fill(0.3), { topK: 3 })[0].map((p) => p.label).sort()).toEqual(['a', 'b', 'c']);
+  r.dispose();
+  expect(() => MetricClassifier.load(released, { labels: LabelSpace.random(['a'], 7, 1) })).toThrow(/outputs 19 values, the label space has 7/);
 });

@@ -94,10 +94,10 @@ test.each([
   ['at an epoch boundary', 6],
   ['on the first step', 1],
 ])('stopped %s then resumed, training ends bit-identical to an uninterrupted run', async (_, k) => {
-  const full = small(`full-${k}`, { loss: 'infonce' });
+  const full = small(`full-${k}`, { loss: 'infonce', noise: 0.3 });
   await trainProjector(full);
 
-  const part = small(`part-${k}`, { loss: 'infonce' });
+  const part = small(`part-${k}`, { loss: 'infonce', noise: 0.3 });
   const stopped = await trainProjector(part, { hooks: { stopAfterSteps: k } });
   expect(stopped.stopped).toBe(true);
   expect(fs.existsSync(path.join(part.out, 'train.json'))).toBe(false);
@@ -124,7 +124,7 @@ test('resuming with other settings, or with nothing to resume, is refused', asyn
 test('bad settings are typed errors before anything is written', async () => {
   const bad: Array<Partial<TrainConfig>> = [
     { batchSize: 1 }, { epochs: 0 }, { lr: -1 }, { dropout: 1 }, { seed: -3 }, { valSplit: 1 },
-    { loss: 'hinge' as TrainConfig['loss'] }, { schedule: 'step' as TrainConfig['schedule'] },
+    { noise: -1 }, { loss: 'hinge' as TrainConfig['loss'] }, { schedule: 'step' as TrainConfig['schedule'] },
   ];
   for (const over of bad) {
     const c = small('never', over);

@@ -12,10 +12,8 @@ import { loadFeatureFolder } from '../data/features';
 import { EvalReport } from '../eval/metrics';
 import { confusionSvg, embeddingMapSvg } from '../eval/plots';
 import { writeFileAtomic } from '../io/file';
-import { readJsonFile } from '../io/model_folder';
-import { BUNDLE_FILE, readBundle } from '../models/bundle';
-import { LabelSpace } from '../models/label_space';
-import { Projector } from '../models/projector';
+import { MetricClassifier } from '../models/classifier';
+import { LabelSpace, readSynonymsFile } from '../models/label_space';
 import { Tensor } from '../tensor';
 import { evaluateProjector } from '../train/trainer';
 
@@ -44,7 +42,7 @@ function labelsFromFlags(f: EvalFlags, classes: readonly string[]): LabelSpace |
   if (f.llm !== undefined && f.labels !== undefined) throw invalid('give --llm or --labels, not both');
   if (f.labels) return LabelSpace.load(f.labels);
   if (f.llm) {
-    const synonyms = f.synonyms ? (readJsonFile(f.synonyms) as unknown as Record<string, string[]>) : undefined;
+    const synonyms = f.synonyms ? readSynonymsFile(f.synonyms) : undefined;
     return LabelSpace.fromLlm(classes, f.llm, { tokenizerDir: f.tokenizer, template: f.labelTemplate, synonyms });
   }
   return undefined;
@@ -52,45 +50,12 @@ function labelsFromFlags(f: EvalFlags, classes: readonly string[]): LabelSpace |
 
 export function evalCommand(f: EvalFlags): EvalResult {
   const data = loadFeatureFolder(f.data);
-  let projector: Projector;
-  let labels: LabelSpace;
-  const given = () => labelsFromFlags(f, data.classes);
-  if (fs.existsSync(path.join(f.projector, BUNDLE_FILE))) {
-    const b = readBundle(f.projector);
-    projector = b.projector;
-    labels = b.labels;
-    let other: LabelSpace | undefined;
-    try {
-      other = given();
-    } catch (e) {
-      projector.dispose();
-      throw e;
-    }
-    if (other) {
-      if (!other.sameSpaceAs(labels) && !f.allowLabelMismatch) {
-        projector.dispose();
-        throw new TinyEmoError(
-          'INVALID_ARGUMENT',
-          `the projector in ${f.projector} was trained in ${labels.describe()}, not ${other.describe()}; ` +
-            'its outputs mean nothing in another label space (pass --allow-label-mismatch to evaluate anyway)',
-        );
-      }
-      labels = other;
-    }
-  } else {
-    const other = given();
-    if (!other) {
-      throw new TinyEmoError('INVALID_ARGUMENT', `${f.projector} has no ${BUNDLE_FILE}: give the label space it was trained in with --llm DIR (or --labels FILE)`);
-    }
-    labels = other;
-    projector = fs.statSync(f.projector).isDirectory() ? Projector.fromFolder(f.projector) : Projector.load(f.projector);
-  }
+  const given = labelsFromFlags(f, data.classes);
+  const cls = MetricClassifier.load(f.projector, { ...(given ? { labels: given } : {}), allowLabelMismatch: f.allowLabelMismatch === true });
+  const { projector, labelSpace: labels } = cls;
   try {
     if (projector.inDim !== data.dim) {
       throw new TinyEmoError('INVALID_ARGUMENT', `the projector takes ${projector.inDim} features, the data has ${data.dim}`);
-    }
-    if (projector.outDim !== labels.dim) {
-      throw new TinyEmoError('INVALID_ARGUMENT', `the projector outputs ${projector.outDim} values, the label space has ${labels.dim}`);
     }
     const report = evaluateProjector(projector, labels, data);
     const result: EvalResult = {
@@ -116,7 +81,7 @@ export function evalCommand(f: EvalFlags): EvalResult {
     }
     return result;
   } finally {
-    projector.dispose();
+    cls.dispose();
   }
 }
 

@@ -5,6 +5,7 @@ import { TinyEmoError } from '../errors';
 import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
 import { formatInspect, inspectPath } from './inspect';
+import { ClassifyFlags, classifyCommand, formatClassify } from './classify';
 import { EvalFlags, evalCommand, formatEval } from './eval';
 import { pullCommand } from './pull';
 import { TrainFlags, formatTrainResult, trainCommand } from './train';
@@ -71,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--schedule <name>', 'onecycle | cosine (default onecycle)')
     .option('--hidden <n>', 'label-space dimension when no --llm/--labels is given (default 1280)')
     .option('--dropout <p>', 'dropout after GELU (default 0.2)')
+    .option('--noise <x>', 'feature noise: Gaussian, this fraction of the features\' spread (default 0)')
     .option('--seed <n>', 'seed of the split, initialisation, shuffles and dropout (default 0)')
     .requiredOption('--out <dir>', 'model folder to write (tinyemo.json, weights, checkpoint, log)')
     .option('--resume', "continue from --out's checkpoint (same flags)")
@@ -96,6 +98,18 @@ export async function main(argv: string[]): Promise<number> {
     .action((opts: EvalFlags) => {
       const r = evalCommand(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatEval(r)}\n`);
+    });
+
+  program
+    .command('classify')
+    .description('the nearest emotion labels of image features, with a model folder from `tinyemo train`')
+    .argument('<files...>', 'feature files (.pt, .safetensors, .npy), one image each')
+    .requiredOption('--model <dir>', 'a model folder (tinyemo.json)')
+    .option('--top-k <k>', 'labels per file (default 3)')
+    .option('--json', 'print one JSON document')
+    .action(async (files: string[], opts: ClassifyFlags) => {
+      const r = await classifyCommand(files, opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatClassify(r)}\n`);
     });
 
   try {

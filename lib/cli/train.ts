@@ -1,6 +1,6 @@
 /** `tinyemo train`: flags to a TrainConfig, a progress bar on a TTY, one line per epoch, a JSON summary with --json. */
 import { invalid } from '../errors';
-import { readJsonFile } from '../io/model_folder';
+import { readSynonymsFile } from '../models/label_space';
 import { EpochLog, TRAIN_DEFAULTS, TrainConfig, TrainResult, trainProjector } from '../train/trainer';
 import { LossName } from '../train/losses';
 
@@ -21,6 +21,7 @@ export interface TrainFlags {
   schedule?: string;
   hidden?: string;
   dropout?: string;
+  noise?: string;
   seed?: string;
   out: string;
   resume?: boolean;
@@ -36,18 +37,6 @@ function num(v: string | undefined, flag: string, fallback: number, integer = fa
   return x;
 }
 
-function readSynonyms(file: string): Record<string, string[]> {
-  const j = readJsonFile(file) as Record<string, unknown>;
-  const out: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(j)) {
-    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.trim().length > 0)) {
-      throw invalid(`${file}: "${k}" must map to a list of non-empty strings`);
-    }
-    out[k] = v as string[];
-  }
-  return out;
-}
-
 export function trainConfigFromFlags(f: TrainFlags): TrainConfig {
   if (f.val !== undefined && f.valSplit !== undefined) throw invalid('give --val or --val-split, not both');
   if (f.llm !== undefined && f.labels !== undefined) throw invalid('give --llm or --labels, not both');
@@ -60,7 +49,7 @@ export function trainConfigFromFlags(f: TrainFlags): TrainConfig {
     ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}),
     ...(f.labels !== undefined ? { labels: f.labels } : {}),
     ...(f.labelTemplate !== undefined ? { labelTemplate: f.labelTemplate } : {}),
-    ...(f.synonyms !== undefined ? { synonyms: readSynonyms(f.synonyms) } : {}),
+    ...(f.synonyms !== undefined ? { synonyms: readSynonymsFile(f.synonyms) } : {}),
     loss: (f.loss ?? d.loss) as LossName,
     epochs: num(f.epochs, 'epochs', d.epochs, true),
     batchSize: num(f.batchSize, 'batch-size', d.batchSize, true),
@@ -69,6 +58,7 @@ export function trainConfigFromFlags(f: TrainFlags): TrainConfig {
     schedule: (f.schedule ?? d.schedule) as TrainConfig['schedule'],
     hidden: num(f.hidden, 'hidden', d.hidden, true),
     dropout: num(f.dropout, 'dropout', d.dropout),
+    noise: num(f.noise, 'noise', d.noise),
     seed: num(f.seed, 'seed', d.seed, true),
     out: f.out,
   };

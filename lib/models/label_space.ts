@@ -11,7 +11,7 @@
 import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
-import { ModelFolder } from '../io/model_folder';
+import { ModelFolder, readJsonFile } from '../io/model_folder';
 import { writeSafetensors } from '../io/safetensors';
 import { WeightFile } from '../io/weights';
 import { embeddingSync } from '../ops/embedding';
@@ -188,4 +188,17 @@ export class LabelSpace {
     if (c < 0) throw new TinyEmoError('INVALID_ARGUMENT', `"${name}" is not a label (${this.names.join(', ')})`);
     return this.table.subarray(c * this.dim, (c + 1) * this.dim);
   }
+}
+
+/** A synonyms file: JSON {"class": ["synonym", ...]}. */
+export function readSynonymsFile(file: string): Record<string, string[]> {
+  const j = readJsonFile(file) as Record<string, unknown>;
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(j)) {
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.trim().length > 0)) {
+      throw new TinyEmoError('INVALID_FILE', `${file}: "${k}" must map to a list of non-empty strings`);
+    }
+    out[k] = v as string[];
+  }
+  return out;
 }

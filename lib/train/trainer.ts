@@ -54,6 +54,12 @@ export interface TrainConfig {
   /** Label-space dimension when it is random (no LLM). */
   hidden: number;
   dropout: number;
+  /**
+   * Feature noise: Gaussian noise added to each training input, with this
+   * fraction of the training features' typical per-dimension spread as its
+   * standard deviation (0 turns it off). Drawn from the seed and the step.
+   */
+  noise: number;
   seed: number;
   out: string;
 }
@@ -69,6 +75,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'out'> = {
   schedule: 'onecycle',
   hidden: 1280,
   dropout: 0.2,
+  noise: 0,
   seed: 0,
 };
 
@@ -136,9 +143,28 @@ function checkConfig(c: TrainConfig): void {
   if (!(c.lr > 0 && Number.isFinite(c.lr))) throw invalid('lr must be positive');
   if (!(c.weightDecay >= 0)) throw invalid('weight decay must be >= 0');
   if (!(c.dropout >= 0 && c.dropout < 1)) throw invalid('dropout must be in [0, 1)');
+  if (!(c.noise >= 0 && c.noise <= 10)) throw invalid('noise must be in [0, 10]');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) throw invalid('seed must be an integer in 0..2^32-1');
   if (c.val === undefined && !(c.valSplit >= 0 && c.valSplit < 1)) throw invalid('val split must be in [0, 1)');
   if (c.schedule !== 'onecycle' && c.schedule !== 'cosine') throw invalid('schedule must be onecycle or cosine');
+}
+
+/** The root-mean-square over dimensions of the per-dimension standard deviation. */
+function featureSpread(s: FeatureSet): number {
+  const n = s.y.length;
+  const d = s.dim;
+  const mean = new Float64Array(d);
+  const sq = new Float64Array(d);
+  for (let i = 0; i < n; ++i) {
+    for (let k = 0; k < d; ++k) {
+      const v = s.x[i * d + k];
+      mean[k] += v;
+      sq[k] += v * v;
+    }
+  }
+  let total = 0;
+  for (let k = 0; k < d; ++k) total += Math.max(0, sq[k] / n - (mean[k] / n) ** 2);
+  return Math.sqrt(total / d);
 }
 
 function dropoutSeed(seed: number, step: number): bigint {
@@ -216,6 +242,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   const totalSteps = batchesPerEpoch * c.epochs;
   const schedule: Schedule = c.schedule === 'onecycle' ? { kind: 'onecycle', maxLr: c.lr, totalSteps } : { kind: 'cosine', maxLr: c.lr, totalSteps };
   const tau = c.tau ?? DEFAULT_TAU[c.loss];
+  const noiseStd = c.noise > 0 ? c.noise * featureSpread(train) : 0;
 
   // Model and optimizer state, fresh or from the checkpoint.
   let projector = Projector.init(train.dim, labels.dim, labels.dim, c.seed);
@@ -308,6 +335,10 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
         const idx = order.slice(st.batch * B, Math.min(N, (st.batch + 1) * B));
         const bx = new Float32Array(idx.length * train.dim);
         idx.forEach((i, k) => bx.set(train.x.subarray(i * train.dim, (i + 1) * train.dim), k * train.dim));
+        if (c.noise > 0) {
+          const nrng = new Rng((Math.imul(c.seed, 0x2c1b3c6d) ^ Math.imul(st.step + 1, 0x297a2d39) ^ 0x6e6f6973) >>> 0);
+          for (let j = 0; j < bx.length; ++j) bx[j] += noiseStd * nrng.normal();
+        }
         const bt = Int32Array.from(idx, (i) => targets[i]);
         const x = Tensor.from(bx, [idx.length, train.dim]);
         const dropout = { p: c.dropout, seed: dropoutSeed(c.seed, st.step) };
@@ -335,7 +366,8 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
       if (val) {
         const r = evaluateProjector(projector, labels, val);
         valMetrics = { top1: r.top1, top5: r.top5, macroF1: r.macroF1 };
-        best = st.best === undefined || r.top1 > st.best.top1;
+        // Ties go to the later epoch (as the reference does): more annealed, no worse on validation.
+        best = st.best === undefined || r.top1 >= st.best.top1;
       } else {
         best = true;
       }

@@ -1,0 +1,150 @@
+/**
+ * Classification with a trained Metric Projector: image features in, the
+ * nearest emotion labels by cosine out. Loads a tinyemo model folder (or a
+ * released projector with the label space it was trained in).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError } from '../errors';
+import { cosineTopk, cosineTopkSync } from '../ops/metric';
+import { Tensor } from '../tensor';
+import { BUNDLE_FILE, readBundle } from './bundle';
+import { LabelSpace } from './label_space';
+import { Projector } from './projector';
+
+export interface Prediction {
+  label: string;
+  /** Cosine similarity between the projected features and the label, in [-1, 1]. */
+  score: number;
+}
+
+export interface ClassifierOptions {
+  /** The label space, required for a released projector without tinyemo.json. */
+  labels?: LabelSpace;
+  /** Use `labels` even where the model folder records another label space. */
+  allowLabelMismatch?: boolean;
+}
+
+export class MetricClassifier {
+  private disposed = false;
+
+  constructor(
+    readonly projector: Projector,
+    readonly labelSpace: LabelSpace,
+  ) {
+    if (projector.outDim !== labelSpace.dim) {
+      throw new TinyEmoError('INVALID_ARGUMENT', `the projector outputs ${projector.outDim} values, the label space has ${labelSpace.dim}`);
+    }
+  }
+
+  /** A model folder (tinyemo.json), or a released projector file or folder with `opts.labels`. */
+  static load(where: string, opts: ClassifierOptions = {}): MetricClassifier {
+    if (fs.existsSync(path.join(where, BUNDLE_FILE))) {
+      const b = readBundle(where);
+      let labels = b.labels;
+      if (opts.labels) {
+        if (!opts.labels.sameSpaceAs(b.labels) && !opts.allowLabelMismatch) {
+          b.projector.dispose();
+          throw new TinyEmoError(
+            'INVALID_ARGUMENT',
+            `the projector in ${where} was trained in ${b.labels.describe()}, not ${opts.labels.describe()}; its outputs mean nothing in another label space ` +
+              '(to use it anyway: --allow-label-mismatch on the command line, allowLabelMismatch in the API)',
+          );
+        }
+        labels = opts.labels;
+      }
+      try {
+        return new MetricClassifier(b.projector, labels);
+      } catch (e) {
+        b.projector.dispose();
+        throw e;
+      }
+    }
+    if (!opts.labels) throw new TinyEmoError('INVALID_ARGUMENT', `${where} has no ${BUNDLE_FILE}: give the label space it was trained in (--llm DIR or --labels FILE; opts.labels in the API)`);
+    const p = fs.existsSync(where) && fs.statSync(where).isDirectory() ? Projector.fromFolder(where) : Projector.load(where);
+    try {
+      return new MetricClassifier(p, opts.labels);
+    } catch (e) {
+      p.dispose();
+      throw e;
+    }
+  }
+
+  get labels(): readonly string[] {
+    return this.labelSpace.names;
+  }
+
+  get inDim(): number {
+    return this.projector.inDim;
+  }
+
+  /** Features: one vector, n vectors back to back, or a [n, inDim] tensor. One ranked list per vector. */
+  async classify(features: Float32Array | Tensor<'f32'>, opts: { topK?: number } = {}): Promise<Prediction[][]> {
+    const { x, owned, k } = this.prepare(features, opts.topK);
+    const table = Tensor.from(this.labelSpace.table, [this.labels.length, this.labelSpace.dim]);
+    try {
+      const y = await this.projector.forward(x);
+      try {
+        const r = await cosineTopk(y, table, k, { tableNormalized: true });
+        return this.rank(r.indices, r.scores, k);
+      } finally {
+        y.dispose();
+      }
+    } finally {
+      table.dispose();
+      if (owned) x.dispose();
+    }
+  }
+
+  classifySync(features: Float32Array | Tensor<'f32'>, opts: { topK?: number } = {}): Prediction[][] {
+    const { x, owned, k } = this.prepare(features, opts.topK);
+    const table = Tensor.from(this.labelSpace.table, [this.labels.length, this.labelSpace.dim]);
+    try {
+      const y = this.projector.forwardSync(x);
+      try {
+        const r = cosineTopkSync(y, table, k, { tableNormalized: true });
+        return this.rank(r.indices, r.scores, k);
+      } finally {
+        y.dispose();
+      }
+    } finally {
+      table.dispose();
+      if (owned) x.dispose();
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.projector.dispose();
+  }
+
+  private prepare(features: Float32Array | Tensor<'f32'>, topK = 1): { x: Tensor<'f32'>; owned: boolean; k: number } {
+    if (this.disposed) throw new TinyEmoError('DISPOSED', 'this classifier was disposed');
+    if (!Number.isSafeInteger(topK) || topK < 1) throw new TinyEmoError('INVALID_ARGUMENT', `topK must be a positive integer, not ${topK}`);
+    const k = Math.min(topK, this.labels.length);
+    const d = this.inDim;
+    if (features instanceof Tensor) {
+      if (features.ndim !== 2 || features.shape[1] !== d) {
+        throw new TinyEmoError('SHAPE_MISMATCH', `features must be [n, ${d}], not [${features.shape.join(', ')}]`);
+      }
+      return { x: features, owned: false, k };
+    }
+    if (features.length === 0 || features.length % d !== 0) {
+      throw new TinyEmoError('SHAPE_MISMATCH', `features must hold a multiple of ${d} values (got ${features.length})`);
+    }
+    return { x: Tensor.from(features, [features.length / d, d]), owned: true, k };
+  }
+
+  private rank(indices: Tensor, scores: Tensor, k: number): Prediction[][] {
+    const idx = indices.toArray() as Int32Array;
+    const sc = scores.toArray() as Float32Array;
+    indices.dispose();
+    scores.dispose();
+    const n = idx.length / k;
+    return Array.from({ length: n }, (_, i) =>
+      Array.from({ length: k }, (_, j) => ({ label: this.labels[idx[i * k + j]], score: sc[i * k + j] })),
+    );
+  }
+}
