@@ -70,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--lr <x>', 'peak learning rate (default 5e-4)')
     .option('--weight-decay <x>', 'AdamW weight decay (default 0.01)')
     .option('--schedule <name>', 'onecycle | cosine (default onecycle)')
+    .option('--warmup <fraction>', 'one-cycle warm-up fraction of the steps (default 0.3)')
     .option('--hidden <n>', 'label-space dimension when no --llm/--labels is given (default 1280)')
     .option('--dropout <p>', 'dropout after GELU (default 0.2)')
     .option('--noise <x>', 'feature noise: Gaussian, this fraction of the features\' spread (default 0)')

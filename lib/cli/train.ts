@@ -19,6 +19,7 @@ export interface TrainFlags {
   lr?: string;
   weightDecay?: string;
   schedule?: string;
+  warmup?: string;
   hidden?: string;
   dropout?: string;
   noise?: string;
@@ -56,6 +57,7 @@ export function trainConfigFromFlags(f: TrainFlags): TrainConfig {
     lr: num(f.lr, 'lr', d.lr),
     weightDecay: num(f.weightDecay, 'weight-decay', d.weightDecay),
     schedule: (f.schedule ?? d.schedule) as TrainConfig['schedule'],
+    warmup: num(f.warmup, 'warmup', d.warmup),
     hidden: num(f.hidden, 'hidden', d.hidden, true),
     dropout: num(f.dropout, 'dropout', d.dropout),
     noise: num(f.noise, 'noise', d.noise),

@@ -51,6 +51,8 @@ export interface TrainConfig {
   lr: number;
   weightDecay: number;
   schedule: 'onecycle' | 'cosine';
+  /** One-cycle: the fraction of the steps spent warming up (torch's pct_start; the reference uses 0.005). */
+  warmup: number;
   /** Label-space dimension when it is random (no LLM). */
   hidden: number;
   dropout: number;
@@ -73,6 +75,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'out'> = {
   lr: 5e-4,
   weightDecay: 0.01,
   schedule: 'onecycle',
+  warmup: 0.3,
   hidden: 1280,
   dropout: 0.2,
   noise: 0,
@@ -146,6 +149,7 @@ function checkConfig(c: TrainConfig): void {
   if (!(c.noise >= 0 && c.noise <= 10)) throw invalid('noise must be in [0, 10]');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) throw invalid('seed must be an integer in 0..2^32-1');
   if (c.val === undefined && !(c.valSplit >= 0 && c.valSplit < 1)) throw invalid('val split must be in [0, 1)');
+  if (!(c.warmup > 0 && c.warmup < 1)) throw invalid('warmup must be in (0, 1)');
   if (c.schedule !== 'onecycle' && c.schedule !== 'cosine') throw invalid('schedule must be onecycle or cosine');
 }
 
@@ -240,7 +244,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   const B = c.batchSize;
   const batchesPerEpoch = Math.ceil(N / B) - (N % B === 1 ? 1 : 0); // a last batch of one cannot train BatchNorm
   const totalSteps = batchesPerEpoch * c.epochs;
-  const schedule: Schedule = c.schedule === 'onecycle' ? { kind: 'onecycle', maxLr: c.lr, totalSteps } : { kind: 'cosine', maxLr: c.lr, totalSteps };
+  const schedule: Schedule = c.schedule === 'onecycle' ? { kind: 'onecycle', maxLr: c.lr, totalSteps, pctStart: c.warmup } : { kind: 'cosine', maxLr: c.lr, totalSteps };
   const tau = c.tau ?? DEFAULT_TAU[c.loss];
   const noiseStd = c.noise > 0 ? c.noise * featureSpread(train) : 0;
 
