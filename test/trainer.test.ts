@@ -130,6 +130,7 @@ test('bad settings are typed errors before anything is written', async () => {
     const c = small('never', over);
     await expect(trainProjector(c)).rejects.toBeInstanceOf(TinyEmoError);
   }
+  await expect(trainProjector({ ...small('never'), data: path.join(tmp, 'nothing') })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
 });
 

@@ -65,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--label-template <text>', 'label text template, e.g. "a scene evoking {emotion} to viewers"')
     .option('--synonyms <file>', 'JSON {class: [synonyms]} averaged into each label')
     .option('--loss <name>', 'cosine | infonce | ntxent (default cosine)')
-    .option('--epochs <n>', 'epochs (default 10)')
+    .option('--epochs <n>', 'epochs (default 5)')
     .option('--batch-size <n>', 'batch size (default 32)')
     .option('--lr <x>', 'peak learning rate (default 5e-4)')
     .option('--weight-decay <x>', 'AdamW weight decay (default 0.01)')

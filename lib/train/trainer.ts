@@ -70,7 +70,7 @@ export interface TrainConfig {
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'out'> = {
   valSplit: 0.2,
   loss: 'cosine',
-  epochs: 10,
+  epochs: 5,
   batchSize: 32,
   lr: 5e-4,
   weightDecay: 0.01,
@@ -217,7 +217,6 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   checkConfig(config);
   const c = config;
   const hooks = opts.hooks ?? {};
-  fs.mkdirSync(c.out, { recursive: true });
   const ckptFile = path.join(c.out, CHECKPOINT);
 
   // Data.
@@ -236,6 +235,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
     train = all;
   }
   const labels = buildLabels(c, all.classes);
+  fs.mkdirSync(c.out, { recursive: true }); // only once the data and labels are known good
   const labelIdx = all.classes.map((x) => labels.names.indexOf(x));
   const targets = Int32Array.from(train.y, (t) => labelIdx[t]);
   const table = labels.asTable();
@@ -362,6 +362,8 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
         st.step += 1;
         st.batch += 1;
         hooks.onStep?.(st.step, totalSteps);
+        // Let the event loop breathe between steps (a server stays responsive while it trains).
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
       if (stopped) break;
       // End of epoch: validate, keep the best, checkpoint.
