@@ -64,6 +64,19 @@ test('eval --json has the contract keys, accuracies as fractions, and writes the
   expect(fs.readFileSync(path.join(plots, 'embeddings.svg'), 'utf8')).toMatch(/<circle[^>]+>/);
 });
 
+test('eval --heldout scores exactly the validation part training held out', () => {
+  const r = run('eval', '--data', data, '--projector', model, '--heldout', '--json');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout);
+  const bundle = JSON.parse(fs.readFileSync(path.join(model, 'tinyemo.json'), 'utf8'));
+  expect(j.heldout).toBe(true);
+  expect(j.n).toBe(bundle.training.valSamples);
+  expect(j.top1).toBe(bundle.training.valTop1);
+  const other = path.join(tmp, 'other-data');
+  writeClusters(other, { classes: ['anger', 'joy', 'fear', 'sadness'], counts: [5, 5, 5, 5], dim: 13, sep: 0.9, seed: 4 });
+  expect(run('eval', '--data', other, '--projector', model, '--heldout').stderr).toMatch(/not the folder the model was trained on/);
+});
+
 test('eval in another label space is refused unless asked for', () => {
   const other = path.join(tmp, 'other-labels.safetensors');
   LabelSpace.random(['anger', 'fear', 'joy', 'sadness'], 20, 99).save(other);

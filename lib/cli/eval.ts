@@ -8,10 +8,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TinyEmoError, invalid } from '../errors';
-import { loadFeatureFolder } from '../data/features';
+import { FeatureSet, loadFeatureFolder, stratifiedSplit, subset } from '../data/features';
 import { EvalReport } from '../eval/metrics';
 import { confusionSvg, embeddingMapSvg } from '../eval/plots';
 import { writeFileAtomic } from '../io/file';
+import { readJsonFile } from '../io/model_folder';
+import { BUNDLE_FILE } from '../models/bundle';
 import { MetricClassifier } from '../models/classifier';
 import { LabelSpace, readSynonymsFile } from '../models/label_space';
 import { Tensor } from '../tensor';
@@ -26,6 +28,8 @@ export interface EvalFlags {
   labelTemplate?: string;
   synonyms?: string;
   allowLabelMismatch?: boolean;
+  /** Only the samples of --data that the training run held out for validation (--val-split). */
+  heldout?: boolean;
   plots?: string;
   json?: boolean;
 }
@@ -35,6 +39,7 @@ export interface EvalResult extends EvalReport {
   data: string;
   labelSpace: string;
   skipped: number;
+  heldout: boolean;
   plots?: { confusion: string; embeddings: string };
 }
 
@@ -48,8 +53,30 @@ function labelsFromFlags(f: EvalFlags, classes: readonly string[]): LabelSpace |
   return undefined;
 }
 
+/** The validation part of `data` as the training run in `projectorDir` split it (same split fraction and seed). */
+function heldoutPart(data: FeatureSet, projectorDir: string): FeatureSet {
+  const file = path.join(projectorDir, BUNDLE_FILE);
+  if (!fs.existsSync(file)) throw new TinyEmoError('INVALID_ARGUMENT', `--heldout needs a model folder from tinyemo train (${file} is missing)`);
+  const training = (readJsonFile(file) as { training?: { valSplit?: unknown; seed?: unknown; val?: unknown; trainSamples?: unknown; valSamples?: unknown } }).training;
+  const split = training?.valSplit;
+  const seed = training?.seed;
+  if (!training || training.val !== undefined || typeof split !== 'number' || !(split > 0) || typeof seed !== 'number') {
+    throw new TinyEmoError('INVALID_ARGUMENT', `${projectorDir} was not trained with --val-split, so nothing of --data was held out`);
+  }
+  const sp = stratifiedSplit(data, split, seed);
+  if (sp.train.length !== training.trainSamples || sp.val.length !== training.valSamples) {
+    throw new TinyEmoError('INVALID_ARGUMENT', `${dataFolderOf(data)} is not the folder the model was trained on (the split sizes differ)`);
+  }
+  return subset(data, sp.val);
+}
+
+function dataFolderOf(data: FeatureSet): string {
+  return data.files.length ? path.dirname(path.dirname(data.files[0])) : 'the data folder';
+}
+
 export function evalCommand(f: EvalFlags): EvalResult {
-  const data = loadFeatureFolder(f.data);
+  const all = loadFeatureFolder(f.data);
+  const data = f.heldout ? heldoutPart(all, f.projector) : all;
   const given = labelsFromFlags(f, data.classes);
   const cls = MetricClassifier.load(f.projector, { ...(given ? { labels: given } : {}), allowLabelMismatch: f.allowLabelMismatch === true });
   const { projector, labelSpace: labels } = cls;
@@ -63,13 +90,14 @@ export function evalCommand(f: EvalFlags): EvalResult {
       projector: f.projector,
       data: f.data,
       labelSpace: labels.describe(),
-      skipped: data.skipped.length,
+      skipped: all.skipped.length,
+      heldout: f.heldout === true,
     };
     if (f.plots) {
       fs.mkdirSync(f.plots, { recursive: true });
       const confusion = path.join(f.plots, 'confusion.svg');
       const embeddings = path.join(f.plots, 'embeddings.svg');
-      writeFileAtomic(confusion, [Buffer.from(confusionSvg(report, `Confusion matrix: ${path.basename(path.resolve(f.data))}`))]);
+      writeFileAtomic(confusion, [Buffer.from(confusionSvg(report, `Confusion matrix: ${path.basename(path.resolve(f.data))}${f.heldout ? ' (held-out part)' : ''}`))]);
       const x = Tensor.from(data.x, [data.y.length, data.dim]);
       const y = projector.forwardSync(x);
       const map = data.classes.map((c) => labels.names.indexOf(c));
@@ -92,7 +120,7 @@ function pct(x: number): string {
 export function formatEval(r: EvalResult): string {
   const w = Math.max(5, ...r.classes.map((c) => c.length));
   const lines = [
-    `${r.n} samples from ${r.data}${r.skipped ? ` (${r.skipped} unreadable files skipped)` : ''}; label space: ${r.labelSpace}`,
+    `${r.n} samples from ${r.data}${r.heldout ? ' (the part held out in training)' : ''}${r.skipped ? ` (${r.skipped} unreadable files skipped)` : ''}; label space: ${r.labelSpace}`,
     `top-1 ${pct(r.top1)}   top-5 ${pct(r.top5)}   macro-F1 ${pct(r.macroF1)}`,
     '',
     `${'class'.padEnd(w)}  support  accuracy  precision       F1`,

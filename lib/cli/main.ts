@@ -94,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--label-template <text>', 'label text template used in training')
     .option('--synonyms <file>', 'JSON {class: [synonyms]} used in training')
     .option('--allow-label-mismatch', 'evaluate in a label space other than the one the projector was trained in')
+    .option('--heldout', 'only the part of --data that training held out (--val-split), split as it was')
     .option('--plots <dir>', 'also write confusion.svg and embeddings.svg (PCA map) there')
     .option('--json', 'print one JSON document')
     .action((opts: EvalFlags) => {
