@@ -23,7 +23,7 @@ export function confusionSvg(r: EvalReport, title = 'Confusion matrix'): string 
   const labelW = Math.min(160, 12 + 7 * Math.max(...r.classes.map((c) => c.length)));
   const top = 76 + labelW;
   const left = labelW + 20;
-  const w = Math.max(left + C * cell + 20, 360);
+  const w = Math.max(left + C * cell + 20, left + 9 * title.length + 20, 360);
   const h = top + C * cell + 40;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="12">`,
