@@ -1,5 +1,6 @@
 /**
  * npm run bench:recipe -- --configs '[{"epochs":5},{"epochs":5,"lr":1e-3}]' [--data DIR] [--seeds 20] [--json]
+ *   [--splits FILE]
  *
  * How the default training recipe was chosen: each configuration (changes
  * to TRAIN_DEFAULTS) is trained with seeds 0..N-1 — each seed is a different
@@ -8,12 +9,15 @@
  * model `tinyemo train` keeps; optimistic, as it is selected on the same
  * split) and of the last epoch's (unbiased). Seeds are paired across
  * configurations, so differences between rows are less noisy than the
- * standard deviations suggest.
+ * standard deviations suggest. `--splits FILE` also writes each seed's
+ * train/validation split (file names relative to --data) for
+ * bench/linear_probe.py, the linear baseline on the same splits.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { loadFeatureFolder, stratifiedSplit } from '../lib/data/features';
 import { TRAIN_DEFAULTS, TrainConfig, trainProjector } from '../lib/train/trainer';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -24,23 +28,36 @@ function stats(a: number[]): { mean: number; sd: number } {
   return { mean, sd };
 }
 
+/** The splits trainProjector makes for seeds 0..n-1 (same function, same seeds). */
+function writeSplits(data: string, seeds: number, file: string): void {
+  const all = loadFeatureFolder(data);
+  const splits = [];
+  for (let seed = 0; seed < seeds; ++seed) splits.push(stratifiedSplit(all, TRAIN_DEFAULTS.valSplit, seed));
+  const files = all.files.map((f) => path.relative(data, f));
+  fs.writeFileSync(file, JSON.stringify({ data, classes: all.classes, files, y: Array.from(all.y), splits }));
+  log(`splits of seeds 0-${seeds - 1} written to ${file}`);
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   let data = process.env.TINYEMO_EMOTION6 ? path.join(process.env.TINYEMO_EMOTION6, 'train') : path.join(__dirname, '..', '..', '..', 'shared', 'data', 'emotion6-clip-vit-l14', 'train');
   let seeds = 20;
   let configs: Array<Partial<TrainConfig>> = [{}];
   let json = false;
+  let splitsFile: string | undefined;
   for (let i = 0; i < args.length; ++i) {
     if (args[i] === '--data') data = args[++i];
     else if (args[i] === '--seeds') seeds = Number(args[++i]);
     else if (args[i] === '--configs') configs = JSON.parse(args[++i]) as Array<Partial<TrainConfig>>;
     else if (args[i] === '--json') json = true;
-    else throw new Error(`unknown argument ${args[i]} (use --data DIR, --seeds N, --configs JSON, --json)`);
+    else if (args[i] === '--splits') splitsFile = args[++i];
+    else throw new Error(`unknown argument ${args[i]} (use --data DIR, --seeds N, --configs JSON, --json, --splits FILE)`);
   }
   if (!fs.existsSync(data)) {
     log(`skipped: no data at ${data} (set TINYEMO_EMOTION6 or pass --data)`);
     return;
   }
+  if (splitsFile) writeSplits(data, seeds, splitsFile);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-recipe-'));
   const rows = [];
   try {
