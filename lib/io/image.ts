@@ -1,0 +1,140 @@
+/**
+ * Decoding images into 8-bit RGB with sharp, treating every file as hostile:
+ * the format is checked against an allow-list from the file's own bytes
+ * before anything is decoded, the pixel count is capped before decoding, and
+ * any decoder warning (a truncated or corrupt file) refuses the image.
+ *
+ * The result matches what the reference pipelines get from PIL's
+ * `Image.open(f).convert('RGB')`: alpha dropped (not composited), grey
+ * replicated into three channels, palettes expanded, EXIF orientation not
+ * applied unless asked. Differences, on purpose: 16-bit images are scaled to
+ * 8 bits (PIL clips them), CMYK goes to sRGB through a colour profile (PIL uses
+ * a naive formula).
+ */
+import * as fs from 'fs';
+
+import sharp from 'sharp';
+
+import { TinyEmoError } from '../errors';
+
+export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'avif';
+
+/** Formats read by default: the photo formats, no vector or container formats. */
+export const IMAGE_FORMATS: readonly ImageFormat[] = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'];
+
+/** File name endings tried as images when a folder is scanned. */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+
+export interface ReadImageOptions {
+  /** Largest width × height decoded (default 50 megapixels). */
+  maxPixels?: number;
+  /** Largest file read, in bytes (default 100 MB). */
+  maxBytes?: number;
+  /** Formats accepted (default IMAGE_FORMATS). */
+  formats?: readonly ImageFormat[];
+  /** Apply the EXIF orientation (default false: PIL and the reference pipelines do not). */
+  autoOrient?: boolean;
+}
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** Row-major RGB, 3 bytes per pixel. */
+  data: Uint8Array;
+}
+
+const DEFAULT_MAX_PIXELS = 50_000_000;
+const DEFAULT_MAX_BYTES = 100 * 1024 * 1024;
+
+let concurrencySet = false;
+
+/**
+ * sharp shares libuv's pool and has its own threads; tinyemo's kernels have
+ * theirs. One libvips thread per decode keeps the two from oversubscribing
+ * the cores (decoding is a small part of an encode).
+ */
+function configureSharp(): void {
+  if (concurrencySet) return;
+  sharp.concurrency(1);
+  sharp.cache(false);
+  concurrencySet = true;
+}
+
+function refuse(file: string, why: string, code: 'INVALID_FILE' | 'UNSUPPORTED' = 'INVALID_FILE'): TinyEmoError {
+  return new TinyEmoError(code, `${file}: ${why}`);
+}
+
+/** sharp reports AVIF and HEIC both as "heif"; tell them apart by the compression it names. */
+function formatOf(meta: sharp.Metadata): string | undefined {
+  if (meta.format === 'heif') return meta.compression === 'av1' ? 'avif' : 'heic';
+  return meta.format;
+}
+
+async function readBytes(file: string, maxBytes: number): Promise<Buffer> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+  } catch {
+    throw new TinyEmoError('NOT_FOUND', `${file}: no such file`);
+  }
+  if (!st.isFile()) throw refuse(file, 'not a file');
+  if (st.size > maxBytes) throw refuse(file, `${st.size} bytes, more than the limit of ${maxBytes}`);
+  if (st.size === 0) throw refuse(file, 'empty file');
+  return fs.promises.readFile(file);
+}
+
+/**
+ * Decodes one image into 8-bit RGB. `source` is a path or the file's bytes;
+ * `name` names it in errors when bytes are given.
+ */
+export async function readImage(source: string | Uint8Array, opts: ReadImageOptions = {}, name?: string): Promise<RgbImage> {
+  configureSharp();
+  const file = typeof source === 'string' ? source : (name ?? '<image bytes>');
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!(Number.isSafeInteger(maxPixels) && maxPixels > 0)) throw new TinyEmoError('INVALID_ARGUMENT', 'maxPixels must be a positive integer');
+  const formats = opts.formats ?? IMAGE_FORMATS;
+  let bytes: Buffer;
+  if (typeof source === 'string') bytes = await readBytes(source, maxBytes);
+  else {
+    if (source.byteLength > maxBytes) throw refuse(file, `${source.byteLength} bytes, more than the limit of ${maxBytes}`);
+    bytes = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  }
+
+  // The header first: format and size are known before a pixel is decoded.
+  const sharpOpts: sharp.SharpOptions = { limitInputPixels: maxPixels, failOn: 'warning', sequentialRead: true, pages: 1 };
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(bytes, sharpOpts).metadata();
+  } catch (e) {
+    throw refuse(file, `not a readable image (${decoderMessage(e)})`);
+  }
+  const format = formatOf(meta);
+  if (format === undefined || !(formats as readonly string[]).includes(format)) {
+    throw refuse(file, `${format ?? 'unknown'} images are not accepted (accepted: ${formats.join(', ')})`, 'UNSUPPORTED');
+  }
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (!(w > 0 && h > 0)) throw refuse(file, 'the image declares no size');
+  if (w * h > maxPixels) throw refuse(file, `${w}×${h} pixels, more than the limit of ${maxPixels}`);
+  if ((meta.pages ?? 1) > 1) throw refuse(file, `${meta.pages} frames or pages; animated and multi-page images are not accepted`, 'UNSUPPORTED');
+
+  try {
+    let img = sharp(bytes, sharpOpts);
+    if (opts.autoOrient) img = img.rotate();
+    const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
+      throw refuse(file, `decoded to ${info.channels} channels (${data.length} bytes for ${info.width}×${info.height})`);
+    }
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (e) {
+    if (e instanceof TinyEmoError) throw e;
+    throw refuse(file, `could not be decoded (${decoderMessage(e)})`);
+  }
+}
+
+function decoderMessage(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  // libvips messages can run over several lines; the first says what happened.
+  return m.split('\n')[0].trim() || 'unknown error';
+}

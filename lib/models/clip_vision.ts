@@ -1,0 +1,230 @@
+/**
+ * CLIP's vision transformer (Hugging Face's CLIPVisionModelWithProjection, or
+ * the vision half of a CLIPModel checkpoint):
+ *
+ *   x = [class; patches(pixels)·Wpᵀ] + positions      (conv without bias)
+ *   h0 = pre_layrnorm(x);  h_i = layer_i(h_{i-1})      (quick_gelu MLPs)
+ *   image_embeds = post_layernorm(h_L[class]) · Wprojᵀ
+ *
+ * Hidden states are numbered as Hugging Face numbers them (0 = h0).
+ */
+import { TinyEmoError, invalidFile } from '../errors';
+import { JsonObject, ModelFolder, subConfig } from '../io/model_folder';
+import { gemm } from '../ops/gemm';
+import { patchEmbed } from '../ops/embedding';
+import { layerNorm } from '../ops/norm';
+import { FloatDType, Tensor } from '../tensor';
+import {
+  EncoderLayer,
+  Norm,
+  VitConfig,
+  WeightLoader,
+  activationOf,
+  encoderLayer,
+  intField,
+  loadEncoderLayer,
+  numberField,
+  resolveLayers,
+  snapshot,
+} from './vit';
+
+export interface ClipVisionConfig extends VitConfig {
+  /** Width of the image embedding (visual_projection's rows); undefined without a projection. */
+  projectionDim: number | undefined;
+}
+
+export interface VisionOutput {
+  /** [B, projection] (CLIP) or [B, E] (SigLIP's pooled head); present when asked for and the model has it. */
+  imageEmbeds?: Tensor<'f32'>;
+  /** Requested hidden states by the index asked for, each [B, S, E]. */
+  hiddenStates: Map<number, Tensor<'f32'>>;
+}
+
+export interface VisionForwardOptions {
+  /** Hugging Face hidden-state indices (0 = embeddings, −2 = penultimate layer, ...). */
+  hiddenStates?: readonly number[];
+  /** Compute the image embedding (default true). */
+  embeds?: boolean;
+}
+
+export interface VisionLoadOptions {
+  /** Keep matrices in this dtype (default: as stored: f16/bf16 stay 16-bit). */
+  dtype?: FloatDType;
+}
+
+/** The vision config of a CLIP folder: flat (clip_vision_model) or nested (clip, vision_config). */
+export function clipVisionConfig(config: JsonObject, where: string): ClipVisionConfig {
+  let v = subConfig(config, 'vision_config');
+  // Old CLIPModel configs keep the full vision settings in vision_config_dict.
+  const legacy = config.vision_config_dict;
+  if (legacy && typeof legacy === 'object' && !Array.isArray(legacy)) v = { ...v, ...(legacy as JsonObject) };
+  const proj = v.projection_dim ?? config.projection_dim;
+  return {
+    hiddenSize: intField(v, 'hidden_size', 768, where),
+    intermediateSize: intField(v, 'intermediate_size', 3072, where),
+    heads: intField(v, 'num_attention_heads', 12, where),
+    layers: intField(v, 'num_hidden_layers', 12, where),
+    imageSize: intField(v, 'image_size', 224, where),
+    patchSize: intField(v, 'patch_size', 32, where),
+    channels: intField(v, 'num_channels', 3, where),
+    eps: numberField(v, 'layer_norm_eps', 1e-5, where),
+    activation: activationOf(typeof v.hidden_act === 'string' ? v.hidden_act : 'quick_gelu', where),
+    projectionDim: typeof proj === 'number' ? proj : undefined,
+  };
+}
+
+export function checkVitShape(c: VitConfig, where: string): void {
+  if (c.hiddenSize % c.heads !== 0) throw invalidFile(where, `hidden_size ${c.hiddenSize} is not a multiple of ${c.heads} heads`);
+  if (c.imageSize % c.patchSize !== 0) throw invalidFile(where, `image_size ${c.imageSize} is not a multiple of patch_size ${c.patchSize}`);
+}
+
+export class ClipVision {
+  private disposed = false;
+
+  private constructor(
+    readonly config: ClipVisionConfig,
+    private readonly w: {
+      patch: Tensor;
+      classEmbedding: Float32Array;
+      positions: Float32Array;
+      preNorm: Norm;
+      layers: EncoderLayer[];
+      postNorm: Norm;
+      projection: Tensor | undefined;
+    },
+    private readonly loader: WeightLoader,
+  ) {}
+
+  /** Tokens per image: the patches and the class token. */
+  get tokens(): number {
+    return (this.config.imageSize / this.config.patchSize) ** 2 + 1;
+  }
+
+  /** Loads from a Hugging Face folder (or an opened ModelFolder). */
+  static load(where: string | ModelFolder, opts: VisionLoadOptions = {}): ClipVision {
+    const folder = typeof where === 'string' ? ModelFolder.open(where) : where;
+    const c = clipVisionConfig(folder.config, folder.dir);
+    checkVitShape(c, folder.dir);
+    const vm = 'vision_model';
+    const expected = [
+      `${vm}.embeddings.patch_embedding.weight`,
+      `${vm}.embeddings.class_embedding`,
+      `${vm}.embeddings.position_embedding.weight`,
+      `${vm}.pre_layrnorm.weight`,
+      `${vm}.pre_layrnorm.bias`,
+      `${vm}.post_layernorm.weight`,
+      `${vm}.post_layernorm.bias`,
+    ];
+    for (let i = 0; i < c.layers; ++i) {
+      const p = `${vm}.encoder.layers.${i}`;
+      for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) expected.push(`${p}.self_attn.${n}.weight`, `${p}.self_attn.${n}.bias`);
+      for (const n of ['layer_norm1', 'layer_norm2', 'mlp.fc1', 'mlp.fc2']) expected.push(`${p}.${n}.weight`, `${p}.${n}.bias`);
+    }
+    // Only the vision half is read: a CLIPModel's text tower, logit scale and buffers are ignored.
+    folder.checkWeights(expected, {
+      allowUnexpected: (n) => !n.startsWith(`${vm}.`) || n.endsWith('.position_ids') || n === `${vm}.embeddings.position_ids`,
+    });
+    const loader = new WeightLoader(folder, opts.dtype);
+    try {
+      const E = c.hiddenSize;
+      const P = c.patchSize;
+      const S = (c.imageSize / P) ** 2 + 1;
+      const hasProjection = folder.has('visual_projection.weight');
+      const projRows = hasProjection ? folder.info('visual_projection.weight').shape[0] : undefined;
+      const config = { ...c, projectionDim: projRows };
+      const model = new ClipVision(
+        config,
+        {
+          patch: loader.tensor(`${vm}.embeddings.patch_embedding.weight`, [E, c.channels, P, P]),
+          classEmbedding: loader.f32(`${vm}.embeddings.class_embedding`, [E]).toArray() as Float32Array,
+          positions: loader.f32(`${vm}.embeddings.position_embedding.weight`, [S, E]).toArray() as Float32Array,
+          preNorm: loader.norm(`${vm}.pre_layrnorm`, E),
+          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c)),
+          postNorm: loader.norm(`${vm}.post_layernorm`, E),
+          projection: projRows !== undefined ? loader.tensor('visual_projection.weight', [projRows, E]) : undefined,
+        },
+        loader,
+      );
+      return model;
+    } catch (e) {
+      loader.disposeAll();
+      throw e;
+    } finally {
+      if (typeof where === 'string') folder.close();
+    }
+  }
+
+  /** Runs the tower on pixels [B, C, S, S] (already normalised). */
+  async forward(pixels: Tensor<'f32'>, opts: VisionForwardOptions = {}): Promise<VisionOutput> {
+    if (this.disposed) throw new TinyEmoError('DISPOSED', 'this vision tower was disposed');
+    const c = this.config;
+    const [B, C, Hpx, Wpx] = pixels.shape;
+    if (pixels.ndim !== 4 || C !== c.channels || Hpx !== c.imageSize || Wpx !== c.imageSize) {
+      throw new TinyEmoError('SHAPE_MISMATCH', `pixels must be [B, ${c.channels}, ${c.imageSize}, ${c.imageSize}], not [${pixels.shape.join(', ')}]`);
+    }
+    const wantEmbeds = opts.embeds ?? true;
+    if (wantEmbeds && !this.w.projection) {
+      throw new TinyEmoError('UNSUPPORTED', 'this CLIP checkpoint has no visual_projection (a CLIPVisionModel): only hidden states are available');
+    }
+    const want = resolveLayers(opts.hiddenStates ?? [], c.layers);
+    const E = c.hiddenSize;
+    const S = this.tokens;
+    const hiddenStates = new Map<number, Tensor<'f32'>>();
+
+    // Embeddings: the class token, then the patches, each plus its position.
+    const patches = await patchEmbed(pixels, this.w.patch);
+    const pd = patches.data as Float32Array;
+    const x = new Float32Array(B * S * E);
+    const pos = this.w.positions;
+    for (let b = 0; b < B; ++b) {
+      const row0 = b * S * E;
+      for (let e = 0; e < E; ++e) x[row0 + e] = this.w.classEmbedding[e] + pos[e];
+      for (let s = 1; s < S; ++s) {
+        const dst = row0 + s * E;
+        const src = (b * (S - 1) + s - 1) * E;
+        for (let e = 0; e < E; ++e) x[dst + e] = pd[src + e] + pos[s * E + e];
+      }
+    }
+    patches.dispose();
+    const emb = Tensor.from(x, [B * S, E]);
+    const h = await layerNorm(emb, { weight: this.w.preNorm.weight, bias: this.w.preNorm.bias, eps: c.eps });
+    emb.dispose();
+    try {
+      const keep = async (i: number) => {
+        for (let j = 0; j < want.length; ++j) {
+          if (want[j] === i && !hiddenStates.has(opts.hiddenStates![j])) hiddenStates.set(opts.hiddenStates![j], await snapshot(h, B, S, E));
+        }
+      };
+      await keep(0);
+      const last = wantEmbeds ? c.layers : Math.max(0, ...want);
+      for (let i = 0; i < last; ++i) {
+        await encoderLayer(h, this.w.layers[i], B, S, c);
+        await keep(i + 1);
+      }
+      let imageEmbeds: Tensor<'f32'> | undefined;
+      if (wantEmbeds) {
+        const h3 = h.reshape([B, S, E]);
+        const clsView = h3.select(1, 0);
+        const cls = await clsView.to('f32');
+        clsView.dispose();
+        h3.dispose();
+        const pooled = await layerNorm(cls, { weight: this.w.postNorm.weight, bias: this.w.postNorm.bias, eps: c.eps });
+        cls.dispose();
+        imageEmbeds = await gemm(pooled, this.w.projection!);
+        pooled.dispose();
+      }
+      return { imageEmbeds, hiddenStates };
+    } catch (e) {
+      for (const t of hiddenStates.values()) t.dispose();
+      throw e;
+    } finally {
+      h.dispose();
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.loader.disposeAll();
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The pre-LayerNorm transformer encoder shared by CLIP's and SigLIP's vision
+ * towers, on the native kernels. One layer, for hidden states h [B·S, E]:
+ *
+ *   a = LN1(h);  [q k v] = a·Wqkvᵀ + bqkv;  h += softmax(q kᵀ/√D) v · Woᵀ + bo
+ *   a = LN2(h);  h += act(a·W1ᵀ + b1) · W2ᵀ + b2
+ *
+ * q, k and v come from one product with the three weights stacked, and each
+ * residual add is the output product's accumulate (beta = 1), so h is
+ * updated in place.
+ */
+import { TinyEmoError, invalidFile } from '../errors';
+import { JsonObject, ModelFolder } from '../io/model_folder';
+import { Activation } from '../ops/activation';
+import { attention } from '../ops/attention';
+import { gemm } from '../ops/gemm';
+import { layerNorm } from '../ops/norm';
+import { FloatDType, Tensor } from '../tensor';
+
+export interface VitConfig {
+  hiddenSize: number;
+  intermediateSize: number;
+  heads: number;
+  layers: number;
+  imageSize: number;
+  patchSize: number;
+  channels: number;
+  eps: number;
+  activation: Activation;
+}
+
+export interface Linear {
+  /** [out, in], f32 or the checkpoint's 16-bit type. */
+  weight: Tensor;
+  bias?: Tensor<'f32'>;
+}
+
+export interface Norm {
+  weight: Tensor<'f32'>;
+  bias: Tensor<'f32'>;
+}
+
+export interface EncoderLayer {
+  norm1: Norm;
+  /** q, k, v stacked: [3E, E]. */
+  qkv: Linear;
+  out: Linear;
+  norm2: Norm;
+  fc1: Linear;
+  fc2: Linear;
+}
+
+/** hidden_act as Hugging Face spells it -> the native activation. */
+export function activationOf(name: string, where: string): Activation {
+  switch (name) {
+    case 'quick_gelu':
+      return 'quick_gelu';
+    case 'gelu':
+      return 'gelu';
+    case 'gelu_pytorch_tanh':
+    case 'gelu_new':
+    case 'gelu_fast':
+      return 'gelu_tanh';
+    case 'relu':
+      return 'relu';
+    case 'silu':
+    case 'swish':
+      return 'silu';
+    default:
+      throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${name}" is not supported`);
+  }
+}
+
+/** A positive integer field of a config, or its default. */
+export function intField(cfg: JsonObject, key: string, fallback: number | undefined, where: string): number {
+  const v = cfg[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw invalidFile(where, `config field "${key}" must be a positive integer`);
+  return v;
+}
+
+export function numberField(cfg: JsonObject, key: string, fallback: number, where: string): number {
+  const v = cfg[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalidFile(where, `config field "${key}" must be a positive number`);
+  return v;
+}
+
+/** Loads weights by name, checking every shape, widening vectors to f32. */
+export class WeightLoader {
+  readonly owned: Tensor[] = [];
+
+  constructor(
+    private readonly folder: ModelFolder,
+    /** The dtype matrices are kept in; undefined keeps the checkpoint's own. */
+    private readonly dtype: FloatDType | undefined,
+  ) {}
+
+  tensor(name: string, shape: readonly number[], dtype?: FloatDType): Tensor {
+    const info = this.folder.info(name);
+    if (info.shape.length !== shape.length || info.shape.some((n, i) => n !== shape[i])) {
+      throw invalidFile(this.folder.dir, `weight ${name} is [${info.shape.join(', ')}], the config implies [${shape.join(', ')}]`);
+    }
+    const want = dtype ?? this.dtype ?? (info.dtype === 'F16' ? 'f16' : info.dtype === 'BF16' ? 'bf16' : 'f32');
+    const t = this.folder.load(name, { dtype: want });
+    this.owned.push(t);
+    return t;
+  }
+
+  vector(name: string, n: number): Tensor<'f32'> {
+    return this.tensor(name, [n], 'f32') as Tensor<'f32'>;
+  }
+
+  f32(name: string, shape: readonly number[]): Tensor<'f32'> {
+    return this.tensor(name, shape, 'f32') as Tensor<'f32'>;
+  }
+
+  norm(prefix: string, n: number): Norm {
+    return { weight: this.vector(`${prefix}.weight`, n), bias: this.vector(`${prefix}.bias`, n) };
+  }
+
+  linear(prefix: string, out: number, inp: number, bias = true): Linear {
+    return { weight: this.tensor(`${prefix}.weight`, [out, inp]), bias: bias ? this.vector(`${prefix}.bias`, out) : undefined };
+  }
+
+  /** Several [n_i, in] linears stacked into one [Σn_i, in] (same dtype), biases likewise. */
+  stacked(parts: Array<{ weight: Tensor; bias?: Tensor<'f32'> }>): Linear {
+    const dtype = parts[0].weight.dtype;
+    const inp = parts[0].weight.shape[1];
+    if (parts.some((p) => p.weight.dtype !== dtype)) {
+      throw invalidFile(this.folder.dir, 'stacked projections have different dtypes');
+    }
+    const rows = parts.reduce((n, p) => n + p.weight.shape[0], 0);
+    let weight: Tensor;
+    if (dtype === 'f32') {
+      const all = new Float32Array(rows * inp);
+      let at = 0;
+      for (const p of parts) {
+        all.set(p.weight.data as Float32Array, at);
+        at += p.weight.size;
+      }
+      weight = Tensor.fromArray('f32', all, [rows, inp]);
+    } else {
+      const all = new Uint16Array(rows * inp);
+      let at = 0;
+      for (const p of parts) {
+        all.set(p.weight.data as Uint16Array, at);
+        at += p.weight.size;
+      }
+      weight = Tensor.fromArray(dtype as 'f16' | 'bf16', all, [rows, inp]);
+    }
+    this.owned.push(weight);
+    let bias: Tensor<'f32'> | undefined;
+    if (parts.every((p) => p.bias)) {
+      const b = new Float32Array(rows);
+      let at = 0;
+      for (const p of parts) {
+        b.set(p.bias!.data as Float32Array, at);
+        at += p.bias!.size;
+      }
+      bias = Tensor.from(b, [rows]);
+      this.owned.push(bias);
+    }
+    // The separate parts are no longer needed.
+    for (const p of parts) {
+      p.weight.dispose();
+      p.bias?.dispose();
+    }
+    return { weight, bias };
+  }
+
+  disposeAll(): void {
+    for (const t of this.owned) t.dispose();
+    this.owned.length = 0;
+  }
+}
+
+/** The weights of layer i under `prefix` ("vision_model.encoder.layers.i"). */
+export function loadEncoderLayer(w: WeightLoader, prefix: string, c: VitConfig): EncoderLayer {
+  const E = c.hiddenSize;
+  const a = `${prefix}.self_attn`;
+  return {
+    norm1: w.norm(`${prefix}.layer_norm1`, E),
+    qkv: w.stacked([w.linear(`${a}.q_proj`, E, E), w.linear(`${a}.k_proj`, E, E), w.linear(`${a}.v_proj`, E, E)]),
+    out: w.linear(`${a}.out_proj`, E, E),
+    norm2: w.norm(`${prefix}.layer_norm2`, E),
+    fc1: w.linear(`${prefix}.mlp.fc1`, c.intermediateSize, E),
+    fc2: w.linear(`${prefix}.mlp.fc2`, E, c.intermediateSize),
+  };
+}
+
+/** One encoder layer over h [B·S, E], updated in place. */
+export async function encoderLayer(h: Tensor<'f32'>, L: EncoderLayer, B: number, S: number, c: VitConfig): Promise<void> {
+  const E = c.hiddenSize;
+  const H = c.heads;
+  const D = E / H;
+  const a = await layerNorm(h, { weight: L.norm1.weight, bias: L.norm1.bias, eps: c.eps });
+  const qkv = await gemm(a, L.qkv.weight, { bias: L.qkv.bias });
+  a.dispose();
+  const heads = qkv.reshape([B, S, 3, H, D]);
+  const [q, k, v] = [0, 1, 2].map((i) => heads.select(2, i));
+  const o = await attention(q, k, v);
+  for (const t of [q, k, v, heads, qkv]) t.dispose();
+  const o2 = o.reshape([B * S, E]);
+  await gemm(o2, L.out.weight, { bias: L.out.bias, out: h, beta: 1 });
+  o2.dispose();
+  o.dispose();
+  const a2 = await layerNorm(h, { weight: L.norm2.weight, bias: L.norm2.bias, eps: c.eps });
+  const m = await gemm(a2, L.fc1.weight, { bias: L.fc1.bias, activation: c.activation });
+  a2.dispose();
+  await gemm(m, L.fc2.weight, { bias: L.fc2.bias, out: h, beta: 1 });
+  m.dispose();
+}
+
+/**
+ * Resolves hidden-state indices as Hugging Face numbers them: 0 is the
+ * encoder's input, i the output of layer i, negative from the end (−1 the
+ * last layer, −2 the penultimate one TinyLLaVA uses).
+ */
+export function resolveLayers(indices: readonly number[], layers: number): number[] {
+  return indices.map((i) => {
+    if (!Number.isSafeInteger(i) || i < -(layers + 1) || i > layers) {
+      throw new TinyEmoError('INVALID_ARGUMENT', `hidden state ${i} does not exist (0..${layers}, or -1..-${layers + 1})`);
+    }
+    return i < 0 ? layers + 1 + i : i;
+  });
+}
+
+/** A copy of h [B·S, E] as [B, S, E]. */
+export async function snapshot(h: Tensor<'f32'>, B: number, S: number, E: number): Promise<Tensor<'f32'>> {
+  const c = await h.to('f32');
+  const r = c.reshape([B, S, E]);
+  c.dispose();
+  return r;
+}
