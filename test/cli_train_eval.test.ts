@@ -110,7 +110,9 @@ test('classify --json: ranked labels per feature file, as the library classifier
   const files = ['anger/0.safetensors', 'joy/1.npy', 'sadness/2.safetensors'].map((f) => path.join(data, f));
   const r = run('classify', ...files, '--model', model, '--top-k', '2', '--json');
   expect(r.status).toBe(0);
-  const j = JSON.parse(r.stdout) as Array<{ file: string; predictions: Array<{ label: string; score: number }> }>;
+  const out = JSON.parse(r.stdout) as { results: Array<{ file: string; predictions: Array<{ label: string; score: number }> }>; skipped: unknown[] };
+  expect(out.skipped).toEqual([]);
+  const j = out.results;
   expect(j.map((x) => x.file)).toEqual(files);
   const cls = MetricClassifier.load(model);
   const x = new Float32Array(files.length * cls.inDim);
@@ -123,9 +125,10 @@ test('classify --json: ranked labels per feature file, as the library classifier
     row.predictions.forEach((p, k) => expect(p.score).toBeCloseTo(want[i][k].score, 6));
     expect(row.predictions[0].score).toBeGreaterThanOrEqual(row.predictions[1].score);
   });
+  // This projector's features came from no known tower, so an image needs --vision.
   const image = run('classify', path.join(tmp, 'photo.jpg'), '--model', model);
   expect(image.status).toBe(2);
-  expect(image.stderr).toMatch(/images need the CLIP vision tower.*\[UNSUPPORTED\]/);
+  expect(image.stderr).toMatch(/does not say which vision tower made its \d+-value features: give --vision DIR \[INVALID_ARGUMENT\]/);
 });
 
 test('the library classifier: shapes checked, a released projector needs its label space', () => {

@@ -1,18 +1,23 @@
 /**
- * `tinyemo classify FILE... --model DIR`: the nearest emotion labels of
- * precomputed image features (.pt, .safetensors, .npy). Images themselves
- * need the CLIP vision tower, which comes with its own issue; until then an
- * image path is a clear error rather than a guess.
+ * `tinyemo classify FILE... [--model DIR]`: the nearest emotion labels of
+ * images (through the vision tower) or of precomputed image features (.pt,
+ * .safetensors, .npy). Without --model, the pinned default models come from
+ * the Hugging Face cache. Unreadable images are skipped and reported.
  */
 import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
 import { MetricClassifier, Prediction } from '../models/classifier';
+import { ImageClassifier } from '../models/image_classifier';
 
 export interface ClassifyFlags {
-  model: string;
+  model?: string;
+  vision?: string;
+  taxonomy?: string;
   topK?: string;
+  batchSize?: string;
+  autoOrient?: boolean;
   json?: boolean;
 }
 
@@ -21,33 +26,63 @@ export interface ClassifyResult {
   predictions: Prediction[];
 }
 
-export async function classifyCommand(files: string[], f: ClassifyFlags): Promise<ClassifyResult[]> {
-  const k = f.topK === undefined ? 3 : Number(f.topK);
-  if (!Number.isSafeInteger(k) || k < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--top-k takes a positive integer, not "${f.topK}"`);
-  for (const file of files) {
-    if (!FEATURE_EXTENSIONS.includes(path.extname(file).toLowerCase())) {
-      throw new TinyEmoError(
-        'UNSUPPORTED',
-        `${file}: classify reads image features (${FEATURE_EXTENSIONS.join(', ')}) in this release; images need the CLIP vision tower, which is not built yet`,
-      );
-    }
-  }
-  const cls = MetricClassifier.load(f.model);
-  try {
-    const d = cls.inDim;
-    const x = new Float32Array(files.length * d);
-    files.forEach((file, i) => {
-      const v = readFeatureVector(file);
-      if (v.length !== d) throw new TinyEmoError('INVALID_ARGUMENT', `${file} holds ${v.length} values; the projector takes ${d}`);
-      x.set(v, i * d);
-    });
-    const ranked = await cls.classify(x, { topK: k });
-    return files.map((file, i) => ({ file, predictions: ranked[i] }));
-  } finally {
-    cls.dispose();
-  }
+export interface ClassifyOutput {
+  results: ClassifyResult[];
+  skipped: Array<{ file: string; reason: string; code: string }>;
 }
 
-export function formatClassify(r: ClassifyResult[]): string {
-  return r.map((x) => `${x.file}: ${x.predictions.map((p) => `${p.label} ${p.score.toFixed(3)}`).join(', ')}`).join('\n');
+const isFeatureFile = (f: string) => FEATURE_EXTENSIONS.includes(path.extname(f).toLowerCase());
+
+export async function classifyCommand(files: string[], f: ClassifyFlags): Promise<ClassifyOutput> {
+  const k = f.topK === undefined ? 3 : Number(f.topK);
+  if (!Number.isSafeInteger(k) || k < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--top-k takes a positive integer, not "${f.topK}"`);
+  const batchSize = f.batchSize === undefined ? 8 : Number(f.batchSize);
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--batch-size takes a positive integer, not "${f.batchSize}"`);
+  const featureFiles = files.filter(isFeatureFile);
+  const imageFiles = files.filter((x) => !isFeatureFile(x));
+  const byFile = new Map<string, Prediction[]>();
+  const skipped: ClassifyOutput['skipped'] = [];
+  if (imageFiles.length) {
+    const ic = ImageClassifier.load(f.model, {
+      vision: f.vision,
+      taxonomy: f.taxonomy,
+      onNote: f.json ? undefined : (m) => process.stderr.write(`${m}\n`),
+    });
+    try {
+      const r = await ic.classifyFiles(imageFiles, { topK: k, batchSize, image: { autoOrient: f.autoOrient === true } });
+      for (const x of r.results) byFile.set(x.file, x.predictions);
+      skipped.push(...r.skipped);
+      if (featureFiles.length) await classifyFeatures(ic.classifier, featureFiles, k, byFile);
+    } finally {
+      ic.dispose();
+    }
+  } else {
+    if (f.model === undefined) throw new TinyEmoError('INVALID_ARGUMENT', 'feature files need --model DIR (a folder from tinyemo train)');
+    const cls = MetricClassifier.load(f.model);
+    try {
+      await classifyFeatures(cls, featureFiles, k, byFile);
+    } finally {
+      cls.dispose();
+    }
+  }
+  const results = files.filter((x) => byFile.has(x)).map((file) => ({ file, predictions: byFile.get(file)! }));
+  return { results, skipped };
+}
+
+async function classifyFeatures(cls: MetricClassifier, files: string[], k: number, into: Map<string, Prediction[]>): Promise<void> {
+  const d = cls.inDim;
+  const x = new Float32Array(files.length * d);
+  files.forEach((file, i) => {
+    const v = readFeatureVector(file);
+    if (v.length !== d) throw new TinyEmoError('INVALID_ARGUMENT', `${file} holds ${v.length} values; the projector takes ${d}`);
+    x.set(v, i * d);
+  });
+  const ranked = await cls.classify(x, { topK: k });
+  files.forEach((file, i) => into.set(file, ranked[i]));
+}
+
+export function formatClassify(r: ClassifyOutput): string {
+  const lines = r.results.map((x) => `${x.file}: ${x.predictions.map((p) => `${p.label} ${p.score.toFixed(3)}`).join(', ')}`);
+  for (const s of r.skipped) lines.push(`skipped ${s.file}: ${s.reason}`);
+  return lines.join('\n');
 }

@@ -6,6 +6,7 @@ import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
 import { formatInspect, inspectPath } from './inspect';
 import { ClassifyFlags, classifyCommand, formatClassify } from './classify';
+import { FeaturesFlags, featuresCommand, formatFeatures } from './features';
 import { EvalFlags, evalCommand, formatEval } from './eval';
 import { pullCommand } from './pull';
 import { TrainFlags, formatTrainResult, trainCommand } from './train';
@@ -104,14 +105,34 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('classify')
-    .description('the nearest emotion labels of image features, with a model folder from `tinyemo train`')
-    .argument('<files...>', 'feature files (.pt, .safetensors, .npy), one image each')
-    .requiredOption('--model <dir>', 'a model folder (tinyemo.json)')
+    .description('the nearest emotion labels of images (or of image features), with a model folder from `tinyemo train` or the default models')
+    .argument('<files...>', 'images (.jpg, .png, .webp, ...) or feature files (.pt, .safetensors, .npy)')
+    .option('--model <dir>', 'a model folder (tinyemo.json); default: the pinned TinyEmo models from the Hugging Face cache')
+    .option('--vision <dir>', "the vision tower (folder or hub id) instead of the model folder's")
+    .option('--taxonomy <name>', 'the labels of the default model (emotion6, mikels8, ...; default emotion6)')
     .option('--top-k <k>', 'labels per file (default 3)')
+    .option('--batch-size <n>', 'images per forward pass (default 8)')
+    .option('--auto-orient', 'apply EXIF orientation (off by default, as in the reference pipeline)')
     .option('--json', 'print one JSON document')
     .action(async (files: string[], opts: ClassifyFlags) => {
       const r = await classifyCommand(files, opts);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatClassify(r)}\n`);
+    });
+
+  program
+    .command('features')
+    .description('precompute image embeddings for a folder of images into a data folder of .safetensors files')
+    .argument('<images>', 'a folder of images (one sub-folder per class, any depth)')
+    .requiredOption('--vision <dir>', 'the vision tower: a Hugging Face folder or a hub id in the cache')
+    .requiredOption('--out <dir>', 'where the feature files go (same relative paths; existing ones are kept)')
+    .option('--batch-size <n>', 'images per forward pass (default 8)')
+    .option('--dtype <type>', 'f32 or f16 (default f32)')
+    .option('--auto-orient', 'apply EXIF orientation (off by default, as in the reference pipeline)')
+    .option('--max-pixels <n>', 'refuse images larger than this many pixels (default 50,000,000)')
+    .option('--json', 'print one JSON document')
+    .action(async (images: string, opts: FeaturesFlags) => {
+      const r = await featuresCommand(images, opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatFeatures(r)}\n`);
     });
 
   try {

@@ -3,6 +3,7 @@ import { invalid } from '../errors';
 import { readSynonymsFile } from '../models/label_space';
 import { EpochLog, TRAIN_DEFAULTS, TrainConfig, TrainResult, trainProjector } from '../train/trainer';
 import { LossName } from '../train/losses';
+import { clearBar, progressBar } from './progress';
 
 export interface TrainFlags {
   data: string;
@@ -78,15 +79,7 @@ export function formatEpoch(l: EpochLog, total: number): string {
 export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
   const config = trainConfigFromFlags(f);
   const tty = !f.json && process.stderr.isTTY === true;
-  let lastDraw = 0;
-  const bar = (step: number, total: number) => {
-    const now = Date.now();
-    if (now - lastDraw < 100 && step !== total) return;
-    lastDraw = now;
-    const width = 30;
-    const done = Math.round((width * step) / total);
-    process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${step}/${total}`);
-  };
+  const bar = progressBar('step');
   const result = await trainProjector(config, {
     resume: f.resume === true,
     hooks: {
@@ -100,7 +93,7 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
       ...(tty ? { onStep: bar } : {}),
       onEpoch: (l) => {
         if (f.json) return;
-        if (tty) process.stderr.write('\r\x1b[K');
+        if (tty) clearBar();
         process.stderr.write(`${formatEpoch(l, config.epochs)}\n`);
       },
     },

@@ -7,9 +7,9 @@
  * The result matches what the reference pipelines get from PIL's
  * `Image.open(f).convert('RGB')`: alpha dropped (not composited), grey
  * replicated into three channels, palettes expanded, EXIF orientation not
- * applied unless asked. Differences, on purpose: 16-bit images are scaled to
- * 8 bits (PIL clips them), CMYK goes to sRGB through a colour profile (PIL uses
- * a naive formula).
+ * applied unless asked, CMYK through PIL's own formula (no colour profile).
+ * One difference, on purpose: 16-bit images are scaled to 8 bits (v >> 8;
+ * PIL clips them to 255).
  */
 import * as fs from 'fs';
 
@@ -122,6 +122,7 @@ export async function readImage(source: string | Uint8Array, opts: ReadImageOpti
   try {
     let img = sharp(bytes, sharpOpts);
     if (opts.autoOrient) img = img.rotate();
+    if (meta.space === 'cmyk') return await cmykToRgb(img, file);
     const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
       throw refuse(file, `decoded to ${info.channels} channels (${data.length} bytes for ${info.width}×${info.height})`);
@@ -131,6 +132,27 @@ export async function readImage(source: string | Uint8Array, opts: ReadImageOpti
     if (e instanceof TinyEmoError) throw e;
     throw refuse(file, `could not be decoded (${decoderMessage(e)})`);
   }
+}
+
+/**
+ * CMYK as PIL converts it, so features match the reference's: the raw ink
+ * values (libvips undoes Adobe's inversion as PIL does), then per channel
+ * (255 − k) − x·(255 − k)/255 with PIL's rounded division by 255.
+ */
+async function cmykToRgb(img: sharp.Sharp, file: string): Promise<RgbImage> {
+  const { data, info } = await img.pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  if (info.channels < 4 || data.length !== n * info.channels) throw refuse(file, `CMYK decoded to ${info.channels} channels`);
+  const out = new Uint8Array(n * 3);
+  const ch = info.channels;
+  for (let i = 0; i < n; ++i) {
+    const nk = 255 - data[i * ch + 3];
+    for (let c = 0; c < 3; ++c) {
+      const t = data[i * ch + c] * nk + 128;
+      out[i * 3 + c] = nk - (((t >> 8) + t) >> 8);
+    }
+  }
+  return { width: info.width, height: info.height, data: out };
 }
 
 function decoderMessage(e: unknown): string {

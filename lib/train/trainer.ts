@@ -18,6 +18,7 @@ import { writeFileAtomic } from '../io/file';
 import { writeSafetensors } from '../io/safetensors';
 import { WeightFile } from '../io/weights';
 import { writeBundle } from '../models/bundle';
+import { readFeaturesInfo } from '../data/features_info';
 import { LabelSpace } from '../models/label_space';
 import { BN_MOMENTUM, Projector } from '../models/projector';
 import { cosineTopkSync } from '../ops/metric';
@@ -221,6 +222,8 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
 
   // Data.
   const all = loadFeatureFolder(c.data);
+  // Features made by `tinyemo features` say which vision tower made them; the bundle keeps that for classify.
+  const featuresInfo = readFeaturesInfo(c.data) ?? readFeaturesInfo(path.dirname(path.resolve(c.data)));
   let train: FeatureSet;
   let val: FeatureSet | undefined;
   if (c.val) {
@@ -390,6 +393,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
         st.best = { epoch: st.epoch + 1, top1: valMetrics?.top1 ?? NaN };
         writeBundle(c.out, projector, labels, {
           taxonomy,
+          ...(featuresInfo ? { vision: { model: featuresInfo.vision, output: featuresInfo.output } } : {}),
           training: { ...c, out: undefined, bestEpoch: st.epoch + 1, valTop1: valMetrics?.top1, trainSamples: N, valSamples: val?.y.length ?? 0 },
         });
       }

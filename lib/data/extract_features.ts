@@ -1,0 +1,132 @@
+/**
+ * `tinyemo features`: a folder of images (one sub-folder per class, any
+ * depth) becomes a data folder of feature files at the same relative paths —
+ * one `.safetensors` per image holding `image_embeds` — that `train`, `eval`
+ * and `classify` read. Files already there are kept (each is written
+ * atomically, so one that exists is whole): an interrupted run resumes.
+ * Images that cannot be read are skipped and listed in `skipped.json`.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError } from '../errors';
+import { IMAGE_EXTENSIONS, ReadImageOptions } from '../io/image';
+import { writeFileAtomic } from '../io/file';
+import { readJsonFile } from '../io/model_folder';
+import { writeSafetensors } from '../io/safetensors';
+import { encodeImages, loadVisionTower } from '../models/vision';
+import { Tensor } from '../tensor';
+import { FEATURES_INFO_FILE, FeaturesInfo } from './features_info';
+
+export interface ExtractOptions {
+  images: string;
+  /** The vision tower's folder (resolved) and how to record it (the id or path the user gave). */
+  visionDir: string;
+  visionName?: string;
+  out: string;
+  batchSize?: number;
+  dtype?: 'f32' | 'f16';
+  image?: ReadImageOptions;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExtractResult {
+  out: string;
+  total: number;
+  written: number;
+  /** Already present from an earlier run. */
+  kept: number;
+  skipped: Array<{ file: string; reason: string; code: string }>;
+  dim: number;
+  seconds: number;
+}
+
+/** Image files under `dir`, relative, in a fixed order; links are not followed. */
+export function listImages(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (rel: string) => {
+    const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else if (e.isFile() && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) found.push(r);
+    }
+  };
+  walk('');
+  return found;
+}
+
+function featureName(rel: string): string {
+  return rel.slice(0, rel.length - path.extname(rel).length) + '.safetensors';
+}
+
+export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult> {
+  const t0 = Date.now();
+  if (!fs.existsSync(o.images) || !fs.statSync(o.images).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${o.images} is not a folder`);
+  const dtype = o.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'f16') throw new TinyEmoError('INVALID_ARGUMENT', `--dtype is f32 or f16, not ${String(dtype)}`);
+  const all = listImages(o.images);
+  // Two images that differ only in extension would write the same feature file.
+  const byTarget = new Map<string, string>();
+  for (const rel of all) {
+    const t = featureName(rel);
+    const other = byTarget.get(t);
+    if (other) throw new TinyEmoError('INVALID_ARGUMENT', `${other} and ${rel} would both become ${t}; rename one`);
+    byTarget.set(t, rel);
+  }
+  const todo = all.filter((rel) => !fs.existsSync(path.join(o.out, featureName(rel))));
+  const tower = loadVisionTower(o.visionDir);
+  try {
+    const infoFile = path.join(o.out, FEATURES_INFO_FILE);
+    const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
+    if (dim === undefined) throw new TinyEmoError('UNSUPPORTED', `${o.visionDir} has no visual_projection: no image embedding to write`);
+    const info: FeaturesInfo = { vision: o.visionName ?? o.visionDir, family: tower.family, output: 'image_embeds', dim, dtype };
+    if (fs.existsSync(infoFile)) {
+      const prev = readJsonFile(infoFile) as unknown as FeaturesInfo;
+      if (prev.vision !== info.vision || prev.dim !== info.dim || prev.dtype !== info.dtype) {
+        throw new TinyEmoError('INVALID_ARGUMENT', `${o.out} holds features of ${prev.vision} (${prev.dim}, ${prev.dtype}); use another --out for ${info.vision} (${info.dim}, ${info.dtype})`);
+      }
+    }
+    fs.mkdirSync(o.out, { recursive: true });
+    writeFileAtomic(infoFile, [Buffer.from(`${JSON.stringify(info, null, 2)}\n`)]);
+    let written = 0;
+    const skipped: ExtractResult['skipped'] = [];
+    // Encode in slices so finished features reach the disk as the run goes (resume loses at most one slice).
+    const slice = Math.max(1, (o.batchSize ?? 8) * 4);
+    for (let at = 0; at < todo.length; at += slice) {
+      const part = todo.slice(at, at + slice);
+      const r = await encodeImages(
+        tower,
+        part.map((rel) => path.join(o.images, rel)),
+        {
+          batchSize: o.batchSize,
+          image: o.image,
+          signal: o.signal,
+          onProgress: (done) => o.onProgress?.(all.length - todo.length + at + done, all.length),
+        },
+      );
+      for (const e of r.encoded) {
+        const rel = path.relative(o.images, e.file);
+        const target = path.join(o.out, featureName(rel));
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        const f32 = Tensor.from(e.embeds!, [e.embeds!.length]);
+        const t = dtype === 'f16' ? f32.toSync('f16') : f32;
+        try {
+          writeSafetensors(target, { image_embeds: t }, { source: rel, vision: info.vision });
+        } finally {
+          if (t !== f32) t.dispose();
+          f32.dispose();
+        }
+        ++written;
+      }
+      skipped.push(...r.skipped.map((s) => ({ ...s, file: path.relative(o.images, s.file) })));
+    }
+    const skippedFile = path.join(o.out, 'skipped.json');
+    if (skipped.length) writeFileAtomic(skippedFile, [Buffer.from(`${JSON.stringify(skipped, null, 2)}\n`)]);
+    else fs.rmSync(skippedFile, { force: true });
+    return { out: o.out, total: all.length, written, kept: all.length - todo.length, skipped, dim, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    tower.model.dispose();
+  }
+}

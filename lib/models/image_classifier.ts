@@ -1,0 +1,153 @@
+/**
+ * Image → vision tower → projector → emotion labels. The classifier comes
+ * from a model folder (tinyemo.json, which may name its vision tower), or,
+ * with no folder, from the pinned defaults in the local Hugging Face cache:
+ * CLIP ViT-L/14 (the tower TinyEmo's features came from), the released
+ * TinyEmo OpenELM-450M projector, and the label space of OpenELM-450M's
+ * embeddings with TinyLlama's tokenizer.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError } from '../errors';
+import { TAXONOMIES } from '../data/taxonomies';
+import { DEFAULT_REPOS } from '../hub/defaults';
+import { resolveModel } from '../hub/client';
+import { readJsonFile } from '../io/model_folder';
+import { BUNDLE_FILE } from './bundle';
+import { MetricClassifier, Prediction } from './classifier';
+import { LabelSpace } from './label_space';
+import { EncodeOptions, VisionTower, encodeImages, loadVisionTower } from './vision';
+
+/** The defaults, by their keys in DEFAULT_REPOS. */
+export const DEFAULT_CLASSIFIER = {
+  vision: 'clip-vit-l14',
+  projector: 'tinyemo-openelm-450m',
+  llm: 'openelm-450m',
+  tokenizer: 'tinyllama',
+  taxonomy: 'emotion6',
+} as const;
+
+export interface ImageClassifierOptions {
+  /** A vision folder or hub id; overrides the bundle's. */
+  vision?: string;
+  /** The label set of the default classifier (a key of TAXONOMIES; default emotion6). */
+  taxonomy?: string;
+  /** Where the hub cache is (default HF_HUB_CACHE / HF_HOME). */
+  cacheDir?: string;
+  /** Told which vision tower was chosen when the model folder does not name one. */
+  onNote?: (message: string) => void;
+}
+
+export interface ImagePrediction {
+  file: string;
+  predictions: Prediction[];
+}
+
+export interface ImageClassification {
+  results: ImagePrediction[];
+  skipped: Array<{ file: string; reason: string; code: string }>;
+}
+
+function resolvePinned(key: keyof typeof DEFAULT_REPOS, cacheDir?: string): string {
+  const r = DEFAULT_REPOS[key];
+  return resolveModel(r.repo, { revision: r.revision, cacheDir });
+}
+
+/** The default classifier's parts from the hub cache, or one error naming everything missing and how to get it. */
+function defaultParts(cacheDir?: string): { vision: string; projector: string; llm: string; tokenizer: string } {
+  const keys = [DEFAULT_CLASSIFIER.vision, DEFAULT_CLASSIFIER.projector, DEFAULT_CLASSIFIER.llm, DEFAULT_CLASSIFIER.tokenizer] as const;
+  const found: string[] = [];
+  const missing: string[] = [];
+  for (const k of keys) {
+    try {
+      found.push(resolvePinned(k, cacheDir));
+    } catch (e) {
+      if (!(e instanceof TinyEmoError) || e.code !== 'NOT_FOUND') throw e;
+      missing.push(DEFAULT_REPOS[k].repo);
+    }
+  }
+  if (missing.length) {
+    throw new TinyEmoError(
+      'NOT_FOUND',
+      `no --model given, and the default models are not all in the Hugging Face cache; missing: ${missing.join(', ')}. ` +
+        `Get them (online) with: ${missing.map((m) => `tinyemo pull ${m}`).join(' && ')} — or give --model DIR (a folder from tinyemo train)`,
+    );
+  }
+  const [vision, projector, llm, tokenizer] = found;
+  return { vision, projector, llm, tokenizer };
+}
+
+/** The released projector weights in a hub snapshot: its one .bin (or pytorch_model.bin). */
+function projectorFile(dir: string): string {
+  const bins = fs.readdirSync(dir).filter((f) => f.endsWith('.bin') || f.endsWith('.safetensors'));
+  if (bins.length !== 1) throw new TinyEmoError('INVALID_FILE', `${dir}: expected one projector weight file, found ${bins.length} (${bins.join(', ')})`);
+  return path.join(dir, bins[0]);
+}
+
+export class ImageClassifier {
+  private constructor(
+    readonly classifier: MetricClassifier,
+    readonly tower: VisionTower,
+  ) {}
+
+  /**
+   * From a model folder (`model`), or the pinned defaults when `model` is
+   * undefined. The vision tower: `opts.vision`, else the one the bundle names,
+   * else CLIP ViT-L/14 for a 768-input projector.
+   */
+  static load(model: string | undefined, opts: ImageClassifierOptions = {}): ImageClassifier {
+    let classifier: MetricClassifier;
+    let vision = opts.vision;
+    if (model === undefined) {
+      const parts = defaultParts(opts.cacheDir);
+      const taxonomy = TAXONOMIES[opts.taxonomy ?? DEFAULT_CLASSIFIER.taxonomy];
+      if (!taxonomy) throw new TinyEmoError('INVALID_ARGUMENT', `unknown taxonomy "${opts.taxonomy}" (one of ${Object.keys(TAXONOMIES).join(', ')})`);
+      const labels = LabelSpace.fromLlm(taxonomy.classes, parts.llm, { tokenizerDir: parts.tokenizer });
+      classifier = MetricClassifier.load(projectorFile(parts.projector), { labels });
+      vision ??= parts.vision;
+    } else {
+      classifier = MetricClassifier.load(model);
+      if (vision === undefined) {
+        const bundleFile = path.join(model, BUNDLE_FILE);
+        const v = fs.existsSync(bundleFile) ? (readJsonFile(bundleFile).vision as { model?: unknown } | undefined) : undefined;
+        if (v && typeof v.model === 'string') vision = v.model;
+      }
+    }
+    try {
+      if (vision === undefined) {
+        if (classifier.inDim !== 768) {
+          throw new TinyEmoError('INVALID_ARGUMENT', `${model} does not say which vision tower made its ${classifier.inDim}-value features: give --vision DIR`);
+        }
+        vision = DEFAULT_REPOS[DEFAULT_CLASSIFIER.vision].repo;
+        opts.onNote?.(`${model} does not name its vision tower; using ${vision}, whose image embeddings TinyEmo's projectors take`);
+      }
+      const tower = loadVisionTower(resolveModel(vision, { cacheDir: opts.cacheDir }));
+      const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
+      if (dim !== classifier.inDim) {
+        tower.model.dispose();
+        throw new TinyEmoError('SHAPE_MISMATCH', `the vision tower ${vision} makes ${dim}-value embeddings; the projector takes ${classifier.inDim}`);
+      }
+      return new ImageClassifier(classifier, tower);
+    } catch (e) {
+      classifier.dispose();
+      throw e;
+    }
+  }
+
+  /** Classifies image files; unreadable ones are skipped and reported. */
+  async classifyFiles(files: readonly string[], opts: { topK?: number } & Omit<EncodeOptions, 'hiddenStates' | 'embeds'> = {}): Promise<ImageClassification> {
+    const { encoded, skipped } = await encodeImages(this.tower, files, { ...opts, embeds: true });
+    if (encoded.length === 0) return { results: [], skipped };
+    const d = this.classifier.inDim;
+    const x = new Float32Array(encoded.length * d);
+    encoded.forEach((e, i) => x.set(e.embeds!, i * d));
+    const ranked = await this.classifier.classify(x, { topK: opts.topK ?? 3 });
+    return { results: encoded.map((e, i) => ({ file: e.file, predictions: ranked[i] })), skipped };
+  }
+
+  dispose(): void {
+    this.classifier.dispose();
+    this.tower.model.dispose();
+  }
+}
