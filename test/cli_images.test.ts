@@ -1,0 +1,129 @@
+/**
+ * The image path as a user runs it: `tinyemo features` over a folder of
+ * images with a (small, random) CLIP tower, `train` on those features, and
+ * `classify` on the images themselves — the bundle remembers the tower.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { readFeatureVector } from '../lib/data/features';
+import { readImage } from '../lib/io/image';
+import { ClipVision } from '../lib/models/clip_vision';
+import { preprocess, preprocessForFolder } from '../lib/models/image_preprocess';
+import { ImageClassifier } from '../lib/models/image_classifier';
+
+const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');
+const IMG = path.join(__dirname, 'fixtures', 'images');
+const CLIP = path.join(__dirname, 'fixtures', 'vision', 'clip');
+
+function run(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, HF_HUB_CACHE: path.join(tmp, 'hub') } });
+}
+
+let tmp: string;
+let images: string;
+let feats: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-cli-img-'));
+  images = path.join(tmp, 'images');
+  feats = path.join(tmp, 'features');
+  const put = (cls: string, file: string, as = file) => {
+    fs.mkdirSync(path.join(images, cls), { recursive: true });
+    fs.copyFileSync(path.join(IMG, file), path.join(images, cls, as));
+  };
+  put('joy', 'photo_640x480.jpg');
+  put('joy', 'wide_1023x257.webp');
+  put('joy', 'tiny_20x31.jpg');
+  put('sadness', 'grey_225x224.png');
+  put('sadness', 'palette_500x375.png');
+  put('sadness', 'cmyk_320x240.jpg');
+  put('sadness/nested', 'odd_crop_299x374.png', 'deep.png');
+  fs.writeFileSync(path.join(images, 'joy', 'broken.jpg'), 'not a jpeg at all');
+  fs.writeFileSync(path.join(images, 'joy', 'notes.txt'), 'ignored: not an image name');
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('features: one safetensors per image at the same relative path, equal to the tower on the image; bad ones listed', async () => {
+  const r = run('features', images, '--vision', CLIP, '--out', feats, '--batch-size', '3', '--json');
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { total: number; written: number; kept: number; dim: number; skipped: Array<{ file: string; code: string }> };
+  expect(j).toMatchObject({ total: 8, written: 7, kept: 0, dim: 40 });
+  expect(j.skipped).toEqual([expect.objectContaining({ file: path.join('joy', 'broken.jpg'), code: 'INVALID_FILE' })]);
+  expect(JSON.parse(fs.readFileSync(path.join(feats, 'skipped.json'), 'utf8'))).toHaveLength(1);
+  expect(fs.existsSync(path.join(feats, 'sadness', 'nested', 'deep.safetensors'))).toBe(true);
+  expect(JSON.parse(fs.readFileSync(path.join(feats, 'tinyemo-features.json'), 'utf8'))).toMatchObject({ vision: CLIP, family: 'clip', dim: 40, dtype: 'f32' });
+
+  // The file holds what the library computes for that image alone.
+  const tower = ClipVision.load(CLIP);
+  const pre = preprocessForFolder(CLIP, 'clip', 42);
+  expect(pre).toMatchObject({ kind: 'clip', size: 42 });
+  const px = preprocess([await readImage(path.join(images, 'joy', 'photo_640x480.jpg'))], pre);
+  const out = await tower.forward(px);
+  const want = out.imageEmbeds!.toArray() as Float32Array;
+  const got = readFeatureVector(path.join(feats, 'joy', 'photo_640x480.safetensors'));
+  expect(got.length).toBe(40);
+  let err = 0;
+  for (let i = 0; i < 40; ++i) err = Math.max(err, Math.abs(got[i] - want[i]));
+  expect(err).toBeLessThan(1e-5);
+  px.dispose();
+  out.imageEmbeds!.dispose();
+  tower.dispose();
+});
+
+test('features again: everything already there is kept (resume), a new image is added', () => {
+  fs.copyFileSync(path.join(IMG, 'square_224x224.png'), path.join(images, 'sadness', 'square.png'));
+  fs.rmSync(path.join(feats, 'joy', 'tiny_20x31.safetensors'));
+  const r = run('features', images, '--vision', CLIP, '--out', feats, '--json');
+  const j = JSON.parse(r.stdout) as { written: number; kept: number; skipped: unknown[] };
+  expect(j).toMatchObject({ written: 2, kept: 6 });
+  expect(j.skipped).toHaveLength(1);
+  const other = run('features', images, '--vision', path.join(__dirname, 'fixtures', 'vision', 'siglip'), '--out', feats);
+  expect(other.status).toBe(2);
+  expect(other.stderr).toMatch(/holds features of .*clip \(40, f32\); use another --out/);
+});
+
+test('train on the features, then classify the images: the bundle names the tower', async () => {
+  const model = path.join(tmp, 'model');
+  const t = run('train', '--data', feats, '--out', model, '--val-split', '0', '--epochs', '3', '--batch-size', '4', '--hidden', '24', '--json');
+  expect(t.status).toBe(0);
+  const bundle = JSON.parse(fs.readFileSync(path.join(model, 'tinyemo.json'), 'utf8')) as { vision?: { model: string } };
+  expect(bundle.vision).toEqual({ model: CLIP, output: 'image_embeds' });
+
+  const files = [path.join(images, 'joy', 'photo_640x480.jpg'), path.join(images, 'joy', 'broken.jpg'), path.join(feats, 'sadness', 'grey_225x224.safetensors')];
+  const c = run('classify', ...files, '--model', model, '--top-k', '2', '--json');
+  expect(c.stderr).toBe('');
+  expect(c.status).toBe(0);
+  const j = JSON.parse(c.stdout) as { results: Array<{ file: string; predictions: Array<{ label: string; score: number }> }>; skipped: Array<{ file: string }> };
+  expect(j.results.map((x) => x.file)).toEqual([files[0], files[2]]);
+  expect(j.skipped.map((x) => x.file)).toEqual([files[1]]);
+  for (const x of j.results) {
+    expect(x.predictions).toHaveLength(2);
+    expect(x.predictions.map((p) => p.label).sort()).toEqual(['joy', 'sadness']);
+  }
+
+  // The image and its precomputed features give the same answer through the library.
+  const ic = ImageClassifier.load(model);
+  const viaImage = await ic.classifyFiles([files[0]], { topK: 2 });
+  const fromFeatures = await ic.classifier.classify(readFeatureVector(path.join(feats, 'joy', 'photo_640x480.safetensors')), { topK: 2 });
+  expect(viaImage.results[0].predictions.map((p) => p.label)).toEqual(fromFeatures[0].map((p) => p.label));
+  viaImage.results[0].predictions.forEach((p, i) => expect(p.score).toBeCloseTo(fromFeatures[0][i].score, 5));
+  ic.dispose();
+});
+
+test('classify without --model: the default models must be in the hub cache, and the message says how to get them', () => {
+  const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'));
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/no --model given, and the default models are not all in the Hugging Face cache; missing: openai\/clip-vit-large-patch14, ggcristian\/TinyEmo-CLIP-OpenELM-450M, apple\/OpenELM-450M-Instruct, TinyLlama\/TinyLlama-1.1B-Chat-v1.0/);
+  expect(r.stderr).toMatch(/tinyemo pull openai\/clip-vit-large-patch14 && tinyemo pull ggcristian/);
+  expect(r.stderr).toMatch(/\[NOT_FOUND\]/);
+});
+
+test('classify: a vision tower whose embeddings do not fit the projector is refused', () => {
+  const model = path.join(tmp, 'model');
+  const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'), '--model', model, '--vision', path.join(__dirname, 'fixtures', 'vision', 'siglip'));
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/makes 144-value embeddings; the projector takes 40 \[SHAPE_MISMATCH\]/);
+});
