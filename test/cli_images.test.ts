@@ -13,6 +13,14 @@ import { readImage } from '../lib/io/image';
 import { ClipVision } from '../lib/models/clip_vision';
 import { preprocess, preprocessForFolder } from '../lib/models/image_preprocess';
 import { ImageClassifier } from '../lib/models/image_classifier';
+import { LabelSpace } from '../lib/models/label_space';
+import { MetricClassifier } from '../lib/models/classifier';
+import { Projector } from '../lib/models/projector';
+import { writeSafetensors } from '../lib/io/safetensors';
+import { repoDir } from '../lib/hub/cache';
+import { Tensor } from '../lib/tensor';
+import { Rng } from './helpers/random';
+import { tokenizerFixture } from './helpers/tokenizers';
 
 const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');
 const IMG = path.join(__dirname, 'fixtures', 'images');
@@ -126,4 +134,52 @@ test('classify: a vision tower whose embeddings do not fit the projector is refu
   const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'), '--model', model, '--vision', path.join(__dirname, 'fixtures', 'vision', 'siglip'));
   expect(r.status).toBe(2);
   expect(r.stderr).toMatch(/makes 144-value embeddings; the projector takes 40 \[SHAPE_MISMATCH\]/);
+});
+
+test('classify without --model, defaults in the cache: tower, released-style projector, OpenELM label space with TinyLlama tokenizer', async () => {
+  const cache = path.join(tmp, 'hub');
+  const snapshot = (repo: string) => {
+    const commit = 'c0ffee'.padEnd(40, '0');
+    fs.mkdirSync(path.join(repoDir(cache, repo), 'refs'), { recursive: true });
+    fs.writeFileSync(path.join(repoDir(cache, repo), 'refs', 'main'), commit);
+    const dir = path.join(repoDir(cache, repo), 'snapshots', commit);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  };
+  const vision = snapshot('openai/clip-vit-large-patch14');
+  for (const f of fs.readdirSync(CLIP)) fs.copyFileSync(path.join(CLIP, f), path.join(vision, f));
+  const H = 24;
+  const proj = Projector.init(40, H, H, 5);
+  proj.save(path.join(snapshot('ggcristian/TinyEmo-CLIP-OpenELM-450M'), 'TinyEmo-CLIP-OpenELM-450M.safetensors'));
+  proj.dispose();
+  const llm = snapshot('apple/OpenELM-450M-Instruct');
+  const table = Tensor.from(new Rng(9).floats(32000 * H), [32000, H]);
+  const half = table.toSync('f16');
+  writeSafetensors(path.join(llm, 'model.safetensors'), { 'transformer.token_embeddings.weight': half });
+  [table, half].forEach((t) => t.dispose());
+  const tok = snapshot('TinyLlama/TinyLlama-1.1B-Chat-v1.0');
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tokenizerFixture('llama'), f), path.join(tok, f));
+
+  const photo = path.join(images, 'joy', 'photo_640x480.jpg');
+  const r = run('classify', photo, '--top-k', '6', '--json');
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { results: Array<{ predictions: Array<{ label: string; score: number }> }> };
+  const got = j.results[0].predictions;
+  expect(got.map((p) => p.label).sort()).toEqual(['anger', 'disgust', 'fear', 'joy', 'sadness', 'surprise']);
+
+  // The same by hand: Emotion6 labels in OpenELM's space, the projector, the tower's embedding.
+  const labels = LabelSpace.fromLlm(['anger', 'disgust', 'fear', 'joy', 'sadness', 'surprise'], llm, { tokenizerDir: tok });
+  const cls = MetricClassifier.load(path.join(repoDir(cache, 'ggcristian/TinyEmo-CLIP-OpenELM-450M'), 'snapshots', 'c0ffee'.padEnd(40, '0'), 'TinyEmo-CLIP-OpenELM-450M.safetensors'), { labels });
+  const tower = ClipVision.load(vision);
+  const px = preprocess([await readImage(photo)], preprocessForFolder(vision, 'clip', 42));
+  const out = await tower.forward(px);
+  const want = (await cls.classify(out.imageEmbeds!.toArray() as Float32Array, { topK: 6 }))[0];
+  expect(got.map((p) => p.label)).toEqual(want.map((p) => p.label));
+  got.forEach((p, i) => expect(p.score).toBeCloseTo(want[i].score, 5));
+  const mikels = run('classify', photo, '--taxonomy', 'mikels8', '--top-k', '8', '--json');
+  expect((JSON.parse(mikels.stdout) as typeof j).results[0].predictions).toHaveLength(8);
+  for (const t of [px, out.imageEmbeds!]) t.dispose();
+  tower.dispose();
+  cls.dispose();
 });
