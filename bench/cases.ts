@@ -15,13 +15,14 @@ import {
   projectionForwardTrainSync,
 } from '../lib';
 import type { ProjectionWeights } from '../lib';
+import { vitCase } from './vit_case';
 
 export type Params = Record<string, number | boolean>;
 
 export interface BenchCase {
   name: string;
   /** The torch_worker.py setup this case uses. */
-  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention';
+  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit';
   params: Params;
   flops?: number;
   bytes?: number;
@@ -29,10 +30,17 @@ export interface BenchCase {
   cold?: boolean;
   /** Left out of --quick runs. */
   slow?: boolean;
-  setup(): { run: () => void; dispose: () => void };
+  /** Seconds per call: time one call per batch at least (default three). */
+  heavy?: boolean;
+  setup(): Instance | Promise<Instance>;
 }
 
-function rand(n: number, scale = 1): Float32Array {
+export interface Instance {
+  run: () => void | Promise<void>;
+  dispose: () => void;
+}
+
+export function rand(n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   let s = 0x9e3779b9;
   for (let i = 0; i < n; ++i) {
@@ -196,4 +204,6 @@ export const CASES: readonly BenchCase[] = [
   attentionCase('attention_vit_b8', 8, 257, 257, 16, 16, 64, false, true),
   attentionCase('attention_causal_512', 1, 512, 512, 20, 20, 64, true),
   attentionCase('attention_decode_kv512', 1, 1, 512, 20, 5, 64, true),
+  vitCase(1),
+  vitCase(8, true),
 ];

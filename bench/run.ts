@@ -44,12 +44,12 @@ function evictCaches(): void {
 // and would steal the cores from whichever side runs next: let them settle.
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 300));
 
-function timeTinyemo(run: () => void, reps: number, cold: boolean): number[] {
+async function timeTinyemo(run: () => void | Promise<void>, reps: number, cold: boolean): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < reps; ++i) {
     if (cold) evictCaches();
     const t0 = process.hrtime.bigint();
-    run();
+    await run();
     out.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return out;
@@ -63,13 +63,13 @@ interface Measured {
 }
 
 async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Promise<Measured> {
-  const tiny = c.setup();
+  const tiny = await c.setup();
   try {
     // Warm-up, and a rough time per call to size the batches (~0.3 s each).
-    tiny.run();
-    const est = Math.max(1e-3, Math.min(...timeTinyemo(tiny.run, 3, false)));
+    await tiny.run();
+    const est = Math.max(1e-3, Math.min(...(await timeTinyemo(tiny.run, c.heavy ? 1 : 3, false))));
     const budget = c.cold ? 150 : quick ? 100 : 300;
-    const reps = Math.max(3, Math.min(quick ? 50 : 200, Math.round(budget / est)));
+    const reps = Math.max(c.heavy ? 1 : 3, Math.min(quick ? 50 : 200, Math.round(budget / est)));
     const rounds = quick ? 2 : 4;
     const variants: Array<{ worker: TorchWorker; variant: string }> = [];
     for (const w of workers) {
@@ -80,7 +80,7 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const torchTimes = variants.map(() => [] as number[]);
     for (let round = 0; round < rounds; ++round) {
       await settle();
-      tinyTimes.push(...timeTinyemo(tiny.run, reps, c.cold ?? false));
+      tinyTimes.push(...(await timeTinyemo(tiny.run, reps, c.cold ?? false)));
       for (let i = 0; i < variants.length; ++i) {
         const { worker, variant } = variants[i];
         await settle();

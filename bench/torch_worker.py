@@ -153,12 +153,51 @@ def setup_attention(p):
     return {"core": core}
 
 
+def setup_vit(p):
+    """CLIP ViT-L/14 as Hugging Face's CLIPVisionModelWithProjection computes it in torch 1.13
+    (conv patch embedding, class token, positions, pre-LN blocks with quick_gelu MLPs, matmul
+    attention), random weights of the real shapes, f32, no grad."""
+    B, E, I, H, L, S_px, P, proj = p["B"], p["hidden"], p["mlp"], p["heads"], p["layers"], p["image"], p["patch"], p["proj"]
+    S = (S_px // P) ** 2 + 1
+    D = E // H
+    lin = lambda o, i: torch.nn.Linear(i, o)
+    conv = torch.nn.Conv2d(3, E, P, P, bias=False)
+    cls = torch.randn(E) * 0.1
+    pos = torch.randn(S, E) * 0.02
+    pre, post = torch.nn.LayerNorm(E), torch.nn.LayerNorm(E)
+    layers = [dict(ln1=torch.nn.LayerNorm(E), q=lin(E, E), k=lin(E, E), v=lin(E, E), o=lin(E, E),
+                   ln2=torch.nn.LayerNorm(E), fc1=lin(I, E), fc2=lin(E, I)) for _ in range(L)]
+    projection = torch.nn.Linear(E, proj, bias=False)
+    x = torch.randn(B, 3, S_px, S_px)
+
+    def attend(a, m):
+        q = (m["q"](a) * D ** -0.5).view(B, S, H, D).transpose(1, 2)
+        k = m["k"](a).view(B, S, H, D).transpose(1, 2)
+        v = m["v"](a).view(B, S, H, D).transpose(1, 2)
+        w = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), -1)
+        return m["o"](torch.matmul(w, v).transpose(1, 2).reshape(B, S, E))
+
+    def forward():
+        with torch.no_grad():
+            e = conv(x).flatten(2).transpose(1, 2)
+            h = torch.cat([cls.expand(B, 1, E), e], 1) + pos
+            h = pre(h)
+            for m in layers:
+                h = h + attend(m["ln1"](h), m)
+                a = m["fc1"](m["ln2"](h))
+                h = h + m["fc2"](a * torch.sigmoid(1.702 * a))
+            return projection(post(h[:, 0]))
+
+    return {"module": forward}
+
+
 SETUPS = {
     "gemm": setup_gemm,
     "projection": setup_projection,
     "train_step": setup_train_step,
     "topk": setup_topk,
     "attention": setup_attention,
+    "vit": setup_vit,
 }
 
 

@@ -13,9 +13,11 @@
  */
 import * as fs from 'fs';
 
-import sharp from 'sharp';
+import type SharpModule = require('sharp');
 
 import { TinyEmoError } from '../errors';
+
+type Sharp = typeof SharpModule;
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'avif';
 
@@ -46,18 +48,27 @@ export interface RgbImage {
 const DEFAULT_MAX_PIXELS = 50_000_000;
 const DEFAULT_MAX_BYTES = 100 * 1024 * 1024;
 
-let concurrencySet = false;
+let loaded: Sharp | undefined;
 
 /**
- * sharp shares libuv's pool and has its own threads; tinyemo's kernels have
- * theirs. One libvips thread per decode keeps the two from oversubscribing
- * the cores (decoding is a small part of an encode).
+ * sharp, loaded on first use (programs that never read an image never load
+ * libvips). sharp shares libuv's pool and has its own threads; tinyemo's
+ * kernels have theirs. One libvips thread per decode keeps the two from
+ * oversubscribing the cores (decoding is a small part of an encode).
  */
-function configureSharp(): void {
-  if (concurrencySet) return;
-  sharp.concurrency(1);
-  sharp.cache(false);
-  concurrencySet = true;
+function sharpModule(): Sharp {
+  if (loaded) return loaded;
+  let m: Sharp;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    m = require('sharp') as Sharp;
+  } catch (e) {
+    throw new TinyEmoError('NATIVE_LOAD', `reading images needs sharp, which did not load: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+  m.concurrency(1);
+  m.cache(false);
+  loaded = m;
+  return m;
 }
 
 function refuse(file: string, why: string, code: 'INVALID_FILE' | 'UNSUPPORTED' = 'INVALID_FILE'): TinyEmoError {
@@ -65,7 +76,7 @@ function refuse(file: string, why: string, code: 'INVALID_FILE' | 'UNSUPPORTED' 
 }
 
 /** sharp reports AVIF and HEIC both as "heif"; tell them apart by the compression it names. */
-function formatOf(meta: sharp.Metadata): string | undefined {
+function formatOf(meta: SharpModule.Metadata): string | undefined {
   if (meta.format === 'heif') return meta.compression === 'av1' ? 'avif' : 'heic';
   return meta.format;
 }
@@ -88,7 +99,7 @@ async function readBytes(file: string, maxBytes: number): Promise<Buffer> {
  * `name` names it in errors when bytes are given.
  */
 export async function readImage(source: string | Uint8Array, opts: ReadImageOptions = {}, name?: string): Promise<RgbImage> {
-  configureSharp();
+  const sharp = sharpModule();
   const file = typeof source === 'string' ? source : (name ?? '<image bytes>');
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
@@ -102,8 +113,8 @@ export async function readImage(source: string | Uint8Array, opts: ReadImageOpti
   }
 
   // The header first: format and size are known before a pixel is decoded.
-  const sharpOpts: sharp.SharpOptions = { limitInputPixels: maxPixels, failOn: 'warning', sequentialRead: true, pages: 1 };
-  let meta: sharp.Metadata;
+  const sharpOpts: SharpModule.SharpOptions = { limitInputPixels: maxPixels, failOn: 'warning', sequentialRead: true, pages: 1 };
+  let meta: SharpModule.Metadata;
   try {
     meta = await sharp(bytes, sharpOpts).metadata();
   } catch (e) {
@@ -139,7 +150,7 @@ export async function readImage(source: string | Uint8Array, opts: ReadImageOpti
  * values (libvips undoes Adobe's inversion as PIL does), then per channel
  * (255 − k) − x·(255 − k)/255 with PIL's rounded division by 255.
  */
-async function cmykToRgb(img: sharp.Sharp, file: string): Promise<RgbImage> {
+async function cmykToRgb(img: SharpModule.Sharp, file: string): Promise<RgbImage> {
   const { data, info } = await img.pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   const n = info.width * info.height;
   if (info.channels < 4 || data.length !== n * info.channels) throw refuse(file, `CMYK decoded to ${info.channels} channels`);

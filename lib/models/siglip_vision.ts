@@ -24,6 +24,7 @@ import {
   Norm,
   VitConfig,
   WeightLoader,
+  Workspace,
   activationOf,
   encoderLayer,
   intField,
@@ -184,9 +185,14 @@ export class SiglipVision {
       };
       await keep(0);
       const last = wantEmbeds ? c.layers : Math.max(0, ...want);
-      for (let i = 0; i < last; ++i) {
-        await encoderLayer(h, this.w.layers[i], B, S, c);
-        await keep(i + 1);
+      const ws = new Workspace(B * S, c);
+      try {
+        for (let i = 0; i < last; ++i) {
+          await encoderLayer(h, this.w.layers[i], B, S, c, ws);
+          await keep(i + 1);
+        }
+      } finally {
+        ws.dispose();
       }
       let imageEmbeds: Tensor<'f32'> | undefined;
       if (wantEmbeds) imageEmbeds = await this.pool(h, B, S);

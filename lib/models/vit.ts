@@ -187,27 +187,44 @@ export function loadEncoderLayer(w: WeightLoader, prefix: string, c: VitConfig):
   };
 }
 
+/**
+ * Activations reused by every layer of one forward pass: fresh buffers of
+ * several MB per product would cost page faults on each first touch.
+ */
+export class Workspace {
+  readonly norm: Tensor<'f32'>;
+  readonly qkv: Tensor<'f32'>;
+  readonly attn: Tensor<'f32'>;
+  readonly mlp: Tensor<'f32'>;
+
+  constructor(rows: number, c: VitConfig) {
+    this.norm = Tensor.empty([rows, c.hiddenSize]);
+    this.qkv = Tensor.empty([rows, 3 * c.hiddenSize]);
+    this.attn = Tensor.empty([rows, c.hiddenSize]);
+    this.mlp = Tensor.empty([rows, c.intermediateSize]);
+  }
+
+  dispose(): void {
+    for (const t of [this.norm, this.qkv, this.attn, this.mlp]) t.dispose();
+  }
+}
+
 /** One encoder layer over h [B·S, E], updated in place. */
-export async function encoderLayer(h: Tensor<'f32'>, L: EncoderLayer, B: number, S: number, c: VitConfig): Promise<void> {
+export async function encoderLayer(h: Tensor<'f32'>, L: EncoderLayer, B: number, S: number, c: VitConfig, ws: Workspace): Promise<void> {
   const E = c.hiddenSize;
   const H = c.heads;
   const D = E / H;
-  const a = await layerNorm(h, { weight: L.norm1.weight, bias: L.norm1.bias, eps: c.eps });
-  const qkv = await gemm(a, L.qkv.weight, { bias: L.qkv.bias });
-  a.dispose();
-  const heads = qkv.reshape([B, S, 3, H, D]);
+  await layerNorm(h, { weight: L.norm1.weight, bias: L.norm1.bias, eps: c.eps, out: ws.norm });
+  await gemm(ws.norm, L.qkv.weight, { bias: L.qkv.bias, out: ws.qkv });
+  const heads = ws.qkv.reshape([B, S, 3, H, D]);
   const [q, k, v] = [0, 1, 2].map((i) => heads.select(2, i));
-  const o = await attention(q, k, v);
-  for (const t of [q, k, v, heads, qkv]) t.dispose();
-  const o2 = o.reshape([B * S, E]);
-  await gemm(o2, L.out.weight, { bias: L.out.bias, out: h, beta: 1 });
-  o2.dispose();
-  o.dispose();
-  const a2 = await layerNorm(h, { weight: L.norm2.weight, bias: L.norm2.bias, eps: c.eps });
-  const m = await gemm(a2, L.fc1.weight, { bias: L.fc1.bias, activation: c.activation });
-  a2.dispose();
-  await gemm(m, L.fc2.weight, { bias: L.fc2.bias, out: h, beta: 1 });
-  m.dispose();
+  const o = ws.attn.reshape([B, S, H, D]);
+  await attention(q, k, v, { out: o });
+  for (const t of [q, k, v, heads, o]) t.dispose();
+  await gemm(ws.attn, L.out.weight, { bias: L.out.bias, out: h, beta: 1 });
+  await layerNorm(h, { weight: L.norm2.weight, bias: L.norm2.bias, eps: c.eps, out: ws.norm });
+  await gemm(ws.norm, L.fc1.weight, { bias: L.fc1.bias, activation: c.activation, out: ws.mlp });
+  await gemm(ws.mlp, L.fc2.weight, { bias: L.fc2.bias, out: h, beta: 1 });
 }
 
 /**

@@ -1,0 +1,125 @@
+/**
+ * CLIP ViT-L/14 image encode (224 px, 257 tokens, 24 layers of width 1024,
+ * MLP 4096, projection 768) with random f32 weights of the real shapes,
+ * written once into a Hugging Face-layout folder and loaded by the real
+ * loader. bench/torch_worker.py builds the same network in PyTorch.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { ClipVision, Tensor, writeSafetensors } from '../lib';
+import type { BenchCase } from './cases';
+
+const L14 = { hidden: 1024, mlp: 4096, heads: 16, layers: 24, image: 224, patch: 14, proj: 768 };
+
+let folder: string | undefined;
+let users = 0;
+
+function rand(n: number, scale: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; ++i) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = ((s / 4294967296) * 2 - 1) * scale;
+  }
+  return a;
+}
+
+/** The random ViT-L/14 folder (written on first use, removed when the last case is disposed). */
+function vitFolder(): string {
+  users += 1;
+  if (folder) return folder;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-bench-vit-'));
+  const { hidden: E, mlp: I, layers, image, patch: P, proj } = L14;
+  const S = (image / P) ** 2 + 1;
+  const w: Record<string, Tensor> = {};
+  let seed = 1;
+  const add = (name: string, shape: number[], scale: number, offset = 0) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = rand(n, scale, seed++);
+    if (offset) for (let i = 0; i < n; ++i) data[i] += offset;
+    w[name] = Tensor.from(data, shape);
+  };
+  const vm = 'vision_model';
+  add(`${vm}.embeddings.patch_embedding.weight`, [E, 3, P, P], 0.02);
+  add(`${vm}.embeddings.class_embedding`, [E], 0.1);
+  add(`${vm}.embeddings.position_embedding.weight`, [S, E], 0.02);
+  for (const n of ['pre_layrnorm', 'post_layernorm']) {
+    add(`${vm}.${n}.weight`, [E], 0.1, 1);
+    add(`${vm}.${n}.bias`, [E], 0.02);
+  }
+  for (let i = 0; i < layers; ++i) {
+    const p = `${vm}.encoder.layers.${i}`;
+    for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
+      add(`${p}.self_attn.${n}.weight`, [E, E], 1 / Math.sqrt(E));
+      add(`${p}.self_attn.${n}.bias`, [E], 0.02);
+    }
+    for (const n of ['layer_norm1', 'layer_norm2']) {
+      add(`${p}.${n}.weight`, [E], 0.1, 1);
+      add(`${p}.${n}.bias`, [E], 0.02);
+    }
+    add(`${p}.mlp.fc1.weight`, [I, E], 1 / Math.sqrt(E));
+    add(`${p}.mlp.fc1.bias`, [I], 0.02);
+    add(`${p}.mlp.fc2.weight`, [E, I], 1 / Math.sqrt(I));
+    add(`${p}.mlp.fc2.bias`, [E], 0.02);
+  }
+  add('visual_projection.weight', [proj, E], 1 / Math.sqrt(E));
+  writeSafetensors(path.join(dir, 'model.safetensors'), w);
+  for (const t of Object.values(w)) t.dispose();
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({
+      model_type: 'clip_vision_model',
+      hidden_size: E,
+      intermediate_size: I,
+      num_attention_heads: L14.heads,
+      num_hidden_layers: layers,
+      image_size: image,
+      patch_size: P,
+      projection_dim: proj,
+      hidden_act: 'quick_gelu',
+      layer_norm_eps: 1e-5,
+    }),
+  );
+  folder = dir;
+  return dir;
+}
+
+function release(): void {
+  users -= 1;
+  if (users === 0 && folder) {
+    fs.rmSync(folder, { recursive: true, force: true });
+    folder = undefined;
+  }
+}
+
+export function vitCase(B: number, slow = false): BenchCase {
+  const { hidden: E, mlp: I, layers, image, patch: P, proj } = L14;
+  const S = (image / P) ** 2 + 1;
+  // Per layer: QKV, output, two MLP products, and attention (QKᵀ and PV); patch embedding; projection.
+  const flops = B * (layers * (2 * S * E * (4 * E + 2 * I) + 4 * S * S * E) + 2 * (S - 1) * 3 * P * P * E + 2 * E * proj);
+  return {
+    name: `vit_l14_b${B}`,
+    kind: 'vit',
+    params: { B, ...L14 },
+    flops,
+    slow,
+    heavy: true,
+    setup() {
+      const model = ClipVision.load(vitFolder());
+      const pixels = Tensor.from(rand(B * 3 * image * image, 1.5, 99), [B, 3, image, image]);
+      return {
+        run: async () => {
+          const out = await model.forward(pixels);
+          out.imageEmbeds?.dispose();
+        },
+        dispose: () => {
+          pixels.dispose();
+          model.dispose();
+          release();
+        },
+      };
+    },
+  };
+}
