@@ -19,14 +19,12 @@ import {
   Norm,
   VitConfig,
   WeightLoader,
-  Workspace,
   activationOf,
-  encoderLayer,
   intField,
   loadEncoderLayer,
   numberField,
   resolveLayers,
-  snapshot,
+  runEncoder,
 } from './vit';
 
 export interface ClipVisionConfig extends VitConfig {
@@ -167,10 +165,9 @@ export class ClipVision {
     if (wantEmbeds && !this.w.projection) {
       throw new TinyEmoError('UNSUPPORTED', 'this CLIP checkpoint has no visual_projection (a CLIPVisionModel): only hidden states are available');
     }
-    const want = resolveLayers(opts.hiddenStates ?? [], c.layers);
+    resolveLayers(opts.hiddenStates ?? [], c.layers); // refuse bad indices before any work
     const E = c.hiddenSize;
     const S = this.tokens;
-    const hiddenStates = new Map<number, Tensor<'f32'>>();
 
     // Embeddings: the class token, then the patches, each plus its position.
     const patches = await patchEmbed(pixels, this.w.patch);
@@ -190,23 +187,9 @@ export class ClipVision {
     const emb = Tensor.from(x, [B * S, E]);
     const h = await layerNorm(emb, { weight: this.w.preNorm.weight, bias: this.w.preNorm.bias, eps: c.eps });
     emb.dispose();
+    let hiddenStates: Map<number, Tensor<'f32'>> | undefined;
     try {
-      const keep = async (i: number) => {
-        for (let j = 0; j < want.length; ++j) {
-          if (want[j] === i && !hiddenStates.has(opts.hiddenStates![j])) hiddenStates.set(opts.hiddenStates![j], await snapshot(h, B, S, E));
-        }
-      };
-      await keep(0);
-      const last = wantEmbeds ? c.layers : Math.max(0, ...want);
-      const ws = new Workspace(B * S, c);
-      try {
-        for (let i = 0; i < last; ++i) {
-          await encoderLayer(h, this.w.layers[i], B, S, c, ws);
-          await keep(i + 1);
-        }
-      } finally {
-        ws.dispose();
-      }
+      hiddenStates = await runEncoder(h, this.w.layers, B, S, c, opts.hiddenStates ?? [], wantEmbeds);
       let imageEmbeds: Tensor<'f32'> | undefined;
       if (wantEmbeds) {
         const h3 = h.reshape([B, S, E]);
@@ -221,7 +204,7 @@ export class ClipVision {
       }
       return { imageEmbeds, hiddenStates };
     } catch (e) {
-      for (const t of hiddenStates.values()) t.dispose();
+      for (const t of hiddenStates?.values() ?? []) t.dispose();
       throw e;
     } finally {
       h.dispose();

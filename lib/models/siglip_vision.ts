@@ -24,14 +24,12 @@ import {
   Norm,
   VitConfig,
   WeightLoader,
-  Workspace,
   activationOf,
-  encoderLayer,
   intField,
   loadEncoderLayer,
   numberField,
   resolveLayers,
-  snapshot,
+  runEncoder,
 } from './vit';
 
 interface Head {
@@ -166,10 +164,9 @@ export class SiglipVision {
     const wantEmbeds = opts.embeds ?? true;
     if (wantEmbeds && !this.w.head) throw new TinyEmoError('UNSUPPORTED', 'this SigLIP checkpoint has no pooling head: only hidden states are available');
     const requests = opts.hiddenStates ?? [];
-    const want = resolveLayers(requests, c.layers);
+    resolveLayers(requests, c.layers); // refuse bad indices before any work
     const E = c.hiddenSize;
     const S = this.tokens;
-    const hiddenStates = new Map<number, Tensor<'f32'>>();
 
     const patches = await patchEmbed(pixels, this.w.patch, { bias: this.w.patchBias });
     const h = patches.reshape([B * S, E]);
@@ -177,28 +174,14 @@ export class SiglipVision {
     const hd = h.data as Float32Array;
     const pos = this.w.positions;
     for (let b = 0; b < B; ++b) for (let i = 0; i < S * E; ++i) hd[b * S * E + i] += pos[i];
+    let hiddenStates: Map<number, Tensor<'f32'>> | undefined;
     try {
-      const keep = async (layer: number) => {
-        for (let j = 0; j < want.length; ++j) {
-          if (want[j] === layer && !hiddenStates.has(requests[j])) hiddenStates.set(requests[j], await snapshot(h, B, S, E));
-        }
-      };
-      await keep(0);
-      const last = wantEmbeds ? c.layers : Math.max(0, ...want);
-      const ws = new Workspace(B * S, c);
-      try {
-        for (let i = 0; i < last; ++i) {
-          await encoderLayer(h, this.w.layers[i], B, S, c, ws);
-          await keep(i + 1);
-        }
-      } finally {
-        ws.dispose();
-      }
+      hiddenStates = await runEncoder(h, this.w.layers, B, S, c, requests, wantEmbeds);
       let imageEmbeds: Tensor<'f32'> | undefined;
       if (wantEmbeds) imageEmbeds = await this.pool(h, B, S);
       return { imageEmbeds, hiddenStates };
     } catch (e) {
-      for (const t of hiddenStates.values()) t.dispose();
+      for (const t of hiddenStates?.values() ?? []) t.dispose();
       throw e;
     } finally {
       h.dispose();

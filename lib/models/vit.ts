@@ -248,3 +248,41 @@ export async function snapshot(h: Tensor<'f32'>, B: number, S: number, E: number
   c.dispose();
   return r;
 }
+
+/**
+ * Runs h [B·S, E] through the first layers (all of them when `all`, else as
+ * far as the deepest requested hidden state), returning copies of the
+ * requested hidden states keyed as they were asked for.
+ */
+export async function runEncoder(
+  h: Tensor<'f32'>,
+  layers: readonly EncoderLayer[],
+  B: number,
+  S: number,
+  c: VitConfig,
+  requests: readonly number[],
+  all: boolean,
+): Promise<Map<number, Tensor<'f32'>>> {
+  const at = resolveLayers(requests, c.layers);
+  const states = new Map<number, Tensor<'f32'>>();
+  const keep = async (layer: number) => {
+    for (let j = 0; j < at.length; ++j) {
+      if (at[j] === layer && !states.has(requests[j])) states.set(requests[j], await snapshot(h, B, S, c.hiddenSize));
+    }
+  };
+  const ws = new Workspace(B * S, c);
+  try {
+    await keep(0);
+    const count = all ? c.layers : Math.max(0, ...at);
+    for (let i = 0; i < count; ++i) {
+      await encoderLayer(h, layers[i], B, S, c, ws);
+      await keep(i + 1);
+    }
+    return states;
+  } catch (e) {
+    for (const t of states.values()) t.dispose();
+    throw e;
+  } finally {
+    ws.dispose();
+  }
+}
