@@ -20,6 +20,8 @@ import {
   VitConfig,
   WeightLoader,
   activationOf,
+  checkPixels,
+  encoderWeightNames,
   intField,
   loadEncoderLayer,
   numberField,
@@ -114,11 +116,7 @@ export class ClipVision {
       `${vm}.post_layernorm.weight`,
       `${vm}.post_layernorm.bias`,
     ];
-    for (let i = 0; i < c.layers; ++i) {
-      const p = `${vm}.encoder.layers.${i}`;
-      for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) expected.push(`${p}.self_attn.${n}.weight`, `${p}.self_attn.${n}.bias`);
-      for (const n of ['layer_norm1', 'layer_norm2', 'mlp.fc1', 'mlp.fc2']) expected.push(`${p}.${n}.weight`, `${p}.${n}.bias`);
-    }
+    expected.push(...encoderWeightNames(vm, c.layers));
     // Only the vision half is read: a CLIPModel's text tower, logit scale and buffers are ignored.
     folder.checkWeights(expected, {
       allowUnexpected: (n) => !n.startsWith(`${vm}.`) || n.endsWith('.position_ids') || n === `${vm}.embeddings.position_ids`,
@@ -157,10 +155,7 @@ export class ClipVision {
   async forward(pixels: Tensor<'f32'>, opts: VisionForwardOptions = {}): Promise<VisionOutput> {
     if (this.disposed) throw new TinyEmoError('DISPOSED', 'this vision tower was disposed');
     const c = this.config;
-    const [B, C, Hpx, Wpx] = pixels.shape;
-    if (pixels.ndim !== 4 || C !== c.channels || Hpx !== c.imageSize || Wpx !== c.imageSize) {
-      throw new TinyEmoError('SHAPE_MISMATCH', `pixels must be [B, ${c.channels}, ${c.imageSize}, ${c.imageSize}], not [${pixels.shape.join(', ')}]`);
-    }
+    const B = checkPixels(pixels, c);
     const wantEmbeds = opts.embeds ?? true;
     if (wantEmbeds && !this.w.projection) {
       throw new TinyEmoError('UNSUPPORTED', 'this CLIP checkpoint has no visual_projection (a CLIPVisionModel): only hidden states are available');

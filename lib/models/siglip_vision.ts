@@ -25,6 +25,8 @@ import {
   VitConfig,
   WeightLoader,
   activationOf,
+  checkPixels,
+  encoderWeightNames,
   intField,
   loadEncoderLayer,
   numberField,
@@ -91,11 +93,7 @@ export class SiglipVision {
       `${vm}.post_layernorm.weight`,
       `${vm}.post_layernorm.bias`,
     ];
-    for (let i = 0; i < c.layers; ++i) {
-      const p = `${vm}.encoder.layers.${i}`;
-      for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) expected.push(`${p}.self_attn.${n}.weight`, `${p}.self_attn.${n}.bias`);
-      for (const n of ['layer_norm1', 'layer_norm2', 'mlp.fc1', 'mlp.fc2']) expected.push(`${p}.${n}.weight`, `${p}.${n}.bias`);
-    }
+    expected.push(...encoderWeightNames(vm, c.layers));
     const hasHead = folder.has(`${vm}.head.probe`);
     folder.checkWeights(expected, {
       // The text tower, the pooling head (checked when read) and buffers are not part of the list.
@@ -157,10 +155,7 @@ export class SiglipVision {
   async forward(pixels: Tensor<'f32'>, opts: VisionForwardOptions = {}): Promise<VisionOutput> {
     if (this.disposed) throw new TinyEmoError('DISPOSED', 'this vision tower was disposed');
     const c = this.config;
-    const [B, C, Hpx, Wpx] = pixels.shape;
-    if (pixels.ndim !== 4 || C !== c.channels || Hpx !== c.imageSize || Wpx !== c.imageSize) {
-      throw new TinyEmoError('SHAPE_MISMATCH', `pixels must be [B, ${c.channels}, ${c.imageSize}, ${c.imageSize}], not [${pixels.shape.join(', ')}]`);
-    }
+    const B = checkPixels(pixels, c);
     const wantEmbeds = opts.embeds ?? true;
     if (wantEmbeds && !this.w.head) throw new TinyEmoError('UNSUPPORTED', 'this SigLIP checkpoint has no pooling head: only hidden states are available');
     const requests = opts.hiddenStates ?? [];

@@ -173,6 +173,26 @@ export class WeightLoader {
   }
 }
 
+/** Every weight name of `layers` encoder layers under `prefix` ("vision_model"). */
+export function encoderWeightNames(prefix: string, layers: number): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < layers; ++i) {
+    const p = `${prefix}.encoder.layers.${i}`;
+    for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) names.push(`${p}.self_attn.${n}.weight`, `${p}.self_attn.${n}.bias`);
+    for (const n of ['layer_norm1', 'layer_norm2', 'mlp.fc1', 'mlp.fc2']) names.push(`${p}.${n}.weight`, `${p}.${n}.bias`);
+  }
+  return names;
+}
+
+/** Pixels must be [B, channels, size, size]; returns B. */
+export function checkPixels(pixels: Tensor<'f32'>, c: VitConfig): number {
+  const [B, C, H, W] = pixels.shape;
+  if (pixels.ndim !== 4 || C !== c.channels || H !== c.imageSize || W !== c.imageSize) {
+    throw new TinyEmoError('SHAPE_MISMATCH', `pixels must be [B, ${c.channels}, ${c.imageSize}, ${c.imageSize}], not [${pixels.shape.join(', ')}]`);
+  }
+  return B;
+}
+
 /** The weights of layer i under `prefix` ("vision_model.encoder.layers.i"). */
 export function loadEncoderLayer(w: WeightLoader, prefix: string, c: VitConfig): EncoderLayer {
   const E = c.hiddenSize;
