@@ -26,8 +26,16 @@ const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');
 const IMG = path.join(__dirname, 'fixtures', 'images');
 const CLIP = path.join(__dirname, 'fixtures', 'vision', 'clip');
 
-function run(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, HF_HUB_CACHE: path.join(tmp, 'hub') } });
+function run(...args: Array<string | Record<string, string>>) {
+  const env = { ...process.env, HF_HUB_CACHE: path.join(tmp, 'hub') } as Record<string, string | undefined>;
+  delete env.HF_HUB_OFFLINE;
+  delete env.HF_ENDPOINT;
+  const argv: string[] = [];
+  for (const a of args) {
+    if (typeof a === 'string') argv.push(a);
+    else Object.assign(env, a);
+  }
+  return spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8', env });
 }
 
 let tmp: string;
@@ -121,12 +129,21 @@ test('train on the features, then classify the images: the bundle names the towe
   ic.dispose();
 });
 
-test('classify without --model: the default models must be in the hub cache, and the message says how to get them', () => {
-  const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'));
+test('classify without --model, offline and not cached: one message names every missing model and how to get it', () => {
+  const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'), { HF_HUB_OFFLINE: '1' });
   expect(r.status).toBe(2);
   expect(r.stderr).toMatch(/no --model given, and the default models are not all in the Hugging Face cache; missing: openai\/clip-vit-large-patch14, ggcristian\/TinyEmo-CLIP-OpenELM-450M, apple\/OpenELM-450M-Instruct, TinyLlama\/TinyLlama-1.1B-Chat-v1.0/);
-  expect(r.stderr).toMatch(/tinyemo pull openai\/clip-vit-large-patch14 && tinyemo pull ggcristian/);
-  expect(r.stderr).toMatch(/\[NOT_FOUND\]/);
+  expect(r.stderr).toMatch(/tinyemo pull openai\/clip-vit-large-patch14 --include '\*.json' --include 'model.safetensors' && tinyemo pull ggcristian/);
+  expect(r.stderr).toMatch(/\[NOT_FOUND\]$/m);
+  expect(r.stderr).not.toMatch(/downloading/);
+});
+
+test('classify without --model, online but the hub unreachable: it tries, says why, then the same message', () => {
+  const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'), { HF_ENDPOINT: 'http://127.0.0.1:1' });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/downloading openai\/clip-vit-large-patch14 \(the default models\)/);
+  expect(r.stderr).toMatch(/could not download: openai\/clip-vit-large-patch14: could not reach http:\/\/127.0.0.1:1/);
+  expect(r.stderr).toMatch(/missing: openai\/clip-vit-large-patch14, .*\[NOT_FOUND\]/);
 });
 
 test('classify: a vision tower whose embeddings do not fit the projector is refused', () => {

@@ -153,6 +153,13 @@ describe('tinyemo pull against a hub on 127.0.0.1', () => {
     await expect(pull('org/other', { cacheDir: cache, offline: true })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  test('an unreachable hub is a NETWORK error, not a crash (connection refused before any reply)', async () => {
+    await expect(pull('org/model', { endpoint: 'http://127.0.0.1:1', cacheDir: path.join(tmp, 'c-refused') })).rejects.toMatchObject({
+      code: 'NETWORK',
+      message: expect.stringMatching(/org\/model: could not reach http:\/\/127.0.0.1:1 \(connect ECONNREFUSED/),
+    });
+  });
+
   test('hostile replies: a file name that leaves the snapshot, bad ids', async () => {
     await expect(pull('org/evil', { endpoint, cacheDir: path.join(tmp, 'c5') })).rejects.toThrow(/refused the file name/);
     await expect(pull('../etc', { endpoint, cacheDir: cache })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });

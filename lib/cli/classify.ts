@@ -9,7 +9,7 @@ import * as path from 'path';
 import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
 import { MetricClassifier, Prediction } from '../models/classifier';
-import { ImageClassifier } from '../models/image_classifier';
+import { ImageClassifier, ensureDefaultModels } from '../models/image_classifier';
 
 export interface ClassifyFlags {
   model?: string;
@@ -43,6 +43,12 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
   const byFile = new Map<string, Prediction[]>();
   const skipped: ClassifyOutput['skipped'] = [];
   if (imageFiles.length) {
+    if (f.model === undefined) {
+      // Online, fetch what the cache lacks; offline or unreachable, load() names what is missing.
+      const say = f.json ? () => undefined : (m: string) => process.stderr.write(`${m}\n`);
+      const r = await ensureDefaultModels({ onPull: (repo) => say(`downloading ${repo} (the default models) into the Hugging Face cache`) });
+      for (const x of r.failed) say(`could not download: ${x.reason}`);
+    }
     const ic = ImageClassifier.load(f.model, {
       vision: f.vision,
       taxonomy: f.taxonomy,

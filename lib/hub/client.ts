@@ -265,7 +265,16 @@ export async function pull(repo: string, opts: PullOptions = {}): Promise<PullRe
 
   const endpoint = (opts.endpoint ?? env().HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
   const token = opts.token ?? env().HF_TOKEN ?? undefined;
-  const { commit, files } = await listFiles(endpoint, repo, revision, token, opts.signal);
+  let listed: { commit: string; files: RemoteFile[] };
+  try {
+    listed = await listFiles(endpoint, repo, revision, token, opts.signal);
+  } catch (e) {
+    // Socket errors (refused, reset, DNS) arrive as plain Errors: give them the typed error every caller expects.
+    if (e instanceof TinyEmoError) throw e;
+    if (opts.signal?.aborted) throw new TinyEmoError('CANCELLED', 'download cancelled', { cause: e });
+    throw new TinyEmoError('NETWORK', `${repo}: could not reach ${endpoint} (${(e as Error).message})`, { cause: e });
+  }
+  const { commit, files } = listed;
   const base = repoDir(cache, repo);
   const blobs = path.join(base, 'blobs');
   fs.mkdirSync(blobs, { recursive: true });

@@ -12,7 +12,7 @@ import * as path from 'path';
 import { TinyEmoError } from '../errors';
 import { TAXONOMIES } from '../data/taxonomies';
 import { DEFAULT_REPOS } from '../hub/defaults';
-import { resolveModel } from '../hub/client';
+import { pull, resolveModel } from '../hub/client';
 import { readJsonFile } from '../io/model_folder';
 import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
@@ -27,6 +27,46 @@ export const DEFAULT_CLASSIFIER = {
   tokenizer: 'tinyllama',
   taxonomy: 'emotion6',
 } as const;
+
+/** The files of each default repository the classifier reads (a pull skips the TF/Flax copies and the rest). */
+export const DEFAULT_FILES: Readonly<Record<string, readonly string[]>> = {
+  [DEFAULT_CLASSIFIER.vision]: ['*.json', 'model.safetensors'],
+  [DEFAULT_CLASSIFIER.projector]: ['*.bin', '*.safetensors'],
+  [DEFAULT_CLASSIFIER.llm]: ['*.json', '*.safetensors'],
+  [DEFAULT_CLASSIFIER.tokenizer]: ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'],
+};
+
+/**
+ * Downloads the default models that are not in the cache yet (unless
+ * offline: HF_HUB_OFFLINE or `offline`). What cannot be had is left for
+ * ImageClassifier.load to report in one message.
+ */
+export async function ensureDefaultModels(
+  opts: { cacheDir?: string; offline?: boolean; endpoint?: string; retries?: number; onPull?: (repo: string) => void } = {},
+): Promise<{ pulled: string[]; failed: Array<{ repo: string; reason: string }> }> {
+  const offline = opts.offline ?? ['1', 'true', 'yes'].includes((process.env.HF_HUB_OFFLINE ?? '').toLowerCase());
+  const pulled: string[] = [];
+  const failed: Array<{ repo: string; reason: string }> = [];
+  for (const key of [DEFAULT_CLASSIFIER.vision, DEFAULT_CLASSIFIER.projector, DEFAULT_CLASSIFIER.llm, DEFAULT_CLASSIFIER.tokenizer]) {
+    const { repo, revision } = DEFAULT_REPOS[key];
+    try {
+      resolveModel(repo, { revision, cacheDir: opts.cacheDir });
+      continue;
+    } catch (e) {
+      if (!(e instanceof TinyEmoError) || e.code !== 'NOT_FOUND') throw e;
+    }
+    if (offline) continue;
+    opts.onPull?.(repo);
+    try {
+      await pull(repo, { revision, include: DEFAULT_FILES[key], cacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries });
+      pulled.push(repo);
+    } catch (e) {
+      if (!(e instanceof TinyEmoError)) throw e;
+      failed.push({ repo, reason: e.message });
+    }
+  }
+  return { pulled, failed };
+}
 
 export interface ImageClassifierOptions {
   /** A vision folder or hub id; overrides the bundle's. */
@@ -59,19 +99,21 @@ function defaultParts(cacheDir?: string): { vision: string; projector: string; l
   const keys = [DEFAULT_CLASSIFIER.vision, DEFAULT_CLASSIFIER.projector, DEFAULT_CLASSIFIER.llm, DEFAULT_CLASSIFIER.tokenizer] as const;
   const found: string[] = [];
   const missing: string[] = [];
+  const commands: string[] = [];
   for (const k of keys) {
     try {
       found.push(resolvePinned(k, cacheDir));
     } catch (e) {
       if (!(e instanceof TinyEmoError) || e.code !== 'NOT_FOUND') throw e;
       missing.push(DEFAULT_REPOS[k].repo);
+      commands.push(`tinyemo pull ${DEFAULT_REPOS[k].repo} ${DEFAULT_FILES[k].map((g) => `--include '${g}'`).join(' ')}`);
     }
   }
   if (missing.length) {
     throw new TinyEmoError(
       'NOT_FOUND',
       `no --model given, and the default models are not all in the Hugging Face cache; missing: ${missing.join(', ')}. ` +
-        `Get them (online) with: ${missing.map((m) => `tinyemo pull ${m}`).join(' && ')} — or give --model DIR (a folder from tinyemo train)`,
+        `Get them (online) with: ${commands.join(' && ')} — or give --model DIR (a folder from tinyemo train)`,
     );
   }
   const [vision, projector, llm, tokenizer] = found;
