@@ -5,6 +5,7 @@ import { TinyEmoError } from '../errors';
 import { packageVersion } from '../version';
 import { doctor, formatDoctor } from './doctor';
 import { formatInspect, inspectPath } from './inspect';
+import { BiasFlags, biasCommand, formatBias } from './bias';
 import { ClassifyFlags, classifyCommand, formatClassify } from './classify';
 import { FeaturesFlags, featuresCommand, formatFeatures } from './features';
 import { EvalFlags, evalCommand, formatEval } from './eval';
@@ -133,6 +134,28 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (images: string, opts: FeaturesFlags) => {
       const r = await featuresCommand(images, opts);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatFeatures(r)}\n`);
+    });
+
+  program
+    .command('bias')
+    .description('semi-automated bias detection: association tests in the label space and group gaps on a data set, ranked for review')
+    .requiredOption('--model <dir>', 'a model folder from `tinyemo train`')
+    .option('--data <dir>', 'a data folder of features (one sub-folder per class) to probe the classifier on')
+    .option('--attributes <file>', 'CSV or JSONL: sample id -> attributes (gender, age, object, ...)')
+    .option('--probes <file>', "probe vocabularies (default: tinyemo's; same JSON shape)")
+    .option('--llm <dir>', "the LLM whose embeddings place probe words (default: the model's label space)")
+    .option('--tokenizer <dir>', 'the tokenizer folder when the LLM has none')
+    .requiredOption('--out <dir>', 'where report.html and report.json go')
+    .option('--alpha <q>', 'false-discovery rate for flagging (default 0.05)')
+    .option('--min-group <n>', 'smallest group tested (default 10)')
+    .option('--bootstrap <n>', 'bootstrap resamples per interval (default 1000)')
+    .option('--permutations <n>', 'permutations per p-value (default 1000)')
+    .option('--seed <n>', 'seed of the resampling (default 0)')
+    .option('--review <file>', "reviewers' decisions, JSON lines (default OUT/review.jsonl)")
+    .option('--json', 'print the report as one JSON document')
+    .action(async (opts: BiasFlags) => {
+      const r = await biasCommand(opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatBias(r, opts.out)}\n`);
     });
 
   try {

@@ -1,0 +1,256 @@
+/**
+ * `tinyemo bias`: semi-automated bias detection for a trained projector.
+ * Statistics find and rank suspicious associations; a person reviews them.
+ *
+ *   1. In the label space (when it is an LLM's): WEAT of positive vs negative
+ *      emotion labels against each probe pair, and each label against each
+ *      pair (the heat map).
+ *   2. On a data set (optional): predictions compared across groups from a
+ *      metadata file and, in an LLM label space, across the probe side each
+ *      sample's projection lies nearer to.
+ *   3. Every p-value adjusted together (Benjamini–Hochberg); flagged = large
+ *      and significant; reviewer decisions folded in; report.json and
+ *      report.html written atomically.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError } from '../errors';
+import { FeatureSet, loadFeatureFolder } from '../data/features';
+import { writeFileAtomic } from '../io/file';
+import { readBundle } from '../models/bundle';
+import { LabelSpace } from '../models/label_space';
+import { Projector } from '../models/projector';
+import { predict } from '../train/trainer';
+import { Tensor } from '../tensor';
+import { packageVersion } from '../version';
+import { GroupSummary, Grouping, Sample, datasetProbes } from './dataset_probes';
+import { AssociationCell, Embed, embeddingTests } from './embedding_tests';
+import { DEFAULT_THRESHOLDS, Finding, FindingKind, Test, decide, rank } from './findings';
+import { readMetadata } from './metadata';
+import { Probes, readProbes } from './probes';
+import { applyReviews, readReviews } from './review';
+import { reportHtml } from './report_html';
+import { Vec, mean, cosine } from './stats';
+
+export interface BiasOptions {
+  /** A model folder from `tinyemo train` (tinyemo.json). */
+  model: string;
+  /** A data folder of features (one sub-folder per class); optional. */
+  data?: string;
+  /** CSV or JSONL: sample id -> attributes. */
+  attributes?: string;
+  /** A probes file (default: tinyemo's). */
+  probes?: string;
+  /** The LLM (and tokenizer) whose embeddings place probe words; default: the model's own label space source. */
+  llm?: string;
+  tokenizer?: string;
+  out: string;
+  alpha?: number;
+  minGroup?: number;
+  bootstrap?: number;
+  permutations?: number;
+  seed?: number;
+  /** Decisions file (default OUT/review.jsonl). */
+  review?: string;
+  /** Attributes tested for context bias (default: "object", "scene" and their probe groupings, where present). */
+  contextAttributes?: readonly string[];
+  thresholds?: Partial<Record<FindingKind, number>>;
+}
+
+export interface BiasReport {
+  tinyemo: string;
+  model: string;
+  data: string | null;
+  attributes: string | null;
+  labels: string[];
+  labelSpace: string;
+  /** What placed the probe words, or null when nothing could. */
+  embeddingSpace: string | null;
+  probeSets: Array<{ id: string; a: string; b: string }>;
+  settings: { alpha: number; minGroup: number; bootstrap: number; permutations: number; seed: number; thresholds: Record<FindingKind, number> };
+  n: number;
+  groups: GroupSummary[];
+  heatmap: AssociationCell[];
+  findings: Finding[];
+  counts: { tests: number; flagged: number; pending: number; confirmed: number; dismissed: number };
+  notes: string[];
+  warnings: string[];
+}
+
+function positive(x: number | undefined, name: string, fallback: number, integer: boolean): number {
+  const v = x ?? fallback;
+  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isSafeInteger(v))) throw new TinyEmoError('INVALID_ARGUMENT', `${name} must be a positive ${integer ? 'integer' : 'number'}`);
+  return v;
+}
+
+/** Probe words in an LLM's space, each word's vector once. */
+function llmEmbedder(llm: string, tokenizer: string | undefined): Embed {
+  const cache = new Map<string, Float32Array>();
+  return (words) => {
+    const todo = [...new Set(words.filter((w) => !cache.has(w)))];
+    if (todo.length) {
+      const s = LabelSpace.fromLlm(todo, llm, { tokenizerDir: tokenizer });
+      todo.forEach((w, i) => cache.set(w, s.table.slice(i * s.dim, (i + 1) * s.dim)));
+    }
+    return words.map((w) => cache.get(w)!);
+  };
+}
+
+function sampleIds(data: string, s: FeatureSet): string[] {
+  return s.files.map((f) => {
+    const rel = path.relative(data, f).split(path.sep).join('/');
+    return rel.slice(0, rel.length - path.extname(rel).length);
+  });
+}
+
+export async function runBias(o: BiasOptions): Promise<BiasReport> {
+  const alpha = o.alpha ?? 0.05;
+  if (!(alpha > 0 && alpha < 1)) throw new TinyEmoError('INVALID_ARGUMENT', 'alpha must be in (0, 1)');
+  const minGroup = positive(o.minGroup, 'minGroup', 10, true);
+  const bootstrap = positive(o.bootstrap, 'bootstrap', 1000, true);
+  const permutations = positive(o.permutations, 'permutations', 1000, true);
+  const seed = o.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) throw new TinyEmoError('INVALID_ARGUMENT', 'seed must be an integer');
+  const thresholds = { ...DEFAULT_THRESHOLDS, ...(o.thresholds ?? {}) };
+  const probes: Probes = readProbes(o.probes);
+  const metadata = o.attributes ? readMetadata(o.attributes) : undefined;
+  if (o.attributes && !o.data) throw new TinyEmoError('INVALID_ARGUMENT', 'attributes describe samples: give --data too');
+  const reviewFile = o.review ?? path.join(o.out, 'review.jsonl');
+  const reviews = readReviews(reviewFile);
+
+  const notes: string[] = [];
+  const warnings: string[] = [];
+  const { projector, labels } = readBundle(o.model);
+  try {
+    // Where probe words can be placed: the label space's own LLM, or --llm (then labels are re-embedded there).
+    let embed: Embed | undefined;
+    let labelVectors: LabelSpace | undefined;
+    let embeddingSpace: string | null = null;
+    let sameSpace = false;
+    const src = labels.source;
+    if (o.llm) {
+      const tmpl = src.kind === 'llm' ? src.template : undefined;
+      labelVectors = LabelSpace.fromLlm(labels.names, o.llm, { tokenizerDir: o.tokenizer, template: tmpl });
+      embed = llmEmbedder(o.llm, o.tokenizer);
+      embeddingSpace = `token embeddings of ${path.basename(o.llm)}`;
+      sameSpace = src.kind === 'llm' && labelVectors.sameSpaceAs(labels);
+      if (!sameSpace) notes.push(`The projector was trained in ${labels.describe()}; --llm's space is another, so probes test the LLM alone and data samples are not grouped by probe terms.`);
+    } else if (src.kind === 'llm') {
+      if (fs.existsSync(src.llm)) {
+        labelVectors = labels;
+        embed = llmEmbedder(src.llm, src.tokenizer);
+        embeddingSpace = labels.describe();
+        sameSpace = true;
+      } else {
+        warnings.push(`the label space's LLM folder ${src.llm} is gone: give --llm (and --tokenizer) to run the embedding tests`);
+      }
+    } else {
+      notes.push(
+        `The label space is ${labels.describe()}: words have no place in it, so the association tests and probe groupings are skipped. ` +
+          'Give --llm DIR (with --tokenizer where needed) to test that LLM, or train the projector with --llm.',
+      );
+    }
+
+    const tests: Test[] = [];
+    let heatmap: AssociationCell[] = [];
+    const permOpts = { samples: permutations, seed };
+    if (embed && labelVectors) {
+      const lv = labelVectors;
+      const e = embeddingTests({ names: lv.names, vectors: lv.names.map((_, i) => lv.table.subarray(i * lv.dim, (i + 1) * lv.dim)) }, probes, embed, permOpts);
+      tests.push(...e.tests);
+      heatmap = e.heatmap;
+    }
+
+    let n = 0;
+    let groups: GroupSummary[] = [];
+    if (o.data) {
+      const set = loadFeatureFolder(o.data);
+      if (set.skipped.length) warnings.push(`${set.skipped.length} unreadable feature files skipped`);
+      if (set.dim !== projector.inDim) throw new TinyEmoError('SHAPE_MISMATCH', `${o.data} holds ${set.dim}-value features; the projector takes ${projector.inDim}`);
+      n = set.y.length;
+      const ids = sampleIds(o.data, set);
+      const truthOf = set.classes.map((c) => labels.names.indexOf(c));
+      const unknown = set.classes.filter((_, i) => truthOf[i] < 0);
+      if (unknown.length) notes.push(`Folders not among the labels (${unknown.join(', ')}): their samples count for prediction rates, not recall.`);
+      const pred = predict(projector, labels, set, 1);
+      const samples: Sample[] = ids.map((id, i) => ({ id, predicted: pred.ranked[i][0], truth: truthOf[set.y[i]] }));
+      const groupings: Grouping[] = [];
+      if (metadata) groupings.push(...metadataGroupings(metadata, ids, o.attributes!, warnings));
+      if (embed && sameSpace) groupings.push(...probeGroupings(projector, set, probes, embed));
+      const contexts = o.contextAttributes ?? groupings.map((g) => g.attribute).filter((a) => /^(probe:)?(object|scene)s?$/i.test(a));
+      const d = datasetProbes(labels.names, samples, groupings, { minGroup, bootstrap, permutations, seed, contextAttributes: contexts });
+      tests.push(...d.tests);
+      groups = d.summaries;
+      if (groupings.length === 0) notes.push('No grouping of the samples was available (no --attributes, and no LLM label space for probe groupings): no data-set tests.');
+    }
+
+    const findings = rank(decide(tests, alpha, thresholds));
+    const stale = applyReviews(findings, reviews);
+    if (stale.length) warnings.push(`${stale.length} reviewed ids are not among this run's tests (inputs changed?): ${stale.slice(0, 5).join(', ')}`);
+    const flagged = findings.filter((f) => f.flagged);
+    const report: BiasReport = {
+      tinyemo: packageVersion(),
+      model: path.resolve(o.model),
+      data: o.data ? path.resolve(o.data) : null,
+      attributes: o.attributes ? path.resolve(o.attributes) : null,
+      labels: [...labels.names],
+      labelSpace: labels.describe(),
+      embeddingSpace,
+      probeSets: probes.sets.map((s) => ({ id: s.id, a: s.a.name, b: s.b.name })),
+      settings: { alpha, minGroup, bootstrap, permutations, seed, thresholds },
+      n,
+      groups,
+      heatmap,
+      findings,
+      counts: {
+        tests: findings.length,
+        flagged: flagged.length,
+        pending: flagged.filter((f) => !f.review).length,
+        confirmed: findings.filter((f) => f.review?.decision === 'confirmed').length,
+        dismissed: findings.filter((f) => f.review?.decision === 'dismissed').length,
+      },
+      notes,
+      warnings,
+    };
+    fs.mkdirSync(o.out, { recursive: true });
+    writeFileAtomic(path.join(o.out, 'report.json'), [Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]);
+    writeFileAtomic(path.join(o.out, 'report.html'), [Buffer.from(reportHtml(report))]);
+    return report;
+  } finally {
+    projector.dispose();
+  }
+}
+
+function metadataGroupings(m: ReturnType<typeof readMetadata>, ids: string[], file: string, warnings: string[]): Grouping[] {
+  // An id may be the relative path without extension or, when unique, the bare name.
+  const base = ids.map((id) => id.slice(id.lastIndexOf('/') + 1));
+  const baseCount = new Map<string, number>();
+  base.forEach((b) => baseCount.set(b, (baseCount.get(b) ?? 0) + 1));
+  const rows = ids.map((id, i) => m.rows.get(id) ?? (baseCount.get(base[i]) === 1 ? m.rows.get(base[i]) : undefined));
+  const matched = rows.filter((r) => r !== undefined).length;
+  if (matched === 0) {
+    throw new TinyEmoError('INVALID_ARGUMENT', `no sample is named in ${file} (sample ids look like "${ids[0] ?? 'class/name'}" or "${base[0] ?? 'name'}")`);
+  }
+  if (matched < ids.length) warnings.push(`${ids.length - matched} of ${ids.length} samples have no row in ${path.basename(file)}`);
+  return m.attributes.map((a) => ({ attribute: a, values: rows.map((r) => r?.[a] ?? '') }));
+}
+
+/** Each sample's side of each probe pair: the side whose words its projection is nearer to on average. */
+function probeGroupings(projector: Projector, set: FeatureSet, probes: Probes, embed: Embed): Grouping[] {
+  const x = Tensor.from(set.x, [set.y.length, set.dim]);
+  const y = projector.forwardSync(x);
+  const yd = y.toArray() as Float32Array;
+  x.dispose();
+  y.dispose();
+  const D = projector.outDim;
+  const rows: Vec[] = Array.from({ length: set.y.length }, (_, i) => yd.subarray(i * D, (i + 1) * D));
+  return probes.sets.map((s) => {
+    const A = embed(s.a.words);
+    const B = embed(s.b.words);
+    return {
+      attribute: `probe:${s.id}`,
+      values: rows.map((r) => (mean(A.map((a) => cosine(r, a))) >= mean(B.map((b) => cosine(r, b))) ? s.a.name : s.b.name)),
+    };
+  });
+}
