@@ -73,7 +73,13 @@ function weatTest(set: ProbeSet, X: ReadonlyArray<readonly [string, Vec]>, Y: Re
     title: `positive emotions (${X.map(([n]) => n).join(', ')}) sit closer to ${near}, negative ones (${Y.map(([n]) => n).join(', ')}) to ${far}`,
     effect: r.effect,
     p: r.pTwoSided,
-    details: { set: set.id, a: set.a.name, b: set.b.name, X: X.map(([n]) => n), Y: Y.map(([n]) => n), statistic: r.statistic, pOneSided: r.p, exact: r.exact, scores: r.scores },
+    details: { set: set.id, a: set.a.name, b: set.b.name, X: X.map(([n]) => n), Y: Y.map(([n]) => n), statistic: r.statistic,
+      pOneSided: r.p,
+      exact: r.exact,
+      // With few labels there are few re-partitions: the smallest two-sided p the test can give.
+      smallestP: Math.min(1, 2 / r.partitions),
+      scores: r.scores,
+    },
     examples: [],
   };
 }

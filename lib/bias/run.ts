@@ -160,6 +160,13 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
       const e = embeddingTests({ names: lv.names, vectors: lv.names.map((_, i) => lv.table.subarray(i * lv.dim, (i + 1) * lv.dim)) }, probes, embed, permOpts);
       tests.push(...e.tests);
       heatmap = e.heatmap;
+      const weak = e.tests.filter((t) => t.kind === 'weat' && (t.details.smallestP as number) > alpha);
+      if (weak.length) {
+        notes.push(
+          `WEAT compares ${String((weak[0].details.X as string[]).length)} positive with ${String((weak[0].details.Y as string[]).length)} negative labels: ` +
+            `their re-partitions cannot give p below ${(weak[0].details.smallestP as number).toFixed(2)}, so WEAT cannot flag anything here; the per-label associations (which permute the probe words) can.`,
+        );
+      }
     }
 
     let n = 0;

@@ -133,6 +133,8 @@ export interface WeatResult {
   /** The smaller tail doubled (for a test that does not fix the direction beforehand). */
   pTwoSided: number;
   exact: boolean;
+  /** How many re-partitions there are (exact) or were sampled. */
+  partitions: number;
   /** s(w, A, B) for each target word, X first. */
   scores: number[];
 }
@@ -153,7 +155,7 @@ export function weat(X: readonly Vec[], Y: readonly Vec[], A: readonly Vec[], B:
     X.length,
     opts,
   );
-  return { effect, statistic, p: perm.p, pTwoSided: Math.min(1, 2 * Math.min(perm.p, low.p)), exact: perm.exact, scores };
+  return { effect, statistic, p: perm.p, pTwoSided: Math.min(1, 2 * Math.min(perm.p, low.p)), exact: perm.exact, partitions: choose(scores.length, X.length), scores };
 }
 
 export interface WordAssociation {
