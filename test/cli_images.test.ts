@@ -200,3 +200,18 @@ test('classify without --model, defaults in the cache: tower, released-style pro
   tower.dispose();
   cls.dispose();
 });
+
+test('bias on a folder of images: encoded through the tower the model names, unreadable images listed', () => {
+  const model = path.join(tmp, 'model');
+  const attrs = path.join(tmp, 'attrs.csv');
+  const ids = ['joy/photo_640x480', 'joy/wide_1023x257', 'joy/tiny_20x31', 'sadness/grey_225x224', 'sadness/palette_500x375', 'sadness/cmyk_320x240', 'sadness/square'];
+  fs.writeFileSync(attrs, ['id,light', ...ids.map((id, i) => `${id},${i % 2 ? 'day' : 'night'}`)].join('\n'));
+  const r = run('bias', '--model', model, '--data', images, '--attributes', attrs, '--min-group', '2', '--permutations', '200', '--bootstrap', '200', '--out', path.join(tmp, 'bias'), '--json');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { n: number; warnings: string[]; groups: Array<{ attribute: string; group: string; n: number }>; findings: Array<{ id: string }> };
+  expect(j.n).toBe(8);
+  expect(j.warnings.join(' ')).toMatch(/skipped joy\/broken\.jpg/);
+  expect(j.warnings.join(' ')).toMatch(/1 of 8 samples have no row/);
+  expect(j.groups.map((g) => `${g.group}:${g.n}`).sort()).toEqual(['day:3', 'night:4']);
+  expect(j.findings.some((f) => f.id.startsWith('rate:light='))).toBe(true);
+});

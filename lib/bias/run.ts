@@ -16,7 +16,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
-import { FeatureSet, loadFeatureFolder } from '../data/features';
+import { FEATURE_EXTENSIONS, FeatureSet, loadFeatureFolder } from '../data/features';
+import { listImages } from '../data/extract_features';
+import { ImageClassifier } from '../models/image_classifier';
+import { encodeImages } from '../models/vision';
 import { writeFileAtomic } from '../io/file';
 import { readBundle } from '../models/bundle';
 import { LabelSpace } from '../models/label_space';
@@ -36,8 +39,10 @@ import { Vec, mean, cosine } from './stats';
 export interface BiasOptions {
   /** A model folder from `tinyemo train` (tinyemo.json). */
   model: string;
-  /** A data folder of features (one sub-folder per class); optional. */
+  /** A data folder (one sub-folder per class) of features, or of images (encoded by the model's vision tower); optional. */
   data?: string;
+  /** The vision tower for a folder of images (default: the model's, as classify picks it). */
+  vision?: string;
   /** CSV or JSONL: sample id -> attributes. */
   attributes?: string;
   /** A probes file (default: tinyemo's). */
@@ -172,7 +177,7 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
     let n = 0;
     let groups: GroupSummary[] = [];
     if (o.data) {
-      const set = loadFeatureFolder(o.data);
+      const set = await loadData(o.data, o.model, o.vision, warnings);
       if (set.skipped.length) warnings.push(`${set.skipped.length} unreadable feature files skipped`);
       if (set.dim !== projector.inDim) throw new TinyEmoError('SHAPE_MISMATCH', `${o.data} holds ${set.dim}-value features; the projector takes ${projector.inDim}`);
       n = set.y.length;
@@ -226,6 +231,29 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
     return report;
   } finally {
     projector.dispose();
+  }
+}
+
+/** Feature files as they are; a folder of images goes through the vision tower first. */
+async function loadData(data: string, model: string, vision: string | undefined, warnings: string[]): Promise<FeatureSet> {
+  const hasFeatures = fs
+    .readdirSync(data, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .some((e) => fs.readdirSync(path.join(data, e.name)).some((f) => FEATURE_EXTENSIONS.includes(path.extname(f).toLowerCase())));
+  const images = hasFeatures ? [] : listImages(data);
+  if (!images.length) return loadFeatureFolder(data);
+  const ic = ImageClassifier.load(model, { vision, onNote: (m) => warnings.push(m) });
+  try {
+    const r = await encodeImages(ic.tower, images.map((f) => path.join(data, f)), { embeds: true });
+    for (const s of r.skipped) warnings.push(`skipped ${path.relative(data, s.file)}: ${s.reason}`);
+    const classes = [...new Set(r.encoded.map((e) => path.relative(data, e.file).split(path.sep)[0]))].sort();
+    const dim = ic.classifier.inDim;
+    const x = new Float32Array(r.encoded.length * dim);
+    r.encoded.forEach((e, i) => x.set(e.embeds!, i * dim));
+    const y = Int32Array.from(r.encoded, (e) => classes.indexOf(path.relative(data, e.file).split(path.sep)[0]));
+    return { classes, dim, x, y, files: r.encoded.map((e) => e.file), skipped: r.skipped.map((s) => ({ file: s.file, reason: s.reason })) };
+  } finally {
+    ic.dispose();
   }
 }
 

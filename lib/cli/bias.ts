@@ -5,6 +5,7 @@ import { BiasReport, runBias } from '../bias/run';
 export interface BiasFlags {
   model: string;
   data?: string;
+  vision?: string;
   attributes?: string;
   probes?: string;
   llm?: string;
@@ -30,6 +31,7 @@ export async function biasCommand(f: BiasFlags): Promise<BiasReport> {
   return runBias({
     model: f.model,
     data: f.data,
+    vision: f.vision,
     attributes: f.attributes,
     probes: f.probes,
     llm: f.llm,
