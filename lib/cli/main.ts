@@ -8,6 +8,7 @@ import { formatInspect, inspectPath } from './inspect';
 import { BiasFlags, biasCommand, formatBias } from './bias';
 import { ClassifyFlags, classifyCommand, formatClassify } from './classify';
 import { FeaturesFlags, featuresCommand, formatFeatures } from './features';
+import { SynthFlags, formatSynth, synthCommand } from './synth';
 import { EvalFlags, evalCommand, formatEval } from './eval';
 import { pullCommand } from './pull';
 import { TrainFlags, formatTrainResult, trainCommand } from './train';
@@ -157,6 +158,28 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (opts: BiasFlags) => {
       const r = await biasCommand(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatBias(r, opts.out)}\n`);
+    });
+
+  program
+    .command('synth')
+    .description('make instruction data with a teacher model (OpenAI-compatible endpoint) from a folder of labelled images')
+    .requiredOption('--data <dir>', 'images, one sub-folder per class (the label)')
+    .requiredOption('--task <task>', 'caption | vqa | sqa | reason')
+    .option('--teacher <url>', 'the endpoint, e.g. http://127.0.0.1:8000/v1 (or TINYEMO_TEACHER_URL); key from TINYEMO_TEACHER_API_KEY or OPENAI_API_KEY')
+    .option('--teacher-model <name>', 'the model it serves (or TINYEMO_TEACHER_MODEL)')
+    .requiredOption('--out <file>', 'JSON lines, appended to (an interrupted run resumes)')
+    .option('--concurrency <n>', 'requests in flight (default 4)')
+    .option('--rpm <n>', 'requests per minute, all workers together (default: no limit)')
+    .option('--retries <n>', 'retries of a request after 429, 5xx or a timeout (default 4)')
+    .option('--attempts <n>', 'answers asked for per image before discarding it (default 3)')
+    .option('--timeout <s>', 'seconds per request (default 120)')
+    .option('--full-labels', 'reason: list every label instead of a random subset with the gold one')
+    .option('--seed <n>', 'seed of the label subsets (default 0)')
+    .option('--limit <n>', 'only the first N images')
+    .option('--json', 'print the statistics as one JSON document')
+    .action(async (opts: SynthFlags) => {
+      const r = await synthCommand(opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatSynth(r, opts.out)}\n`);
     });
 
   try {

@@ -1,0 +1,306 @@
+/**
+ * `tinyemo synth`: instruction records made by a teacher model from a folder
+ * of labelled images (one sub-folder per class), run for real:
+ *
+ * - bounded concurrency and a requests-per-minute limit shared by the workers;
+ * - transient failures (429, 5xx, timeouts, dropped connections) retried with
+ *   exponential backoff and jitter (or the server's Retry-After); unusable
+ *   answers (wrong form, wrong label) asked again, then discarded with the
+ *   reason counted;
+ * - append-only JSON lines: each record is one write of one line, so a crash
+ *   loses at most the line being written, which the next run cuts off; ids
+ *   already in the file are skipped (resume), so every id ends up there once;
+ * - duplicate answers (the same human and gpt text) are not written twice;
+ * - statistics (records per label, answer lengths, rejection reasons) as JSON
+ *   and a small SVG chart next to the output.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError } from '../errors';
+import { escapeXml } from '../eval/plots';
+import { writeFileAtomic } from '../io/file';
+import { readImage } from '../io/image';
+import { Rng } from '../train/rng';
+import { listImages } from './extract_features';
+import { InstructRecord } from './instruct';
+import { SynthItem, SynthTask, SYNTH_TASKS, judgeAnswer, makeRecord, teacherRequest } from './synth_tasks';
+import { TeacherConfig, TeacherError, askTeacher, mimeOf } from './teacher';
+
+export interface SynthOptions {
+  data: string;
+  task: SynthTask;
+  teacher: TeacherConfig;
+  out: string;
+  concurrency?: number;
+  /** Requests per minute across all workers (0: no limit). */
+  rpm?: number;
+  /** Retries of a request after a transient failure (default 4). */
+  retries?: number;
+  /** Answers asked for per image before it is discarded (default 3). */
+  attempts?: number;
+  /** Base of the exponential backoff (default 500 ms). */
+  backoffMs?: number;
+  seed?: number;
+  /** `reason`: the full label list instead of a random subset. */
+  fullLabels?: boolean;
+  /** Only the first N images (after sorting). */
+  limit?: number;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface SynthStats {
+  task: SynthTask;
+  teacher: { url: string; model: string };
+  images: number;
+  /** Records in the output file now (this run's and earlier runs'). */
+  records: number;
+  written: number;
+  /** Skipped because an earlier run made them. */
+  resumed: number;
+  duplicates: number;
+  /** Images given up on, by reason (answers that never became usable, requests that kept failing). */
+  rejected: Record<string, number>;
+  /** Answers asked for again, by reason (before success or rejection). */
+  retriedAnswers: Record<string, number>;
+  transientRetries: number;
+  perLabel: Record<string, number>;
+  answerChars: { min: number; median: number; mean: number; max: number };
+  seconds: number;
+  /** A torn last line from a crash, cut off before appending. */
+  repairedBytes: number;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(new TinyEmoError('CANCELLED', 'synth was cancelled'));
+    });
+  });
+
+/** A seed for one image: the same prompt on every run and resume. */
+function itemSeed(seed: number, id: string, attempt: number): number {
+  const h = crypto.createHash('sha256').update(`${seed}\0${id}\0${attempt}`).digest();
+  return h.readUInt32LE(0);
+}
+
+function contentKey(r: InstructRecord): string {
+  return crypto.createHash('sha256').update(JSON.stringify(r.conversations)).digest('hex');
+}
+
+/** Reads what an earlier run wrote; cuts a torn last line (a crash mid-write) so appending stays valid. */
+function loadExisting(out: string): { ids: Set<string>; keys: Set<string>; records: InstructRecord[]; repaired: number } {
+  const ids = new Set<string>();
+  const keys = new Set<string>();
+  const records: InstructRecord[] = [];
+  if (!fs.existsSync(out)) return { ids, keys, records, repaired: 0 };
+  const buf = fs.readFileSync(out);
+  const end = buf.lastIndexOf(0x0a) + 1;
+  let repaired = 0;
+  if (end < buf.length) {
+    repaired = buf.length - end;
+    fs.truncateSync(out, end);
+  }
+  const lines = buf.subarray(0, end).toString('utf8').split('\n');
+  lines.forEach((line, k) => {
+    if (!line.trim()) return;
+    let r: InstructRecord;
+    try {
+      r = JSON.parse(line) as InstructRecord;
+    } catch {
+      throw new TinyEmoError('INVALID_FILE', `${out}: line ${k + 1} is not JSON (not a file this command wrote?)`);
+    }
+    if (typeof r.id !== 'string') throw new TinyEmoError('INVALID_FILE', `${out}: line ${k + 1} has no id`);
+    ids.add(r.id);
+    keys.add(contentKey(r));
+    records.push(r);
+  });
+  return { ids, keys, records, repaired };
+}
+
+/** Starts of requests spaced by 60 s / rpm across all workers. */
+class RateLimit {
+  private next = 0;
+  constructor(private readonly rpm: number) {}
+  async wait(signal?: AbortSignal): Promise<void> {
+    if (!this.rpm) return;
+    const gap = 60_000 / this.rpm;
+    const now = Date.now();
+    const at = Math.max(now, this.next);
+    this.next = at + gap;
+    if (at > now) await sleep(at - now, signal);
+  }
+}
+
+export async function synthesize(o: SynthOptions): Promise<SynthStats> {
+  const t0 = Date.now();
+  if (!SYNTH_TASKS.includes(o.task)) throw new TinyEmoError('INVALID_ARGUMENT', `--task is one of ${SYNTH_TASKS.join(', ')}, not "${String(o.task)}"`);
+  const int = (v: number | undefined, name: string, d: number, min: number) => {
+    const x = v ?? d;
+    if (!Number.isSafeInteger(x) || x < min) throw new TinyEmoError('INVALID_ARGUMENT', `${name} must be an integer ≥ ${min}`);
+    return x;
+  };
+  const concurrency = int(o.concurrency, 'concurrency', 4, 1);
+  const rpm = int(o.rpm, 'rpm', 0, 0);
+  const retries = int(o.retries, 'retries', 4, 0);
+  const attempts = int(o.attempts, 'attempts', 3, 1);
+  const backoff = o.backoffMs ?? 500;
+  const seed = o.seed ?? 0;
+  if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${o.data} is not a folder`);
+
+  const files = listImages(o.data).filter((f) => f.includes(path.sep));
+  const items: SynthItem[] = files.map((f) => ({
+    id: f.slice(0, f.length - path.extname(f).length).split(path.sep).join('/'),
+    image: f.split(path.sep).join('/'),
+    label: f.split(path.sep)[0],
+  }));
+  const taxonomy = [...new Set(items.map((i) => i.label))].sort();
+  if (o.task === 'reason' && taxonomy.length < 2) throw new TinyEmoError('INVALID_ARGUMENT', `${o.data} needs at least two class folders for the reason task`);
+  const chosen = o.limit !== undefined ? items.slice(0, int(o.limit, 'limit', 0, 1)) : items;
+
+  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  const existing = loadExisting(o.out);
+  const todo = chosen.filter((it) => !existing.ids.has(`${o.task}:${it.id}`));
+  const stats: SynthStats = {
+    task: o.task,
+    teacher: { url: o.teacher.url, model: o.teacher.model },
+    images: chosen.length,
+    records: 0,
+    written: 0,
+    resumed: chosen.length - todo.length,
+    duplicates: 0,
+    rejected: {},
+    retriedAnswers: {},
+    transientRetries: 0,
+    perLabel: {},
+    answerChars: { min: 0, median: 0, mean: 0, max: 0 },
+    seconds: 0,
+    repairedBytes: existing.repaired,
+  };
+  const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
+  const fd = fs.openSync(o.out, 'a');
+  const limiter = new RateLimit(rpm);
+  let done = stats.resumed;
+  o.onProgress?.(done, chosen.length);
+
+  const ask = async (prompt: string, bytes: Uint8Array, mime: string): Promise<string> => {
+    for (let r = 0; ; ++r) {
+      await limiter.wait(o.signal);
+      try {
+        return await askTeacher(o.teacher, prompt, { bytes, mime }, o.signal);
+      } catch (e) {
+        if (!(e instanceof TeacherError) || !e.retryable || r >= retries || o.signal?.aborted) throw e;
+        stats.transientRetries += 1;
+        const wait = e.retryAfter !== undefined ? e.retryAfter * 1000 : Math.min(30_000, backoff * 2 ** r) * (0.5 + Math.random());
+        await sleep(wait, o.signal);
+      }
+    }
+  };
+
+  const one = async (item: SynthItem): Promise<void> => {
+    const file = path.join(o.data, ...item.image.split('/'));
+    let bytes: Uint8Array;
+    try {
+      await readImage(file); // hostile files never reach the teacher
+      bytes = fs.readFileSync(file);
+    } catch (e) {
+      count(stats.rejected, `unreadable image (${e instanceof TinyEmoError ? e.code : 'error'})`);
+      return;
+    }
+    for (let attempt = 1; attempt <= attempts; ++attempt) {
+      const req = teacherRequest(o.task, item, taxonomy, new Rng(itemSeed(seed, item.id, attempt)), o.fullLabels === true);
+      let answer: string;
+      try {
+        answer = await ask(req.prompt, bytes, mimeOf(file));
+      } catch (e) {
+        if (e instanceof TinyEmoError && e.code === 'CANCELLED') throw e;
+        count(stats.rejected, e instanceof TeacherError ? (e.status ? `teacher error ${e.status}` : 'teacher unreachable or too slow') : 'error');
+        return;
+      }
+      const v = judgeAnswer(o.task, req, item, answer);
+      if (!v.ok) {
+        if (attempt === attempts) count(stats.rejected, v.reason);
+        else count(stats.retriedAnswers, v.reason);
+        continue;
+      }
+      const record = makeRecord(o.task, item, v.human, v.answer, o.teacher.model);
+      const key = contentKey(record);
+      if (existing.keys.has(key)) {
+        stats.duplicates += 1;
+        return;
+      }
+      existing.keys.add(key);
+      existing.ids.add(record.id);
+      // One write of one whole line: a crash can tear only this line, which the next run cuts off.
+      fs.writeSync(fd, `${JSON.stringify(record)}\n`);
+      existing.records.push(record);
+      stats.written += 1;
+      return;
+    }
+  };
+
+  try {
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        if (o.signal?.aborted) throw new TinyEmoError('CANCELLED', 'synth was cancelled');
+        const item = todo[next++];
+        await one(item);
+        o.onProgress?.(++done, chosen.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, todo.length)) }, worker));
+  } finally {
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+  }
+
+  const mine = existing.records.filter((r) => r.task === o.task || String(r.id).startsWith(`${o.task}:`));
+  stats.records = mine.length;
+  for (const r of mine) count(stats.perLabel, String(r.label ?? ''));
+  const lengths = mine.map((r) => r.conversations[r.conversations.length - 1].value.length).sort((a, b) => a - b);
+  if (lengths.length) {
+    stats.answerChars = {
+      min: lengths[0],
+      median: lengths[lengths.length >> 1],
+      mean: lengths.reduce((a, b) => a + b, 0) / lengths.length,
+      max: lengths[lengths.length - 1],
+    };
+  }
+  stats.seconds = (Date.now() - t0) / 1000;
+  writeFileAtomic(`${o.out}.stats.json`, [Buffer.from(`${JSON.stringify(stats, null, 2)}\n`)]);
+  writeFileAtomic(`${o.out}.stats.svg`, [Buffer.from(statsSvg(stats))]);
+  return stats;
+}
+
+/** Two bar groups: records per label, and images rejected per reason. */
+export function statsSvg(s: SynthStats): string {
+  const bars = (title: string, entries: Array<[string, number]>, x0: number, color: string): string[] => {
+    const max = Math.max(1, ...entries.map(([, v]) => v));
+    const out = [`<text x="${x0}" y="20" font-weight="bold">${escapeXml(title)}</text>`];
+    entries.forEach(([k, v], i) => {
+      const y = 34 + i * 22;
+      const w = (200 * v) / max;
+      out.push(`<text x="${x0 + 150}" y="${y + 13}" text-anchor="end">${escapeXml(k.slice(0, 24))}</text>`);
+      out.push(`<rect x="${x0 + 156}" y="${y}" width="${w.toFixed(1)}" height="16" fill="${color}"/>`);
+      out.push(`<text x="${x0 + 160 + w}" y="${y + 13}">${v}</text>`);
+    });
+    return out;
+  };
+  const labels = Object.entries(s.perLabel).sort();
+  const rejected = Object.entries(s.rejected).sort((a, b) => b[1] - a[1]);
+  const rows = Math.max(labels.length, rejected.length, 1);
+  const h = 60 + rows * 22;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="860" height="${h}" viewBox="0 0 860 ${h}" font-family="sans-serif" font-size="12">`,
+    '<rect width="860" height="100%" fill="white"/>',
+    ...bars(`${s.task}: records per label (${s.records})`, labels, 10, '#4e79a7'),
+    ...bars(`rejected images (${Object.values(s.rejected).reduce((a, b) => a + b, 0)})`, rejected.length ? rejected : [['none', 0]], 430, '#e15759'),
+    `<text x="10" y="${h - 8}" fill="#555">answers: median ${s.answerChars.median} chars (${s.answerChars.min}–${s.answerChars.max}); ${s.transientRetries} transient retries; ${s.duplicates} duplicates</text>`,
+    '</svg>',
+  ].join('\n');
+}
