@@ -26,7 +26,7 @@ import { Rng } from '../train/rng';
 import { listImages } from './extract_features';
 import { InstructRecord } from './instruct';
 import { SynthItem, SynthTask, SYNTH_TASKS, judgeAnswer, makeRecord, teacherRequest } from './synth_tasks';
-import { TeacherConfig, TeacherError, askTeacher, mimeOf } from './teacher';
+import { TeacherConfig, TeacherError, askTeacher, mimeOf, teacherEndpoint } from './teacher';
 
 export interface SynthOptions {
   data: string;
@@ -151,6 +151,8 @@ export async function synthesize(o: SynthOptions): Promise<SynthStats> {
   const backoff = o.backoffMs ?? 500;
   const seed = o.seed ?? 0;
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${o.data} is not a folder`);
+  teacherEndpoint(o.teacher.url);
+  if (!o.teacher.model) throw new TinyEmoError('INVALID_ARGUMENT', 'the teacher needs a model name');
 
   const files = listImages(o.data).filter((f) => f.includes(path.sep));
   const items: SynthItem[] = files.map((f) => ({
@@ -217,8 +219,8 @@ export async function synthesize(o: SynthOptions): Promise<SynthStats> {
       try {
         answer = await ask(req.prompt, bytes, mimeOf(file));
       } catch (e) {
-        if (e instanceof TinyEmoError && e.code === 'CANCELLED') throw e;
-        count(stats.rejected, e instanceof TeacherError ? (e.status ? `teacher error ${e.status}` : 'teacher unreachable or too slow') : 'error');
+        if (!(e instanceof TeacherError)) throw e;
+        count(stats.rejected, e.status ? `teacher error ${e.status}` : 'teacher unreachable or too slow');
         return;
       }
       const v = judgeAnswer(o.task, req, item, answer);

@@ -38,7 +38,8 @@ export function mimeOf(file: string): string {
   return ext === 'png' ? 'image/png' : ext === 'webp' ? 'image/webp' : ext === 'gif' ? 'image/gif' : 'image/jpeg';
 }
 
-function endpoint(base: string): URL {
+/** The chat-completions URL of a base URL (checked: http or https). */
+export function teacherEndpoint(base: string): URL {
   let u: URL;
   try {
     u = new URL(base);
@@ -52,7 +53,7 @@ function endpoint(base: string): URL {
 
 /** Asks the teacher about one image; resolves with the answer text. */
 export async function askTeacher(cfg: TeacherConfig, prompt: string, image: { bytes: Uint8Array; mime: string }, signal?: AbortSignal): Promise<string> {
-  const url = endpoint(cfg.url);
+  const url = teacherEndpoint(cfg.url);
   const body = JSON.stringify({
     model: cfg.model,
     messages: [
