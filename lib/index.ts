@@ -107,7 +107,7 @@ export type { Metadata } from './bias/metadata';
 export { readInstructFile, writeInstructFile, recordProblem, IMAGE_PLACEHOLDER } from './data/instruct';
 export type { InstructRecord, Turn, ReadResult } from './data/instruct';
 export { encodeRecord, loadInstructDataset, renderPrompt, tokenizePrompt, IGNORE_INDEX, TRAIN_TEMPLATES, TINYLLAVA_SYSTEM } from './data/instruct_loader';
-export type { TrainTemplate, EncodedExample, EncodeResult, InstructDataset } from './data/instruct_loader';
+export type { TrainTemplate, EncodedExample, EncodeResult as InstructEncodeResult, InstructDataset } from './data/instruct_loader';
 export { synthesize } from './data/synth';
 export type { SynthOptions, SynthStats } from './data/synth';
 export { SYNTH_TASKS, reasonInstruction, parseReasoning, judgeAnswer, labelOptions } from './data/synth_tasks';
