@@ -1,0 +1,284 @@
+/**
+ * LLaMA-family decoder LLMs (Hugging Face's LlamaForCausalLM — TinyLlama —
+ * and Qwen2ForCausalLM) on the native kernels, with a KV cache. One layer,
+ * for T new tokens after P cached ones:
+ *
+ *   a = RMSNorm(h);  [q k v] = a·Wqkvᵀ (+ b, Qwen2);  q, k rotated at P..P+T−1
+ *   K[P..], V[P..] = k, v;  h += softmax(q K[0..P+T)ᵀ/√D, causal) V · Woᵀ
+ *   a = RMSNorm(h);  [g u] = a·Wguᵀ;  h += (silu(g) ⊙ u) · Wdownᵀ
+ *
+ * then RMSNorm and the output head (the embedding table when tied). Query
+ * heads share key/value heads in groups (GQA). 16-bit weights stay 16-bit
+ * and are widened inside the products (decoding is memory-bound).
+ */
+import { TinyEmoError, invalidFile } from '../errors';
+import { ModelFolder } from '../io/model_folder';
+import { attention } from '../ops/attention';
+import { copyInto } from '../ops/copy';
+import { embedding } from '../ops/embedding';
+import { gemm } from '../ops/gemm';
+import { rmsNorm } from '../ops/norm';
+import { rope } from '../ops/rope';
+import { swiglu } from '../ops/activation';
+import { FloatDType, Tensor } from '../tensor';
+import { Linear, WeightLoader, intField, numberField } from './vit';
+
+export type DecoderFamily = 'llama' | 'qwen2';
+
+export interface DecoderConfig {
+  family: DecoderFamily;
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  eps: number;
+  ropeTheta: number;
+  tied: boolean;
+  maxPositions: number;
+  bos: number | undefined;
+  /** End-of-sequence ids (config's eos_token_id, one or several). */
+  eos: number[];
+}
+
+interface Layer {
+  inNorm: Tensor<'f32'>;
+  qkv: Linear;
+  o: Linear;
+  postNorm: Tensor<'f32'>;
+  gateUp: Linear;
+  down: Linear;
+}
+
+/** Keys and values of the tokens seen so far, per layer: [1, capacity, kvHeads, headDim]. */
+export class KvCache {
+  length = 0;
+  private disposed = false;
+
+  constructor(
+    readonly k: Tensor<'f32'>[],
+    readonly v: Tensor<'f32'>[],
+    readonly capacity: number,
+  ) {}
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Forgets everything (the buffers are kept for reuse). */
+  reset(): void {
+    this.length = 0;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of [...this.k, ...this.v]) t.dispose();
+  }
+}
+
+function ids(cfg: unknown): number[] {
+  if (typeof cfg === 'number') return [cfg];
+  if (Array.isArray(cfg)) return cfg.filter((x): x is number => typeof x === 'number');
+  return [];
+}
+
+export function decoderConfig(c: Record<string, unknown>, where: string): DecoderConfig {
+  const type = typeof c.model_type === 'string' ? c.model_type : '';
+  const family: DecoderFamily | undefined = type === 'llama' ? 'llama' : type === 'qwen2' ? 'qwen2' : undefined;
+  if (!family) throw new TinyEmoError('UNSUPPORTED', `${where}: model_type "${type}" is not a LLaMA-family decoder (llama, qwen2)`);
+  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${String(c.hidden_act)}" (only silu)`);
+  const cfg = c as never;
+  const hidden = intField(cfg, 'hidden_size', undefined, where);
+  const heads = intField(cfg, 'num_attention_heads', undefined, where);
+  const kvHeads = intField(cfg, 'num_key_value_heads', heads, where);
+  const headDim = intField(cfg, 'head_dim', Math.floor(hidden / heads), where);
+  if (heads % kvHeads !== 0) throw invalidFile(where, `${heads} attention heads do not split into ${kvHeads} key/value heads`);
+  if (headDim % 2 !== 0) throw invalidFile(where, `head_dim ${headDim} must be even for rotary embeddings`);
+  return {
+    family,
+    hidden,
+    intermediate: intField(cfg, 'intermediate_size', undefined, where),
+    layers: intField(cfg, 'num_hidden_layers', undefined, where),
+    heads,
+    kvHeads,
+    headDim,
+    vocab: intField(cfg, 'vocab_size', undefined, where),
+    eps: numberField(cfg, 'rms_norm_eps', 1e-6, where),
+    ropeTheta: numberField(cfg, 'rope_theta', 10000, where),
+    tied: c.tie_word_embeddings === true,
+    maxPositions: intField(cfg, 'max_position_embeddings', 2048, where),
+    bos: typeof c.bos_token_id === 'number' ? c.bos_token_id : undefined,
+    eos: ids(c.eos_token_id),
+  };
+}
+
+export class DecoderLM {
+  private disposed = false;
+
+  private constructor(
+    readonly config: DecoderConfig,
+    private readonly embedTable: Tensor,
+    private readonly layers: Layer[],
+    private readonly finalNorm: Tensor<'f32'>,
+    private readonly head: Tensor,
+    private readonly loader: WeightLoader,
+  ) {}
+
+  /** From a Hugging Face folder (config.json + safetensors or pytorch_model.bin, sharded or not). */
+  static load(where: string | ModelFolder, opts: { dtype?: FloatDType } = {}): DecoderLM {
+    const folder = typeof where === 'string' ? ModelFolder.open(where) : where;
+    const c = decoderConfig(folder.config, folder.dir);
+    const loader = new WeightLoader(folder, opts.dtype);
+    try {
+      const { hidden: E, heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
+      const names = ['model.embed_tokens.weight', 'model.norm.weight'];
+      for (let i = 0; i < c.layers; ++i) {
+        const p = `model.layers.${i}`;
+        names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
+        for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) names.push(`${p}.self_attn.${n}.weight`);
+        if (c.family === 'qwen2') for (const n of ['q_proj', 'k_proj', 'v_proj']) names.push(`${p}.self_attn.${n}.bias`);
+        for (const n of ['gate_proj', 'up_proj', 'down_proj']) names.push(`${p}.mlp.${n}.weight`);
+      }
+      const tied = c.tied || !folder.has('lm_head.weight');
+      if (!tied) names.push('lm_head.weight');
+      folder.checkWeights(names, { allowUnexpected: (n) => n.endsWith('rotary_emb.inv_freq') || (tied && n === 'lm_head.weight') });
+      const bias = c.family === 'qwen2';
+      const layers: Layer[] = [];
+      for (let i = 0; i < c.layers; ++i) {
+        const p = `model.layers.${i}`;
+        const a = `${p}.self_attn`;
+        layers.push({
+          inNorm: loader.vector(`${p}.input_layernorm.weight`, E),
+          qkv: loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E, bias), loader.linear(`${a}.k_proj`, KV * Dh, E, bias), loader.linear(`${a}.v_proj`, KV * Dh, E, bias)]),
+          o: loader.linear(`${a}.o_proj`, E, H * Dh, false),
+          postNorm: loader.vector(`${p}.post_attention_layernorm.weight`, E),
+          gateUp: loader.stacked([loader.linear(`${p}.mlp.gate_proj`, I, E, false), loader.linear(`${p}.mlp.up_proj`, I, E, false)]),
+          down: loader.linear(`${p}.mlp.down_proj`, E, I, false),
+        });
+      }
+      const embed = loader.tensor('model.embed_tokens.weight', [c.vocab, E]);
+      const head = tied ? embed : loader.tensor('lm_head.weight', [c.vocab, E]);
+      return new DecoderLM({ ...c, tied }, embed, layers, loader.vector('model.norm.weight', E), head, loader);
+    } catch (e) {
+      loader.disposeAll();
+      throw e;
+    } finally {
+      if (typeof where === 'string') folder.close();
+    }
+  }
+
+  /** A cache for up to `capacity` tokens (default: the model's context length). */
+  newCache(capacity?: number): KvCache {
+    const c = this.config;
+    const n = capacity ?? c.maxPositions;
+    if (!Number.isSafeInteger(n) || n < 1) throw new TinyEmoError('INVALID_ARGUMENT', 'cache capacity must be a positive integer');
+    const mk = () => Array.from({ length: c.layers }, () => Tensor.empty([1, n, c.kvHeads, c.headDim]));
+    return new KvCache(mk(), mk(), n);
+  }
+
+  /** Input embeddings of token ids: [T, hidden]. */
+  async embed(tokens: Int32Array | readonly number[]): Promise<Tensor<'f32'>> {
+    this.check();
+    const t = Tensor.fromArray('i32', Int32Array.from(tokens), [tokens.length]);
+    try {
+      return await embedding(this.embedTable, t);
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /**
+   * Runs T new positions given as input embeddings [T, hidden] (token
+   * embeddings, or a multimodal sequence with image features spliced in),
+   * appending them to the cache. Returns the logits of the last position
+   * ([vocab]) or, with `allLogits`, of every new position ([T × vocab]).
+   */
+  async forwardEmbeddings(x: Tensor<'f32'>, cache: KvCache, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    this.check();
+    const c = this.config;
+    if (cache.isDisposed) throw new TinyEmoError('DISPOSED', 'the KV cache was disposed');
+    if (x.ndim !== 2 || x.shape[1] !== c.hidden) throw new TinyEmoError('SHAPE_MISMATCH', `embeddings must be [T, ${c.hidden}], not [${x.shape.join(', ')}]`);
+    if (cache.k.length !== c.layers || cache.k[0].shape[2] !== c.kvHeads || cache.k[0].shape[3] !== c.headDim) {
+      throw new TinyEmoError('SHAPE_MISMATCH', 'this KV cache was made for another model');
+    }
+    const T = x.shape[0];
+    const P = cache.length;
+    if (T === 0) throw new TinyEmoError('INVALID_ARGUMENT', 'no positions to run');
+    if (P + T > cache.capacity) throw new TinyEmoError('INVALID_ARGUMENT', `the cache holds ${cache.capacity} positions; ${P} used, ${T} more asked`);
+    const { heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
+    const h = await x.to('f32');
+    const tmp: Tensor[] = [];
+    try {
+      for (let l = 0; l < c.layers; ++l) {
+        const L = this.layers[l];
+        const a = await rmsNorm(h, { weight: L.inNorm, eps: c.eps });
+        const qkv = await gemm(a, L.qkv.weight, { bias: L.qkv.bias });
+        a.dispose();
+        const heads = qkv.reshape([1, T, H + 2 * KV, Dh]);
+        const q = heads.narrow(2, 0, H);
+        const k = heads.narrow(2, H, KV);
+        const v = heads.narrow(2, H + KV, KV);
+        await rope(q, { offset: P, theta: c.ropeTheta, out: q });
+        await rope(k, { offset: P, theta: c.ropeTheta, out: k });
+        const kSlot = cache.k[l].narrow(1, P, T);
+        const vSlot = cache.v[l].narrow(1, P, T);
+        await copyInto(k, kSlot);
+        await copyInto(v, vSlot);
+        const kAll = cache.k[l].narrow(1, 0, P + T);
+        const vAll = cache.v[l].narrow(1, 0, P + T);
+        const o = await attention(q, kAll, vAll, { causal: true });
+        for (const t of [q, k, v, heads, qkv, kSlot, vSlot, kAll, vAll]) t.dispose();
+        const o2 = o.reshape([T, H * Dh]);
+        await gemm(o2, L.o.weight, { out: h, beta: 1 });
+        o2.dispose();
+        o.dispose();
+        const b = await rmsNorm(h, { weight: L.postNorm, eps: c.eps });
+        const gu = await gemm(b, L.gateUp.weight);
+        b.dispose();
+        const g = gu.narrow(1, 0, I);
+        const u = gu.narrow(1, I, I);
+        const m = await swiglu(g, u);
+        for (const t of [g, u, gu]) t.dispose();
+        await gemm(m, L.down.weight, { out: h, beta: 1 });
+        m.dispose();
+      }
+      cache.length = P + T;
+      const rows = opts.allLogits ? h : h.narrow(0, T - 1, 1);
+      if (rows !== h) tmp.push(rows);
+      const n = await rmsNorm(rows, { weight: this.finalNorm, eps: c.eps });
+      tmp.push(n);
+      const logits = await gemm(n, this.head);
+      tmp.push(logits);
+      return logits.toArray() as Float32Array;
+    } finally {
+      h.dispose();
+      for (const t of tmp) t.dispose();
+    }
+  }
+
+  /** The same for token ids. */
+  async forward(tokens: Int32Array | readonly number[], cache: KvCache, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocab) throw new TinyEmoError('INVALID_ARGUMENT', `token id ${t} is outside the vocabulary (${this.config.vocab})`);
+    }
+    const x = await this.embed(tokens);
+    try {
+      return await this.forwardEmbeddings(x, cache, opts);
+    } finally {
+      x.dispose();
+    }
+  }
+
+  private check(): void {
+    if (this.disposed) throw new TinyEmoError('DISPOSED', 'this model was disposed');
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.loader.disposeAll();
+  }
+}
