@@ -114,3 +114,8 @@ export { SYNTH_TASKS, reasonInstruction, parseReasoning, judgeAnswer, labelOptio
 export type { SynthTask, SynthItem } from './data/synth_tasks';
 export { askTeacher, TeacherError } from './data/teacher';
 export type { TeacherConfig } from './data/teacher';
+export { copyInto, copyIntoSync } from './ops/copy';
+export { DecoderLM, KvCache, decoderConfig } from './models/decoder';
+export type { DecoderConfig, DecoderFamily } from './models/decoder';
+export { generateTokens, generateText, sampleToken } from './models/generate';
+export type { SamplingOptions, GenerateOptions, TextPiece } from './models/generate';
