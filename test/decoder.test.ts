@@ -3,7 +3,8 @@
  * equations in PyTorch (scripts/fixtures/decoders.py): LLaMA with grouped
  * query attention and an untied head, Qwen2 with q/k/v biases, a large rope
  * base and tied embeddings. Logits with and without the KV cache, in one
- * pass or piece by piece, and greedy continuations.
+ * pass or piece by piece, and greedy continuations. OpenELM with per-layer
+ * head counts and FFN widths, q/k norms and a fused qkv projection.
  */
 import * as path from 'path';
 
@@ -35,7 +36,7 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d / m;
 }
 
-describe.each(['llama', 'qwen2'])('%s', (name) => {
+describe.each(['llama', 'qwen2', 'openelm'])('%s', (name) => {
   test('prompt logits in one pass match the reference to 1e-4', async () => {
     const m = DecoderLM.load(path.join(FIX, name));
     const prompt = Array.from(npy(`${name}.prompt`));
@@ -90,6 +91,12 @@ test('config and refusals: GQA and tied heads read right; bad ids, a full cache,
   expect(m.config).toMatchObject({ family: 'llama', heads: 4, kvHeads: 2, headDim: 16, tied: false, eos: [2], bos: 1 });
   const q = DecoderLM.load(path.join(FIX, 'qwen2'));
   expect(q.config).toMatchObject({ family: 'qwen2', kvHeads: 1, tied: true, ropeTheta: 1e6 });
+  const e = DecoderLM.load(path.join(FIX, 'openelm'));
+  expect(e.config).toMatchObject({ family: 'openelm', layerHeads: [2, 3, 4], layerKvHeads: [1, 1, 2], layerIntermediate: [32, 64, 80], qkNorm: true, tied: true, headDim: 16 });
+  const ec = e.newCache(8);
+  expect(ec.k.map((t) => t.shape[2])).toEqual([1, 1, 2]);
+  ec.dispose();
+  e.dispose();
   const cache = m.newCache(4);
   await expect(m.forward([500], cache)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   await expect(m.forward([1, 2, 3, 4, 5], cache)).rejects.toThrow(/holds 4 positions; 0 used, 5 more asked/);

@@ -1,9 +1,10 @@
 /**
- * LLaMA-family decoder LLMs (Hugging Face's LlamaForCausalLM — TinyLlama —
- * and Qwen2ForCausalLM) on the native kernels, with a KV cache. One layer,
- * for T new tokens after P cached ones:
+ * LLaMA-family decoder LLMs (Hugging Face's LlamaForCausalLM — TinyLlama —,
+ * Qwen2ForCausalLM, and Apple's OpenELMForCausalLM) on the native kernels,
+ * with a KV cache. One layer, for T new tokens after P cached ones:
  *
- *   a = RMSNorm(h);  [q k v] = a·Wqkvᵀ (+ b, Qwen2);  q, k rotated at P..P+T−1
+ *   a = RMSNorm(h);  [q k v] = a·Wqkvᵀ (+ b, Qwen2);  (OpenELM: RMSNorm of q
+ *   and k per head);  q, k rotated at P..P+T−1
  *   K[P..], V[P..] = k, v;  h += softmax(q K[0..P+T)ᵀ/√D, causal) V · Woᵀ
  *   a = RMSNorm(h);  [g u] = a·Wguᵀ;  h += (silu(g) ⊙ u) · Wdownᵀ
  *
@@ -23,16 +24,23 @@ import { swiglu } from '../ops/activation';
 import { FloatDType, Tensor } from '../tensor';
 import { Linear, WeightLoader, intField, numberField } from './vit';
 
-export type DecoderFamily = 'llama' | 'qwen2';
+export type DecoderFamily = 'llama' | 'qwen2' | 'openelm';
 
 export interface DecoderConfig {
   family: DecoderFamily;
   hidden: number;
+  /** The widest layer's (OpenELM's layers differ; see the per-layer lists). */
   intermediate: number;
   layers: number;
   heads: number;
   kvHeads: number;
   headDim: number;
+  /** Per layer: query heads, key/value heads, MLP width (the same in every layer but OpenELM's). */
+  layerHeads: number[];
+  layerKvHeads: number[];
+  layerIntermediate: number[];
+  /** RMSNorm of queries and keys per head before rotary (OpenELM). */
+  qkNorm: boolean;
   vocab: number;
   eps: number;
   ropeTheta: number;
@@ -44,6 +52,11 @@ export interface DecoderConfig {
 }
 
 interface Layer {
+  heads: number;
+  kvHeads: number;
+  inter: number;
+  qNorm?: Tensor<'f32'>;
+  kNorm?: Tensor<'f32'>;
   inNorm: Tensor<'f32'>;
   qkv: Linear;
   o: Linear;
@@ -52,7 +65,7 @@ interface Layer {
   down: Linear;
 }
 
-/** Keys and values of the tokens seen so far, per layer: [1, capacity, kvHeads, headDim]. */
+/** Keys and values of the tokens seen so far, per layer: [1, capacity, that layer's kvHeads, headDim]. */
 export class KvCache {
   length = 0;
   private disposed = false;
@@ -85,26 +98,83 @@ function ids(cfg: unknown): number[] {
   return [];
 }
 
+/** OpenELM's FFN width rule (its make_divisible): round to the divisor, never below 90% of the value. */
+export function openelmWidth(v: number, divisor: number): number {
+  const w = Math.max(divisor, Math.floor((v + divisor / 2) / divisor) * divisor);
+  return w < 0.9 * v ? w + divisor : w;
+}
+
+function intList(v: unknown, n: number, name: string, where: string): number[] {
+  if (!Array.isArray(v) || v.length !== n || !v.every((x) => Number.isSafeInteger(x) && (x as number) > 0)) {
+    throw invalidFile(where, `config field "${name}" must list ${n} positive integers (one per layer)`);
+  }
+  return v as number[];
+}
+
 export function decoderConfig(c: Record<string, unknown>, where: string): DecoderConfig {
   const type = typeof c.model_type === 'string' ? c.model_type : '';
-  const family: DecoderFamily | undefined = type === 'llama' ? 'llama' : type === 'qwen2' ? 'qwen2' : undefined;
-  if (!family) throw new TinyEmoError('UNSUPPORTED', `${where}: model_type "${type}" is not a LLaMA-family decoder (llama, qwen2)`);
-  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${String(c.hidden_act)}" (only silu)`);
+  const family: DecoderFamily | undefined = type === 'llama' ? 'llama' : type === 'qwen2' ? 'qwen2' : type === 'openelm' ? 'openelm' : undefined;
+  if (!family) throw new TinyEmoError('UNSUPPORTED', `${where}: model_type "${type}" is not a supported decoder (llama, qwen2, openelm)`);
   const cfg = c as never;
+  if (family === 'openelm') {
+    const act = c.activation_fn_name ?? 'swish';
+    if (act !== 'swish' && act !== 'silu') throw new TinyEmoError('UNSUPPORTED', `${where}: activation_fn_name "${String(act)}" (only swish)`);
+    if (c.ffn_with_glu === false) throw new TinyEmoError('UNSUPPORTED', `${where}: OpenELM without GLU feed-forward layers`);
+    const hidden = intField(cfg, 'model_dim', undefined, where);
+    const layers = intField(cfg, 'num_transformer_layers', undefined, where);
+    const headDim = intField(cfg, 'head_dim', undefined, where);
+    const layerHeads = intList(c.num_query_heads, layers, 'num_query_heads', where);
+    const layerKvHeads = intList(c.num_kv_heads, layers, 'num_kv_heads', where);
+    layerHeads.forEach((h, i) => {
+      if (h % layerKvHeads[i] !== 0) throw invalidFile(where, `layer ${i}: ${h} query heads do not split into ${layerKvHeads[i]} key/value heads`);
+    });
+    const mult = c.ffn_multipliers;
+    const divisor = intField(cfg, 'ffn_dim_divisor', 256, where);
+    const mults = Array.isArray(mult) ? mult : Array.from({ length: layers }, () => mult);
+    if (mults.length !== layers || !mults.every((m) => typeof m === 'number' && m > 0)) throw invalidFile(where, 'config field "ffn_multipliers" must be a number or one per layer');
+    const layerIntermediate = (mults as number[]).map((m) => openelmWidth(m * hidden, divisor));
+    return {
+      family,
+      hidden,
+      intermediate: Math.max(...layerIntermediate),
+      layers,
+      heads: Math.max(...layerHeads),
+      kvHeads: Math.max(...layerKvHeads),
+      headDim,
+      layerHeads,
+      layerKvHeads,
+      layerIntermediate,
+      qkNorm: c.normalize_qk_projections === true,
+      vocab: intField(cfg, 'vocab_size', undefined, where),
+      eps: 1e-6,
+      ropeTheta: numberField(cfg, 'rope_freq_constant', 10000, where),
+      tied: c.share_input_output_layers !== false,
+      maxPositions: intField(cfg, 'max_context_length', 2048, where),
+      bos: typeof c.bos_token_id === 'number' ? c.bos_token_id : undefined,
+      eos: ids(c.eos_token_id),
+    };
+  }
+  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${String(c.hidden_act)}" (only silu)`);
   const hidden = intField(cfg, 'hidden_size', undefined, where);
   const heads = intField(cfg, 'num_attention_heads', undefined, where);
   const kvHeads = intField(cfg, 'num_key_value_heads', heads, where);
   const headDim = intField(cfg, 'head_dim', Math.floor(hidden / heads), where);
   if (heads % kvHeads !== 0) throw invalidFile(where, `${heads} attention heads do not split into ${kvHeads} key/value heads`);
   if (headDim % 2 !== 0) throw invalidFile(where, `head_dim ${headDim} must be even for rotary embeddings`);
+  const layers = intField(cfg, 'num_hidden_layers', undefined, where);
+  const intermediate = intField(cfg, 'intermediate_size', undefined, where);
   return {
     family,
     hidden,
-    intermediate: intField(cfg, 'intermediate_size', undefined, where),
-    layers: intField(cfg, 'num_hidden_layers', undefined, where),
+    intermediate,
+    layers,
     heads,
     kvHeads,
     headDim,
+    layerHeads: new Array(layers).fill(heads),
+    layerKvHeads: new Array(layers).fill(kvHeads),
+    layerIntermediate: new Array(layers).fill(intermediate),
+    qkNorm: false,
     vocab: intField(cfg, 'vocab_size', undefined, where),
     eps: numberField(cfg, 'rms_norm_eps', 1e-6, where),
     ropeTheta: numberField(cfg, 'rope_theta', 10000, where),
@@ -133,35 +203,8 @@ export class DecoderLM {
     const c = decoderConfig(folder.config, folder.dir);
     const loader = new WeightLoader(folder, opts.dtype);
     try {
-      const { hidden: E, heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
-      const names = ['model.embed_tokens.weight', 'model.norm.weight'];
-      for (let i = 0; i < c.layers; ++i) {
-        const p = `model.layers.${i}`;
-        names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
-        for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) names.push(`${p}.self_attn.${n}.weight`);
-        if (c.family === 'qwen2') for (const n of ['q_proj', 'k_proj', 'v_proj']) names.push(`${p}.self_attn.${n}.bias`);
-        for (const n of ['gate_proj', 'up_proj', 'down_proj']) names.push(`${p}.mlp.${n}.weight`);
-      }
-      const tied = c.tied || !folder.has('lm_head.weight');
-      if (!tied) names.push('lm_head.weight');
-      folder.checkWeights(names, { allowUnexpected: (n) => n.endsWith('rotary_emb.inv_freq') || (tied && n === 'lm_head.weight') });
-      const bias = c.family === 'qwen2';
-      const layers: Layer[] = [];
-      for (let i = 0; i < c.layers; ++i) {
-        const p = `model.layers.${i}`;
-        const a = `${p}.self_attn`;
-        layers.push({
-          inNorm: loader.vector(`${p}.input_layernorm.weight`, E),
-          qkv: loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E, bias), loader.linear(`${a}.k_proj`, KV * Dh, E, bias), loader.linear(`${a}.v_proj`, KV * Dh, E, bias)]),
-          o: loader.linear(`${a}.o_proj`, E, H * Dh, false),
-          postNorm: loader.vector(`${p}.post_attention_layernorm.weight`, E),
-          gateUp: loader.stacked([loader.linear(`${p}.mlp.gate_proj`, I, E, false), loader.linear(`${p}.mlp.up_proj`, I, E, false)]),
-          down: loader.linear(`${p}.mlp.down_proj`, E, I, false),
-        });
-      }
-      const embed = loader.tensor('model.embed_tokens.weight', [c.vocab, E]);
-      const head = tied ? embed : loader.tensor('lm_head.weight', [c.vocab, E]);
-      return new DecoderLM({ ...c, tied }, embed, layers, loader.vector('model.norm.weight', E), head, loader);
+      const model = c.family === 'openelm' ? DecoderLM.loadOpenelm(folder, c, loader) : DecoderLM.loadLlama(folder, c, loader);
+      return model;
     } catch (e) {
       loader.disposeAll();
       throw e;
@@ -170,12 +213,84 @@ export class DecoderLM {
     }
   }
 
+  private static loadLlama(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): DecoderLM {
+    const { hidden: E, heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
+    const names = ['model.embed_tokens.weight', 'model.norm.weight'];
+    for (let i = 0; i < c.layers; ++i) {
+      const p = `model.layers.${i}`;
+      names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
+      for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) names.push(`${p}.self_attn.${n}.weight`);
+      if (c.family === 'qwen2') for (const n of ['q_proj', 'k_proj', 'v_proj']) names.push(`${p}.self_attn.${n}.bias`);
+      for (const n of ['gate_proj', 'up_proj', 'down_proj']) names.push(`${p}.mlp.${n}.weight`);
+    }
+    const tied = c.tied || !folder.has('lm_head.weight');
+    if (!tied) names.push('lm_head.weight');
+    folder.checkWeights(names, { allowUnexpected: (n) => n.endsWith('rotary_emb.inv_freq') || (tied && n === 'lm_head.weight') });
+    const bias = c.family === 'qwen2';
+    const layers: Layer[] = [];
+    for (let i = 0; i < c.layers; ++i) {
+      const p = `model.layers.${i}`;
+      const a = `${p}.self_attn`;
+      layers.push({
+        heads: H,
+        kvHeads: KV,
+        inter: I,
+        inNorm: loader.vector(`${p}.input_layernorm.weight`, E),
+        qkv: loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E, bias), loader.linear(`${a}.k_proj`, KV * Dh, E, bias), loader.linear(`${a}.v_proj`, KV * Dh, E, bias)]),
+        o: loader.linear(`${a}.o_proj`, E, H * Dh, false),
+        postNorm: loader.vector(`${p}.post_attention_layernorm.weight`, E),
+        gateUp: loader.stacked([loader.linear(`${p}.mlp.gate_proj`, I, E, false), loader.linear(`${p}.mlp.up_proj`, I, E, false)]),
+        down: loader.linear(`${p}.mlp.down_proj`, E, I, false),
+      });
+    }
+    const embed = loader.tensor('model.embed_tokens.weight', [c.vocab, E]);
+    const head = tied ? embed : loader.tensor('lm_head.weight', [c.vocab, E]);
+    return new DecoderLM({ ...c, tied }, embed, layers, loader.vector('model.norm.weight', E), head, loader);
+  }
+
+  /** OpenELM: fused qkv_proj, q/k norms, proj_1 = [gate; up], shared embeddings; widths per layer checked against the weights. */
+  private static loadOpenelm(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): DecoderLM {
+    const { hidden: E, headDim: Dh } = c;
+    const names = ['transformer.token_embeddings.weight', 'transformer.norm.weight'];
+    for (let i = 0; i < c.layers; ++i) {
+      const p = `transformer.layers.${i}`;
+      names.push(`${p}.attn_norm.weight`, `${p}.ffn_norm.weight`, `${p}.attn.qkv_proj.weight`, `${p}.attn.out_proj.weight`, `${p}.ffn.proj_1.weight`, `${p}.ffn.proj_2.weight`);
+      if (c.qkNorm) names.push(`${p}.attn.q_norm.weight`, `${p}.attn.k_norm.weight`);
+    }
+    const tied = c.tied || !folder.has('lm_head.weight');
+    if (!tied) names.push('lm_head.weight');
+    folder.checkWeights(names, { allowUnexpected: (n) => /pos_embedding|rotary|inv_freq|_cached_(cos|sin)/.test(n) || (tied && n === 'lm_head.weight') });
+    const layers: Layer[] = [];
+    for (let i = 0; i < c.layers; ++i) {
+      const p = `transformer.layers.${i}`;
+      const H = c.layerHeads[i];
+      const KV = c.layerKvHeads[i];
+      const I = c.layerIntermediate[i];
+      layers.push({
+        heads: H,
+        kvHeads: KV,
+        inter: I,
+        qNorm: c.qkNorm ? loader.vector(`${p}.attn.q_norm.weight`, Dh) : undefined,
+        kNorm: c.qkNorm ? loader.vector(`${p}.attn.k_norm.weight`, Dh) : undefined,
+        inNorm: loader.vector(`${p}.attn_norm.weight`, E),
+        qkv: loader.linear(`${p}.attn.qkv_proj`, (H + 2 * KV) * Dh, E, false),
+        o: loader.linear(`${p}.attn.out_proj`, E, H * Dh, false),
+        postNorm: loader.vector(`${p}.ffn_norm.weight`, E),
+        gateUp: loader.linear(`${p}.ffn.proj_1`, 2 * I, E, false),
+        down: loader.linear(`${p}.ffn.proj_2`, E, I, false),
+      });
+    }
+    const embed = loader.tensor('transformer.token_embeddings.weight', [c.vocab, E]);
+    const head = tied ? embed : loader.tensor('lm_head.weight', [c.vocab, E]);
+    return new DecoderLM({ ...c, tied }, embed, layers, loader.vector('transformer.norm.weight', E), head, loader);
+  }
+
   /** A cache for up to `capacity` tokens (default: the model's context length). */
   newCache(capacity?: number): KvCache {
     const c = this.config;
     const n = capacity ?? c.maxPositions;
     if (!Number.isSafeInteger(n) || n < 1) throw new TinyEmoError('INVALID_ARGUMENT', 'cache capacity must be a positive integer');
-    const mk = () => Array.from({ length: c.layers }, () => Tensor.empty([1, n, c.kvHeads, c.headDim]));
+    const mk = () => c.layerKvHeads.map((kv) => Tensor.empty([1, n, kv, c.headDim]));
     return new KvCache(mk(), mk(), n);
   }
 
@@ -201,26 +316,37 @@ export class DecoderLM {
     const c = this.config;
     if (cache.isDisposed) throw new TinyEmoError('DISPOSED', 'the KV cache was disposed');
     if (x.ndim !== 2 || x.shape[1] !== c.hidden) throw new TinyEmoError('SHAPE_MISMATCH', `embeddings must be [T, ${c.hidden}], not [${x.shape.join(', ')}]`);
-    if (cache.k.length !== c.layers || cache.k[0].shape[2] !== c.kvHeads || cache.k[0].shape[3] !== c.headDim) {
+    if (cache.k.length !== c.layers || cache.k.some((t, l) => t.shape[2] !== c.layerKvHeads[l] || t.shape[3] !== c.headDim)) {
       throw new TinyEmoError('SHAPE_MISMATCH', 'this KV cache was made for another model');
     }
     const T = x.shape[0];
     const P = cache.length;
     if (T === 0) throw new TinyEmoError('INVALID_ARGUMENT', 'no positions to run');
     if (P + T > cache.capacity) throw new TinyEmoError('INVALID_ARGUMENT', `the cache holds ${cache.capacity} positions; ${P} used, ${T} more asked`);
-    const { heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
+    const Dh = c.headDim;
     const h = await x.to('f32');
     const tmp: Tensor[] = [];
     try {
       for (let l = 0; l < c.layers; ++l) {
         const L = this.layers[l];
+        const { heads: H, kvHeads: KV, inter: I } = L;
         const a = await rmsNorm(h, { weight: L.inNorm, eps: c.eps });
         const qkv = await gemm(a, L.qkv.weight, { bias: L.qkv.bias });
         a.dispose();
         const heads = qkv.reshape([1, T, H + 2 * KV, Dh]);
-        const q = heads.narrow(2, 0, H);
-        const k = heads.narrow(2, H, KV);
+        let q = heads.narrow(2, 0, H);
+        let k = heads.narrow(2, H, KV);
         const v = heads.narrow(2, H + KV, KV);
+        if (L.qNorm && L.kNorm) {
+          // Per-head RMSNorm over head_dim, on contiguous copies.
+          const [qc, kc] = [await q.to('f32'), await k.to('f32')];
+          q.dispose();
+          k.dispose();
+          q = await rmsNorm(qc, { weight: L.qNorm, eps: c.eps });
+          k = await rmsNorm(kc, { weight: L.kNorm, eps: c.eps });
+          qc.dispose();
+          kc.dispose();
+        }
         await rope(q, { offset: P, theta: c.ropeTheta, out: q });
         await rope(k, { offset: P, theta: c.ropeTheta, out: k });
         const kSlot = cache.k[l].narrow(1, P, T);
