@@ -4,7 +4,8 @@
  * query attention and an untied head, Qwen2 with q/k/v biases, a large rope
  * base and tied embeddings. Logits with and without the KV cache, in one
  * pass or piece by piece, and greedy continuations. OpenELM with per-layer
- * head counts and FFN widths, q/k norms and a fused qkv projection.
+ * head counts and FFN widths, q/k norms and a fused qkv projection; Phi-2
+ * with its parallel block, partial rotary, gelu-tanh and biases.
  */
 import * as path from 'path';
 
@@ -36,7 +37,7 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d / m;
 }
 
-describe.each(['llama', 'qwen2', 'openelm'])('%s', (name) => {
+describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s', (name) => {
   test('prompt logits in one pass match the reference to 1e-4', async () => {
     const m = DecoderLM.load(path.join(FIX, name));
     const prompt = Array.from(npy(`${name}.prompt`));
@@ -97,6 +98,9 @@ test('config and refusals: GQA and tied heads read right; bad ids, a full cache,
   expect(ec.k.map((t) => t.shape[2])).toEqual([1, 1, 2]);
   ec.dispose();
   e.dispose();
+  const phi = DecoderLM.load(path.join(FIX, 'phi'));
+  expect(phi.config).toMatchObject({ family: 'phi', headDim: 40, rotaryDim: 16, eps: 1e-5, tied: false });
+  phi.dispose();
   const cache = m.newCache(4);
   await expect(m.forward([500], cache)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   await expect(m.forward([1, 2, 3, 4, 5], cache)).rejects.toThrow(/holds 4 positions; 0 used, 5 more asked/);
@@ -108,4 +112,18 @@ test('config and refusals: GQA and tied heads read right; bad ids, a full cache,
   q.dispose();
   await expect(m.forward([1], fresh)).rejects.toMatchObject({ code: 'DISPOSED' });
   fresh.dispose();
+});
+
+test('16-bit weights stay 16-bit and give the f32 logits to 16-bit precision', async () => {
+  const want = npy('llama.logits');
+  const prompt = Array.from(npy('llama.prompt'));
+  for (const dtype of ['f16', 'bf16'] as const) {
+    const m = DecoderLM.load(path.join(FIX, 'llama'), { dtype });
+    const cache = m.newCache(32);
+    const got = await m.forward(prompt, cache, { allLogits: true });
+    expect(relErr(got, want)).toBeLessThan(dtype === 'f16' ? 5e-3 : 4e-2);
+    expect(relErr(got, want)).toBeGreaterThan(0);
+    cache.dispose();
+    m.dispose();
+  }
 });

@@ -8,7 +8,10 @@
  *   K[P..], V[P..] = k, v;  h += softmax(q K[0..P+T)ᵀ/√D, causal) V · Woᵀ
  *   a = RMSNorm(h);  [g u] = a·Wguᵀ;  h += (silu(g) ⊙ u) · Wdownᵀ
  *
- * then RMSNorm and the output head (the embedding table when tied). Query
+ * then RMSNorm and the output head (the embedding table when tied). Phi-2
+ * instead feeds one LayerNorm to attention and a gelu-tanh MLP in parallel,
+ * h += attn(a) + mlp(a), rotates only the first dims of each head, and has
+ * biases everywhere (the output head's included). Query
  * heads share key/value heads in groups (GQA). 16-bit weights stay 16-bit
  * and are widened inside the products (decoding is memory-bound).
  */
@@ -18,13 +21,13 @@ import { attention } from '../ops/attention';
 import { copyInto } from '../ops/copy';
 import { embedding } from '../ops/embedding';
 import { gemm } from '../ops/gemm';
-import { rmsNorm } from '../ops/norm';
+import { layerNorm, rmsNorm } from '../ops/norm';
 import { rope } from '../ops/rope';
 import { swiglu } from '../ops/activation';
 import { FloatDType, Tensor } from '../tensor';
 import { Linear, WeightLoader, intField, numberField } from './vit';
 
-export type DecoderFamily = 'llama' | 'qwen2' | 'openelm';
+export type DecoderFamily = 'llama' | 'qwen2' | 'openelm' | 'phi';
 
 export interface DecoderConfig {
   family: DecoderFamily;
@@ -41,6 +44,8 @@ export interface DecoderConfig {
   layerIntermediate: number[];
   /** RMSNorm of queries and keys per head before rotary (OpenELM). */
   qkNorm: boolean;
+  /** Dims of each head that rotate (Phi-2: 32 of 80); the rest pass through. */
+  rotaryDim: number;
   vocab: number;
   eps: number;
   ropeTheta: number;
@@ -52,6 +57,8 @@ export interface DecoderConfig {
 }
 
 interface Layer {
+  /** Phi: LayerNorm's shift (the norm is a LayerNorm, not an RMSNorm). */
+  inNormBias?: Tensor<'f32'>;
   heads: number;
   kvHeads: number;
   inter: number;
@@ -60,7 +67,8 @@ interface Layer {
   inNorm: Tensor<'f32'>;
   qkv: Linear;
   o: Linear;
-  postNorm: Tensor<'f32'>;
+  /** The MLP's RMSNorm (absent in Phi's parallel block). */
+  postNorm?: Tensor<'f32'>;
   gateUp: Linear;
   down: Linear;
 }
@@ -113,8 +121,9 @@ function intList(v: unknown, n: number, name: string, where: string): number[] {
 
 export function decoderConfig(c: Record<string, unknown>, where: string): DecoderConfig {
   const type = typeof c.model_type === 'string' ? c.model_type : '';
-  const family: DecoderFamily | undefined = type === 'llama' ? 'llama' : type === 'qwen2' ? 'qwen2' : type === 'openelm' ? 'openelm' : undefined;
-  if (!family) throw new TinyEmoError('UNSUPPORTED', `${where}: model_type "${type}" is not a supported decoder (llama, qwen2, openelm)`);
+  const families: Record<string, DecoderFamily> = { llama: 'llama', qwen2: 'qwen2', openelm: 'openelm', phi: 'phi' };
+  const family: DecoderFamily | undefined = families[type];
+  if (!family) throw new TinyEmoError('UNSUPPORTED', `${where}: model_type "${type}" is not a supported decoder (llama, qwen2, openelm, phi)`);
   const cfg = c as never;
   if (family === 'openelm') {
     const act = c.activation_fn_name ?? 'swish';
@@ -145,6 +154,7 @@ export function decoderConfig(c: Record<string, unknown>, where: string): Decode
       layerKvHeads,
       layerIntermediate,
       qkNorm: c.normalize_qk_projections === true,
+      rotaryDim: headDim,
       vocab: intField(cfg, 'vocab_size', undefined, where),
       eps: 1e-6,
       ropeTheta: numberField(cfg, 'rope_freq_constant', 10000, where),
@@ -154,7 +164,9 @@ export function decoderConfig(c: Record<string, unknown>, where: string): Decode
       eos: ids(c.eos_token_id),
     };
   }
-  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${String(c.hidden_act)}" (only silu)`);
+  const wantAct = family === 'phi' ? ['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast'] : ['silu'];
+  if (c.hidden_act !== undefined && !wantAct.includes(String(c.hidden_act))) throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${String(c.hidden_act)}" (${wantAct.join(', ')})`);
+  if (family === 'phi' && c.qk_layernorm === true) throw new TinyEmoError('UNSUPPORTED', `${where}: Phi with qk_layernorm`);
   const hidden = intField(cfg, 'hidden_size', undefined, where);
   const heads = intField(cfg, 'num_attention_heads', undefined, where);
   const kvHeads = intField(cfg, 'num_key_value_heads', heads, where);
@@ -175,8 +187,9 @@ export function decoderConfig(c: Record<string, unknown>, where: string): Decode
     layerKvHeads: new Array(layers).fill(kvHeads),
     layerIntermediate: new Array(layers).fill(intermediate),
     qkNorm: false,
+    rotaryDim: family === 'phi' ? 2 * Math.floor((numberField(cfg, 'partial_rotary_factor', 0.5, where) * headDim) / 2) : headDim,
     vocab: intField(cfg, 'vocab_size', undefined, where),
-    eps: numberField(cfg, 'rms_norm_eps', 1e-6, where),
+    eps: family === 'phi' ? numberField(cfg, 'layer_norm_eps', 1e-5, where) : numberField(cfg, 'rms_norm_eps', 1e-6, where),
     ropeTheta: numberField(cfg, 'rope_theta', 10000, where),
     tied: c.tie_word_embeddings === true,
     maxPositions: intField(cfg, 'max_position_embeddings', 2048, where),
@@ -195,6 +208,8 @@ export class DecoderLM {
     private readonly finalNorm: Tensor<'f32'>,
     private readonly head: Tensor,
     private readonly loader: WeightLoader,
+    private readonly finalNormBias?: Tensor<'f32'>,
+    private readonly headBias?: Tensor<'f32'>,
   ) {}
 
   /** From a Hugging Face folder (config.json + safetensors or pytorch_model.bin, sharded or not). */
@@ -203,7 +218,8 @@ export class DecoderLM {
     const c = decoderConfig(folder.config, folder.dir);
     const loader = new WeightLoader(folder, opts.dtype);
     try {
-      const model = c.family === 'openelm' ? DecoderLM.loadOpenelm(folder, c, loader) : DecoderLM.loadLlama(folder, c, loader);
+      const model =
+        c.family === 'openelm' ? DecoderLM.loadOpenelm(folder, c, loader) : c.family === 'phi' ? DecoderLM.loadPhi(folder, c, loader) : DecoderLM.loadLlama(folder, c, loader);
       return model;
     } catch (e) {
       loader.disposeAll();
@@ -246,6 +262,43 @@ export class DecoderLM {
     const embed = loader.tensor('model.embed_tokens.weight', [c.vocab, E]);
     const head = tied ? embed : loader.tensor('lm_head.weight', [c.vocab, E]);
     return new DecoderLM({ ...c, tied }, embed, layers, loader.vector('model.norm.weight', E), head, loader);
+  }
+
+  /** Phi-2: LayerNorms with biases, q/k/v/dense and fc1/fc2 with biases, lm_head with a bias. */
+  private static loadPhi(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): DecoderLM {
+    const { hidden: E, heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
+    const names = ['model.embed_tokens.weight', 'model.final_layernorm.weight', 'model.final_layernorm.bias', 'lm_head.weight', 'lm_head.bias'];
+    for (let i = 0; i < c.layers; ++i) {
+      const p = `model.layers.${i}`;
+      for (const n of ['input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.dense', 'mlp.fc1', 'mlp.fc2']) names.push(`${p}.${n}.weight`, `${p}.${n}.bias`);
+    }
+    folder.checkWeights(names, { allowUnexpected: (n) => n.endsWith('rotary_emb.inv_freq') });
+    const layers: Layer[] = [];
+    for (let i = 0; i < c.layers; ++i) {
+      const p = `model.layers.${i}`;
+      const a = `${p}.self_attn`;
+      layers.push({
+        heads: H,
+        kvHeads: KV,
+        inter: I,
+        inNorm: loader.vector(`${p}.input_layernorm.weight`, E),
+        inNormBias: loader.vector(`${p}.input_layernorm.bias`, E),
+        qkv: loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E), loader.linear(`${a}.k_proj`, KV * Dh, E), loader.linear(`${a}.v_proj`, KV * Dh, E)]),
+        o: loader.linear(`${a}.dense`, E, H * Dh),
+        gateUp: loader.linear(`${p}.mlp.fc1`, I, E),
+        down: loader.linear(`${p}.mlp.fc2`, E, I),
+      });
+    }
+    return new DecoderLM(
+      { ...c, tied: false },
+      loader.tensor('model.embed_tokens.weight', [c.vocab, E]),
+      layers,
+      loader.vector('model.final_layernorm.weight', E),
+      loader.tensor('lm_head.weight', [c.vocab, E]),
+      loader,
+      loader.vector('model.final_layernorm.bias', E),
+      loader.vector('lm_head.bias', c.vocab),
+    );
   }
 
   /** OpenELM: fused qkv_proj, q/k norms, proj_1 = [gate; up], shared embeddings; widths per layer checked against the weights. */
@@ -330,9 +383,12 @@ export class DecoderLM {
       for (let l = 0; l < c.layers; ++l) {
         const L = this.layers[l];
         const { heads: H, kvHeads: KV, inter: I } = L;
-        const a = await rmsNorm(h, { weight: L.inNorm, eps: c.eps });
+        const phi = c.family === 'phi';
+        const a = phi ? await layerNorm(h, { weight: L.inNorm, bias: L.inNormBias, eps: c.eps }) : await rmsNorm(h, { weight: L.inNorm, eps: c.eps });
         const qkv = await gemm(a, L.qkv.weight, { bias: L.qkv.bias });
-        a.dispose();
+        // Phi's MLP reads the same normalised input as attention (parallel block): keep it.
+        if (phi) tmp.push(a);
+        else a.dispose();
         const heads = qkv.reshape([1, T, H + 2 * KV, Dh]);
         let q = heads.narrow(2, 0, H);
         let k = heads.narrow(2, H, KV);
@@ -347,8 +403,8 @@ export class DecoderLM {
           qc.dispose();
           kc.dispose();
         }
-        await rope(q, { offset: P, theta: c.ropeTheta, out: q });
-        await rope(k, { offset: P, theta: c.ropeTheta, out: k });
+        await rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
+        await rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
         const kSlot = cache.k[l].narrow(1, P, T);
         const vSlot = cache.v[l].narrow(1, P, T);
         await copyInto(k, kSlot);
@@ -358,10 +414,18 @@ export class DecoderLM {
         const o = await attention(q, kAll, vAll, { causal: true });
         for (const t of [q, k, v, heads, qkv, kSlot, vSlot, kAll, vAll]) t.dispose();
         const o2 = o.reshape([T, H * Dh]);
-        await gemm(o2, L.o.weight, { out: h, beta: 1 });
+        await gemm(o2, L.o.weight, { bias: L.o.bias, out: h, beta: 1 });
         o2.dispose();
         o.dispose();
-        const b = await rmsNorm(h, { weight: L.postNorm, eps: c.eps });
+        if (phi) {
+          const m = await gemm(a, L.gateUp.weight, { bias: L.gateUp.bias, activation: 'gelu_tanh' });
+          await gemm(m, L.down.weight, { bias: L.down.bias, out: h, beta: 1 });
+          m.dispose();
+          tmp.splice(tmp.indexOf(a), 1);
+          a.dispose();
+          continue;
+        }
+        const b = await rmsNorm(h, { weight: L.postNorm!, eps: c.eps });
         const gu = await gemm(b, L.gateUp.weight);
         b.dispose();
         const g = gu.narrow(1, 0, I);
@@ -374,9 +438,12 @@ export class DecoderLM {
       cache.length = P + T;
       const rows = opts.allLogits ? h : h.narrow(0, T - 1, 1);
       if (rows !== h) tmp.push(rows);
-      const n = await rmsNorm(rows, { weight: this.finalNorm, eps: c.eps });
+      const n =
+        c.family === 'phi'
+          ? await layerNorm(rows, { weight: this.finalNorm, bias: this.finalNormBias, eps: c.eps })
+          : await rmsNorm(rows, { weight: this.finalNorm, eps: c.eps });
       tmp.push(n);
-      const logits = await gemm(n, this.head);
+      const logits = await gemm(n, this.head, { bias: this.headBias });
       tmp.push(logits);
       return logits.toArray() as Float32Array;
     } finally {
