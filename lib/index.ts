@@ -119,3 +119,4 @@ export { DecoderLM, KvCache, decoderConfig } from './models/decoder';
 export type { DecoderConfig, DecoderFamily } from './models/decoder';
 export { generateTokens, generateText, sampleToken } from './models/generate';
 export type { SamplingOptions, GenerateOptions, TextPiece } from './models/generate';
+export { TinyLlava } from './models/tinyllava';

@@ -53,15 +53,33 @@ export class ModelFolder {
   readonly config: JsonObject;
   /** Weight name -> the file (in this folder) that holds it. */
   private readonly where: Map<string, string>;
-  private readonly open = new Map<string, WeightFile>();
+  private readonly open: Map<string, WeightFile>;
+  /** Names inside the files start with this (a part of a composite checkpoint, see `part`). */
+  private readonly prefix: string;
 
   private constructor(
     readonly dir: string,
     config: JsonObject,
     where: Map<string, string>,
+    prefix = '',
+    open = new Map<string, WeightFile>(),
   ) {
     this.config = config;
     this.where = where;
+    this.prefix = prefix;
+    this.open = open;
+  }
+
+  /**
+   * One part of a composite checkpoint (TinyLLaVA's "language_model.",
+   * "vision_tower._vision_tower."): a folder view whose weight names are the
+   * part's own, without the prefix, with the part's config. It shares the
+   * open files with this folder; close the whole.
+   */
+  part(prefix: string, config: JsonObject): ModelFolder {
+    const where = new Map<string, string>();
+    for (const [name, shard] of this.where) if (name.startsWith(prefix)) where.set(name.slice(prefix.length), shard);
+    return new ModelFolder(this.dir, config, where, this.prefix + prefix, this.open);
   }
 
   /** Opens a folder: config.json is required unless `requireConfig` is false. */
@@ -113,13 +131,13 @@ export class ModelFolder {
   }
 
   info(name: string): WeightInfo {
-    return this.file(name).info(name);
+    return { ...this.file(name).info(this.prefix + name), name };
   }
 
   load<D extends FloatDType>(name: string, opts: { dtype: D }): Tensor<D>;
   load(name: string, opts?: { dtype?: FloatDType }): Tensor;
   load(name: string, opts: { dtype?: FloatDType } = {}): Tensor {
-    return this.file(name).load(name, opts);
+    return this.file(name).load(this.prefix + name, opts);
   }
 
   /**
@@ -154,7 +172,7 @@ export class ModelFolder {
     if (!w) {
       w = WeightFile.open(path.join(this.dir, shard));
       this.open.set(shard, w);
-      if (!w.has(name)) throw invalidFile(w.path, `the index puts "${name}" here, but the file does not hold it`);
+      if (!w.has(this.prefix + name)) throw invalidFile(w.path, `the index puts "${this.prefix + name}" here, but the file does not hold it`);
     }
     return w;
   }
