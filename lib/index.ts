@@ -120,3 +120,5 @@ export type { DecoderConfig, DecoderFamily } from './models/decoder';
 export { generateTokens, generateText, sampleToken } from './models/generate';
 export type { SamplingOptions, GenerateOptions, TextPiece } from './models/generate';
 export { TinyLlava } from './models/tinyllava';
+export { EmotionReasoner, reasonPrompt } from './models/reasoner';
+export type { ReasonerOptions, ReasonEvent, ReasonTemplate } from './models/reasoner';

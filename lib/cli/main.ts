@@ -9,6 +9,7 @@ import { BiasFlags, biasCommand, formatBias } from './bias';
 import { ClassifyFlags, classifyCommand, formatClassify } from './classify';
 import { FeaturesFlags, featuresCommand, formatFeatures } from './features';
 import { SynthFlags, formatSynth, synthCommand } from './synth';
+import { ReasonFlags, reasonCommand } from './reason';
 import { EvalFlags, evalCommand, formatEval } from './eval';
 import { pullCommand } from './pull';
 import { TrainFlags, formatTrainResult, trainCommand } from './train';
@@ -180,6 +181,25 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (opts: SynthFlags) => {
       const r = await synthCommand(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatSynth(r, opts.out)}\n`);
+    });
+
+  program
+    .command('reason')
+    .description("the projector's emotion label, then the multimodal model's reasoning about the image")
+    .argument('<image>', 'an image file')
+    .requiredOption('--model <dir>', 'a model folder from `tinyemo train` (the projector and its labels)')
+    .option('--mllm <dir>', 'the TinyLLaVA-format model (folder or hub id); default: the model folder\'s "reasoning"')
+    .option('--tokenizer <dir>', 'its tokenizer when it ships none (OpenELM-based: TinyLlama\'s)')
+    .option('--template <name>', 'llama | phi | qwen2_base (default: from the LLM)')
+    .option('--vision <dir>', "the projector's vision tower, when the model folder does not name it")
+    .option('--max-new-tokens <n>', 'default 256')
+    .option('--temperature <x>', 'default 0 (greedy)')
+    .option('--top-p <p>', 'nucleus sampling (with --temperature)')
+    .option('--seed <n>', 'seed of the sampling')
+    .option('--stream', 'write the reasoning as it is generated (with --json: one JSON event per line)')
+    .option('--json', 'JSON output')
+    .action(async (image: string, opts: ReasonFlags) => {
+      await reasonCommand(image, opts, (s) => process.stdout.write(s));
     });
 
   try {

@@ -1,0 +1,129 @@
+/**
+ * The TinyEmo flow: the Metric Projector names the emotion, and the
+ * multimodal model writes the reasoning with that label in its prompt —
+ * TinyEmo's instruction in TinyLLaVA's conversation template:
+ *
+ *   <system> USER: <image>\nProvide emotional reasoning ... Labels: [...]\n\n
+ *   Important: note that the correct label is X. ASSISTANT:
+ *
+ * The answer is expected as "Reasoning: ...\n\nPredicted Label: Y" and parsed
+ * back into fields (left null when the model did not keep the form).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError } from '../errors';
+import { resolveModel } from '../hub/client';
+import { readImage } from '../io/image';
+import { readJsonFile } from '../io/model_folder';
+import { TextTokenizer } from '../text/tokenizer';
+import { parseReasoning, reasonInstruction } from '../data/synth_tasks';
+import { IMAGE_PLACEHOLDER } from '../data/instruct';
+import { TINYLLAVA_SYSTEM, tokenizePrompt } from '../data/instruct_loader';
+import { BUNDLE_FILE } from './bundle';
+import { Prediction } from './classifier';
+import { GenerateOptions, generateText } from './generate';
+import { ImageClassifier } from './image_classifier';
+import { preprocess } from './image_preprocess';
+import { TinyLlava } from './tinyllava';
+
+export type ReasonTemplate = 'llama' | 'phi' | 'qwen2_base';
+
+export interface ReasonerOptions {
+  /** The TinyLLaVA-format model (folder or hub id); default: the bundle's `reasoning.model`. */
+  mllm?: string;
+  /** Its tokenizer folder when it ships none (OpenELM-based models use TinyLlama's). */
+  tokenizer?: string;
+  /** Conversation template; default from the LLM (phi -> phi, qwen2 -> qwen2_base, else llama). */
+  template?: ReasonTemplate;
+  /** The projector's vision tower, when the bundle does not name it. */
+  vision?: string;
+}
+
+export type ReasonEvent =
+  | { type: 'label'; file: string; label: string; scores: Prediction[] }
+  | { type: 'text'; text: string }
+  | { type: 'done'; file: string; label: string; text: string; reasoning: string | null; predictedLabel: string | null; tokens: number };
+
+/** The prompt TinyLLaVA's templates give at inference for one user turn (ends with "ASSISTANT:"). */
+export function reasonPrompt(labels: readonly string[], hint: string): string {
+  return `${TINYLLAVA_SYSTEM} USER: ${IMAGE_PLACEHOLDER}\n${reasonInstruction(labels, hint)} ASSISTANT:`;
+}
+
+export class EmotionReasoner {
+  private constructor(
+    readonly classifier: ImageClassifier,
+    readonly mllm: TinyLlava,
+    readonly tokenizer: TextTokenizer,
+    readonly template: ReasonTemplate,
+  ) {}
+
+  /** From a model folder (tinyemo.json: the projector, its labels and tower, optionally `reasoning`). */
+  static load(model: string, opts: ReasonerOptions = {}): EmotionReasoner {
+    const bundleFile = path.join(model, BUNDLE_FILE);
+    const bundle = fs.existsSync(bundleFile) ? (readJsonFile(bundleFile) as { reasoning?: { model?: unknown; tokenizer?: unknown; template?: unknown } }) : {};
+    const r = bundle.reasoning ?? {};
+    const mllmId = opts.mllm ?? (typeof r.model === 'string' ? r.model : undefined);
+    if (!mllmId) throw new TinyEmoError('INVALID_ARGUMENT', `${model} names no reasoning model: give --mllm DIR (a TinyLLaVA-format model)`);
+    const mllmDir = resolveModel(mllmId);
+    const tokDir = opts.tokenizer ?? (typeof r.tokenizer === 'string' ? resolveModel(r.tokenizer) : mllmDir);
+    if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) {
+      throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR (OpenELM-based models use TinyLlama's)`);
+    }
+    const tokenizer = TextTokenizer.fromFolder(tokDir);
+    const classifier = ImageClassifier.load(model, { vision: opts.vision });
+    let mllm: TinyLlava;
+    try {
+      mllm = TinyLlava.load(mllmDir);
+    } catch (e) {
+      classifier.dispose();
+      throw e;
+    }
+    const family = mllm.llm.config.family;
+    const template = opts.template ?? (typeof r.template === 'string' ? (r.template as ReasonTemplate) : family === 'phi' ? 'phi' : family === 'qwen2' ? 'qwen2_base' : 'llama');
+    if (!['llama', 'phi', 'qwen2_base'].includes(template)) {
+      classifier.dispose();
+      mllm.dispose();
+      throw new TinyEmoError('INVALID_ARGUMENT', `template must be llama, phi or qwen2_base, not "${template}"`);
+    }
+    return new EmotionReasoner(classifier, mllm, tokenizer, template);
+  }
+
+  /** Label first, then the reasoning as it is written, then the parsed result. */
+  async *reason(file: string, opts: GenerateOptions & { topK?: number } = {}): AsyncGenerator<ReasonEvent> {
+    const r = await this.classifier.classifyFiles([file], { topK: opts.topK ?? 3 });
+    if (r.results.length === 0) throw new TinyEmoError(r.skipped[0]?.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_FILE', r.skipped[0]?.reason ?? `${file}: not readable`);
+    const scores = r.results[0].predictions;
+    const label = scores[0].label;
+    yield { type: 'label', file, label, scores };
+    const ids = tokenizePrompt(this.tokenizer, reasonPrompt(this.classifier.classifier.labels, label));
+    const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
+    const feats = await this.mllm.encodeImages(pixels);
+    pixels.dispose();
+    const emb = await this.mllm.spliceEmbeddings(ids, feats);
+    feats.dispose();
+    const cache = this.mllm.newCache(emb.shape[0] + (opts.maxNewTokens ?? 256) + 1);
+    const eos = [...new Set([...this.mllm.llm.config.eos, ...(this.tokenizer.eos ? [this.tokenizer.eos.id] : [])])];
+    let text = '';
+    let tokens = 0;
+    try {
+      for await (const piece of generateText(this.mllm.llm, this.tokenizer, emb, cache, { maxNewTokens: 256, stopTokens: eos, ...opts })) {
+        if (piece.token !== undefined) tokens += 1;
+        if (piece.text) {
+          text += piece.text;
+          yield { type: 'text', text: piece.text };
+        }
+      }
+    } finally {
+      emb.dispose();
+      cache.dispose();
+    }
+    const parsed = parseReasoning(text);
+    yield { type: 'done', file, label, text, reasoning: parsed?.reasoning ?? null, predictedLabel: parsed?.label ?? null, tokens };
+  }
+
+  dispose(): void {
+    this.classifier.dispose();
+    this.mllm.dispose();
+  }
+}

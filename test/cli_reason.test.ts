@@ -1,0 +1,124 @@
+/**
+ * `tinyemo reason` end to end on small random models: a projector trained on
+ * features from the CLIP fixture, and a TinyLLaVA-format model (that CLIP
+ * tower, a random LLaMA-layout LLM over the LLaMA vocabulary, an mlp2x_gelu
+ * connector). The text is random; what is checked is the flow: the label
+ * first, the prompt that carries it, the streamed events adding up, seeds.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { extractFeatures } from '../lib/data/extract_features';
+import { writeSafetensors } from '../lib/io/safetensors';
+import { WeightFile } from '../lib/io/weights';
+import { reasonPrompt } from '../lib/models/reasoner';
+import { TRAIN_DEFAULTS, trainProjector } from '../lib/train/trainer';
+import { Tensor } from '../lib/tensor';
+import { Rng } from './helpers/random';
+import { tokenizerFixture } from './helpers/tokenizers';
+
+const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');
+const IMG = path.join(__dirname, 'fixtures', 'images');
+const CLIP = path.join(__dirname, 'fixtures', 'vision', 'clip');
+let tmp: string;
+let model: string;
+let mllm: string;
+let photo: string;
+
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-reason-'));
+  const images = path.join(tmp, 'images');
+  for (const [cls, f] of [['joy', 'photo_640x480.jpg'], ['joy', 'wide_1023x257.webp'], ['sadness', 'grey_225x224.png'], ['sadness', 'palette_500x375.png']]) {
+    fs.mkdirSync(path.join(images, cls), { recursive: true });
+    fs.copyFileSync(path.join(IMG, f), path.join(images, cls, f));
+  }
+  photo = path.join(images, 'joy', 'photo_640x480.jpg');
+  const feats = path.join(tmp, 'features');
+  await extractFeatures({ images, visionDir: CLIP, visionName: CLIP, out: feats });
+  model = path.join(tmp, 'model');
+  await trainProjector({ ...TRAIN_DEFAULTS, data: feats, out: model, valSplit: 0, epochs: 2, hidden: 16, batchSize: 2 });
+
+  // A TinyLLaVA folder: the CLIP fixture as its tower, a random LLM over the 32,000-token LLaMA vocabulary.
+  mllm = path.join(tmp, 'tinyllava');
+  fs.mkdirSync(mllm);
+  const E = 64;
+  const V = 32000;
+  const rng = new Rng(4);
+  const t: Record<string, Tensor> = {};
+  const w = WeightFile.open(path.join(CLIP, 'model.safetensors'));
+  for (const info of w.tensors) if (info.name.startsWith('vision_model.')) t[`vision_tower._vision_tower.${info.name}`] = w.load(info.name, { dtype: 'f32' }) as Tensor<'f32'>;
+  w.close();
+  const add = (name: string, shape: number[], scale: number, offset = 0) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    t[name] = Tensor.from(rng.floats(n, scale).map((x) => x + offset), shape);
+  };
+  add('language_model.model.embed_tokens.weight', [V, E], 0.5);
+  add('language_model.model.norm.weight', [E], 0.1, 1);
+  add('language_model.lm_head.weight', [V, E], 0.15);
+  for (let i = 0; i < 2; ++i) {
+    const p = `language_model.model.layers.${i}`;
+    add(`${p}.input_layernorm.weight`, [E], 0.1, 1);
+    add(`${p}.post_attention_layernorm.weight`, [E], 0.1, 1);
+    add(`${p}.self_attn.q_proj.weight`, [E, E], 0.12);
+    add(`${p}.self_attn.k_proj.weight`, [32, E], 0.12);
+    add(`${p}.self_attn.v_proj.weight`, [32, E], 0.12);
+    add(`${p}.self_attn.o_proj.weight`, [E, E], 0.12);
+    add(`${p}.mlp.gate_proj.weight`, [96, E], 0.12);
+    add(`${p}.mlp.up_proj.weight`, [96, E], 0.12);
+    add(`${p}.mlp.down_proj.weight`, [E, 96], 0.1);
+  }
+  add('connector._connector.0.weight', [E, E], 0.12);
+  add('connector._connector.0.bias', [E], 0.05);
+  add('connector._connector.2.weight', [E, E], 0.12);
+  add('connector._connector.2.bias', [E], 0.05);
+  writeSafetensors(path.join(mllm, 'model.safetensors'), t);
+  for (const x of Object.values(t)) x.dispose();
+  const text = { model_type: 'llama', hidden_size: E, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-5, vocab_size: V, max_position_embeddings: 512, bos_token_id: 1, eos_token_id: 2 };
+  const vision = JSON.parse(fs.readFileSync(path.join(CLIP, 'config.json'), 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(path.join(mllm, 'config.json'), JSON.stringify({ model_type: 'tinyllava', text_config: text, vision_config: vision, connector_type: 'mlp2x_gelu', vision_feature_layer: -2, vision_feature_select_strategy: 'patch' }));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tokenizerFixture('llama'), f), path.join(mllm, f));
+}, 60000);
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('the prompt: TinyLLaVA system line, the image, TinyEmo instruction with the labels and the hint', () => {
+  expect(reasonPrompt(['joy', 'sadness'], 'joy')).toBe(
+    "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions. USER: <image>\n" +
+      'Provide emotional reasoning about the image, on what you feel and how is the depicted emotion. Also choose the emotion that best corresponds to the image from the following options:\n\nLabels: [joy, sadness]\n\nImportant: note that the correct label is joy. ASSISTANT:',
+  );
+});
+
+test('--json: the label with scores, the generated text, its token count; parsed fields null when the form is missing', () => {
+  const r = run('reason', photo, '--model', model, '--mllm', mllm, '--max-new-tokens', '6', '--json');
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { type: string; label: string; scores: Array<{ label: string }>; text: string; tokens: number; reasoning: string | null };
+  expect(j.type).toBe('done');
+  expect(['joy', 'sadness']).toContain(j.label);
+  expect(j.scores[0].label).toBe(j.label);
+  expect(j.tokens).toBeGreaterThan(0);
+  expect(j.tokens).toBeLessThanOrEqual(6);
+  expect(typeof j.text).toBe('string');
+  expect(j.reasoning).toBeNull();
+});
+
+test('--stream --json: one event per line, label first, the text events add up to the final text; a seed repeats', () => {
+  const once = () => run('reason', photo, '--model', model, '--mllm', mllm, '--max-new-tokens', '8', '--temperature', '1', '--seed', '3', '--stream', '--json');
+  const a = once();
+  expect(a.status).toBe(0);
+  const events = a.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; text?: string; label?: string });
+  expect(events[0].type).toBe('label');
+  expect(events.at(-1)!.type).toBe('done');
+  const streamed = events.filter((e) => e.type === 'text').map((e) => e.text).join('');
+  expect(events.at(-1)!.text).toBe(streamed);
+  expect(once().stdout).toBe(a.stdout);
+});
+
+test('no reasoning model named: a clear error', () => {
+  const r = run('reason', photo, '--model', model);
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/names no reasoning model: give --mllm DIR/);
+});
