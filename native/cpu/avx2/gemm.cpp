@@ -187,15 +187,25 @@ void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t 
 namespace {
 
 // Four rows at a time share each load of x; two accumulators per row keep
-// eight FMA chains in flight. Weights stream from memory once.
+// eight FMA chains in flight. Weights stream from memory once; the next four
+// rows are prefetched as these are read, because short rows (a few KB, less
+// with 16-bit weights) are too short for the hardware prefetcher to ramp up.
 template <class Load>
 void gemv_rows(Load load, int64_t ldw, const float* x, int64_t k, int64_t n, float* y) {
   int64_t r = 0;
   for (; r + 4 <= n; r += 4) {
     const int64_t o0 = r * ldw, o1 = o0 + ldw, o2 = o1 + ldw, o3 = o2 + ldw;
+    const bool ahead = Load::kPrefetch && r + 8 <= n;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     int64_t i = 0;
     for (; i + 16 <= k; i += 16) {
+      if (ahead) {
+        const int64_t n0 = o0 + 4 * ldw + i;
+        _mm_prefetch(static_cast<const char*>(load.at(n0)), _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(load.at(n0 + ldw)), _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(load.at(n0 + 2 * ldw)), _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(load.at(n0 + 3 * ldw)), _MM_HINT_T0);
+      }
       const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
       a0 = _mm256_fmadd_ps(load(o0 + i), x0, a0);
       a1 = _mm256_fmadd_ps(load(o1 + i), x0, a1);
@@ -244,16 +254,23 @@ void gemv_rows(Load load, int64_t ldw, const float* x, int64_t k, int64_t n, flo
 struct LoadF32 {
   const float* p;
   __m256 operator()(int64_t i) const { return _mm256_loadu_ps(p + i); }
+  const void* at(int64_t i) const { return p + i; }
+  // f32 rows are long enough for the hardware prefetcher; prefetching them too only competed for bandwidth.
+  static constexpr bool kPrefetch = false;
   float one(int64_t i) const { return p[i]; }
 };
 struct LoadF16 {
   const uint16_t* p;
   __m256 operator()(int64_t i) const { return load_f16(p + i); }
+  const void* at(int64_t i) const { return p + i; }
+  static constexpr bool kPrefetch = true;
   float one(int64_t i) const { return te::f16_to_f32(p[i]); }
 };
 struct LoadBF16 {
   const uint16_t* p;
   __m256 operator()(int64_t i) const { return load_bf16(p + i); }
+  const void* at(int64_t i) const { return p + i; }
+  static constexpr bool kPrefetch = true;
   float one(int64_t i) const { return te::bf16_to_f32(p[i]); }
 };
 
