@@ -17,13 +17,13 @@
  */
 import { TinyEmoError, invalidFile } from '../errors';
 import { ModelFolder } from '../io/model_folder';
-import { attention } from '../ops/attention';
-import { copyInto } from '../ops/copy';
-import { embedding } from '../ops/embedding';
-import { gemm } from '../ops/gemm';
-import { layerNorm, rmsNorm } from '../ops/norm';
-import { rope } from '../ops/rope';
-import { swiglu } from '../ops/activation';
+import { attention, attentionSync } from '../ops/attention';
+import { copyInto, copyIntoSync } from '../ops/copy';
+import { embedding, embeddingSync } from '../ops/embedding';
+import { gemm, gemmSync } from '../ops/gemm';
+import { layerNorm, layerNormSync, rmsNorm, rmsNormSync } from '../ops/norm';
+import { rope, ropeSync } from '../ops/rope';
+import { swiglu, swigluSync } from '../ops/activation';
 import { FloatDType, Tensor } from '../tensor';
 import { Linear, WeightLoader, intField, numberField } from './vit';
 
@@ -72,6 +72,24 @@ interface Layer {
   gateUp: Linear;
   down: Linear;
 }
+
+/**
+ * The ops a forward pass uses, off the event loop (long prefills) or on the
+ * calling thread (one-token decode steps, where a hop to libuv's pool and
+ * back — about 35 µs — repeated for some 15 ops per layer would cost a fifth
+ * of the step).
+ */
+const ASYNC_OPS = { gemm, rmsNorm, layerNorm, rope, copyInto, attention, swiglu, to: (t: Tensor) => t.to('f32') };
+const SYNC_OPS = {
+  gemm: gemmSync,
+  rmsNorm: rmsNormSync,
+  layerNorm: layerNormSync,
+  rope: ropeSync,
+  copyInto: copyIntoSync,
+  attention: attentionSync,
+  swiglu: swigluSync,
+  to: (t: Tensor) => t.toSync('f32'),
+};
 
 /** Keys and values of the tokens seen so far, per layer: [1, capacity, that layer's kvHeads, headDim]. */
 export class KvCache {
@@ -364,7 +382,7 @@ export class DecoderLM {
    * appending them to the cache. Returns the logits of the last position
    * ([vocab]) or, with `allLogits`, of every new position ([T × vocab]).
    */
-  async forwardEmbeddings(x: Tensor<'f32'>, cache: KvCache, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+  async forwardEmbeddings(x: Tensor<'f32'>, cache: KvCache, opts: { allLogits?: boolean; sync?: boolean } = {}): Promise<Float32Array> {
     this.check();
     const c = this.config;
     if (cache.isDisposed) throw new TinyEmoError('DISPOSED', 'the KV cache was disposed');
@@ -377,15 +395,17 @@ export class DecoderLM {
     if (T === 0) throw new TinyEmoError('INVALID_ARGUMENT', 'no positions to run');
     if (P + T > cache.capacity) throw new TinyEmoError('INVALID_ARGUMENT', `the cache holds ${cache.capacity} positions; ${P} used, ${T} more asked`);
     const Dh = c.headDim;
-    const h = await x.to('f32');
+    // Short steps run on this thread (see SYNC_OPS); `sync` forces either way.
+    const ops = (opts.sync ?? T <= 2) ? SYNC_OPS : ASYNC_OPS;
+    const h = await ops.to(x);
     const tmp: Tensor[] = [];
     try {
       for (let l = 0; l < c.layers; ++l) {
         const L = this.layers[l];
         const { heads: H, kvHeads: KV, inter: I } = L;
         const phi = c.family === 'phi';
-        const a = phi ? await layerNorm(h, { weight: L.inNorm, bias: L.inNormBias, eps: c.eps }) : await rmsNorm(h, { weight: L.inNorm, eps: c.eps });
-        const qkv = await gemm(a, L.qkv.weight, { bias: L.qkv.bias });
+        const a = phi ? await ops.layerNorm(h, { weight: L.inNorm, bias: L.inNormBias, eps: c.eps }) : await ops.rmsNorm(h, { weight: L.inNorm, eps: c.eps });
+        const qkv = await ops.gemm(a, L.qkv.weight, { bias: L.qkv.bias });
         // Phi's MLP reads the same normalised input as attention (parallel block): keep it.
         if (phi) tmp.push(a);
         else a.dispose();
@@ -395,44 +415,44 @@ export class DecoderLM {
         const v = heads.narrow(2, H + KV, KV);
         if (L.qNorm && L.kNorm) {
           // Per-head RMSNorm over head_dim, on contiguous copies.
-          const [qc, kc] = [await q.to('f32'), await k.to('f32')];
+          const [qc, kc] = [(await ops.to(q)) as Tensor<'f32'>, (await ops.to(k)) as Tensor<'f32'>];
           q.dispose();
           k.dispose();
-          q = await rmsNorm(qc, { weight: L.qNorm, eps: c.eps });
-          k = await rmsNorm(kc, { weight: L.kNorm, eps: c.eps });
+          q = await ops.rmsNorm(qc, { weight: L.qNorm, eps: c.eps });
+          k = await ops.rmsNorm(kc, { weight: L.kNorm, eps: c.eps });
           qc.dispose();
           kc.dispose();
         }
-        await rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
-        await rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
+        await ops.rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
+        await ops.rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
         const kSlot = cache.k[l].narrow(1, P, T);
         const vSlot = cache.v[l].narrow(1, P, T);
-        await copyInto(k, kSlot);
-        await copyInto(v, vSlot);
+        await ops.copyInto(k, kSlot);
+        await ops.copyInto(v, vSlot);
         const kAll = cache.k[l].narrow(1, 0, P + T);
         const vAll = cache.v[l].narrow(1, 0, P + T);
-        const o = await attention(q, kAll, vAll, { causal: true });
+        const o = await ops.attention(q, kAll, vAll, { causal: true });
         for (const t of [q, k, v, heads, qkv, kSlot, vSlot, kAll, vAll]) t.dispose();
         const o2 = o.reshape([T, H * Dh]);
-        await gemm(o2, L.o.weight, { bias: L.o.bias, out: h, beta: 1 });
+        await ops.gemm(o2, L.o.weight, { bias: L.o.bias, out: h, beta: 1 });
         o2.dispose();
         o.dispose();
         if (phi) {
-          const m = await gemm(a, L.gateUp.weight, { bias: L.gateUp.bias, activation: 'gelu_tanh' });
-          await gemm(m, L.down.weight, { bias: L.down.bias, out: h, beta: 1 });
+          const m = await ops.gemm(a, L.gateUp.weight, { bias: L.gateUp.bias, activation: 'gelu_tanh' });
+          await ops.gemm(m, L.down.weight, { bias: L.down.bias, out: h, beta: 1 });
           m.dispose();
           tmp.splice(tmp.indexOf(a), 1);
           a.dispose();
           continue;
         }
-        const b = await rmsNorm(h, { weight: L.postNorm!, eps: c.eps });
-        const gu = await gemm(b, L.gateUp.weight);
+        const b = await ops.rmsNorm(h, { weight: L.postNorm!, eps: c.eps });
+        const gu = await ops.gemm(b, L.gateUp.weight);
         b.dispose();
         const g = gu.narrow(1, 0, I);
         const u = gu.narrow(1, I, I);
-        const m = await swiglu(g, u);
+        const m = await ops.swiglu(g, u);
         for (const t of [g, u, gu]) t.dispose();
-        await gemm(m, L.down.weight, { out: h, beta: 1 });
+        await ops.gemm(m, L.down.weight, { out: h, beta: 1 });
         m.dispose();
       }
       cache.length = P + T;
@@ -440,10 +460,10 @@ export class DecoderLM {
       if (rows !== h) tmp.push(rows);
       const n =
         c.family === 'phi'
-          ? await layerNorm(rows, { weight: this.finalNorm, bias: this.finalNormBias, eps: c.eps })
-          : await rmsNorm(rows, { weight: this.finalNorm, eps: c.eps });
+          ? await ops.layerNorm(rows, { weight: this.finalNorm, bias: this.finalNormBias, eps: c.eps })
+          : await ops.rmsNorm(rows, { weight: this.finalNorm, eps: c.eps });
       tmp.push(n);
-      const logits = await gemm(n, this.head, { bias: this.headBias });
+      const logits = await ops.gemm(n, this.head, { bias: this.headBias });
       tmp.push(logits);
       return logits.toArray() as Float32Array;
     } finally {
@@ -453,11 +473,20 @@ export class DecoderLM {
   }
 
   /** The same for token ids. */
-  async forward(tokens: Int32Array | readonly number[], cache: KvCache, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+  async forward(tokens: Int32Array | readonly number[], cache: KvCache, opts: { allLogits?: boolean; sync?: boolean } = {}): Promise<Float32Array> {
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocab) throw new TinyEmoError('INVALID_ARGUMENT', `token id ${t} is outside the vocabulary (${this.config.vocab})`);
     }
-    const x = await this.embed(tokens);
+    let x: Tensor<'f32'>;
+    if (tokens.length <= 2) {
+      this.check();
+      const t = Tensor.fromArray('i32', Int32Array.from(tokens), [tokens.length]);
+      try {
+        x = embeddingSync(this.embedTable, t);
+      } finally {
+        t.dispose();
+      }
+    } else x = await this.embed(tokens);
     try {
       return await this.forwardEmbeddings(x, cache, opts);
     } finally {

@@ -107,7 +107,11 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
     if (stop.has(token)) return;
     context.push(token);
     yield token;
-    if (n + 1 < max) logits = await model.forward([token], cache);
+    if (n + 1 < max) {
+      // Decode steps run on this thread; give the event loop a turn between tokens (servers stay responsive).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      logits = await model.forward([token], cache);
+    }
   }
 }
 
