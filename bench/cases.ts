@@ -15,6 +15,7 @@ import {
   projectionForwardTrainSync,
 } from '../lib';
 import type { ProjectionWeights } from '../lib';
+import { decodeCase } from './decode_case';
 import { vitCase } from './vit_case';
 
 export type Params = Record<string, number | boolean>;
@@ -22,7 +23,7 @@ export type Params = Record<string, number | boolean>;
 export interface BenchCase {
   name: string;
   /** The torch_worker.py setup this case uses. */
-  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit';
+  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit' | 'decode';
   params: Params;
   flops?: number;
   bytes?: number;
@@ -206,4 +207,6 @@ export const CASES: readonly BenchCase[] = [
   attentionCase('attention_decode_kv512', 1, 1, 512, 20, 5, 64, true),
   vitCase(1),
   vitCase(8, true),
+  decodeCase('f32'),
+  decodeCase('f16'),
 ];

@@ -17,6 +17,7 @@ torch.mv for one row); the harness keeps the fastest.
 import ctypes
 import ctypes.util
 import json
+import math
 import sys
 import time
 
@@ -191,6 +192,62 @@ def setup_vit(p):
     return {"module": forward}
 
 
+def setup_decode(p):
+    """One decode step of an OpenELM-270M-shaped model at KV p["kv"], as OpenELM's modeling code computes it
+    (fused qkv, per-head q/k RMSNorm, rotary, GQA by repeating kv heads, SwiGLU from proj_1's halves, shared
+    embeddings), f32, preallocated caches, no grad. Random weights of the real shapes."""
+    L, E, D, V, kv = 16, 1280, 64, 32000, p["kv"]
+    qh = [12] * 5 + [16] * 7 + [20] * 4
+    kvh = [3] * 5 + [4] * 7 + [5] * 4
+    widths = []
+    for i in range(L):
+        v = (0.5 + 3.5 * i / (L - 1)) * E
+        w = max(256, int(v + 128) // 256 * 256)
+        widths.append(w + 256 if w < 0.9 * v else w)
+    emb = torch.randn(V, E) * 0.02
+    layers = []
+    for i in range(L):
+        layers.append(dict(
+            an=torch.ones(E), fn=torch.ones(E), qn=torch.ones(D), kn=torch.ones(D),
+            qkv=torch.randn((qh[i] + 2 * kvh[i]) * D, E) * 0.03, out=torch.randn(E, qh[i] * D) * 0.03,
+            p1=torch.randn(2 * widths[i], E) * 0.03, p2=torch.randn(E, widths[i]) * 0.03,
+            k=torch.randn(1, kvh[i], kv + 1, D), v=torch.randn(1, kvh[i], kv + 1, D)))
+    norm = torch.ones(E)
+    inv = 1.0 / 10000 ** (torch.arange(0, D, 2, dtype=torch.float32) / D)
+    ang = kv * inv
+    cos = torch.cat([ang.cos(), ang.cos()])
+    sin = torch.cat([ang.sin(), ang.sin()])
+
+    def rms(x, w):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+
+    def rot(x):
+        x1, x2 = x[..., : D // 2], x[..., D // 2:]
+        return x * cos + torch.cat([-x2, x1], -1) * sin
+
+    def step(lin):
+        with torch.no_grad():
+            h = emb[5].view(1, E)
+            for i, m in enumerate(layers):
+                H, KV = qh[i], kvh[i]
+                qkv = lin(rms(h, m["an"]), m["qkv"]).view(1, H + 2 * KV, 1, D)
+                q, k, v = qkv[:, :H], qkv[:, H:H + KV], qkv[:, H + KV:]
+                q, k = rot(rms(q, m["qn"])), rot(rms(k, m["kn"]))
+                m["k"][:, :, kv] = k[:, :, 0]
+                m["v"][:, :, kv] = v[:, :, 0]
+                kk = m["k"].repeat_interleave(H // KV, 1)
+                vv = m["v"].repeat_interleave(H // KV, 1)
+                a = torch.softmax(torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(D), -1)
+                h = h + lin(torch.matmul(a, vv).reshape(1, H * D), m["out"])
+                y1, y2 = lin(rms(h, m["fn"]), m["p1"]).chunk(2, -1)
+                h = h + lin(F.silu(y1) * y2, m["p2"])
+            return lin(rms(h, norm), emb)
+
+    # One row: torch.mv streams the weights; F.linear goes through sgemm (slower for one row in torch 1.13).
+    mv = lambda x, w: torch.mv(w, x.reshape(-1)).view(1, -1)
+    return {"module": lambda: step(F.linear), "mv": lambda: step(mv)}
+
+
 SETUPS = {
     "gemm": setup_gemm,
     "projection": setup_projection,
@@ -198,6 +255,7 @@ SETUPS = {
     "topk": setup_topk,
     "attention": setup_attention,
     "vit": setup_vit,
+    "decode": setup_decode,
 }
 
 
