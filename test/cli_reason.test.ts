@@ -95,7 +95,7 @@ test('--json: the label with scores, the generated text, its token count; parsed
   const r = run('reason', photo, '--model', model, '--mllm', mllm, '--max-new-tokens', '6', '--json');
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
-  const j = JSON.parse(r.stdout) as { type: string; label: string; scores: Array<{ label: string }>; text: string; tokens: number; reasoning: string | null };
+  const j = JSON.parse(r.stdout) as { type: string; label: string; scores: Array<{ label: string; score: number }>; text: string; tokens: number; reasoning: string | null; visionPasses: number };
   expect(j.type).toBe('done');
   expect(['joy', 'sadness']).toContain(j.label);
   expect(j.scores[0].label).toBe(j.label);
@@ -103,6 +103,12 @@ test('--json: the label with scores, the generated text, its token count; parsed
   expect(j.tokens).toBeLessThanOrEqual(6);
   expect(typeof j.text).toBe('string');
   expect(j.reasoning).toBeNull();
+  // The projector's tower and the model's are the same CLIP here: one pass served both, and the label is classify's.
+  expect(j.visionPasses).toBe(1);
+  const c = run('classify', photo, '--model', model, '--json');
+  const top = (JSON.parse(c.stdout) as { results: Array<{ predictions: Array<{ label: string; score: number }> }> }).results[0].predictions;
+  expect(j.scores.map((p) => p.label)).toEqual(top.map((p) => p.label));
+  j.scores.forEach((p, i) => expect(p.score).toBeCloseTo(top[i].score, 5));
 });
 
 test('--stream --json: one event per line, label first, the text events add up to the final text; a seed repeats', () => {

@@ -8,6 +8,8 @@
  *
  * Hidden states are numbered as Hugging Face numbers them (0 = h0).
  */
+import { createHash } from 'crypto';
+
 import { TinyEmoError, invalidFile } from '../errors';
 import { JsonObject, ModelFolder, subConfig } from '../io/model_folder';
 import { gemm } from '../ops/gemm';
@@ -95,6 +97,35 @@ export class ClipVision {
     },
     private readonly loader: WeightLoader,
   ) {}
+
+  private print: string | undefined;
+
+  /**
+   * A digest of the config and every weight, to tell whether two loaded
+   * towers are the same network (then one forward pass can serve both).
+   */
+  fingerprint(): string {
+    if (this.print) return this.print;
+    // The trunk only: a copy without visual_projection (TinyLLaVA's) is the same network up to the hidden states.
+    const { projectionDim: _unused, ...trunk } = this.config;
+    void _unused;
+    const h = createHash('sha256').update(JSON.stringify(trunk));
+    const feed = (t: Tensor | undefined) => {
+      if (!t) return;
+      const d = t.toArray() as ArrayLike<number> & { buffer: ArrayBufferLike; byteOffset: number; byteLength: number };
+      h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    };
+    feed(this.w.patch);
+    h.update(new Uint8Array(this.w.classEmbedding.buffer, this.w.classEmbedding.byteOffset, this.w.classEmbedding.byteLength));
+    h.update(new Uint8Array(this.w.positions.buffer, this.w.positions.byteOffset, this.w.positions.byteLength));
+    for (const n of [this.w.preNorm, this.w.postNorm]) {
+      feed(n.weight);
+      feed(n.bias);
+    }
+    for (const L of this.w.layers) for (const t of [L.norm1.weight, L.norm1.bias, L.qkv.weight, L.qkv.bias, L.out.weight, L.out.bias, L.norm2.weight, L.norm2.bias, L.fc1.weight, L.fc1.bias, L.fc2.weight, L.fc2.bias]) feed(t);
+    this.print = h.digest('hex');
+    return this.print;
+  }
 
   /** Tokens per image: the patches and the class token. */
   get tokens(): number {
@@ -188,14 +219,8 @@ export class ClipVision {
       let imageEmbeds: Tensor<'f32'> | undefined;
       if (wantEmbeds) {
         const h3 = h.reshape([B, S, E]);
-        const clsView = h3.select(1, 0);
-        const cls = await clsView.to('f32');
-        clsView.dispose();
+        imageEmbeds = await this.project(h3);
         h3.dispose();
-        const pooled = await layerNorm(cls, { weight: this.w.postNorm.weight, bias: this.w.postNorm.bias, eps: c.eps });
-        cls.dispose();
-        imageEmbeds = await gemm(pooled, this.w.projection!);
-        pooled.dispose();
       }
       return { imageEmbeds, hiddenStates };
     } catch (e) {
@@ -204,6 +229,22 @@ export class ClipVision {
     } finally {
       h.dispose();
     }
+  }
+
+  /** The image embedding from the last layer's hidden states [B, S, E]: post_layernorm(class token) · Wprojᵀ. */
+  async project(last: Tensor<'f32'>): Promise<Tensor<'f32'>> {
+    if (this.disposed) throw new TinyEmoError('DISPOSED', 'this vision tower was disposed');
+    if (!this.w.projection) throw new TinyEmoError('UNSUPPORTED', 'this CLIP checkpoint has no visual_projection');
+    const c = this.config;
+    if (last.ndim !== 3 || last.shape[2] !== c.hiddenSize) throw new TinyEmoError('SHAPE_MISMATCH', `hidden states must be [B, S, ${c.hiddenSize}]`);
+    const clsView = last.select(1, 0);
+    const cls = await clsView.to('f32');
+    clsView.dispose();
+    const pooled = await layerNorm(cls, { weight: this.w.postNorm.weight, bias: this.w.postNorm.bias, eps: c.eps });
+    cls.dispose();
+    const out = await gemm(pooled, this.w.projection);
+    pooled.dispose();
+    return out;
   }
 
   dispose(): void {

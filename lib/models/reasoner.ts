@@ -26,6 +26,8 @@ import { GenerateOptions, generateText } from './generate';
 import { ImageClassifier } from './image_classifier';
 import { preprocess } from './image_preprocess';
 import { TinyLlava } from './tinyllava';
+import { ClipVision, VisionOutput } from './clip_vision';
+import { Tensor } from '../tensor';
 
 export type ReasonTemplate = 'llama' | 'phi' | 'qwen2_base';
 
@@ -43,7 +45,17 @@ export interface ReasonerOptions {
 export type ReasonEvent =
   | { type: 'label'; file: string; label: string; scores: Prediction[] }
   | { type: 'text'; text: string }
-  | { type: 'done'; file: string; label: string; text: string; reasoning: string | null; predictedLabel: string | null; tokens: number };
+  | {
+      type: 'done';
+      file: string;
+      label: string;
+      text: string;
+      reasoning: string | null;
+      predictedLabel: string | null;
+      tokens: number;
+      /** 1 when the projector's tower and the multimodal model's are the same network and one pass served both. */
+      visionPasses: number;
+    };
 
 /** The prompt TinyLLaVA's templates give at inference for one user turn (ends with "ASSISTANT:"). */
 export function reasonPrompt(labels: readonly string[], hint: string): string {
@@ -51,12 +63,23 @@ export function reasonPrompt(labels: readonly string[], hint: string): string {
 }
 
 export class EmotionReasoner {
+  /** Whether one vision pass serves both (same tower weights and preprocessing, as TinyEmo's CLIP ViT-L/14). */
+  readonly sharedVision: boolean;
+
   private constructor(
     readonly classifier: ImageClassifier,
     readonly mllm: TinyLlava,
     readonly tokenizer: TextTokenizer,
     readonly template: ReasonTemplate,
-  ) {}
+  ) {
+    const a = classifier.tower.model;
+    const b = mllm.vision;
+    this.sharedVision =
+      a instanceof ClipVision &&
+      b instanceof ClipVision &&
+      JSON.stringify(classifier.tower.preprocess) === JSON.stringify(mllm.preprocess) &&
+      a.fingerprint() === b.fingerprint();
+  }
 
   /** From a model folder (tinyemo.json: the projector, its labels and tower, optionally `reasoning`). */
   static load(model: string, opts: ReasonerOptions = {}): EmotionReasoner {
@@ -91,15 +114,41 @@ export class EmotionReasoner {
 
   /** Label first, then the reasoning as it is written, then the parsed result. */
   async *reason(file: string, opts: GenerateOptions & { topK?: number } = {}): AsyncGenerator<ReasonEvent> {
-    const r = await this.classifier.classifyFiles([file], { topK: opts.topK ?? 3 });
-    if (r.results.length === 0) throw new TinyEmoError(r.skipped[0]?.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_FILE', r.skipped[0]?.reason ?? `${file}: not readable`);
-    const scores = r.results[0].predictions;
+    const topK = opts.topK ?? 3;
+    let scores: Prediction[];
+    let feats: Tensor<'f32'>;
+    if (this.sharedVision) {
+      // One forward: the image embedding for the projector, the feature layer for the connector.
+      const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
+      const tower = this.classifier.tower.model as ClipVision;
+      let out: VisionOutput;
+      try {
+        out = await this.mllm.vision.forward(pixels, { hiddenStates: [this.mllm.featureLayer, -1], embeds: false });
+      } finally {
+        pixels.dispose();
+      }
+      // The trunk is shared; the projection (absent from the multimodal model's copy) is the projector tower's.
+      const states = out.hiddenStates.get(this.mllm.featureLayer)!;
+      const last = out.hiddenStates.get(-1)!;
+      const embeds = await tower.project(last);
+      if (last !== states) last.dispose();
+      scores = (await this.classifier.classifier.classify(embeds.toArray() as Float32Array, { topK }))[0];
+      embeds.dispose();
+      feats = await this.mllm.connect(states);
+    } else {
+      const r = await this.classifier.classifyFiles([file], { topK });
+      if (r.results.length === 0) throw new TinyEmoError(r.skipped[0]?.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_FILE', r.skipped[0]?.reason ?? `${file}: not readable`);
+      scores = r.results[0].predictions;
+      const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
+      try {
+        feats = await this.mllm.encodeImages(pixels);
+      } finally {
+        pixels.dispose();
+      }
+    }
     const label = scores[0].label;
     yield { type: 'label', file, label, scores };
     const ids = tokenizePrompt(this.tokenizer, reasonPrompt(this.classifier.classifier.labels, label));
-    const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
-    const feats = await this.mllm.encodeImages(pixels);
-    pixels.dispose();
     const emb = await this.mllm.spliceEmbeddings(ids, feats);
     feats.dispose();
     const cache = this.mllm.newCache(emb.shape[0] + (opts.maxNewTokens ?? 256) + 1);
@@ -119,7 +168,7 @@ export class EmotionReasoner {
       cache.dispose();
     }
     const parsed = parseReasoning(text);
-    yield { type: 'done', file, label, text, reasoning: parsed?.reasoning ?? null, predictedLabel: parsed?.label ?? null, tokens };
+    yield { type: 'done', file, label, text, reasoning: parsed?.reasoning ?? null, predictedLabel: parsed?.label ?? null, tokens, visionPasses: this.sharedVision ? 1 : 2 };
   }
 
   dispose(): void {

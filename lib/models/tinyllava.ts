@@ -95,7 +95,16 @@ export class TinyLlava {
   async encodeImages(pixels: Tensor<'f32'>): Promise<Tensor<'f32'>> {
     this.check();
     const out = await this.vision.forward(pixels, { hiddenStates: [this.featureLayer], embeds: false });
-    const states = out.hiddenStates.get(this.featureLayer)!;
+    return this.connect(out.hiddenStates.get(this.featureLayer)!);
+  }
+
+  /**
+   * The rest of encodeImages, for hidden states [B, S, Ev] of the feature
+   * layer computed elsewhere (one vision pass shared with the projector);
+   * takes ownership of `states`.
+   */
+  async connect(states: Tensor<'f32'>): Promise<Tensor<'f32'>> {
+    this.check();
     const [B, S, Ev] = states.shape;
     const keep = this.selectStrategy === 'patch' ? states.narrow(1, 1, S - 1) : states;
     const tokens = keep.shape[1];
