@@ -1,5 +1,5 @@
 /** `tinyemo bias --model DIR [--data DIR] [--attributes FILE] [--probes FILE] --out DIR`: find and rank suspicious associations for review. */
-import { invalid } from '../errors';
+import { optionalNumber } from './args';
 import { BiasReport, runBias } from '../bias/run';
 
 export interface BiasFlags {
@@ -20,12 +20,6 @@ export interface BiasFlags {
   json?: boolean;
 }
 
-function num(v: string | undefined, flag: string, integer: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isSafeInteger(x))) throw invalid(`--${flag} takes ${integer ? 'an integer' : 'a number'}, not "${v}"`);
-  return x;
-}
 
 export async function biasCommand(f: BiasFlags): Promise<BiasReport> {
   return runBias({
@@ -37,11 +31,11 @@ export async function biasCommand(f: BiasFlags): Promise<BiasReport> {
     llm: f.llm,
     tokenizer: f.tokenizer,
     out: f.out,
-    alpha: num(f.alpha, 'alpha', false),
-    minGroup: num(f.minGroup, 'min-group', true),
-    bootstrap: num(f.bootstrap, 'bootstrap', true),
-    permutations: num(f.permutations, 'permutations', true),
-    seed: num(f.seed, 'seed', true),
+    alpha: optionalNumber(f.alpha, 'alpha', false),
+    minGroup: optionalNumber(f.minGroup, 'min-group', true),
+    bootstrap: optionalNumber(f.bootstrap, 'bootstrap', true),
+    permutations: optionalNumber(f.permutations, 'permutations', true),
+    seed: optionalNumber(f.seed, 'seed', true),
     review: f.review,
   });
 }

@@ -1,5 +1,5 @@
 /** `tinyemo reason IMAGE --model DIR [--mllm DIR] [--stream] [--json]`: the label, then the emotional reasoning. */
-import { invalid } from '../errors';
+import { optionalNumber } from './args';
 import { EmotionReasoner, ReasonEvent, ReasonTemplate } from '../models/reasoner';
 
 export interface ReasonFlags {
@@ -16,20 +16,14 @@ export interface ReasonFlags {
   json?: boolean;
 }
 
-function num(v: string | undefined, flag: string, integer: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isSafeInteger(x))) throw invalid(`--${flag} takes ${integer ? 'an integer' : 'a number'}, not "${v}"`);
-  return x;
-}
 
 /** Runs the flow, writing events as they come (--stream) or one result at the end. */
 export async function reasonCommand(image: string, f: ReasonFlags, write: (s: string) => void): Promise<void> {
   const gen = {
-    maxNewTokens: num(f.maxNewTokens, 'max-new-tokens', true),
-    temperature: num(f.temperature, 'temperature', false),
-    topP: num(f.topP, 'top-p', false),
-    seed: num(f.seed, 'seed', true),
+    maxNewTokens: optionalNumber(f.maxNewTokens, 'max-new-tokens', true),
+    temperature: optionalNumber(f.temperature, 'temperature', false),
+    topP: optionalNumber(f.topP, 'top-p', false),
+    seed: optionalNumber(f.seed, 'seed', true),
   };
   const r = EmotionReasoner.load(f.model, { mllm: f.mllm, tokenizer: f.tokenizer, template: f.template as ReasonTemplate | undefined, vision: f.vision });
   try {

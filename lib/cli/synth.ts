@@ -1,6 +1,7 @@
 /** `tinyemo synth --data DIR --task T --teacher URL [--teacher-model NAME] --out FILE.jsonl`: instruct data from a teacher model. */
 import { invalid } from '../errors';
 import { SynthStats, synthesize } from '../data/synth';
+import { optionalNumber } from './args';
 import { SynthTask } from '../data/synth_tasks';
 import { clearBar, progressBar } from './progress';
 
@@ -21,19 +22,13 @@ export interface SynthFlags {
   json?: boolean;
 }
 
-function int(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isSafeInteger(x)) throw invalid(`--${flag} takes an integer, not "${v}"`);
-  return x;
-}
 
 export async function synthCommand(f: SynthFlags): Promise<SynthStats> {
   const url = f.teacher ?? process.env.TINYEMO_TEACHER_URL;
   if (!url) throw invalid('give --teacher URL (an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1) or set TINYEMO_TEACHER_URL');
   const model = f.teacherModel ?? process.env.TINYEMO_TEACHER_MODEL;
   if (!model) throw invalid('give --teacher-model NAME (the model the endpoint serves) or set TINYEMO_TEACHER_MODEL');
-  const timeout = int(f.timeout, 'timeout');
+  const timeout = optionalNumber(f.timeout, 'timeout', true);
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('images');
   const stats = await synthesize({
@@ -41,13 +36,13 @@ export async function synthCommand(f: SynthFlags): Promise<SynthStats> {
     task: f.task as SynthTask,
     teacher: { url, model, apiKey: process.env.TINYEMO_TEACHER_API_KEY ?? process.env.OPENAI_API_KEY, timeoutMs: timeout !== undefined ? timeout * 1000 : undefined },
     out: f.out,
-    concurrency: int(f.concurrency, 'concurrency'),
-    rpm: int(f.rpm, 'rpm'),
-    retries: int(f.retries, 'retries'),
-    attempts: int(f.attempts, 'attempts'),
+    concurrency: optionalNumber(f.concurrency, 'concurrency', true),
+    rpm: optionalNumber(f.rpm, 'rpm', true),
+    retries: optionalNumber(f.retries, 'retries', true),
+    attempts: optionalNumber(f.attempts, 'attempts', true),
     fullLabels: f.fullLabels === true,
-    seed: int(f.seed, 'seed'),
-    limit: int(f.limit, 'limit'),
+    seed: optionalNumber(f.seed, 'seed', true),
+    limit: optionalNumber(f.limit, 'limit', true),
     onProgress: tty ? bar : undefined,
   });
   if (tty) clearBar();
