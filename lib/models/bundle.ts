@@ -20,8 +20,10 @@ export interface Bundle {
   projector: { file: string; inDim: number; hidden: number; outDim: number };
   labels: { file: string; names: string[]; source: LabelSource };
   taxonomy?: string;
-  /** Which vision tower produced the features the projector expects (filled by the vision issue). */
+  /** Which vision tower produced the features the projector expects (from `tinyemo features`' tinyemo-features.json). */
   vision?: { model: string; output: string };
+  /** The multimodal model `tinyemo reason` uses with this projector (optional; --mllm overrides). */
+  reasoning?: { model: string; tokenizer?: string; template?: string };
   training?: Record<string, unknown>;
 }
 
