@@ -16,14 +16,14 @@ import {
 } from '../lib';
 import type { ProjectionWeights } from '../lib';
 import { decodeCase } from './decode_case';
-import { vitCase } from './vit_case';
+import { imageLabelCase, vitCase } from './vit_case';
 
 export type Params = Record<string, number | boolean>;
 
 export interface BenchCase {
   name: string;
   /** The torch_worker.py setup this case uses. */
-  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit' | 'decode';
+  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit' | 'decode' | 'image_label';
   params: Params;
   flops?: number;
   bytes?: number;
@@ -207,6 +207,7 @@ export const CASES: readonly BenchCase[] = [
   attentionCase('attention_decode_kv512', 1, 1, 512, 20, 5, 64, true),
   vitCase(1),
   vitCase(8, true),
+  imageLabelCase(),
   decodeCase('f32'),
   decodeCase('f16'),
 ];

@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import json
 import math
+import os
 import sys
 import time
 
@@ -154,11 +155,11 @@ def setup_attention(p):
     return {"core": core}
 
 
-def setup_vit(p):
+def build_vit(p, B):
     """CLIP ViT-L/14 as Hugging Face's CLIPVisionModelWithProjection computes it in torch 1.13
     (conv patch embedding, class token, positions, pre-LN blocks with quick_gelu MLPs, matmul
-    attention), random weights of the real shapes, f32, no grad."""
-    B, E, I, H, L, S_px, P, proj = p["B"], p["hidden"], p["mlp"], p["heads"], p["layers"], p["image"], p["patch"], p["proj"]
+    attention), random weights of the real shapes, f32; returns pixels -> image embedding."""
+    E, I, H, L, S_px, P, proj = p["hidden"], p["mlp"], p["heads"], p["layers"], p["image"], p["patch"], p["proj"]
     S = (S_px // P) ** 2 + 1
     D = E // H
     lin = lambda o, i: torch.nn.Linear(i, o)
@@ -169,7 +170,6 @@ def setup_vit(p):
     layers = [dict(ln1=torch.nn.LayerNorm(E), q=lin(E, E), k=lin(E, E), v=lin(E, E), o=lin(E, E),
                    ln2=torch.nn.LayerNorm(E), fc1=lin(I, E), fc2=lin(E, I)) for _ in range(L)]
     projection = torch.nn.Linear(E, proj, bias=False)
-    x = torch.randn(B, 3, S_px, S_px)
 
     def attend(a, m):
         q = (m["q"](a) * D ** -0.5).view(B, S, H, D).transpose(1, 2)
@@ -178,7 +178,7 @@ def setup_vit(p):
         w = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), -1)
         return m["o"](torch.matmul(w, v).transpose(1, 2).reshape(B, S, E))
 
-    def forward():
+    def forward(x):
         with torch.no_grad():
             e = conv(x).flatten(2).transpose(1, 2)
             h = torch.cat([cls.expand(B, 1, E), e], 1) + pos
@@ -189,7 +189,43 @@ def setup_vit(p):
                 h = h + m["fc2"](a * torch.sigmoid(1.702 * a))
             return projection(post(h[:, 0]))
 
-    return {"module": forward}
+    return forward
+
+
+def setup_vit(p):
+    forward = build_vit(p, p["B"])
+    x = torch.randn(p["B"], 3, p["image"], p["image"])
+    return {"module": lambda: forward(x)}
+
+
+def setup_image_label(p):
+    """A JPEG file to an emotion label as the reference pipeline does it: PIL decode and convert('RGB'),
+    bicubic resize of the shorter side to 224 and centre crop (torchvision's rule), CLIP normalisation,
+    the ViT-L/14 image embedding, the projector (eval), cosine against 6 label vectors."""
+    import numpy as np
+    from PIL import Image
+    forward = build_vit(p, 1)
+    proj = projector(768, 1280).eval()
+    labels = F.normalize(torch.randn(6, 1280), dim=1)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "images", "photo_640x480.jpg")
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
+
+    def run():
+        im = Image.open(path).convert("RGB")
+        w, h = im.size
+        s = 224
+        nw, nh = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
+        im = im.resize((nw, nh), Image.BICUBIC)
+        top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
+        im = im.crop((left, top, left + s, top + s))
+        x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        x = ((x - mean) / std).unsqueeze(0)
+        with torch.no_grad():
+            y = F.normalize(proj(forward(x)), dim=1)
+            return int((y @ labels.T).argmax())
+
+    return {"module": run}
 
 
 def setup_decode(p):
@@ -256,6 +292,7 @@ SETUPS = {
     "attention": setup_attention,
     "vit": setup_vit,
     "decode": setup_decode,
+    "image_label": setup_image_label,
 }
 
 

@@ -8,7 +8,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { ClipVision, Tensor, writeSafetensors } from '../lib';
+import * as pathMod from 'path';
+
+import { CLIP_PREPROCESS, ClipVision, Projector, Tensor, cosineTopk, preprocess, readImage, writeSafetensors } from '../lib';
 import type { BenchCase } from './cases';
 
 const L14 = { hidden: 1024, mlp: 4096, heads: 16, layers: 24, image: 224, patch: 14, proj: 768 };
@@ -27,7 +29,7 @@ function rand(n: number, scale: number, seed: number): Float32Array {
 }
 
 /** The random ViT-L/14 folder (written on first use, removed when the last case is disposed). */
-function vitFolder(): string {
+export function vitFolder(): string {
   users += 1;
   if (folder) return folder;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-bench-vit-'));
@@ -86,7 +88,7 @@ function vitFolder(): string {
   return dir;
 }
 
-function release(): void {
+export function release(): void {
   users -= 1;
   if (users === 0 && folder) {
     fs.rmSync(folder, { recursive: true, force: true });
@@ -116,6 +118,49 @@ export function vitCase(B: number, slow = false): BenchCase {
         },
         dispose: () => {
           pixels.dispose();
+          model.dispose();
+          release();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * A JPEG file to an emotion label: decode, CLIP preprocessing, ViT-L/14 image
+ * embedding, projector, cosine top-1 against six labels — the whole `classify`
+ * path on one photo (640×480). PyTorch does the same with PIL.
+ */
+export function imageLabelCase(): BenchCase {
+  const { hidden: E, mlp: I, layers, image, patch: P, proj } = L14;
+  const S = (image / P) ** 2 + 1;
+  const flops = layers * (2 * S * E * (4 * E + 2 * I) + 4 * S * S * E) + 2 * (S - 1) * 3 * P * P * E + 2 * E * proj;
+  const photo = pathMod.join(__dirname, '..', '..', 'test', 'fixtures', 'images', 'photo_640x480.jpg');
+  return {
+    name: 'image_to_label_l14',
+    kind: 'image_label',
+    params: { B: 1, ...L14 },
+    flops,
+    heavy: true,
+    setup() {
+      const model = ClipVision.load(vitFolder());
+      const projector = Projector.init(768, 1280, 1280, 3);
+      const labels = Tensor.from(rand(6 * 1280, 1, 77), [6, 1280]);
+      return {
+        run: async () => {
+          const px = preprocess([await readImage(photo)], CLIP_PREPROCESS);
+          const out = await model.forward(px);
+          px.dispose();
+          const y = await projector.forward(out.imageEmbeds!);
+          out.imageEmbeds!.dispose();
+          const top = await cosineTopk(y, labels, 1);
+          y.dispose();
+          top.indices.dispose();
+          top.scores.dispose();
+        },
+        dispose: () => {
+          labels.dispose();
+          projector.dispose();
           model.dispose();
           release();
         },
