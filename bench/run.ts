@@ -122,7 +122,8 @@ async function main(): Promise<void> {
     torch: tinfo.torch,
     blas_core: tinfo.blas_core,
   };
-  const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : true));
+  // --quick leaves out the cases marked slow, unless --filter names cases explicitly.
+  const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : !(opts.quick && c.slow)));
   const measured: Measured[] = [];
   try {
     for (const c of cases) {
