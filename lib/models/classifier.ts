@@ -28,6 +28,8 @@ export interface ClassifierOptions {
 
 export class MetricClassifier {
   private disposed = false;
+  /** The label vectors in native memory, uploaded once (every classify reads them). */
+  private readonly table: Tensor<'f32'>;
 
   constructor(
     readonly projector: Projector,
@@ -36,6 +38,7 @@ export class MetricClassifier {
     if (projector.outDim !== labelSpace.dim) {
       throw new TinyEmoError('INVALID_ARGUMENT', `the projector outputs ${projector.outDim} values, the label space has ${labelSpace.dim}`);
     }
+    this.table = Tensor.from(labelSpace.table, [labelSpace.names.length, labelSpace.dim]);
   }
 
   /** A model folder (tinyemo.json), or a released projector file or folder with `opts.labels`. */
@@ -82,34 +85,30 @@ export class MetricClassifier {
   /** Features: one vector, n vectors back to back, or a [n, inDim] tensor. One ranked list per vector. */
   async classify(features: Float32Array | Tensor<'f32'>, opts: { topK?: number } = {}): Promise<Prediction[][]> {
     const { x, owned, k } = this.prepare(features, opts.topK);
-    const table = Tensor.from(this.labelSpace.table, [this.labels.length, this.labelSpace.dim]);
     try {
       const y = await this.projector.forward(x);
       try {
-        const r = await cosineTopk(y, table, k, { tableNormalized: true });
+        const r = await cosineTopk(y, this.table, k, { tableNormalized: true });
         return this.rank(r.indices, r.scores, k);
       } finally {
         y.dispose();
       }
     } finally {
-      table.dispose();
       if (owned) x.dispose();
     }
   }
 
   classifySync(features: Float32Array | Tensor<'f32'>, opts: { topK?: number } = {}): Prediction[][] {
     const { x, owned, k } = this.prepare(features, opts.topK);
-    const table = Tensor.from(this.labelSpace.table, [this.labels.length, this.labelSpace.dim]);
     try {
       const y = this.projector.forwardSync(x);
       try {
-        const r = cosineTopkSync(y, table, k, { tableNormalized: true });
+        const r = cosineTopkSync(y, this.table, k, { tableNormalized: true });
         return this.rank(r.indices, r.scores, k);
       } finally {
         y.dispose();
       }
     } finally {
-      table.dispose();
       if (owned) x.dispose();
     }
   }
@@ -117,6 +116,7 @@ export class MetricClassifier {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.table.dispose();
     this.projector.dispose();
   }
 
