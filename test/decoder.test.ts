@@ -9,33 +9,13 @@
  */
 import * as path from 'path';
 
-import { WeightFile } from '../lib/io/weights';
 import { DecoderLM } from '../lib/models/decoder';
+import { relError } from './helpers/compare';
+import { readNpyFixture } from './helpers/npy_fixture';
 
 const FIX = path.join(__dirname, 'fixtures', 'decoders');
 
-function npy(name: string): Float32Array | Int32Array {
-  const w = WeightFile.open(path.join(FIX, 'expected', `${name}.npy`));
-  try {
-    const info = w.tensors[0];
-    const t = info.dtype === 'I32' ? w.load(info.name) : w.load(info.name, { dtype: 'f32' });
-    const a = t.toArray() as Float32Array | Int32Array;
-    t.dispose();
-    return a;
-  } finally {
-    w.close();
-  }
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; ++i) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
+const npy = (name: string) => readNpyFixture(path.join(FIX, 'expected', `${name}.npy`)).data;
 
 describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s', (name) => {
   test('prompt logits in one pass match the reference to 1e-4', async () => {
@@ -45,7 +25,7 @@ describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s', (name) => {
     const cache = m.newCache(64);
     const got = await m.forward(prompt, cache, { allLogits: true });
     expect(got.length).toBe(want.length);
-    expect(relErr(got, want)).toBeLessThan(1e-4);
+    expect(relError(got, want)).toBeLessThan(1e-4);
     expect(cache.length).toBe(prompt.length);
     cache.dispose();
     m.dispose();
@@ -63,7 +43,7 @@ describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s', (name) => {
     const second = await m.forward(prompt.slice(4, 7), cache, { allLogits: true });
     for (let i = 0; i < 3; ++i) rows.push(second.subarray(i * V, (i + 1) * V));
     for (let i = 7; i < prompt.length; ++i) rows.push(await m.forward([prompt[i]], cache));
-    rows.forEach((r, i) => expect(relErr(r, want.subarray(i * V, (i + 1) * V))).toBeLessThan(1e-4));
+    rows.forEach((r, i) => expect(relError(r, want.subarray(i * V, (i + 1) * V))).toBeLessThan(1e-4));
     cache.dispose();
     m.dispose();
   });
@@ -121,8 +101,8 @@ test('16-bit weights stay 16-bit and give the f32 logits to 16-bit precision', a
     const m = DecoderLM.load(path.join(FIX, 'llama'), { dtype });
     const cache = m.newCache(32);
     const got = await m.forward(prompt, cache, { allLogits: true });
-    expect(relErr(got, want)).toBeLessThan(dtype === 'f16' ? 5e-3 : 4e-2);
-    expect(relErr(got, want)).toBeGreaterThan(0);
+    expect(relError(got, want)).toBeLessThan(dtype === 'f16' ? 5e-3 : 4e-2);
+    expect(relError(got, want)).toBeGreaterThan(0);
     cache.dispose();
     m.dispose();
   }

@@ -15,6 +15,8 @@ import { TinyLlava } from '../lib/models/tinyllava';
 import { IMAGE_TOKEN_INDEX } from '../lib/text/templates';
 import { Tensor } from '../lib/tensor';
 import { Rng } from './helpers/random';
+import { readNpyFixture } from './helpers/npy_fixture';
+import { activate } from './helpers/reference';
 
 const VIS = path.join(__dirname, 'fixtures', 'vision');
 const DEC = path.join(__dirname, 'fixtures', 'decoders');
@@ -35,17 +37,7 @@ function all(file: string): Map<string, Tensor> {
   }
 }
 
-function npy(file: string): { shape: number[]; data: Float32Array } {
-  const w = WeightFile.open(file);
-  try {
-    const t = w.load(w.tensors[0].name, { dtype: 'f32' });
-    const r = { shape: [...t.shape], data: t.toArray() as Float32Array };
-    t.dispose();
-    return r;
-  } finally {
-    w.close();
-  }
-}
+const npy = (file: string) => readNpyFixture(file) as { shape: number[]; data: Float32Array };
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-tinyllava-'));
@@ -74,19 +66,6 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** erf by its Taylor series (accurate for the |x| < 6 seen here), for the exact GELU of nn.GELU. */
-function erf(x: number): number {
-  let sum = x;
-  let term = x;
-  for (let n = 1; n < 200; ++n) {
-    term *= (-x * x) / n;
-    const add = term / (2 * n + 1);
-    sum += add;
-    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
-
 test('image features: penultimate CLIP layer, class token dropped, mlp2x_gelu â€” against float64 from the reference hidden states', async () => {
   const m = TinyLlava.load(dir);
   expect(m.featureLayer).toBe(-2);
@@ -104,7 +83,7 @@ test('image features: penultimate CLIP layer, class token dropped, mlp2x_gelu â€
       const h = Array.from({ length: E }, (_, o) => {
         let v = b1[o];
         for (let i = 0; i < E; ++i) v += w1[o * E + i] * x[i];
-        return 0.5 * v * (1 + erf(v / Math.SQRT2));
+        return activate('gelu', v);
       });
       for (let o = 0; o < E; ++o) {
         let v = b2[o];

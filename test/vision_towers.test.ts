@@ -8,40 +8,20 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { WeightFile } from '../lib/io/weights';
 import { ClipVision } from '../lib/models/clip_vision';
 import { SiglipVision } from '../lib/models/siglip_vision';
 import { Tensor } from '../lib/tensor';
+import { relError } from './helpers/compare';
+import { readNpyFixture } from './helpers/npy_fixture';
 
 const FIX = path.join(__dirname, 'fixtures', 'vision');
 
-function npy(name: string): { shape: number[]; data: Float32Array } {
-  const w = WeightFile.open(path.join(FIX, 'expected', `${name}.npy`));
-  try {
-    const t = w.load(w.tensors[0].name, { dtype: 'f32' });
-    const r = { shape: [...t.shape], data: t.toArray() as Float32Array };
-    t.dispose();
-    return r;
-  } finally {
-    w.close();
-  }
-}
-
-/** max |a − b| / max |b|: the error relative to the reference's scale. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; ++i) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
+const npy = (name: string) => readNpyFixture(path.join(FIX, 'expected', `${name}.npy`)) as { shape: number[]; data: Float32Array };
 
 function expectClose(t: Tensor<'f32'> | undefined, ref: { shape: number[]; data: Float32Array }, tol: number): void {
   expect(t).toBeDefined();
   expect([...t!.shape]).toEqual(ref.shape);
-  expect(relErr(t!.toArray() as Float32Array, ref.data)).toBeLessThan(tol);
+  expect(relError(t!.toArray() as Float32Array, ref.data)).toBeLessThan(tol);
 }
 
 describe.each([
@@ -74,7 +54,7 @@ test('CLIP: a batch gives each image what it gives alone; hidden states only sto
   const b = await m.forward(one);
   const ea = a.imageEmbeds!.toArray() as Float32Array;
   const eb = b.imageEmbeds!.toArray() as Float32Array;
-  expect(relErr(ea.slice(40), eb)).toBeLessThan(1e-5);
+  expect(relError(ea.slice(40), eb)).toBeLessThan(1e-5);
   const h = await m.forward(both, { hiddenStates: [-2], embeds: false });
   expect(h.imageEmbeds).toBeUndefined();
   expectClose(h.hiddenStates.get(-2), npy('clip.hidden_m2'), 1e-4);
