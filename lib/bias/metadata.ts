@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 
 import { invalidFile } from '../errors';
+import { jsonLines } from '../io/json';
 
 export interface Metadata {
   /** Attribute names, in file order (the id column excluded). */
@@ -82,14 +83,8 @@ export function readMetadata(file: string): Metadata {
   const attributes: string[] = [];
   const addAttr = (a: string) => !attributes.includes(a) && attributes.push(a);
   if (/\.jsonl?$/i.test(file)) {
-    text.split(/\r?\n/).forEach((line, k) => {
-      if (!line.trim()) return;
-      let o: unknown;
-      try {
-        o = JSON.parse(line);
-      } catch {
-        throw invalidFile(file, `line ${k + 1}: not JSON`);
-      }
+    for (const { line, value: o } of jsonLines(text, file)) {
+      const k = line - 1;
       if (!o || typeof o !== 'object' || Array.isArray(o)) throw invalidFile(file, `line ${k + 1}: not a JSON object`);
       const rec = o as Record<string, unknown>;
       const id = checkId(rec.id, file, k + 1);
@@ -102,7 +97,7 @@ export function readMetadata(file: string): Metadata {
         r[key] = v === null || v === undefined ? '' : String(v);
       }
       rows.set(id, r);
-    });
+    }
   } else {
     const table = parseCsv(text, file);
     if (table.length < 2) throw invalidFile(file, 'a CSV needs a header row and at least one record');

@@ -8,21 +8,15 @@
 import * as fs from 'fs';
 
 import { invalidFile } from '../errors';
+import { jsonLines } from '../io/json';
 import { Finding, Review } from './findings';
 
 export function readReviews(file: string): Map<string, Review> {
   const out = new Map<string, Review>();
   if (!fs.existsSync(file)) return out;
-  const text = fs.readFileSync(file, 'utf8');
-  text.split(/\r?\n/).forEach((line, k) => {
-    if (!line.trim()) return;
-    let o: unknown;
-    try {
-      o = JSON.parse(line);
-    } catch {
-      throw invalidFile(file, `line ${k + 1}: not JSON`);
-    }
-    const r = o as { id?: unknown; decision?: unknown; note?: unknown; reviewer?: unknown; at?: unknown };
+  for (const { line, value } of jsonLines(fs.readFileSync(file, 'utf8'), file)) {
+    const k = line - 1;
+    const r = value as { id?: unknown; decision?: unknown; note?: unknown; reviewer?: unknown; at?: unknown };
     if (!r || typeof r !== 'object' || typeof r.id !== 'string' || !r.id) throw invalidFile(file, `line ${k + 1}: needs a string "id"`);
     if (r.decision !== 'confirmed' && r.decision !== 'dismissed') throw invalidFile(file, `line ${k + 1}: "decision" must be "confirmed" or "dismissed"`);
     for (const key of ['note', 'reviewer', 'at'] as const) {
@@ -34,7 +28,7 @@ export function readReviews(file: string): Map<string, Review> {
       ...(r.reviewer !== undefined ? { reviewer: r.reviewer as string } : {}),
       ...(r.at !== undefined ? { at: r.at as string } : {}),
     });
-  });
+  }
   return out;
 }
 

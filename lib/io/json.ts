@@ -4,6 +4,8 @@
  * silently resolves to the last) and integers that a double cannot hold
  * exactly (which JSON.parse rounds), and it bounds nesting depth.
  */
+import { invalidFile } from '../errors';
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 export class JsonError extends Error {}
@@ -185,4 +187,21 @@ export function parseStrictJson(text: string, opts: JsonOptions = {}): Json {
 
 export function isObject(v: Json | undefined): v is { [key: string]: Json } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The records of a JSON-lines text, with their 1-based line numbers; blank
+ * lines are skipped, a line that is not JSON is an error naming it.
+ */
+export function jsonLines(text: string, file: string): Array<{ line: number; value: unknown }> {
+  const out: Array<{ line: number; value: unknown }> = [];
+  text.split(/\r?\n/).forEach((l, k) => {
+    if (!l.trim()) return;
+    try {
+      out.push({ line: k + 1, value: JSON.parse(l) as unknown });
+    } catch {
+      throw invalidFile(file, `line ${k + 1}: not JSON`);
+    }
+  });
+  return out;
 }
