@@ -16,6 +16,7 @@ import {
 } from '../lib';
 import type { ProjectionWeights } from '../lib';
 import { decodeCase } from './decode_case';
+import { trainRunCase } from './train_case';
 import { imageLabelCase, vitCase } from './vit_case';
 
 export type Params = Record<string, number | boolean>;
@@ -23,7 +24,7 @@ export type Params = Record<string, number | boolean>;
 export interface BenchCase {
   name: string;
   /** The torch_worker.py setup this case uses. */
-  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit' | 'decode' | 'image_label';
+  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit' | 'decode' | 'image_label' | 'train_run';
   params: Params;
   flops?: number;
   bytes?: number;
@@ -38,6 +39,8 @@ export interface BenchCase {
 
 export interface Instance {
   run: () => void | Promise<void>;
+  /** Values the PyTorch side needs that exist only once set up (a data folder), added to the case's params. */
+  torchParams?: Record<string, string | number>;
   dispose: () => void;
 }
 
@@ -210,4 +213,5 @@ export const CASES: readonly BenchCase[] = [
   imageLabelCase(),
   decodeCase('f32'),
   decodeCase('f16'),
+  trainRunCase(),
 ];

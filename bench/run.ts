@@ -73,7 +73,7 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const rounds = quick ? 2 : 4;
     const variants: Array<{ worker: TorchWorker; variant: string }> = [];
     for (const w of workers) {
-      const r = (await w.request({ op: 'setup', case: c.kind, params: c.params })) as { variants: string[] };
+      const r = (await w.request({ op: 'setup', case: c.kind, params: { ...c.params, ...tiny.torchParams } })) as { variants: string[] };
       r.variants.forEach((variant) => variants.push({ worker: w, variant }));
     }
     const tinyTimes: number[] = [];

@@ -25,6 +25,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_train import train_run
+
 torch.set_num_threads(int(sys.argv[1]))
 torch.manual_seed(0)
 
@@ -284,6 +286,16 @@ def setup_decode(p):
     return {"module": lambda: step(F.linear), "mv": lambda: step(mv)}
 
 
+def setup_train_run(p):
+    """A whole 5-epoch training run on the feature folder tinyemo's side wrote (bench/train_case.ts)."""
+    cfg = json.loads(p["config"])
+
+    def run():
+        train_run(p["data"], cfg, p["out"])
+
+    return {"train_run": run}
+
+
 SETUPS = {
     "gemm": setup_gemm,
     "projection": setup_projection,
@@ -293,11 +305,13 @@ SETUPS = {
     "vit": setup_vit,
     "decode": setup_decode,
     "image_label": setup_image_label,
+    "train_run": setup_train_run,
 }
 
 
 def main():
     variants = {}
+    warm = set()
     for line in sys.stdin:
         req = json.loads(line)
         op = req["op"]
@@ -305,10 +319,14 @@ def main():
             out = {"torch": torch.__version__, "blas_core": blas_core(), "threads": torch.get_num_threads()}
         elif op == "setup":
             variants = SETUPS[req["case"]](req["params"])
+            warm = set()
             out = {"ok": True, "variants": sorted(variants)}
         elif op == "run":
             fn = variants[req["variant"]]
-            fn()  # warm-up
+            # Warm up once per case, as the harness does on tinyemo's side.
+            if req["variant"] not in warm:
+                fn()
+                warm.add(req["variant"])
             times = []
             for _ in range(req["reps"]):
                 if req.get("cold"):

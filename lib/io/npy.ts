@@ -72,3 +72,17 @@ export function readNpyIndex(file: ReadableFile): TensorSource {
   }
   return { name: '', dtype, shape, strides, offset: 0, base: dataStart, storageElements: n };
 }
+
+/** A .npy file (format 1.0, little-endian f4, C order) holding `values` with `shape`. */
+export function npyBytes(values: Float32Array, shape: readonly number[]): Buffer {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  // The data starts on a 64-byte boundary, as NumPy writes it.
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const pre = Buffer.alloc(10);
+  pre.write('\x93NUMPY', 0, 'latin1');
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  return Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(values.buffer, values.byteOffset, values.byteLength)]);
+}

@@ -8,20 +8,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { Tensor, writeSafetensors } from '../../lib';
+import { npyBytes } from '../../lib/io/npy';
 import { Rng } from './random';
-
-/** A minimal .npy (version 1.0, little-endian f4, C order). */
-export function npyBytes(values: Float32Array, shape: number[]): Buffer {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
-  const pre = Buffer.alloc(10);
-  pre.write('\x93NUMPY', 0, 'latin1');
-  pre[6] = 1;
-  pre[7] = 0;
-  pre.writeUInt16LE(header.length, 8);
-  return Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(values.buffer, values.byteOffset, values.byteLength)]);
-}
 
 export interface SyntheticData {
   dir: string;
