@@ -3,6 +3,7 @@ export { TinyEmoError } from './errors';
 export type { ErrorCode } from './errors';
 export type { DType, StorageArray } from './dtype';
 export { Tensor } from './tensor';
+export type { Device } from './tensor';
 export type { Shape, FloatDType } from './tensor';
 export { backendInfo, setThreads, setCpuIsa, hostBytesInUse } from './backend';
 export type { BackendInfo, CpuIsa } from './backend';

@@ -15,6 +15,8 @@ export interface NativeTensorHandle {
   readonly offset: number;
   readonly disposed: boolean;
   readonly storageBytes: number;
+  /** -1 for host memory, else the CUDA device's ordinal. */
+  readonly device: number;
   arrayBuffer(): ArrayBuffer;
   asStrided(shape: readonly number[], strides: readonly number[], offset: number): NativeTensorHandle;
   /** Without an offset the source fills the tensor exactly; with a byte offset it must fit there. */
@@ -24,7 +26,7 @@ export interface NativeTensorHandle {
 }
 
 export interface NativeTensorConstructor {
-  new (dtype: number, shape: readonly number[], init: 'zeros' | 'empty' | ArrayBufferView | ArrayBuffer): NativeTensorHandle;
+  new (dtype: number, shape: readonly number[], init: 'zeros' | 'empty' | ArrayBufferView | ArrayBuffer, device?: number): NativeTensorHandle;
 }
 
 export interface NativeInfo {
@@ -118,18 +120,22 @@ export function packageRoot(): string {
 
 let loaded: { binding: NativeBinding; path: string } | undefined;
 
-function load(): { binding: NativeBinding; path: string } {
-  const root = packageRoot();
-  const forced = process.env.TINYEMO_DEVICE;
-  if (forced !== undefined && forced !== 'cpu' && forced !== 'cuda' && forced !== '') {
-    throw new TinyEmoError('INVALID_ARGUMENT', `TINYEMO_DEVICE must be 'cpu' or 'cuda', not '${forced}'`);
-  }
-  if (forced === 'cuda') {
-    throw new TinyEmoError(
-      'DEVICE',
-      'TINYEMO_DEVICE=cuda, but this installation has no CUDA build of the addon (see the README: npm run build:cuda)',
-    );
-  }
+/** Where `npm run build:cuda` puts the CUDA addon (never build/Release, which node-gyp-build would pick). */
+export function cudaAddonPath(root: string = packageRoot()): string {
+  return path.join(root, 'build-cuda', 'Release', 'tinyemo.node');
+}
+
+/**
+ * Whether an NVIDIA driver is installed, without loading anything: the CUDA
+ * addon is only tried where one is, so CPU machines never touch it.
+ */
+function nvidiaDriverPresent(): boolean {
+  if (process.platform === 'linux') return fs.existsSync('/proc/driver/nvidia/version');
+  if (process.platform === 'win32') return fs.existsSync(path.join(process.env.SystemRoot ?? 'C:\\Windows', 'System32', 'nvcuda.dll'));
+  return false;
+}
+
+function loadCpu(root: string): { binding: NativeBinding; path: string } {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const gypBuild = require('node-gyp-build') as { (dir: string): unknown; path(dir: string): string };
@@ -145,6 +151,44 @@ function load(): { binding: NativeBinding; path: string } {
       { cause: e },
     );
   }
+}
+
+/**
+ * Exactly one addon per process: the CUDA build (a superset of the CPU one)
+ * when it exists and a driver is installed, else the CPU build.
+ * TINYEMO_DEVICE=cpu never loads the CUDA build; =cuda insists on a device.
+ */
+function load(): { binding: NativeBinding; path: string } {
+  const root = packageRoot();
+  const forced = process.env.TINYEMO_DEVICE;
+  if (forced !== undefined && forced !== 'cpu' && forced !== 'cuda' && forced !== '') {
+    throw new TinyEmoError('INVALID_ARGUMENT', `TINYEMO_DEVICE must be 'cpu' or 'cuda', not '${forced}'`);
+  }
+  const cudaFile = process.env.TINYEMO_CUDA_ADDON ?? cudaAddonPath(root);
+  const haveCudaBuild = fs.existsSync(cudaFile);
+  if (forced !== 'cpu' && haveCudaBuild && (nvidiaDriverPresent() || forced === 'cuda')) {
+    let b: NativeBinding;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      b = require(cudaFile) as NativeBinding;
+    } catch (e) {
+      if (forced === 'cuda') throw new TinyEmoError('NATIVE_LOAD', `TINYEMO_DEVICE=cuda: could not load ${cudaFile}: ${(e as Error).message}`, { cause: e });
+      return loadCpu(root); // a broken CUDA build must not take the CPU path down with it
+    }
+    if (forced === 'cuda' && b.info().cudaDevices === 0) {
+      throw new TinyEmoError('DEVICE', `TINYEMO_DEVICE=cuda, but no CUDA device answers (the CUDA build at ${cudaFile} found none)`);
+    }
+    return { binding: b, path: cudaFile };
+  }
+  if (forced === 'cuda') {
+    throw new TinyEmoError(
+      'DEVICE',
+      haveCudaBuild
+        ? 'TINYEMO_DEVICE=cuda, but no NVIDIA driver is installed on this machine'
+        : `TINYEMO_DEVICE=cuda, but this installation has no CUDA build of the addon (${cudaFile}; see the README: npm run build:cuda)`,
+    );
+  }
+  return loadCpu(root);
 }
 
 /** The loaded addon (loads it on first use). */

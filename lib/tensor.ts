@@ -60,6 +60,18 @@ function sourceMatches(d: DType, data: unknown): boolean {
   }
 }
 
+/** Where a tensor's memory lives: host memory, or a CUDA device ('cuda' is 'cuda:0'). */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+/** The addon's device number (-1 for the host) of a device name. */
+export function deviceIndex(device: Device | undefined): number {
+  if (device === undefined || device === 'cpu') return -1;
+  if (device === 'cuda') return 0;
+  const m = /^cuda:(\d{1,4})$/.exec(device);
+  if (!m) throw invalid(`device must be 'cpu', 'cuda' or 'cuda:N', not '${String(device)}'`);
+  return Number(m[1]);
+}
+
 export class Tensor<D extends DType = DType> {
   /** @internal The native handle; lib/ops pass it to the addon. */
   readonly handle: NativeTensorHandle;
@@ -82,37 +94,67 @@ export class Tensor<D extends DType = DType> {
   }
 
   /** A tensor with unspecified contents (for outputs that an op fills). */
-  static empty<D extends DType = 'f32'>(shape: Shape, dtype?: D): Tensor<D> {
-    return Tensor.alloc(shape, dtype ?? ('f32' as D), 'empty');
+  static empty<D extends DType = 'f32'>(shape: Shape, dtype?: D, device?: Device): Tensor<D> {
+    return Tensor.alloc(shape, dtype ?? ('f32' as D), 'empty', device);
   }
 
-  static zeros<D extends DType = 'f32'>(shape: Shape, dtype?: D): Tensor<D> {
-    return Tensor.alloc(shape, dtype ?? ('f32' as D), 'zeros');
+  static zeros<D extends DType = 'f32'>(shape: Shape, dtype?: D, device?: Device): Tensor<D> {
+    return Tensor.alloc(shape, dtype ?? ('f32' as D), 'zeros', device);
   }
 
   /** An f32 tensor copied from numbers; shape defaults to [data.length]. */
-  static from(data: Float32Array | readonly number[], shape?: Shape): Tensor<'f32'> {
+  static from(data: Float32Array | readonly number[], shape?: Shape, device?: Device): Tensor<'f32'> {
     const arr = data instanceof Float32Array ? data : Float32Array.from(data as readonly number[]);
-    return Tensor.fromArray('f32', arr, shape ?? [arr.length]);
+    return Tensor.fromArray('f32', arr, shape ?? [arr.length], device);
   }
 
   /** A tensor of any dtype copied from its storage array (f16/bf16 as raw bits). */
-  static fromArray<D extends DType>(dtype: D, data: StorageArray<D>, shape: Shape): Tensor<D> {
+  static fromArray<D extends DType>(dtype: D, data: StorageArray<D>, shape: Shape, device?: Device): Tensor<D> {
     if (!isDType(dtype)) throw new TinyEmoError('DTYPE_MISMATCH', `unknown dtype '${String(dtype)}'`);
     const dims = checkShape(shape);
     if (!sourceMatches(dtype, data)) throw new TinyEmoError('DTYPE_MISMATCH', `${dtype} data must be a ${storageArrayType(dtype)}`);
     if (data.length !== product(dims)) {
       throw new TinyEmoError('SHAPE_MISMATCH', `${data.length} values do not fill shape [${dims.join(', ')}]`);
     }
+    const dev = deviceIndex(device);
     const { NativeTensor } = binding();
-    return new Tensor<D>(callNative(() => new NativeTensor(dtypeCode(dtype), dims, data)));
+    return new Tensor<D>(callNative(() => new NativeTensor(dtypeCode(dtype), dims, data, dev)));
   }
 
-  private static alloc<D extends DType>(shape: Shape, dtype: D, init: 'zeros' | 'empty'): Tensor<D> {
+  private static alloc<D extends DType>(shape: Shape, dtype: D, init: 'zeros' | 'empty', device: Device | undefined): Tensor<D> {
     if (!isDType(dtype)) throw new TinyEmoError('DTYPE_MISMATCH', `unknown dtype '${String(dtype)}'`);
     const dims = checkShape(shape);
+    const dev = deviceIndex(device);
     const { NativeTensor } = binding();
-    return new Tensor<D>(callNative(() => new NativeTensor(dtypeCode(dtype), dims, init)));
+    return new Tensor<D>(callNative(() => new NativeTensor(dtypeCode(dtype), dims, init, dev)));
+  }
+
+  /** Where the elements live: 'cpu' or 'cuda:N'. */
+  get device(): 'cpu' | `cuda:${number}` {
+    const d = this.handle.device;
+    return d < 0 ? 'cpu' : `cuda:${d}`;
+  }
+
+  /**
+   * A copy on another device (this tensor when it is already there). Between
+   * the host and a GPU the copy is of a contiguous tensor in its own dtype.
+   */
+  toDevice(device: Device): Tensor<D> {
+    this.assertLive();
+    const dev = deviceIndex(device);
+    if (dev === this.handle.device) return this;
+    const src = this.isContiguous ? this : this.contiguous();
+    const out = Tensor.empty(this.shape, this.dtype, device);
+    const { copy } = binding();
+    try {
+      callNative(() => copy(src.handle, out.handle, false));
+    } catch (e) {
+      out.dispose();
+      throw e;
+    } finally {
+      if (src !== this) src.dispose();
+    }
+    return out;
   }
 
   get ndim(): number {
@@ -133,9 +175,10 @@ export class Tensor<D extends DType = DType> {
     return this.shape.every((n, i) => n <= 1 || this.strides[i] === expect[i]);
   }
 
-  /** A live view of the elements (contiguous tensors only). */
+  /** A live view of the elements (contiguous host tensors only; a GPU tensor's are read with toArray()). */
   get data(): StorageArray<D> {
     this.assertLive();
+    if (this.handle.device >= 0) throw new TinyEmoError('DEVICE', `data is a view of host memory; this tensor is on ${this.device}: use toArray() or toDevice('cpu')`);
     if (!this.isContiguous) throw invalid('data is only available on contiguous tensors; use toArray() or contiguous()');
     const v = this.view;
     // A transferred ArrayBuffer leaves the view detached (length 0): remake it.
@@ -199,14 +242,14 @@ export class Tensor<D extends DType = DType> {
     if (!isFloat(this.dtype) || !isFloat(dtype)) {
       throw new TinyEmoError('DTYPE_MISMATCH', `conversion is among f32/f16/bf16, not ${this.dtype} -> ${String(dtype)}`);
     }
-    return Tensor.empty(this.shape, dtype);
+    return Tensor.empty(this.shape, dtype, this.device);
   }
 
   /** This tensor if contiguous, else a contiguous copy. */
   contiguous(): Tensor<D> {
     this.assertLive();
     if (this.isContiguous) return this;
-    const out = Tensor.empty(this.shape, this.dtype);
+    const out = Tensor.empty(this.shape, this.dtype, this.device);
     const { copy } = binding();
     callNative(() => copy(this.handle, out.handle, false));
     return out;
@@ -273,7 +316,7 @@ export class Tensor<D extends DType = DType> {
   }
 
   toString(): string {
-    return `Tensor<${this.dtype}>[${this.shape.join(', ')}]`;
+    return `Tensor<${this.dtype}>[${this.shape.join(', ')}]${this.handle.device >= 0 ? ` on ${this.device}` : ''}`;
   }
 
   private asStrided(shape: Shape, strides: Shape, offset: number): Tensor<D> {

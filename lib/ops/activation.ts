@@ -28,7 +28,7 @@ function f32(t: unknown, name: string): Tensor<'f32'> {
 }
 
 function sameShapeOut(x: Tensor, out: Tensor<'f32'> | undefined): { y: Tensor<'f32'>; owned: Tensor[] } {
-  const y = output(out, 'out', x.shape) as Tensor<'f32'>;
+  const y = output(out, 'out', x.shape, 'f32', x) as Tensor<'f32'>;
   return { y, owned: out ? [] : [y] };
 }
 

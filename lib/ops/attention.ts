@@ -30,7 +30,7 @@ function plan(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, opts: Attent
   const causal = opts.causal ?? false;
   if (causal && Sq > Skv) throw new TinyEmoError('SHAPE_MISMATCH', `causal attention needs Sq (${Sq}) <= Skv (${Skv})`);
   const scale = finiteNumber(opts.scale ?? 1 / Math.sqrt(D), 'scale');
-  const out = output(opts.out, 'out', q.shape) as Tensor<'f32'>;
+  const out = output(opts.out, 'out', q.shape, 'f32', q) as Tensor<'f32'>;
   return {
     result: out,
     owned: opts.out ? [] : [out],

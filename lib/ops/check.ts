@@ -29,9 +29,9 @@ export function finiteNumber(x: unknown, name: string): number {
   return x;
 }
 
-/** Uses `out` if given (checked), else allocates. */
-export function output(out: Tensor | undefined, name: string, shape: readonly number[], dtype: DType = 'f32'): Tensor {
-  if (out === undefined) return Tensor.empty(shape, dtype);
+/** Uses `out` if given (checked), else allocates it on the device of `like` (the op's main input). */
+export function output(out: Tensor | undefined, name: string, shape: readonly number[], dtype: DType = 'f32', like?: Tensor): Tensor {
+  if (out === undefined) return Tensor.empty(shape, dtype, like?.device);
   expectTensor(out, name);
   expectDType(out, name, [dtype]);
   expectShape(out, name, shape);

@@ -12,7 +12,7 @@ function planEmbedding(table: Tensor, ids: Tensor<'i32' | 'i64'>, opts: { out?: 
   expectDType(ids, 'ids', ['i32', 'i64']);
   expectNdim(table, 'table', 2);
   expectNdim(ids, 'ids', 1);
-  const out = output(opts.out, 'out', [ids.shape[0], table.shape[1]]) as Tensor<'f32'>;
+  const out = output(opts.out, 'out', [ids.shape[0], table.shape[1]], 'f32', table) as Tensor<'f32'>;
   return { result: out, owned: opts.out ? [] : [out], invoke: (async) => binding().embedding(table.handle, ids.handle, out.handle, async) };
 }
 
@@ -42,7 +42,7 @@ function planPatchEmbed(pixels: Tensor<'f32'>, weight: Tensor, opts: PatchEmbedO
     expectShape(opts.bias, 'bias', [e]);
   }
   const bias = opts.bias;
-  const out = output(opts.out, 'out', [b, (h / p) * (w / p), e]) as Tensor<'f32'>;
+  const out = output(opts.out, 'out', [b, (h / p) * (w / p), e], 'f32', pixels) as Tensor<'f32'>;
   return {
     result: out,
     owned: opts.out ? [] : [out],

@@ -43,7 +43,7 @@ function plan(a: Tensor, b: Tensor, opts: GemmOptions): Planned<Tensor<'f32'>> {
     expectShape(bias, 'bias', [n]);
   }
   const act = activationCode(opts.activation);
-  const out = output(opts.out, 'out', [m, n]) as Tensor<'f32'>;
+  const out = output(opts.out, 'out', [m, n], 'f32', a) as Tensor<'f32'>;
   return {
     result: out,
     owned: opts.out ? [] : [out],

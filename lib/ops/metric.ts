@@ -9,7 +9,7 @@ function planL2Normalize(x: Tensor<'f32'>, opts: { eps?: number; out?: Tensor<'f
   expectTensor(x, 'x');
   expectDType(x, 'x', ['f32']);
   const eps = finiteNumber(opts.eps ?? 1e-12, 'eps');
-  const y = output(opts.out, 'out', x.shape) as Tensor<'f32'>;
+  const y = output(opts.out, 'out', x.shape, 'f32', x) as Tensor<'f32'>;
   return { result: y, owned: opts.out ? [] : [y], invoke: (async) => binding().l2Normalize(x.handle, eps, y.handle, async) };
 }
 
@@ -27,7 +27,7 @@ function checkPair(q: Tensor, table: Tensor): void {
 
 function planCosine(q: Tensor<'f32'>, table: Tensor, opts: { out?: Tensor<'f32'> } = {}): Planned<Tensor<'f32'>> {
   checkPair(q, table);
-  const out = output(opts.out, 'out', [q.shape[0], table.shape[0]]) as Tensor<'f32'>;
+  const out = output(opts.out, 'out', [q.shape[0], table.shape[0]], 'f32', q) as Tensor<'f32'>;
   return { result: out, owned: opts.out ? [] : [out], invoke: (async) => binding().cosine(q.handle, table.handle, out.handle, async) };
 }
 
@@ -46,8 +46,8 @@ export interface CosineTopkOptions {
 function planTopk(q: Tensor<'f32'>, table: Tensor, k: number, opts: CosineTopkOptions = {}): Planned<TopK> {
   checkPair(q, table);
   if (!Number.isInteger(k) || k < 1 || k > table.shape[0]) throw invalid(`k = ${k} must be in 1..${table.shape[0]}`);
-  const scores = Tensor.empty([q.shape[0], k], 'f32');
-  const indices = Tensor.empty([q.shape[0], k], 'i32');
+  const scores = Tensor.empty([q.shape[0], k], 'f32', q.device);
+  const indices = Tensor.empty([q.shape[0], k], 'i32', q.device);
   const normalized = opts.tableNormalized ?? false;
   return {
     result: { scores, indices },

@@ -30,7 +30,7 @@ function vectorParam(t: Tensor | undefined, name: string, n: number): Tensor<'f3
 function io(x: Tensor, out: Tensor<'f32'> | undefined): { y: Tensor<'f32'>; owned: Tensor[]; n: number } {
   expectTensor(x, 'x');
   expectDType(x, 'x', ['f32']);
-  const y = output(out, 'out', x.shape) as Tensor<'f32'>;
+  const y = output(out, 'out', x.shape, 'f32', x) as Tensor<'f32'>;
   return { y, owned: out ? [] : [y], n: x.shape[x.ndim - 1] ?? 1 };
 }
 

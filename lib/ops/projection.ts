@@ -119,7 +119,7 @@ function dropoutArgs(d: Dropout | undefined): [number, number | bigint] {
 function planForward(x: Tensor<'f32'>, w: ProjectionWeights, opts: { out?: Tensor<'f32'> } = {}): Planned<Tensor<'f32'>> {
   const d = projectionDims(w);
   const b = checkX(x, d);
-  const y = output(opts.out, 'out', [b, d.out]) as Tensor<'f32'>;
+  const y = output(opts.out, 'out', [b, d.out], 'f32', x) as Tensor<'f32'>;
   return {
     result: y,
     owned: opts.out ? [] : [y],
@@ -144,8 +144,8 @@ function planForwardTrain(x: Tensor<'f32'>, w: ProjectionWeights, opts: Projecti
   const momentum = finiteNumber(opts.momentum ?? 0.1, 'momentum');
   if (momentum < 0 || momentum > 1) throw invalid('momentum must be in [0, 1]');
   const [p, seed] = dropoutArgs(opts.dropout);
-  const y = Tensor.empty([b, d.out]);
-  const saved = { z1: Tensor.empty([b, d.hidden]), mean: Tensor.empty([d.hidden]), rstd: Tensor.empty([d.hidden]) };
+  const y = Tensor.empty([b, d.out], 'f32', x.device);
+  const saved = { z1: Tensor.empty([b, d.hidden], 'f32', x.device), mean: Tensor.empty([d.hidden], 'f32', x.device), rstd: Tensor.empty([d.hidden], 'f32', x.device) };
   return {
     result: { y, saved },
     owned: [y, saved.z1, saved.mean, saved.rstd],
@@ -186,7 +186,7 @@ function planBackward(
   const [p, seed] = dropoutArgs(opts.dropout);
   const owned: Tensor[] = [];
   const grad = (given: Tensor<'f32'> | undefined, name: string, shape: number[]): Tensor<'f32'> => {
-    const t = output(given, name, shape) as Tensor<'f32'>;
+    const t = output(given, name, shape, 'f32', x) as Tensor<'f32'>;
     if (!given) owned.push(t);
     return t;
   };

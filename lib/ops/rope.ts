@@ -38,7 +38,7 @@ function plan(x: Tensor<'f32'>, opts: RopeOptions = {}): Planned<Tensor<'f32'>> 
       throw new TinyEmoError('SHAPE_MISMATCH', `positions [${pos.shape.join(', ')}] must be [S] or [B, S] for x [${x.shape.join(', ')}]`);
     }
   }
-  const y = output(opts.out, 'out', x.shape) as Tensor<'f32'>;
+  const y = output(opts.out, 'out', x.shape, 'f32', x) as Tensor<'f32'>;
   return {
     result: y,
     owned: opts.out ? [] : [y],

@@ -4,6 +4,7 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 
@@ -89,7 +90,12 @@ Storage::Storage(size_t n) : bytes(n) {
   if (!data) throw std::bad_alloc();
 }
 
-Storage::~Storage() { te_host_free(data); }
+Storage::Storage(void* device_data, size_t n, int32_t d) : data(device_data), bytes(n), device(d) {}
+
+Storage::~Storage() {
+  if (device >= 0) te_cuda_free(device, data);  // a failure here has no one to report to
+  else te_host_free(data);
+}
 
 Napi::Function NativeTensor::define(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "NativeTensor",
@@ -100,6 +106,7 @@ Napi::Function NativeTensor::define(Napi::Env env) {
                                         InstanceAccessor<&NativeTensor::offset>("offset"),
                                         InstanceAccessor<&NativeTensor::is_disposed>("disposed"),
                                         InstanceAccessor<&NativeTensor::storage_bytes>("storageBytes"),
+                                        InstanceAccessor<&NativeTensor::device>("device"),
                                         InstanceMethod<&NativeTensor::array_buffer>("arrayBuffer"),
                                         InstanceMethod<&NativeTensor::as_strided>("asStrided"),
                                         InstanceMethod<&NativeTensor::write>("write"),
@@ -118,8 +125,9 @@ NativeTensor* NativeTensor::unwrap(Napi::Value v) {
   return Napi::ObjectWrap<NativeTensor>::Unwrap(o);
 }
 
-// new NativeTensor(dtype, shape, init) where init is "zeros", "empty" or an
-// ArrayBuffer / view whose bytes are copied; or, from native code only,
+// new NativeTensor(dtype, shape, init[, device]) where init is "zeros",
+// "empty" or an ArrayBuffer / view whose bytes are copied, and device -1 (or
+// absent) for host memory, else a CUDA device's ordinal; or, from native code only,
 // new NativeTensor(External<NativeTensor> parent, shape, strides, offset).
 NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {
   Napi::Env env = info.Env();
@@ -130,12 +138,20 @@ NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
       NativeTensor* parent = info[0].As<Napi::External<NativeTensor>>().Data();
       storage_ = parent->storage_;
       dtype_ = parent->dtype_;
+      device_ = parent->device_;
       ndim_ = parse_dims(env, info[1], shape_, "shape");
       parse_dims(env, info[2], strides_, "strides");
       offset_ = static_cast<int64_t>(info[3].As<Napi::Number>().DoubleValue());
       return;
     }
-    if (info.Length() != 3) throw_error(env, "INVALID_ARGUMENT", "NativeTensor(dtype, shape, init)");
+    if (info.Length() != 3 && info.Length() != 4)
+      throw_error(env, "INVALID_ARGUMENT", "NativeTensor(dtype, shape, init[, device])");
+    if (info.Length() == 4 && !info[3].IsUndefined()) {
+      const double d = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : -2.0;
+      if (!(d >= -1 && d < 1024) || d != static_cast<double>(static_cast<int32_t>(d)))
+        throw_error(env, "INVALID_ARGUMENT", "device must be -1 (host) or a CUDA device's ordinal");
+      device_ = static_cast<int32_t>(d);
+    }
     dtype_ = parse_dtype(env, info[0]);
     ndim_ = parse_dims(env, info[1], shape_, "shape");
     const int64_t n = checked_numel(env, shape_, ndim_);
@@ -155,6 +171,18 @@ NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
                         (src_len == 0 && bytes ? " (is the buffer detached?)" : ""));
     } else if (!info[2].IsString()) {
       throw_error(env, "INVALID_ARGUMENT", "init must be 'zeros', 'empty' or an ArrayBuffer/view to copy");
+    }
+    if (device_ >= 0) {
+      void* p = nullptr;
+      if (te_cuda_malloc(device_, bytes, &p) != TE_OK) throw_error(env, "DEVICE", te_last_error());
+      storage_ = std::make_shared<Storage>(p, bytes, device_);
+      if (copy) {
+        device_transfer(env, const_cast<void*>(src), 0, n, true);
+      } else if (info[2].As<Napi::String>().Utf8Value() == "zeros") {
+        std::vector<char> zeros(bytes);
+        device_transfer(env, zeros.data(), 0, n, true);
+      }
+      return;  // device memory is not counted as the JS heap's external memory
     }
     storage_ = std::make_shared<Storage>(bytes);
     if (copy) {
@@ -187,7 +215,8 @@ te_tensor NativeTensor::view() const {
   t.data = storage_ ? static_cast<char*>(storage_->data) + offset_ * static_cast<int64_t>(te_dtype_size(dtype_))
                     : nullptr;
   t.dtype = dtype_;
-  t.device = TE_DEVICE_CPU;
+  t.device = device_ >= 0 ? TE_DEVICE_CUDA : TE_DEVICE_CPU;
+  t.device_index = device_ >= 0 ? device_ : 0;
   t.ndim = ndim_;
   for (int i = 0; i < ndim_; ++i) {
     t.shape[i] = shape_[i];
@@ -205,6 +234,7 @@ Napi::Value NativeTensor::offset(const Napi::CallbackInfo& info) {
 Napi::Value NativeTensor::is_disposed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), disposed());
 }
+Napi::Value NativeTensor::device(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_); }
 Napi::Value NativeTensor::storage_bytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), storage_ ? static_cast<double>(storage_->bytes) : 0.0);
 }
@@ -215,6 +245,9 @@ Napi::Value NativeTensor::array_buffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
+    if (on_device())
+      throw_error(env, "DEVICE", "the tensor lives on CUDA device " + std::to_string(device_) +
+                                     ": read() it into a host buffer, or copy it to the CPU");
     auto* hold = new std::shared_ptr<Storage>(storage_);
     napi_value ab;
     const napi_status st = napi_create_external_arraybuffer(
@@ -291,7 +324,8 @@ Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
     if (info.Length() < 2 || info[1].IsUndefined()) {
       const void* src = matching_buffer(info, "write(source)");
       const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
-      if (bytes) std::memmove(view().data, src, bytes);
+      if (on_device()) device_transfer(env, const_cast<void*>(src), 0, static_cast<int64_t>(elements()), true);
+      else if (bytes) std::memmove(view().data, src, bytes);
       return env.Undefined();
     }
     if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
@@ -305,7 +339,15 @@ Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
     if (!(off >= 0) || off != static_cast<double>(static_cast<size_t>(off)) || static_cast<size_t>(off) > bytes ||
         len > bytes - static_cast<size_t>(off))
       throw_error(env, "INVALID_ARGUMENT", "write(source, offset): the bytes do not fit inside the tensor");
-    if (len) std::memmove(static_cast<char*>(view().data) + static_cast<size_t>(off), src, len);
+    if (on_device()) {
+      const size_t es = te_dtype_size(dtype_);
+      if (static_cast<size_t>(off) % es || len % es)
+        throw_error(env, "INVALID_ARGUMENT", "write(source, offset) to a device tensor: whole elements only");
+      device_transfer(env, const_cast<void*>(src), static_cast<int64_t>(static_cast<size_t>(off) / es),
+                      static_cast<int64_t>(len / es), true);
+    } else if (len) {
+      std::memmove(static_cast<char*>(view().data) + static_cast<size_t>(off), src, len);
+    }
     return env.Undefined();
   });
 }
@@ -317,9 +359,27 @@ Napi::Value NativeTensor::read(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     void* dst = matching_buffer(info, "read(dest)");
     const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
-    if (bytes) std::memmove(dst, view().data, bytes);
+    if (on_device()) device_transfer(env, dst, 0, static_cast<int64_t>(elements()), false);
+    else if (bytes) std::memmove(dst, view().data, bytes);
     return env.Undefined();
   });
+}
+
+// Through te_copy, as two 1-D views of `count` elements of this dtype: the
+// device side waits for earlier kernels before a copy to the host.
+void NativeTensor::device_transfer(Napi::Env env, void* host, int64_t first, int64_t count, bool to_device) const {
+  if (count == 0) return;
+  te_tensor dev = view();
+  dev.data = static_cast<char*>(dev.data) + first * static_cast<int64_t>(te_dtype_size(dtype_));
+  dev.ndim = 1;
+  dev.shape[0] = count;
+  dev.strides[0] = 1;
+  te_tensor h = dev;
+  h.data = host;
+  h.device = TE_DEVICE_CPU;
+  h.device_index = 0;
+  const te_status st = to_device ? te_copy(&h, &dev) : te_copy(&dev, &h);
+  if (st != TE_OK) throw_error(env, "DEVICE", te_last_error());
 }
 
 Napi::Value NativeTensor::dispose(const Napi::CallbackInfo& info) {

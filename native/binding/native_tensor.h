@@ -13,10 +13,13 @@
 
 namespace te::binding {
 
+// Host memory (device -1) or CUDA device memory (device = its ordinal).
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
-  explicit Storage(size_t n);
+  int32_t device = -1;
+  explicit Storage(size_t n);                      // host; throws std::bad_alloc
+  Storage(void* device_data, size_t n, int32_t d);  // adopts te_cuda_malloc memory
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -32,6 +35,7 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   ~NativeTensor() override;
 
   bool disposed() const { return !storage_; }
+  bool on_device() const { return storage_ && storage_->device >= 0; }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   te_tensor view() const;  // the te_tensor for the C ABI
 
@@ -42,6 +46,7 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   Napi::Value offset(const Napi::CallbackInfo& info);
   Napi::Value is_disposed(const Napi::CallbackInfo& info);
   Napi::Value storage_bytes(const Napi::CallbackInfo& info);
+  Napi::Value device(const Napi::CallbackInfo& info);
   Napi::Value array_buffer(const Napi::CallbackInfo& info);
   Napi::Value as_strided(const Napi::CallbackInfo& info);
   Napi::Value write(const Napi::CallbackInfo& info);
@@ -50,6 +55,8 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
 
   void release();
   void* matching_buffer(const Napi::CallbackInfo& info, const char* what) const;
+  // Copies between a host buffer and this tensor's elements [first, first + count).
+  void device_transfer(Napi::Env env, void* host, int64_t first, int64_t count, bool to_device) const;
   bool is_contiguous() const {
     int64_t expect = 1;
     for (int i = ndim_ - 1; i >= 0; --i) {
@@ -66,6 +73,7 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
 
   std::shared_ptr<Storage> storage_;
   int32_t dtype_ = TE_F32;
+  int32_t device_ = -1;  // copied from the storage: views keep it after dispose()
   int32_t ndim_ = 0;
   int64_t shape_[TE_MAX_DIMS] = {};
   int64_t strides_[TE_MAX_DIMS] = {};

@@ -45,15 +45,18 @@ std::string shape_str(const te_tensor& t) {
   return s + "]";
 }
 
-const te_tensor& arg(const te_tensor* t, const char* name) {
+const te_tensor& arg_any(const te_tensor* t, const char* name) {
   if (!t) fail(TE_ERR_INVALID_ARGUMENT, "%s: tensor is NULL", name);
   if (t->ndim < 0 || t->ndim > TE_MAX_DIMS)
     fail(TE_ERR_INVALID_ARGUMENT, "%s: ndim %d is outside 0..%d", name, t->ndim, TE_MAX_DIMS);
   const size_t es = dtype_size(t->dtype);
   if (!es) fail(TE_ERR_DTYPE, "%s: unknown dtype %d", name, t->dtype);
-  if (t->device != TE_DEVICE_CPU) {
-    if (t->device == TE_DEVICE_CUDA)
-      fail(TE_ERR_DEVICE, "%s: tensor is on a CUDA device, this op runs on the CPU", name);
+  if (t->device == TE_DEVICE_CUDA) {
+#if !defined(TE_WITH_CUDA)
+    fail(TE_ERR_DEVICE, "%s: tensor is on a CUDA device, but this build of tinyemo has no CUDA support", name);
+#endif
+    if (t->device_index < 0) fail(TE_ERR_DEVICE, "%s: negative CUDA device index %d", name, t->device_index);
+  } else if (t->device != TE_DEVICE_CPU) {
     fail(TE_ERR_DEVICE, "%s: unknown device %d", name, t->device);
   }
   // Byte extent of the view; every product is checked against overflow so a
@@ -78,9 +81,36 @@ const te_tensor& arg(const te_tensor* t, const char* name) {
   return *t;
 }
 
+const te_tensor& arg(const te_tensor* t, const char* name) {
+  const te_tensor& a = arg_any(t, name);
+  if (a.device != TE_DEVICE_CPU) fail(TE_ERR_DEVICE, "%s: tensor is on a CUDA device, this op runs on the CPU", name);
+  return a;
+}
+
 const te_tensor* optional_arg(const te_tensor* t, const char* name) {
   if (!t) return nullptr;
   return &arg(t, name);
+}
+
+const te_tensor* optional_arg_any(const te_tensor* t, const char* name) {
+  if (!t) return nullptr;
+  return &arg_any(t, name);
+}
+
+Device device_of(std::initializer_list<const te_tensor*> tensors) {
+  const te_tensor* first = nullptr;
+  for (const te_tensor* t : tensors) {
+    if (!t) continue;
+    if (!first) {
+      first = t;
+    } else if (t->device != first->device || (t->device == TE_DEVICE_CUDA && t->device_index != first->device_index)) {
+      fail(TE_ERR_DEVICE, "the tensors of one op must be on one device (found %s:%d and %s:%d); copy them first",
+           first->device == TE_DEVICE_CUDA ? "cuda" : "cpu", first->device_index,
+           t->device == TE_DEVICE_CUDA ? "cuda" : "cpu", t->device_index);
+    }
+  }
+  if (!first) return {TE_DEVICE_CPU, 0};
+  return {first->device, first->device == TE_DEVICE_CUDA ? first->device_index : 0};
 }
 
 void expect_dtype(const te_tensor& t, const char* name, std::initializer_list<int32_t> allowed) {

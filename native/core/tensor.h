@@ -25,6 +25,18 @@ std::string shape_str(const te_tensor& t);
 const te_tensor& arg(const te_tensor* t, const char* name);
 // Same, but NULL is allowed (returns nullptr).
 const te_tensor* optional_arg(const te_tensor* t, const char* name);
+// The same checks for ops that also run on CUDA: the tensor may live on a
+// CUDA device (only in a CUDA build). Such ops must then call device_of()
+// over all their tensors and dispatch on it, never touching the data here.
+const te_tensor& arg_any(const te_tensor* t, const char* name);
+const te_tensor* optional_arg_any(const te_tensor* t, const char* name);
+// The one device all of an op's tensors are on; mixing devices (or CUDA
+// devices) is an error. Null entries are skipped; none at all means the CPU.
+struct Device {
+  int32_t type;   // te_device
+  int32_t index;  // the CUDA device's ordinal
+};
+Device device_of(std::initializer_list<const te_tensor*> tensors);
 
 void expect_dtype(const te_tensor& t, const char* name, std::initializer_list<int32_t> allowed);
 void expect_ndim(const te_tensor& t, const char* name, int ndim);

@@ -103,8 +103,21 @@ TE_API const char* te_cpu_isa(void);
 TE_API te_status te_set_cpu_isa(const char* name);
 /* Space-separated feature flags this CPU reports, e.g. "sse2 avx avx2 fma f16c". */
 TE_API const char* te_cpu_features(void);
-/* Number of CUDA devices this build can use (0 in a CPU-only build). */
+/* Number of CUDA devices this build can use (0 in a CPU-only build, and
+ * where no driver or device answers). */
 TE_API int32_t te_cuda_device_count(void);
+
+/* CUDA device memory, for tensors with device TE_DEVICE_CUDA. Ops on such
+ * tensors run on that device, asynchronously in stream order; a kernel's
+ * own fault is reported by the next synchronising call (te_cuda_synchronize,
+ * or te_copy to the host). A CPU-only build answers TE_ERR_DEVICE. */
+TE_API te_status te_cuda_malloc(int32_t device, size_t bytes, void** ptr);
+TE_API te_status te_cuda_free(int32_t device, void* ptr);
+TE_API te_status te_cuda_synchronize(int32_t device);
+/* The device's name and compute capability, e.g. "NVIDIA H200 (sm_90)". */
+TE_API te_status te_cuda_device_name(int32_t device, char* buf, size_t size);
+/* Bytes currently held through te_cuda_malloc, all devices together. */
+TE_API int64_t te_cuda_bytes_in_use(void);
 
 /* Probes for benchmarks: vector FMA throughput over `threads` threads of
  * the pool (GFLOP/s, the kernels' instruction set), and the best of three
@@ -121,7 +134,9 @@ TE_API int64_t te_host_bytes_in_use(void);
 
 /* dst = src element by element, any strides, same shape. Floating dtypes
  * convert among f32/f16/bf16 (round to nearest even); integer dtypes must
- * match. */
+ * match. Between the host and a CUDA device both views must be contiguous
+ * and of one dtype (convert on either side first); a copy to the host waits
+ * for the device's work. */
 TE_API te_status te_copy(const te_tensor* src, te_tensor* dst);
 
 /* ---- gemm --------------------------------------------------------------- */

@@ -1,47 +1,48 @@
 #include "../../cpu/activation.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 extern "C" TE_API te_status te_activation(const te_tensor* x_, int32_t activation, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     if (activation < TE_ACT_NONE || activation > TE_ACT_RELU)
       te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", activation);
     te::expect_dtype(x, "x", {TE_F32});
     const te::Rows ry = te::same_shape_output(x, "x", y, "y");
-    te::cpu::activation(te::as_rows(x, "x"), activation, ry);
+    TE_DISPATCH(te::device_of({&x, &y}), activation, te::as_rows(x, "x"), activation, ry);
   });
 }
 
 extern "C" TE_API te_status te_swiglu(const te_tensor* gate_, const te_tensor* up_, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& gate = te::arg(gate_, "gate");
-    const te_tensor& up = te::arg(up_, "up");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& gate = te::arg_any(gate_, "gate");
+    const te_tensor& up = te::arg_any(up_, "up");
+    const te_tensor& y = te::arg_any(y_, "y");
     te::expect_dtype(gate, "gate", {TE_F32});
     te::expect_dtype(up, "up", {TE_F32});
     te::expect_same_shape(gate, "gate", up, "up");
     const te::Rows ry = te::same_shape_output(gate, "gate", y, "y");
     te::expect_disjoint(y, "y", up, "up", /*in_place_ok=*/true);
-    te::cpu::swiglu(te::as_rows(gate, "gate"), te::as_rows(up, "up"), ry);
+    TE_DISPATCH(te::device_of({&gate, &up, &y}), swiglu, te::as_rows(gate, "gate"), te::as_rows(up, "up"), ry);
   });
 }
 
 extern "C" TE_API te_status te_softmax(const te_tensor* x_, float scale, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     te::expect_dtype(x, "x", {TE_F32});
     const te::Rows ry = te::same_shape_output(x, "x", y, "y");
-    te::cpu::softmax(te::as_rows(x, "x"), scale, ry);
+    TE_DISPATCH(te::device_of({&x, &y}), softmax, te::as_rows(x, "x"), scale, ry);
   });
 }
 
 extern "C" TE_API te_status te_add(const te_tensor* a_, const te_tensor* b_, float alpha, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& a = te::arg(a_, "a");
-    const te_tensor& b = te::arg(b_, "b");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& a = te::arg_any(a_, "a");
+    const te_tensor& b = te::arg_any(b_, "b");
+    const te_tensor& y = te::arg_any(y_, "y");
     te::expect_dtype(a, "a", {TE_F32});
     te::expect_dtype(b, "b", {TE_F32});
     te::expect_dtype(y, "y", {TE_F32});
@@ -59,21 +60,21 @@ extern "C" TE_API te_status te_add(const te_tensor* a_, const te_tensor* b_, flo
     const int64_t n = te::numel(a), bl = te::numel(b);
     if (n == 0) return;
     if (bl == 0) te::fail(TE_ERR_SHAPE, "b is empty");
-    te::cpu::add(static_cast<const float*>(a.data), static_cast<const float*>(b.data), n, bl, alpha,
+    TE_DISPATCH(te::device_of({&a, &b, &y}), add, static_cast<const float*>(a.data), static_cast<const float*>(b.data), n, bl, alpha,
                  static_cast<float*>(y.data));
   });
 }
 
 extern "C" TE_API te_status te_scale(const te_tensor* x_, float alpha, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     te::expect_dtype(x, "x", {TE_F32});
     te::expect_dtype(y, "y", {TE_F32});
     te::expect_same_shape(x, "x", y, "y");
     te::expect_contiguous(x, "x");
     te::expect_contiguous(y, "y");
     te::expect_disjoint(y, "y", x, "x", /*in_place_ok=*/true);
-    te::cpu::scale(static_cast<const float*>(x.data), te::numel(x), alpha, static_cast<float*>(y.data));
+    TE_DISPATCH(te::device_of({&x, &y}), scale, static_cast<const float*>(x.data), te::numel(x), alpha, static_cast<float*>(y.data));
   });
 }

@@ -1,15 +1,16 @@
 #include <cmath>
 
 #include "../../cpu/attention.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 extern "C" TE_API te_status te_attention(const te_tensor* q_, const te_tensor* k_, const te_tensor* v_,
                                          te_tensor* out_, const te_attention_options* opt) {
   return te::guard([&] {
-    const te_tensor& q = te::arg(q_, "q");
-    const te_tensor& k = te::arg(k_, "k");
-    const te_tensor& v = te::arg(v_, "v");
-    const te_tensor& out = te::arg(out_, "out");
+    const te_tensor& q = te::arg_any(q_, "q");
+    const te_tensor& k = te::arg_any(k_, "k");
+    const te_tensor& v = te::arg_any(v_, "v");
+    const te_tensor& out = te::arg_any(out_, "out");
     if (!opt) te::fail(TE_ERR_INVALID_ARGUMENT, "options is NULL");
     if (!std::isfinite(opt->scale)) te::fail(TE_ERR_INVALID_ARGUMENT, "scale must be finite");
     const te_tensor* all[] = {&q, &k, &v, &out};
@@ -34,6 +35,6 @@ extern "C" TE_API te_status te_attention(const te_tensor* q_, const te_tensor* k
     te::expect_disjoint(out, "out", q, "q");
     te::expect_disjoint(out, "out", k, "k");
     te::expect_disjoint(out, "out", v, "v");
-    te::cpu::attention(q, k, v, out, opt->scale, opt->causal != 0);
+    TE_DISPATCH(te::device_of({&q, &k, &v, &out}), attention, q, k, v, out, opt->scale, opt->causal != 0);
   });
 }

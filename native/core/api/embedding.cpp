@@ -1,13 +1,14 @@
 #include <vector>
 
 #include "../../cpu/embedding.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tensor* ids_, te_tensor* out_) {
   return te::guard([&] {
-    const te_tensor& table = te::arg(table_, "table");
-    const te_tensor& ids = te::arg(ids_, "ids");
-    const te_tensor& out = te::arg(out_, "out");
+    const te_tensor& table = te::arg_any(table_, "table");
+    const te_tensor& ids = te::arg_any(ids_, "ids");
+    const te_tensor& out = te::arg_any(out_, "out");
     te::expect_dtype(table, "table", {TE_F32, TE_F16, TE_BF16});
     te::expect_dtype(ids, "ids", {TE_I32, TE_I64});
     te::expect_dtype(out, "out", {TE_F32});
@@ -20,6 +21,16 @@ extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tenso
     te::expect_writable(out, "out");
     te::expect_disjoint(out, "out", table, "table");
     te::expect_disjoint(out, "out", ids, "ids");
+    const te::Device dev = te::device_of({&table, &ids, &out});
+    (void)dev;
+#if defined(TE_WITH_CUDA)
+    if (dev.type == TE_DEVICE_CUDA) {
+      // The ids live on the device: they are checked there.
+      te::cuda::use_device(dev.index);
+      te::cuda::embedding(te::as_rows(table, "table"), ids, te::as_rows(out, "out"));
+      return;
+    }
+#endif
     // Every id is checked before anything is written.
     std::vector<int64_t> idx(static_cast<size_t>(N));
     for (int64_t i = 0; i < N; ++i) {
@@ -38,10 +49,10 @@ extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tenso
 extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_tensor* weight_,
                                            const te_tensor* bias_, te_tensor* out_) {
   return te::guard([&] {
-    const te_tensor& px = te::arg(pixels_, "pixels");
-    const te_tensor& w = te::arg(weight_, "weight");
-    const te_tensor* bias = te::optional_arg(bias_, "bias");
-    const te_tensor& out = te::arg(out_, "out");
+    const te_tensor& px = te::arg_any(pixels_, "pixels");
+    const te_tensor& w = te::arg_any(weight_, "weight");
+    const te_tensor* bias = te::optional_arg_any(bias_, "bias");
+    const te_tensor& out = te::arg_any(out_, "out");
     te::expect_dtype(px, "pixels", {TE_F32});
     te::expect_dtype(w, "weight", {TE_F32, TE_F16, TE_BF16});
     te::expect_dtype(out, "out", {TE_F32});
@@ -69,7 +80,7 @@ extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_te
     }
     te::expect_disjoint(out, "out", px, "pixels");
     te::expect_disjoint(out, "out", w, "weight");
-    te::cpu::patch_embed(static_cast<const float*>(px.data), B, C, H, W, P, w.data, w.dtype,
+    TE_DISPATCH(te::device_of({&px, &w, bias, &out}), patch_embed, static_cast<const float*>(px.data), B, C, H, W, P, w.data, w.dtype,
                          bias ? static_cast<const float*>(bias->data) : nullptr, E, static_cast<float*>(out.data));
   });
 }

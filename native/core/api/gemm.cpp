@@ -1,13 +1,14 @@
 #include "../../cpu/gemm.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, const te_tensor* bias_, te_tensor* c_,
                                     const te_gemm_options* opt_) {
   return te::guard([&] {
-    const te_tensor& a = te::arg(a_, "a");
-    const te_tensor& b = te::arg(b_, "b");
-    const te_tensor* bias = te::optional_arg(bias_, "bias");
-    const te_tensor& c = te::arg(c_, "c");
+    const te_tensor& a = te::arg_any(a_, "a");
+    const te_tensor& b = te::arg_any(b_, "b");
+    const te_tensor* bias = te::optional_arg_any(bias_, "bias");
+    const te_tensor& c = te::arg_any(c_, "c");
     const te_gemm_options opt = opt_ ? *opt_ : te_gemm_options{0, 0, 1.0f, 0.0f, TE_ACT_NONE};
     if (opt.activation < TE_ACT_NONE || opt.activation > TE_ACT_RELU)
       te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", opt.activation);
@@ -42,7 +43,7 @@ extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, co
     ep.beta = opt.beta;
     ep.col_shift = bias ? static_cast<const float*>(bias->data) : nullptr;
     ep.act = opt.activation;
-    te::cpu::gemm(M, N, K, {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0},
+    TE_DISPATCH(te::device_of({&a, &b, bias, &c}), gemm, M, N, K, {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0},
                   {b.data, b.dtype, rb.stride, opt.b_trans != 0}, static_cast<float*>(c.data), rc.stride, ep);
   });
 }

@@ -1,4 +1,5 @@
 #include "../../cpu/metric.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 namespace {
@@ -15,20 +16,20 @@ void check_pair(const te_tensor& q, const te_tensor& table) {
 
 extern "C" TE_API te_status te_l2_normalize(const te_tensor* x_, te_tensor* y_, float eps) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     te::expect_dtype(x, "x", {TE_F32});
     const te::Rows ry = te::same_shape_output(x, "x", y, "y");
     if (!(eps >= 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "eps must be >= 0");
-    te::cpu::l2_normalize(te::as_rows(x, "x"), eps, ry);
+    TE_DISPATCH(te::device_of({&x, &y}), l2_normalize, te::as_rows(x, "x"), eps, ry);
   });
 }
 
 extern "C" TE_API te_status te_cosine(const te_tensor* q_, const te_tensor* table_, te_tensor* out_) {
   return te::guard([&] {
-    const te_tensor& q = te::arg(q_, "queries");
-    const te_tensor& table = te::arg(table_, "table");
-    const te_tensor& out = te::arg(out_, "out");
+    const te_tensor& q = te::arg_any(q_, "queries");
+    const te_tensor& table = te::arg_any(table_, "table");
+    const te_tensor& out = te::arg_any(out_, "out");
     check_pair(q, table);
     te::expect_dtype(out, "out", {TE_F32});
     te::expect_ndim(out, "out", 2);
@@ -38,17 +39,17 @@ extern "C" TE_API te_status te_cosine(const te_tensor* q_, const te_tensor* tabl
     te::expect_disjoint(out, "out", q, "queries");
     te::expect_disjoint(out, "out", table, "table");
     const te::Rows ro = te::as_rows(out, "out");
-    te::cpu::cosine(te::as_rows(q, "queries"), te::as_rows(table, "table"), static_cast<float*>(out.data), ro.stride);
+    TE_DISPATCH(te::device_of({&q, &table, &out}), cosine, te::as_rows(q, "queries"), te::as_rows(table, "table"), static_cast<float*>(out.data), ro.stride);
   });
 }
 
 extern "C" TE_API te_status te_cosine_topk(const te_tensor* q_, const te_tensor* table_, int32_t table_normalized,
                                            int32_t k, te_tensor* scores_, te_tensor* indices_) {
   return te::guard([&] {
-    const te_tensor& q = te::arg(q_, "queries");
-    const te_tensor& table = te::arg(table_, "table");
-    const te_tensor& scores = te::arg(scores_, "scores");
-    const te_tensor& indices = te::arg(indices_, "indices");
+    const te_tensor& q = te::arg_any(q_, "queries");
+    const te_tensor& table = te::arg_any(table_, "table");
+    const te_tensor& scores = te::arg_any(scores_, "scores");
+    const te_tensor& indices = te::arg_any(indices_, "indices");
     check_pair(q, table);
     const int64_t B = q.shape[0], C = table.shape[0];
     if (k < 1 || k > C)
@@ -69,7 +70,7 @@ extern "C" TE_API te_status te_cosine_topk(const te_tensor* q_, const te_tensor*
     te::expect_disjoint(scores, "scores", table, "table");
     te::expect_disjoint(indices, "indices", q, "queries");
     te::expect_disjoint(indices, "indices", table, "table");
-    te::cpu::cosine_topk(te::as_rows(q, "queries"), te::as_rows(table, "table"), table_normalized != 0, k,
+    TE_DISPATCH(te::device_of({&q, &table, &scores, &indices}), cosine_topk, te::as_rows(q, "queries"), te::as_rows(table, "table"), table_normalized != 0, k,
                          static_cast<float*>(scores.data), static_cast<int32_t*>(indices.data));
   });
 }

@@ -1,10 +1,11 @@
 #include "../../cpu/norm.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 namespace {
 
 const float* vector_param(const te_tensor* t, const char* name, int64_t n) {
-  const te_tensor* p = te::optional_arg(t, name);
+  const te_tensor* p = te::optional_arg_any(t, name);
   if (!p) return nullptr;
   te::expect_dtype(*p, name, {TE_F32});
   te::expect_ndim(*p, name, 1);
@@ -24,24 +25,24 @@ te::Rows check_io(const te_tensor& x, const te_tensor& y) {
 extern "C" TE_API te_status te_layer_norm(const te_tensor* x_, const te_tensor* weight, const te_tensor* bias,
                                           float eps, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     const te::Rows ry = check_io(x, y);
     if (!(eps >= 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "eps must be >= 0");
     const int64_t n = x.shape[x.ndim - 1];
     const float* w = vector_param(weight, "weight", n);
     const float* b = vector_param(bias, "bias", n);
-    te::cpu::layer_norm(te::as_rows(x, "x"), w, b, eps, ry);
+    TE_DISPATCH(te::device_of({&x, &y, te::optional_arg_any(weight, "weight"), te::optional_arg_any(bias, "bias")}), layer_norm, te::as_rows(x, "x"), w, b, eps, ry);
   });
 }
 
 extern "C" TE_API te_status te_rms_norm(const te_tensor* x_, const te_tensor* weight, float eps, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     const te::Rows ry = check_io(x, y);
     if (!(eps >= 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "eps must be >= 0");
     const float* w = vector_param(weight, "weight", x.shape[x.ndim - 1]);
-    te::cpu::rms_norm(te::as_rows(x, "x"), w, eps, ry);
+    TE_DISPATCH(te::device_of({&x, &y, te::optional_arg_any(weight, "weight")}), rms_norm, te::as_rows(x, "x"), w, eps, ry);
   });
 }

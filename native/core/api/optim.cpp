@@ -1,4 +1,5 @@
 #include "../../cpu/optim.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 extern "C" TE_API te_status te_adamw_step(int32_t n, te_tensor* params, const te_tensor* grads, te_tensor* m,
@@ -15,7 +16,7 @@ extern "C" TE_API te_status te_adamw_step(int32_t n, te_tensor* params, const te
       const te_tensor* ts[] = {&params[i], &grads[i], &m[i], &v[i]};
       const char* names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
       for (int j = 0; j < 4; ++j) {
-        te::arg(ts[j], names[j]);
+        te::arg_any(ts[j], names[j]);
         te::expect_dtype(*ts[j], names[j], {TE_F32});
         te::expect_contiguous(*ts[j], names[j]);
         te::expect_same_shape(params[i], "param", *ts[j], names[j]);
@@ -25,7 +26,8 @@ extern "C" TE_API te_status te_adamw_step(int32_t n, te_tensor* params, const te
     }
     const te::cpu::AdamW o{opt->lr, opt->beta1, opt->beta2, opt->eps, opt->weight_decay, opt->step};
     for (int32_t i = 0; i < n; ++i)
-      te::cpu::adamw(static_cast<float*>(params[i].data), static_cast<const float*>(grads[i].data),
-                     static_cast<float*>(m[i].data), static_cast<float*>(v[i].data), te::numel(params[i]), o);
+      TE_DISPATCH(te::device_of({&params[0], &params[i], &grads[i], &m[i], &v[i]}), adamw,
+                  static_cast<float*>(params[i].data), static_cast<const float*>(grads[i].data),
+                  static_cast<float*>(m[i].data), static_cast<float*>(v[i].data), te::numel(params[i]), o);
   });
 }

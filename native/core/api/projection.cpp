@@ -1,4 +1,5 @@
 #include "../../cpu/projection.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 namespace {
@@ -22,19 +23,19 @@ void mat(const te_tensor& t, const char* name, int64_t rows, int64_t cols, bool 
 // Checks every weight against w1's and w2's shapes and returns the plain view.
 te::cpu::ProjectionParams params(const te_projection_weights* w) {
   if (!w) te::fail(TE_ERR_INVALID_ARGUMENT, "weights is NULL");
-  const te_tensor& w1 = te::arg(&w->w1, "w1");
-  const te_tensor& w2 = te::arg(&w->w2, "w2");
+  const te_tensor& w1 = te::arg_any(&w->w1, "w1");
+  const te_tensor& w2 = te::arg_any(&w->w2, "w2");
   te::expect_ndim(w1, "w1", 2);
   te::expect_ndim(w2, "w2", 2);
   const int64_t H = w1.shape[0], IN = w1.shape[1], OUT = w2.shape[0];
   mat(w1, "w1", H, IN, true);
   mat(w2, "w2", OUT, H, true);
-  vec(te::arg(&w->b1, "b1"), "b1", H);
-  vec(te::arg(&w->bn_weight, "bn_weight"), "bn_weight", H);
-  vec(te::arg(&w->bn_bias, "bn_bias"), "bn_bias", H);
-  vec(te::arg(&w->running_mean, "running_mean"), "running_mean", H);
-  vec(te::arg(&w->running_var, "running_var"), "running_var", H);
-  vec(te::arg(&w->b2, "b2"), "b2", OUT);
+  vec(te::arg_any(&w->b1, "b1"), "b1", H);
+  vec(te::arg_any(&w->bn_weight, "bn_weight"), "bn_weight", H);
+  vec(te::arg_any(&w->bn_bias, "bn_bias"), "bn_bias", H);
+  vec(te::arg_any(&w->running_mean, "running_mean"), "running_mean", H);
+  vec(te::arg_any(&w->running_var, "running_var"), "running_var", H);
+  vec(te::arg_any(&w->b2, "b2"), "b2", OUT);
   if (!(w->eps > 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "BatchNorm eps must be > 0");
   return {IN,
           H,
@@ -83,6 +84,13 @@ void check_x(const te_tensor& x, const te::cpu::ProjectionParams& p) {
   mat(x, "x", x.ndim == 2 ? x.shape[0] : -1, p.in, false);
 }
 
+// The device of the weights and of the call's other tensors (all must agree).
+te::Device device(const te_projection_weights& w, std::initializer_list<const te_tensor*> more) {
+  const te::Device d = te::device_of({&w.w1, &w.b1, &w.bn_weight, &w.bn_bias, &w.running_mean, &w.running_var, &w.w2, &w.b2});
+  for (const te_tensor* t : more) te::device_of({&w.w1, t});  // each on the weights' device
+  return d;
+}
+
 float dropout_p(const te_dropout* d) {
   if (!d) return 0.0f;
   if (!(d->p >= 0.0f && d->p < 1.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "dropout p must be in [0, 1)");
@@ -94,8 +102,8 @@ float dropout_p(const te_dropout* d) {
 extern "C" TE_API te_status te_projection_forward(const te_tensor* x_, const te_projection_weights* w,
                                                   te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     const te::cpu::ProjectionParams p = params(w);
     check_x(x, p);
     const int64_t B = x.shape[0];
@@ -103,7 +111,7 @@ extern "C" TE_API te_status te_projection_forward(const te_tensor* x_, const te_
     Inputs in = weight_inputs(*w);
     in.add(x, "x");
     in.expect_disjoint(y, "y");
-    te::cpu::projection_forward(static_cast<const float*>(x.data), B, p, static_cast<float*>(y.data));
+    TE_DISPATCH(device(*w, {&x, &y}), projection_forward, static_cast<const float*>(x.data), B, p, static_cast<float*>(y.data));
   });
 }
 
@@ -111,8 +119,8 @@ extern "C" TE_API te_status te_projection_forward_train(const te_tensor* x_, te_
                                                         float momentum, const te_dropout* dropout,
                                                         te_projection_saved* saved, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
     te::cpu::ProjectionParams p = params(w);
     check_x(x, p);
     const int64_t B = x.shape[0], H = p.hidden;
@@ -120,9 +128,9 @@ extern "C" TE_API te_status te_projection_forward_train(const te_tensor* x_, te_
     if (!(momentum >= 0.0f && momentum <= 1.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "momentum must be in [0, 1]");
     const float drop = dropout_p(dropout);
     if (!saved) te::fail(TE_ERR_INVALID_ARGUMENT, "saved is NULL");
-    const te_tensor& z1 = te::arg(&saved->z1, "saved.z1");
-    const te_tensor& mean = te::arg(&saved->mean, "saved.mean");
-    const te_tensor& rstd = te::arg(&saved->rstd, "saved.rstd");
+    const te_tensor& z1 = te::arg_any(&saved->z1, "saved.z1");
+    const te_tensor& mean = te::arg_any(&saved->mean, "saved.mean");
+    const te_tensor& rstd = te::arg_any(&saved->rstd, "saved.rstd");
     mat(y, "y", B, p.out, false);
     mat(z1, "saved.z1", B, H, false);
     vec(mean, "saved.mean", H);
@@ -135,7 +143,7 @@ extern "C" TE_API te_status te_projection_forward_train(const te_tensor* x_, te_
       in.expect_disjoint(*outs[i], names[i]);
       for (int j = i + 1; j < 4; ++j) te::expect_disjoint(*outs[i], names[i], *outs[j], names[j]);
     }
-    te::cpu::projection_forward_train(static_cast<const float*>(x.data), B, p, momentum, drop,
+    TE_DISPATCH(device(*w, {&x, &y, &z1, &mean, &rstd}), projection_forward_train, static_cast<const float*>(x.data), B, p, momentum, drop,
                                       dropout ? dropout->seed : 0, static_cast<float*>(z1.data),
                                       static_cast<float*>(mean.data), static_cast<float*>(rstd.data),
                                       static_cast<float*>(y.data));
@@ -147,9 +155,9 @@ extern "C" TE_API te_status te_projection_backward(const te_tensor* dy_, const t
                                                    const te_dropout* dropout, te_projection_grads* grads,
                                                    te_tensor* dx_) {
   return te::guard([&] {
-    const te_tensor& dy = te::arg(dy_, "dy");
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor* dx = te::optional_arg(dx_, "dx");
+    const te_tensor& dy = te::arg_any(dy_, "dy");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor* dx = te::optional_arg_any(dx_, "dx");
     const te::cpu::ProjectionParams p = params(w);
     check_x(x, p);
     const int64_t B = x.shape[0], H = p.hidden;
@@ -158,12 +166,12 @@ extern "C" TE_API te_status te_projection_backward(const te_tensor* dy_, const t
     const float drop = dropout_p(dropout);
     if (!saved) te::fail(TE_ERR_INVALID_ARGUMENT, "saved is NULL");
     if (!grads) te::fail(TE_ERR_INVALID_ARGUMENT, "grads is NULL");
-    mat(te::arg(&saved->z1, "saved.z1"), "saved.z1", B, H, false);
-    vec(te::arg(&saved->mean, "saved.mean"), "saved.mean", H);
-    vec(te::arg(&saved->rstd, "saved.rstd"), "saved.rstd", H);
+    mat(te::arg_any(&saved->z1, "saved.z1"), "saved.z1", B, H, false);
+    vec(te::arg_any(&saved->mean, "saved.mean"), "saved.mean", H);
+    vec(te::arg_any(&saved->rstd, "saved.rstd"), "saved.rstd", H);
     const te_tensor* gs[] = {&grads->w1, &grads->b1, &grads->bn_weight, &grads->bn_bias, &grads->w2, &grads->b2};
     const char* gn[] = {"grads.w1", "grads.b1", "grads.bn_weight", "grads.bn_bias", "grads.w2", "grads.b2"};
-    for (int i = 0; i < 6; ++i) te::arg(gs[i], gn[i]);
+    for (int i = 0; i < 6; ++i) te::arg_any(gs[i], gn[i]);
     mat(grads->w1, "grads.w1", H, p.in, false);
     vec(grads->b1, "grads.b1", H);
     vec(grads->bn_weight, "grads.bn_weight", H);
@@ -188,7 +196,7 @@ extern "C" TE_API te_status te_projection_backward(const te_tensor* dy_, const t
     const te::cpu::ProjectionGrads g{static_cast<float*>(grads->w1.data),        static_cast<float*>(grads->b1.data),
                                      static_cast<float*>(grads->bn_weight.data), static_cast<float*>(grads->bn_bias.data),
                                      static_cast<float*>(grads->w2.data),        static_cast<float*>(grads->b2.data)};
-    te::cpu::projection_backward(static_cast<const float*>(dy.data), static_cast<const float*>(x.data), B, p,
+    TE_DISPATCH(device(*w, {&x, &dy, dx, &saved->z1, &saved->mean, &saved->rstd, &grads->w1, &grads->b1, &grads->bn_weight, &grads->bn_bias, &grads->w2, &grads->b2}), projection_backward, static_cast<const float*>(dy.data), static_cast<const float*>(x.data), B, p,
                                  static_cast<const float*>(saved->z1.data), static_cast<const float*>(saved->mean.data),
                                  static_cast<const float*>(saved->rstd.data), drop, dropout ? dropout->seed : 0, g,
                                  dx ? static_cast<float*>(dx->data) : nullptr);

@@ -1,12 +1,13 @@
 #include "../../cpu/rope.h"
+#include "../dispatch.h"
 #include "../tensor.h"
 
 extern "C" TE_API te_status te_rope(const te_tensor* x_, const te_tensor* positions_, int64_t offset,
                                     int32_t rotary_dim, float theta, te_tensor* y_) {
   return te::guard([&] {
-    const te_tensor& x = te::arg(x_, "x");
-    const te_tensor& y = te::arg(y_, "y");
-    const te_tensor* pos = te::optional_arg(positions_, "positions");
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
+    const te_tensor* pos = te::optional_arg_any(positions_, "positions");
     te::expect_dtype(x, "x", {TE_F32});
     te::expect_dtype(y, "y", {TE_F32});
     te::expect_ndim(x, "x", 4);
@@ -32,6 +33,6 @@ extern "C" TE_API te_status te_rope(const te_tensor* x_, const te_tensor* positi
     } else if (offset < 0) {
       te::fail(TE_ERR_INVALID_ARGUMENT, "offset must be >= 0");
     }
-    te::cpu::rope(x, pos, offset, rotary_dim, theta, y);
+    TE_DISPATCH(te::device_of({&x, &y, pos}), rope, x, pos, offset, rotary_dim, theta, y);
   });
 }

@@ -1,0 +1,319 @@
+// C[m,n] = act((alpha * sum_k A'(m,k) B(n,k) + beta * C[m,n]) * col_scale[n] + col_shift[n])
+// with the optional prologue A'(m,k) = dropout(act_p(A(m,k) * scale[k] + shift[k])),
+// the same contract as native/cpu/gemm.cpp.
+//
+// Three kernels, chosen by shape and device:
+//  - gemv: M <= 8 and B rows contiguous (a decode step, one image, one query):
+//    memory-bound, one warp per output column streams B's row once for all M rows.
+//  - mma: tensor cores through WMMA, for 16-bit B (A rounded to B's type, f32
+//    accumulation; bf16 needs sm_80, f16 sm_70) and for f32 B as tf32 when
+//    allowed (te_cuda_allow_tf32 / TINYEMO_TF32=1; off by default, as PyTorch).
+//  - simt: plain f32 FMA tiles, exact f32 (the default for f32 B).
+#include <mma.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "common.cuh"
+#include "ops.h"
+#include "../cpu/dropout.h"
+
+namespace te::cuda {
+
+namespace {
+
+bool g_allow_tf32 = [] {
+  const char* e = std::getenv("TINYEMO_TF32");
+  return e && std::strcmp(e, "1") == 0;
+}();
+
+struct Args {
+  int64_t M, N, K;
+  const float* a;
+  int64_t lda;
+  bool a_trans;
+  const void* b;
+  int64_t ldb;
+  bool b_trans;
+  float* c;
+  int64_t ldc;
+  float alpha, beta;
+  const float* col_scale;
+  const float* col_shift;
+  int act;
+  // prologue
+  const float* p_scale;
+  const float* p_shift;
+  int p_act;
+  float p_drop;
+  uint64_t p_seed;
+  bool has_prologue;
+};
+
+__device__ __forceinline__ float load_a(const Args& g, int64_t m, int64_t k) {
+  float v = g.a_trans ? g.a[k * g.lda + m] : g.a[m * g.lda + k];
+  if (g.has_prologue) {
+    if (g.p_scale) v *= g.p_scale[k];
+    if (g.p_shift) v += g.p_shift[k];
+    v = activate(v, g.p_act);
+    if (g.p_drop > 0.0f) v *= cpu::dropout_factor(g.p_seed, uint64_t(m) * uint64_t(g.K) + uint64_t(k), g.p_drop);
+  }
+  return v;
+}
+
+template <class TB>
+__device__ __forceinline__ float load_b(const Args& g, int64_t n, int64_t k) {
+  const TB* b = static_cast<const TB*>(g.b);
+  return to_f32<TB>(g.b_trans ? b[k * g.ldb + n] : b[n * g.ldb + k]);
+}
+
+__device__ __forceinline__ void store_c(const Args& g, int64_t m, int64_t n, float acc) {
+  float* c = g.c + m * g.ldc + n;
+  float v = g.alpha * acc;
+  if (g.beta != 0.0f) v += g.beta * *c;  // beta == 0 never reads C
+  if (g.col_scale) v *= g.col_scale[n];
+  if (g.col_shift) v += g.col_shift[n];
+  *c = activate(v, g.act);
+}
+
+// ---- simt: 64x64 tiles, 256 threads, 4x4 outputs each ----------------------
+
+constexpr int SB = 64, SK = 16;
+
+template <class TB>
+__global__ void __launch_bounds__(256) gemm_simt(Args g) {
+  __shared__ float As[SK][SB + 4];
+  __shared__ float Bs[SK][SB + 4];
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int64_t m0 = int64_t(blockIdx.y) * SB, n0 = int64_t(blockIdx.x) * SB;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < g.K; k0 += SK) {
+    for (int i = threadIdx.x; i < SB * SK; i += 256) {
+      // Consecutive threads take consecutive k for row-major operands.
+      const int r = i / SK, kk = i % SK;
+      const int64_t k = k0 + kk;
+      As[kk][r] = (m0 + r < g.M && k < g.K) ? load_a(g, m0 + r, k) : 0.0f;
+      Bs[kk][r] = (n0 + r < g.N && k < g.K) ? load_b<TB>(g, n0 + r, k) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < SK; ++kk) {
+      float av[4], bv[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+      if (m < g.M && n < g.N) store_c(g, m, n, acc[i][j]);
+    }
+}
+
+// ---- gemv: M <= 8, B rows contiguous (b_trans false) ------------------------
+
+constexpr int GV_MAX_M = 8;
+
+template <class TB>
+__global__ void __launch_bounds__(256) gemm_gemv(Args g) {
+  extern __shared__ float a_rows[];  // [M][K], the prologue applied once
+  for (int64_t i = threadIdx.x; i < g.M * g.K; i += blockDim.x) a_rows[i] = load_a(g, i / g.K, i % g.K);
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int64_t n = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (n >= g.N) return;
+  const TB* brow = static_cast<const TB*>(g.b) + n * g.ldb;
+  float acc[GV_MAX_M] = {};
+  for (int64_t k = lane; k < g.K; k += 32) {
+    const float bv = to_f32<TB>(brow[k]);
+#pragma unroll
+    for (int m = 0; m < GV_MAX_M; ++m)
+      if (m < g.M) acc[m] = fmaf(a_rows[m * g.K + k], bv, acc[m]);
+  }
+#pragma unroll
+  for (int m = 0; m < GV_MAX_M; ++m) {
+    if (m >= g.M) break;
+    const float s = warp_sum(acc[m]);
+    if (lane == 0) store_c(g, m, n, s);
+  }
+}
+
+// ---- mma: WMMA tensor cores; 64x64 block tile, 4 warps of 32x32 ------------
+
+constexpr int MB = 64, MK = 32;
+
+template <class T>
+struct Mma;  // the fragment types of one input precision
+template <>
+struct Mma<__half> {
+  using in = __half;
+  using frag_t = __half;
+  static constexpr int k = 16;
+  static constexpr int min_arch = 700;
+};
+template <>
+struct Mma<__nv_bfloat16> {
+  using in = __nv_bfloat16;
+  using frag_t = __nv_bfloat16;
+  static constexpr int k = 16;
+  static constexpr int min_arch = 800;
+};
+struct Tf32Tag {};
+// tf32 fragments exist only when compiling for sm_80 and later.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define TE_TF32_FRAG float
+#define TE_TO_TF32(x) (x)
+#else
+#define TE_TF32_FRAG nvcuda::wmma::precision::tf32
+#define TE_TO_TF32(x) nvcuda::wmma::__float_to_tf32(x)
+#endif
+template <>
+struct Mma<Tf32Tag> {
+  using in = float;
+  using frag_t = TE_TF32_FRAG;
+  static constexpr int k = 8;
+  static constexpr int min_arch = 800;
+};
+
+template <class P, class TB>
+__global__ void __launch_bounds__(128) gemm_mma(Args g) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  if constexpr (P::min_arch > __CUDA_ARCH__) {
+    __trap();  // never launched: the host picks this kernel only where the instructions exist
+  } else {
+  namespace w = nvcuda::wmma;
+  using In = typename P::in;
+  constexpr int LD = MK + 8;  // padding against bank conflicts; a multiple of 8 as WMMA wants
+  __shared__ __align__(32) unsigned char smem[(2 * MB * LD * sizeof(In)) > (MB * (MB + 4) * 4)
+                                                  ? (2 * MB * LD * sizeof(In))
+                                                  : (MB * (MB + 4) * 4)];
+  In* As = reinterpret_cast<In*>(smem);
+  In* Bs = As + MB * LD;
+  const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
+  const int64_t m0 = int64_t(blockIdx.y) * MB, n0 = int64_t(blockIdx.x) * MB;
+  w::fragment<w::accumulator, 16, 16, P::k, float> acc[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) w::fill_fragment(acc[i][j], 0.0f);
+  for (int64_t k0 = 0; k0 < g.K; k0 += MK) {
+    for (int i = threadIdx.x; i < MB * MK; i += 128) {
+      const int r = i / MK, kk = i % MK;
+      const int64_t k = k0 + kk;
+      const float av = (m0 + r < g.M && k < g.K) ? load_a(g, m0 + r, k) : 0.0f;
+      const float bv = (n0 + r < g.N && k < g.K) ? load_b<TB>(g, n0 + r, k) : 0.0f;
+      if constexpr (std::is_same<In, float>::value) {
+        As[r * LD + kk] = TE_TO_TF32(av);
+        Bs[r * LD + kk] = TE_TO_TF32(bv);
+      } else {
+        As[r * LD + kk] = from_f32<In>(av);
+        Bs[r * LD + kk] = from_f32<In>(bv);
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < MK; kk += P::k) {
+      w::fragment<w::matrix_a, 16, 16, P::k, typename P::frag_t, w::row_major> fa[2];
+      w::fragment<w::matrix_b, 16, 16, P::k, typename P::frag_t, w::col_major> fb[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) w::load_matrix_sync(fa[i], As + (wm * 32 + i * 16) * LD + kk, LD);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) w::load_matrix_sync(fb[j], Bs + (wn * 32 + j * 16) * LD + kk, LD);
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) w::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  // Through shared memory, so the epilogue can see (m, n) of every element.
+  float* Cs = reinterpret_cast<float*>(smem);
+  constexpr int LDC = MB + 4;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      w::store_matrix_sync(Cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC, w::mem_row_major);
+  __syncthreads();
+  for (int i = threadIdx.x; i < MB * MB; i += 128) {
+    const int r = i / MB, cidx = i % MB;
+    const int64_t m = m0 + r, n = n0 + cidx;
+    if (m < g.M && n < g.N) store_c(g, m, n, Cs[r * LDC + cidx]);
+  }
+  }
+#else
+  // Never launched: the host picks this kernel only on devices that have the instructions.
+  __trap();
+#endif
+}
+
+template <class TB>
+void launch_mma(const Args& g, dim3 grid) {
+  if constexpr (std::is_same<TB, __half>::value) gemm_mma<Mma<__half>, TB><<<grid, 128, 0, stream()>>>(g);
+  else if constexpr (std::is_same<TB, __nv_bfloat16>::value) gemm_mma<Mma<__nv_bfloat16>, TB><<<grid, 128, 0, stream()>>>(g);
+  else gemm_mma<Mma<Tf32Tag>, TB><<<grid, 128, 0, stream()>>>(g);
+}
+
+template <class TB>
+void run(const Args& g) {
+  const bool contiguous_b_rows = !g.b_trans;
+  if (g.M <= GV_MAX_M && contiguous_b_rows && g.M * g.K * 4 <= 48 * 1024) {
+    const unsigned blocks = static_cast<unsigned>((g.N + 7) / 8);
+    gemm_gemv<TB><<<blocks, 256, static_cast<size_t>(g.M * g.K * 4), stream()>>>(g);
+    check_launch("gemm (gemv)");
+    return;
+  }
+  const dim3 grid(static_cast<unsigned>((g.N + 63) / 64), static_cast<unsigned>((g.M + 63) / 64));
+  if (grid.y > 65535) fail(TE_ERR_UNSUPPORTED, "gemm: M = %lld is too large for one launch", (long long)g.M);
+  const int a = arch();
+  const bool f32 = std::is_same<TB, float>::value;
+  const bool mma = f32 ? (g_allow_tf32 && a >= 80) : (std::is_same<TB, __half>::value ? a >= 70 : a >= 80);
+  if (mma) {
+    launch_mma<TB>(g, grid);
+    check_launch("gemm (tensor cores)");
+  } else {
+    gemm_simt<TB><<<grid, 256, 0, stream()>>>(g);
+    check_launch("gemm (f32)");
+  }
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
+          const GemmEpilogue& ep, const GemmPrologue* pro) {
+  if (M == 0 || N == 0) return;
+  Args g{M,         N,         K,        a.p,     a.ld,     a.trans,  b.p,     b.ld,    b.trans,
+         c,         ldc,       ep.alpha, ep.beta, ep.col_scale, ep.col_shift, ep.act, nullptr, nullptr,
+         0,         0.0f,      0,        false};
+  if (pro) {
+    g.p_scale = pro->scale;
+    g.p_shift = pro->shift;
+    g.p_act = pro->act;
+    g.p_drop = pro->drop_p;
+    g.p_seed = pro->seed;
+    g.has_prologue = true;
+  }
+  switch (b.dtype) {
+    case TE_F32: run<float>(g); break;
+    case TE_F16: run<__half>(g); break;
+    default: run<__nv_bfloat16>(g); break;
+  }
+}
+
+const char* gemm_f32_mode() { return g_allow_tf32 && arch() >= 80 ? "tf32" : "f32"; }
+void allow_tf32(bool on) { g_allow_tf32 = on; }
+
+}  // namespace te::cuda
+
+extern "C" TE_API te_status te_cuda_allow_tf32(int32_t allow) {
+  return te::guard([&] { te::cuda::allow_tf32(allow != 0); });
+}
