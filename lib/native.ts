@@ -155,7 +155,8 @@ function loadCpu(root: string): { binding: NativeBinding; path: string } {
 
 /**
  * Exactly one addon per process: the CUDA build (a superset of the CPU one)
- * when it exists and a driver is installed, else the CPU build.
+ * when it exists and a driver is installed, else the CPU build. A CUDA build
+ * without a device answering runs everything on the CPU.
  * TINYEMO_DEVICE=cpu never loads the CUDA build; =cuda insists on a device.
  */
 function load(): { binding: NativeBinding; path: string } {
@@ -164,9 +165,13 @@ function load(): { binding: NativeBinding; path: string } {
   if (forced !== undefined && forced !== 'cpu' && forced !== 'cuda' && forced !== '') {
     throw new TinyEmoError('INVALID_ARGUMENT', `TINYEMO_DEVICE must be 'cpu' or 'cuda', not '${forced}'`);
   }
-  const cudaFile = process.env.TINYEMO_CUDA_ADDON ?? cudaAddonPath(root);
+  // TINYEMO_CUDA_ADDON names a CUDA build to use even where no driver is
+  // installed (testing a CUDA build on a CPU machine: it then runs on the CPU).
+  const named = process.env.TINYEMO_CUDA_ADDON;
+  const cudaFile = named ? path.resolve(named) : cudaAddonPath(root);
   const haveCudaBuild = fs.existsSync(cudaFile);
-  if (forced !== 'cpu' && haveCudaBuild && (nvidiaDriverPresent() || forced === 'cuda')) {
+  if (named && !haveCudaBuild) throw new TinyEmoError('NATIVE_LOAD', `TINYEMO_CUDA_ADDON: no file at ${cudaFile}`);
+  if (forced !== 'cpu' && haveCudaBuild && (nvidiaDriverPresent() || forced === 'cuda' || named)) {
     let b: NativeBinding;
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -29,12 +29,44 @@ class GemmOptions(ctypes.Structure):
     ]
 
 
-def view(ptr, dtype, shape, strides=None, device=0):
-    """A te_tensor over memory at `ptr` (row-major strides unless given)."""
+class ProjectionWeights(ctypes.Structure):
+    _fields_ = [(n, Tensor) for n in ("w1", "b1", "bn_weight", "bn_bias", "running_mean", "running_var", "w2", "b2")] + [
+        ("eps", ctypes.c_float)
+    ]
+
+
+class ProjectionGrads(ctypes.Structure):
+    _fields_ = [(n, Tensor) for n in ("w1", "b1", "bn_weight", "bn_bias", "w2", "b2")]
+
+
+class ProjectionSaved(ctypes.Structure):
+    _fields_ = [(n, Tensor) for n in ("z1", "mean", "rstd")]
+
+
+class Dropout(ctypes.Structure):
+    _fields_ = [("p", ctypes.c_float), ("seed", ctypes.c_uint64)]
+
+
+class AdamWOptions(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_float) for n in ("lr", "beta1", "beta2", "eps", "weight_decay")] + [("step", ctypes.c_int64)]
+
+
+class AttentionOptions(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("causal", ctypes.c_int32)]
+
+
+ACTIVATIONS = {"none": 0, "gelu": 1, "gelu_tanh": 2, "quick_gelu": 3, "silu": 4, "relu": 5}
+DEVICE_CPU, DEVICE_CUDA = 0, 1
+
+
+def view(ptr, dtype, shape, strides=None, device=0, device_index=0):
+    """A te_tensor over memory at `ptr` (row-major strides unless given);
+    device 1 with device_index for CUDA memory."""
     t = Tensor()
     t.data = ptr
     t.dtype = DTYPES[dtype]
     t.device = device
+    t.device_index = device_index
     t.ndim = len(shape)
     if strides is None:
         strides, acc = [], 1
@@ -54,6 +86,38 @@ def load(path=None):
     lib.te_cpu_isa.restype = ctypes.c_char_p
     lib.te_status_name.restype = ctypes.c_char_p
     lib.te_gemm.argtypes = [ctypes.POINTER(Tensor)] * 4 + [ctypes.POINTER(GemmOptions)]
+    T = ctypes.POINTER(Tensor)
+    f32, i32, i64 = ctypes.c_float, ctypes.c_int32, ctypes.c_int64
+    signatures = {
+        "te_copy": [T, T],
+        "te_activation": [T, i32, T],
+        "te_swiglu": [T, T, T],
+        "te_softmax": [T, f32, T],
+        "te_add": [T, T, f32, T],
+        "te_scale": [T, f32, T],
+        "te_layer_norm": [T, T, T, f32, T],
+        "te_rms_norm": [T, T, f32, T],
+        "te_rope": [T, T, i64, i32, f32, T],
+        "te_embedding": [T, T, T],
+        "te_patch_embed": [T, T, T, T],
+        "te_l2_normalize": [T, T, f32],
+        "te_cosine": [T, T, T],
+        "te_cosine_topk": [T, T, i32, i32, T, T],
+        "te_attention": [T, T, T, T, ctypes.POINTER(AttentionOptions)],
+        "te_projection_forward": [T, ctypes.POINTER(ProjectionWeights), T],
+        "te_projection_forward_train": [T, ctypes.POINTER(ProjectionWeights), f32, ctypes.POINTER(Dropout),
+                                        ctypes.POINTER(ProjectionSaved), T],
+        "te_projection_backward": [T, T, ctypes.POINTER(ProjectionWeights), ctypes.POINTER(ProjectionSaved),
+                                   ctypes.POINTER(Dropout), ctypes.POINTER(ProjectionGrads), T],
+        "te_adamw_step": [i32, T, T, T, T, ctypes.POINTER(AdamWOptions)],
+        "te_cuda_synchronize": [i32],
+        "te_cuda_device_name": [i32, ctypes.c_char_p, ctypes.c_size_t],
+        "te_cuda_allow_tf32": [i32],
+    }
+    for name, args in signatures.items():
+        fn = getattr(lib, name, None)
+        if fn is not None:  # te_cuda_allow_tf32 exists in CUDA builds only
+            fn.argtypes = args
     return lib
 
 

@@ -1,0 +1,138 @@
+/**
+ * Devices: the CPU build refuses GPU tensors clearly; a CUDA build (npm run
+ * build:cuda) loads without a GPU and runs on the CPU; on a machine with a
+ * GPU, the CUDA kernels agree with the CPU ones. The kernels themselves are
+ * checked against PyTorch by bench/gpu/check.py on a GPU machine.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { Tensor, backendInfo, gemmSync, attentionSync, cosineTopkSync, projectionForwardSync } from '../lib';
+import type { Device } from '../lib';
+import { cudaAddonPath } from '../lib/native';
+import { relError } from './helpers/compare';
+import { Rng } from './helpers/random';
+
+const ROOT = path.join(__dirname, '..');
+const info = backendInfo();
+
+/** Runs a script against the compiled library (dist/lib) in a fresh process with `env`. */
+function child(script: string, env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['-e', script], {
+    cwd: ROOT,
+    env: { ...process.env, TINYEMO_DEVICE: '', TINYEMO_CUDA_ADDON: '', ...env },
+    encoding: 'utf8',
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('device names and the CPU build', () => {
+  test('a device must be cpu, cuda or cuda:N', () => {
+    expect(() => Tensor.empty([2], 'f32', 'gpu' as Device)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => Tensor.empty([2], 'f32', 'cuda:x' as Device)).toThrow(/cuda:N/);
+  });
+
+  test('host tensors say so, and toDevice to where they are is the same tensor', () => {
+    const t = Tensor.from([1, 2, 3]);
+    expect(t.device).toBe('cpu');
+    expect(t.toDevice('cpu')).toBe(t);
+    t.dispose();
+  });
+
+  (info.build === 'cpu' ? test : test.skip)('the CPU build refuses GPU tensors with a DEVICE error', () => {
+    expect(() => Tensor.zeros([4], 'f32', 'cuda')).toThrow(expect.objectContaining({ code: 'DEVICE' }));
+    const t = Tensor.from([1, 2]);
+    expect(() => t.toDevice('cuda:0')).toThrow(/no CUDA support/);
+    t.dispose();
+    expect(info.cudaDevices).toBe(0);
+  });
+
+  test('TINYEMO_DEVICE is checked, and =cuda without a CUDA build or device is a clear error', () => {
+    const script = `try { require('./dist/lib').backendInfo(); console.log('loaded'); } catch (e) { console.log(e.code + ': ' + e.message); }`;
+    expect(child(script, { TINYEMO_DEVICE: 'gpu' }).stdout).toMatch(/^INVALID_ARGUMENT: TINYEMO_DEVICE must be 'cpu' or 'cuda'/);
+    if (info.cudaDevices === 0) {
+      const out = child(script, { TINYEMO_DEVICE: 'cuda' }).stdout;
+      expect(out).toMatch(/^DEVICE: TINYEMO_DEVICE=cuda, but /);
+    }
+    expect(child(script, { TINYEMO_DEVICE: 'cpu' }).stdout.trim()).toBe('loaded');
+  });
+});
+
+const cudaBuild = cudaAddonPath(ROOT);
+const haveCudaBuild = fs.existsSync(cudaBuild);
+if (!haveCudaBuild) {
+  // eslint-disable-next-line no-console
+  console.log(`CUDA addon tests skipped: no CUDA build at ${cudaBuild} (npm run build:cuda, needs nvcc)`);
+}
+
+(haveCudaBuild ? describe : describe.skip)('the CUDA build (npm run build:cuda)', () => {
+  test('loads where no GPU answers and runs every op on the CPU', () => {
+    const script = `
+      const te = require('./dist/lib');
+      const i = te.backendInfo();
+      const a = te.Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]);
+      const w = te.Tensor.from([1, 0, -1, 0.5, 0.5, 0.5], [2, 3]);
+      const y = te.gemmSync(a, w);
+      let dev;
+      try { te.Tensor.zeros([2], 'f32', 'cuda'); dev = 'allocated'; } catch (e) { dev = e.code; }
+      console.log(JSON.stringify({ build: i.build, devices: i.cudaDevices, device: i.device, y: Array.from(y.toArray()), dev }));`;
+    const r = child(script, { TINYEMO_CUDA_ADDON: cudaBuild });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { build: string; devices: number; device: string; y: number[]; dev: string };
+    expect(out.build).toBe('cuda');
+    expect(out.y).toEqual([-2, 3, -2, 7.5]);
+    if (out.devices === 0) {
+      expect(out.device).toBe('cpu');
+      expect(out.dev).toBe('DEVICE'); // the CUDA runtime's own reason (no driver), as a typed error
+    }
+  });
+
+  test('TINYEMO_DEVICE=cuda with the CUDA build but no device answering is a clear error', () => {
+    if (info.cudaDevices > 0) return;
+    const script = `try { require('./dist/lib').backendInfo(); console.log('loaded'); } catch (e) { console.log(e.code + ': ' + e.message); }`;
+    const out = child(script, { TINYEMO_DEVICE: 'cuda', TINYEMO_CUDA_ADDON: cudaBuild }).stdout;
+    expect(out).toMatch(/^DEVICE: TINYEMO_DEVICE=cuda, but no CUDA device answers/);
+  });
+});
+
+if (info.cudaDevices === 0) {
+  // eslint-disable-next-line no-console
+  console.log('CUDA kernel tests skipped: no CUDA device answers here (bench/gpu/check.sh checks the kernels on a GPU machine)');
+}
+
+(info.cudaDevices > 0 ? describe : describe.skip)('CUDA kernels against the CPU kernels', () => {
+  const rng = new Rng(11);
+  const host = (shape: number[], scale = 1) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale), shape);
+
+  test('gemm, projection, top-k and attention give the CPU results', () => {
+    const a = host([37, 129]);
+    const w = host([65, 129]);
+    const ga = a.toDevice('cuda');
+    const gw = w.toDevice('cuda');
+    expect(ga.device).toBe('cuda:0');
+    const want = gemmSync(a, w, { activation: 'gelu' });
+    const got = gemmSync(ga, gw, { activation: 'gelu' });
+    expect(got.device).toBe('cuda:0');
+    expect(relError(got.toArray(), want.toArray())).toBeLessThan(1e-5);
+
+    const pw = {
+      w1: host([96, 129], 0.1), b1: host([96], 0.1), bnWeight: host([96], 0.1), bnBias: host([96], 0.1),
+      runningMean: host([96], 0.1), runningVar: Tensor.from(new Float32Array(96).fill(1.5)), w2: host([80, 96], 0.1), b2: host([80], 0.1),
+    };
+    const gpw = Object.fromEntries(Object.entries(pw).map(([k, t]) => [k, t.toDevice('cuda')])) as typeof pw;
+    expect(relError(projectionForwardSync(ga, gpw).toArray(), projectionForwardSync(a, pw).toArray())).toBeLessThan(1e-5);
+
+    const table = host([1000, 129]);
+    const gt = table.toDevice('cuda');
+    const cpuTop = cosineTopkSync(a, table, 5);
+    const gpuTop = cosineTopkSync(ga, gt, 5);
+    expect(Array.from(gpuTop.indices.toArray())).toEqual(Array.from(cpuTop.indices.toArray()));
+
+    const q = host([2, 33, 8, 64]);
+    const k = host([2, 33, 2, 64]);
+    const v = host([2, 33, 2, 64]);
+    const att = attentionSync(q.toDevice('cuda'), k.toDevice('cuda'), v.toDevice('cuda'), { causal: true });
+    expect(relError(att.toArray(), attentionSync(q, k, v, { causal: true }).toArray())).toBeLessThan(1e-5);
+  });
+});
