@@ -9,7 +9,10 @@ export interface BackendInfo {
   version: string;
   /** 'cpu' for the CPU addon, 'cuda' for the CUDA addon (a superset). */
   build: 'cpu' | 'cuda';
-  /** Where ops run by default. */
+  /**
+   * 'cuda' when the CUDA build is loaded and a device answers (and TINYEMO_DEVICE is not 'cpu'): the place
+   * for tensors meant for the GPU. An op runs where its tensors are; the models still run on the CPU.
+   */
   device: 'cpu' | 'cuda';
   /** The CPU kernels in use. */
   isa: CpuIsa;
@@ -34,6 +37,14 @@ export function backendInfo(): BackendInfo {
     napiVersion: i.napiVersion,
     addonPath: addonPath(),
   };
+}
+
+/**
+ * Where models put their weights unless told otherwise: 'cuda' when the CUDA
+ * build is loaded and a device answers (TINYEMO_DEVICE=cpu says no), else 'cpu'.
+ */
+export function defaultDevice(): 'cpu' | 'cuda' {
+  return backendInfo().device;
 }
 
 /** Resizes the native thread pool (waits for running work). */

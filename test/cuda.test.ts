@@ -8,8 +8,11 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { Tensor, backendInfo, gemmSync, attentionSync, cosineTopkSync, projectionForwardSync } from '../lib';
+import { Tensor, backendInfo, defaultDevice, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync } from '../lib';
 import type { Device } from '../lib';
+import { MetricClassifier } from '../lib/models/classifier';
+import { LabelSpace } from '../lib/models/label_space';
+import { Projector } from '../lib/models/projector';
 import { cudaAddonPath } from '../lib/native';
 import { relError } from './helpers/compare';
 import { Rng } from './helpers/random';
@@ -46,6 +49,28 @@ describe('device names and the CPU build', () => {
     expect(() => t.toDevice('cuda:0')).toThrow(/no CUDA support/);
     t.dispose();
     expect(info.cudaDevices).toBe(0);
+  });
+
+  (info.build === 'cpu' ? test : test.skip)('models placed on a GPU in the CPU build fail cleanly, leaving nothing behind', () => {
+    expect(defaultDevice()).toBe('cpu');
+    const labels = LabelSpace.random(['joy', 'fear', 'anger'], 32, 1);
+    const p = Projector.init(16, 32, 32, 2);
+    expect(p.device).toBe('cpu');
+    expect(p.toDevice('cpu')).toBe(p);
+    const before = hostBytesInUse();
+    expect(() => p.toDevice('cuda')).toThrow(expect.objectContaining({ code: 'DEVICE' }));
+    expect(hostBytesInUse()).toBe(before);
+    const cls = new MetricClassifier(p, labels);
+    expect(cls.device).toBe('cpu');
+    const x = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i));
+    expect(cls.classifySync(x, { topK: 2 }).map((r) => r.length)).toEqual([2, 2]);
+    cls.dispose();
+  });
+
+  test('tinyemo classify --device is checked', () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'tinyemo.js'), 'classify', 'x.npy', '--device', 'gpu'], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--device takes cpu, cuda or cuda:N, not "gpu"/);
   });
 
   test('TINYEMO_DEVICE is checked, and =cuda without a CUDA build or device is a clear error', () => {

@@ -10,6 +10,7 @@ import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
 import { MetricClassifier, Prediction } from '../models/classifier';
 import { ImageClassifier, ensureDefaultModels } from '../models/image_classifier';
+import type { Device } from '../tensor';
 
 export interface ClassifyFlags {
   model?: string;
@@ -18,6 +19,7 @@ export interface ClassifyFlags {
   topK?: string;
   batchSize?: string;
   autoOrient?: boolean;
+  device?: string;
   json?: boolean;
 }
 
@@ -33,7 +35,14 @@ export interface ClassifyOutput {
 
 const isFeatureFile = (f: string) => FEATURE_EXTENSIONS.includes(path.extname(f).toLowerCase());
 
+function deviceFlag(d: string | undefined): Device | undefined {
+  if (d === undefined) return undefined;
+  if (d === 'cpu' || d === 'cuda' || /^cuda:\d{1,4}$/.test(d)) return d as Device;
+  throw new TinyEmoError('INVALID_ARGUMENT', `--device takes cpu, cuda or cuda:N, not "${d}"`);
+}
+
 export async function classifyCommand(files: string[], f: ClassifyFlags): Promise<ClassifyOutput> {
+  const device = deviceFlag(f.device);
   const k = f.topK === undefined ? 3 : Number(f.topK);
   if (!Number.isSafeInteger(k) || k < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--top-k takes a positive integer, not "${f.topK}"`);
   const batchSize = f.batchSize === undefined ? 8 : Number(f.batchSize);
@@ -52,6 +61,7 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
     const ic = ImageClassifier.load(f.model, {
       vision: f.vision,
       taxonomy: f.taxonomy,
+      device,
       onNote: f.json ? undefined : (m) => process.stderr.write(`${m}\n`),
     });
     try {
@@ -64,7 +74,7 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
     }
   } else {
     if (f.model === undefined) throw new TinyEmoError('INVALID_ARGUMENT', 'feature files need --model DIR (a folder from tinyemo train)');
-    const cls = MetricClassifier.load(f.model);
+    const cls = MetricClassifier.load(f.model, { device });
     try {
       await classifyFeatures(cls, featureFiles, k, byFile);
     } finally {

@@ -78,7 +78,8 @@ export function evalCommand(f: EvalFlags): EvalResult {
   const all = loadFeatureFolder(f.data);
   const data = f.heldout ? heldoutPart(all, f.projector) : all;
   const given = labelsFromFlags(f, data.classes);
-  const cls = MetricClassifier.load(f.projector, { ...(given ? { labels: given } : {}), allowLabelMismatch: f.allowLabelMismatch === true });
+  // Evaluation reads the projector's outputs on the host (metrics, plots): it runs on the CPU.
+  const cls = MetricClassifier.load(f.projector, { ...(given ? { labels: given } : {}), allowLabelMismatch: f.allowLabelMismatch === true, device: 'cpu' });
   const { projector, labelSpace: labels } = cls;
   try {
     if (projector.inDim !== data.dim) {

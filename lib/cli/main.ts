@@ -116,6 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--top-k <k>', 'labels per file (default 3)')
     .option('--batch-size <n>', 'images per forward pass (default 8)')
     .option('--auto-orient', 'apply EXIF orientation (off by default, as in the reference pipeline)')
+    .option('--device <device>', 'where the projector runs: cpu, cuda or cuda:N (default: a GPU when the CUDA build finds one)')
     .option('--json', 'print one JSON document')
     .action(async (files: string[], opts: ClassifyFlags) => {
       const r = await classifyCommand(files, opts);

@@ -6,9 +6,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { defaultDevice } from '../backend';
 import { TinyEmoError } from '../errors';
 import { cosineTopk, cosineTopkSync } from '../ops/metric';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 import { BUNDLE_FILE, readBundle } from './bundle';
 import { LabelSpace } from './label_space';
 import { Projector } from './projector';
@@ -24,13 +25,16 @@ export interface ClassifierOptions {
   labels?: LabelSpace;
   /** Use `labels` even where the model folder records another label space. */
   allowLabelMismatch?: boolean;
+  /** Where to run: 'cpu', 'cuda' or 'cuda:N'. Default: defaultDevice() (a GPU when the CUDA build finds one). */
+  device?: Device;
 }
 
 export class MetricClassifier {
   private disposed = false;
-  /** The label vectors in native memory, uploaded once (every classify reads them). */
+  /** The label vectors in native memory on the projector's device, uploaded once (every classify reads them). */
   private readonly table: Tensor<'f32'>;
 
+  /** Runs where the projector's weights are (move them with Projector.toDevice). */
   constructor(
     readonly projector: Projector,
     readonly labelSpace: LabelSpace,
@@ -38,7 +42,12 @@ export class MetricClassifier {
     if (projector.outDim !== labelSpace.dim) {
       throw new TinyEmoError('INVALID_ARGUMENT', `the projector outputs ${projector.outDim} values, the label space has ${labelSpace.dim}`);
     }
-    this.table = Tensor.from(labelSpace.table, [labelSpace.names.length, labelSpace.dim]);
+    this.table = Tensor.from(labelSpace.table, [labelSpace.names.length, labelSpace.dim], projector.device);
+  }
+
+  /** Where it runs: 'cpu' or 'cuda:N'. */
+  get device(): 'cpu' | `cuda:${number}` {
+    return this.projector.device;
   }
 
   /** A model folder (tinyemo.json), or a released projector file or folder with `opts.labels`. */
@@ -57,19 +66,23 @@ export class MetricClassifier {
         }
         labels = opts.labels;
       }
-      try {
-        return new MetricClassifier(b.projector, labels);
-      } catch (e) {
-        b.projector.dispose();
-        throw e;
-      }
+      return MetricClassifier.placed(b.projector, labels, opts.device);
     }
     if (!opts.labels) throw new TinyEmoError('INVALID_ARGUMENT', `${where} has no ${BUNDLE_FILE}: give the label space it was trained in (--llm DIR or --labels FILE; opts.labels in the API)`);
     const p = fs.existsSync(where) && fs.statSync(where).isDirectory() ? Projector.fromFolder(where) : Projector.load(where);
+    return MetricClassifier.placed(p, opts.labels, opts.device);
+  }
+
+  /** A classifier on `device` from a freshly loaded projector (which it owns, or disposes on failure). */
+  private static placed(loaded: Projector, labels: LabelSpace, device: Device | undefined): MetricClassifier {
+    let p = loaded;
     try {
-      return new MetricClassifier(p, opts.labels);
+      p = loaded.toDevice(device ?? defaultDevice());
+      if (p !== loaded) loaded.dispose();
+      return new MetricClassifier(p, labels);
     } catch (e) {
-      p.dispose();
+      loaded.dispose();
+      if (p !== loaded) p.dispose();
       throw e;
     }
   }
@@ -129,12 +142,13 @@ export class MetricClassifier {
       if (features.ndim !== 2 || features.shape[1] !== d) {
         throw new TinyEmoError('SHAPE_MISMATCH', `features must be [n, ${d}], not [${features.shape.join(', ')}]`);
       }
-      return { x: features, owned: false, k };
+      const x = features.toDevice(this.device);
+      return { x, owned: x !== features, k };
     }
     if (features.length === 0 || features.length % d !== 0) {
       throw new TinyEmoError('SHAPE_MISMATCH', `features must hold a multiple of ${d} values (got ${features.length})`);
     }
-    return { x: Tensor.from(features, [features.length / d, d]), owned: true, k };
+    return { x: Tensor.from(features, [features.length / d, d], this.device), owned: true, k };
   }
 
   private rank(indices: Tensor, scores: Tensor, k: number): Prediction[][] {

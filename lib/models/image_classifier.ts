@@ -17,6 +17,7 @@ import { readJsonFile } from '../io/model_folder';
 import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
 import { LabelSpace } from './label_space';
+import type { Device } from '../tensor';
 import { EncodeOptions, VisionTower, encodeImages, loadVisionTower } from './vision';
 
 /** The defaults, by their keys in DEFAULT_REPOS. */
@@ -77,6 +78,8 @@ export interface ImageClassifierOptions {
   cacheDir?: string;
   /** Told which vision tower was chosen when the model folder does not name one. */
   onNote?: (message: string) => void;
+  /** Where the projector and label lookup run (default: defaultDevice()); the vision tower runs on the CPU. */
+  device?: Device;
 }
 
 export interface ImagePrediction {
@@ -146,10 +149,10 @@ export class ImageClassifier {
       const taxonomy = TAXONOMIES[opts.taxonomy ?? DEFAULT_CLASSIFIER.taxonomy];
       if (!taxonomy) throw new TinyEmoError('INVALID_ARGUMENT', `unknown taxonomy "${opts.taxonomy}" (one of ${Object.keys(TAXONOMIES).join(', ')})`);
       const labels = LabelSpace.fromLlm(taxonomy.classes, parts.llm, { tokenizerDir: parts.tokenizer });
-      classifier = MetricClassifier.load(projectorFile(parts.projector), { labels });
+      classifier = MetricClassifier.load(projectorFile(parts.projector), { labels, device: opts.device });
       vision ??= parts.vision;
     } else {
-      classifier = MetricClassifier.load(model);
+      classifier = MetricClassifier.load(model, { device: opts.device });
       if (vision === undefined) {
         const bundleFile = path.join(model, BUNDLE_FILE);
         const v = fs.existsSync(bundleFile) ? (readJsonFile(bundleFile).vision as { model?: unknown } | undefined) : undefined;

@@ -10,7 +10,7 @@ import { ModelFolder } from '../io/model_folder';
 import { writeSafetensors } from '../io/safetensors';
 import { WeightFile } from '../io/weights';
 import { projectionForward, projectionForwardSync, ProjectionWeights } from '../ops/projection';
-import { Tensor } from '../tensor';
+import { Device, Tensor, deviceIndex } from '../tensor';
 import { Rng } from '../train/rng';
 
 export const PROJECTOR_KEYS = {
@@ -151,6 +151,28 @@ export class Projector {
     } finally {
       nbt.dispose();
     }
+  }
+
+  /** Where the weights are ('cpu' or 'cuda:N'); forward takes inputs on the same device. */
+  get device(): 'cpu' | `cuda:${number}` {
+    return this.weights.w1.device;
+  }
+
+  /** A copy of this projector with its weights on `device` (this one when they are there already). */
+  toDevice(device: Device): Projector {
+    if (deviceIndex(device) === this.weights.w1.handle.device) return this;
+    const moved: Partial<ProjectionWeights> = {};
+    try {
+      for (const [k, v] of Object.entries(this.weights)) {
+        (moved as Record<string, unknown>)[k] = v instanceof Tensor ? v.toDevice(device) : v;
+      }
+    } catch (e) {
+      Object.values(moved).forEach((t) => t instanceof Tensor && t.dispose());
+      throw e;
+    }
+    const p = new Projector(moved as ProjectionWeights & { w1: Tensor<'f32'>; w2: Tensor<'f32'> });
+    p.numBatchesTracked = this.numBatchesTracked;
+    return p;
   }
 
   /** Inference (BatchNorm's running statistics, no dropout): [B, in] -> [B, H2]. */
