@@ -8,8 +8,9 @@ import { CaseResult, Machine } from './stats';
 
 export function ratioChart(report: { machine: Machine; cases: CaseResult[] }): string {
   const rowH = 22;
-  const left = 190;
-  const width = 720;
+  // Room for the longest case name (under 8 px a character at 12 px).
+  const left = Math.max(190, 20 + Math.ceil(7.8 * Math.max(0, ...report.cases.map((c) => c.name.length))));
+  const width = left + 530;
   const plotW = width - left - 70;
   const top = 46;
   const cases = report.cases;

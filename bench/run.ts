@@ -69,7 +69,9 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     await tiny.run();
     const est = Math.max(1e-3, Math.min(...(await timeTinyemo(tiny.run, c.heavy ? 1 : 3, false))));
     const budget = c.cold ? 150 : quick ? 100 : 300;
-    const reps = Math.max(c.heavy ? 1 : 3, Math.min(quick ? 50 : 200, Math.round(budget / est)));
+    // Cold calls each first evict 512 MB on both sides (tens of ms): a few dozen say enough.
+    const cap = c.cold ? (quick ? 15 : 30) : quick ? 50 : 200;
+    const reps = Math.max(c.heavy ? 1 : 3, Math.min(cap, Math.round(budget / est)));
     const rounds = quick ? 2 : 4;
     const variants: Array<{ worker: TorchWorker; variant: string }> = [];
     for (const w of workers) {
