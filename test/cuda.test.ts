@@ -11,6 +11,8 @@ import * as path from 'path';
 import { Tensor, backendInfo, defaultDevice, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync } from '../lib';
 import type { Device } from '../lib';
 import { MetricClassifier } from '../lib/models/classifier';
+import { ClipVision } from '../lib/models/clip_vision';
+import { loadVisionTower } from '../lib/models/vision';
 import { LabelSpace } from '../lib/models/label_space';
 import { Projector } from '../lib/models/projector';
 import { cudaAddonPath } from '../lib/native';
@@ -18,6 +20,7 @@ import { relError } from './helpers/compare';
 import { Rng } from './helpers/random';
 
 const ROOT = path.join(__dirname, '..');
+const VISION = path.join(__dirname, 'fixtures', 'vision');
 const info = backendInfo();
 
 /** Runs a script against the compiled library (dist/lib) in a fresh process with `env`. */
@@ -65,6 +68,13 @@ describe('device names and the CPU build', () => {
     const x = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i));
     expect(cls.classifySync(x, { topK: 2 }).map((r) => r.length)).toEqual([2, 2]);
     cls.dispose();
+  });
+
+  (info.build === 'cpu' ? test : test.skip)('a vision tower asked onto a GPU fails cleanly; SigLIP is CPU-only for now', () => {
+    const before = hostBytesInUse();
+    expect(() => ClipVision.load(path.join(VISION, 'clip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'DEVICE' }));
+    expect(hostBytesInUse()).toBe(before);
+    expect(() => loadVisionTower(path.join(VISION, 'siglip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED' }));
   });
 
   test('tinyemo classify --device is checked', () => {
@@ -159,5 +169,18 @@ if (info.cudaDevices === 0) {
     const v = host([2, 33, 2, 64]);
     const att = attentionSync(q.toDevice('cuda'), k.toDevice('cuda'), v.toDevice('cuda'), { causal: true });
     expect(relError(att.toArray(), attentionSync(q, k, v, { causal: true }).toArray())).toBeLessThan(1e-5);
+  });
+
+  test('the CLIP tower on the GPU gives what it gives on the CPU', async () => {
+    const cpu = ClipVision.load(path.join(VISION, 'clip'));
+    const gpu = ClipVision.load(path.join(VISION, 'clip'), { device: 'cuda' });
+    expect(gpu.device).toBe('cuda:0');
+    const pixels = host([2, 3, 42, 42]);
+    const a = await cpu.forward(pixels, { hiddenStates: [-2] });
+    const b = await gpu.forward(pixels, { hiddenStates: [-2] });
+    expect(relError(b.imageEmbeds!.toArray(), a.imageEmbeds!.toArray())).toBeLessThan(1e-4);
+    expect(relError(b.hiddenStates.get(-2)!.toArray(), a.hiddenStates.get(-2)!.toArray())).toBeLessThan(1e-4);
+    cpu.dispose();
+    gpu.dispose();
   });
 });

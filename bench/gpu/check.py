@@ -392,24 +392,27 @@ CHECKS = [check_gemm, check_projection, check_metric, check_attention, check_ele
 
 # ---- timing ------------------------------------------------------------------
 
+def cuda_ms(fn, reps):
+    """Milliseconds per call of `reps` back-to-back calls, by CUDA events on the current stream."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / reps
+
+
 def time_pair(h, ours, theirs, rounds=5, reps=20):
-    """Median ms per call of each side, alternating A B A B, CUDA events."""
-    def run(fn):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(reps):
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / reps
+    """Per-call ms of each side over `rounds` alternating rounds (A B A B), after a warm-up."""
     for fn in (ours, theirs):  # warm-up (and let cuBLAS pick its kernels)
         fn()
         fn()
     torch.cuda.synchronize()
     a, b = [], []
     for _ in range(rounds):
-        a.append(run(ours))
-        b.append(run(theirs))
+        a.append(cuda_ms(ours, reps))
+        b.append(cuda_ms(theirs, reps))
     return a, b
 
 
@@ -534,16 +537,7 @@ def probe_machine(h):
     def best_ms(fn, reps=10):
         fn()
         torch.cuda.synchronize()
-        times = []
-        for _ in range(3):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            for _ in range(reps):
-                fn()
-            e.record()
-            e.synchronize()
-            times.append(s.elapsed_time(e) / reps)
-        return min(times)
+        return min(cuda_ms(fn, reps) for _ in range(3))
     n = 8192
     a32, b32 = torch.randn(n, n, device=h.device), torch.randn(n, n, device=h.device)
     f32 = 2 * n ** 3 / (best_ms(lambda: a32 @ b32) * 1e6)

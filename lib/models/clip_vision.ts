@@ -12,10 +12,12 @@ import { createHash } from 'crypto';
 
 import { TinyEmoError, invalidFile } from '../errors';
 import { JsonObject, ModelFolder, subConfig } from '../io/model_folder';
+import { add } from '../ops/activation';
+import { copyInto } from '../ops/copy';
 import { gemm } from '../ops/gemm';
 import { patchEmbed } from '../ops/embedding';
 import { layerNorm } from '../ops/norm';
-import { FloatDType, Tensor } from '../tensor';
+import { Device, FloatDType, Tensor } from '../tensor';
 import {
   EncoderLayer,
   Norm,
@@ -53,6 +55,8 @@ export interface VisionForwardOptions {
 export interface VisionLoadOptions {
   /** Keep matrices in this dtype (default: as stored: f16/bf16 stay 16-bit). */
   dtype?: FloatDType;
+  /** Where the weights live and the forward runs (default 'cpu'). */
+  device?: Device;
 }
 
 /** The vision config of a CLIP folder: flat (clip_vision_model) or nested (clip, vision_config). */
@@ -90,6 +94,8 @@ export class ClipVision {
       patch: Tensor;
       classEmbedding: Float32Array;
       positions: Float32Array;
+      /** positions[1..S), the patches' rows, on the weights' device. */
+      patchPositions: Tensor<'f32'>;
       preNorm: Norm;
       layers: EncoderLayer[];
       postNorm: Norm;
@@ -152,11 +158,13 @@ export class ClipVision {
     folder.checkWeights(expected, {
       allowUnexpected: (n) => !n.startsWith(`${vm}.`) || n.endsWith('.position_ids') || n === `${vm}.embeddings.position_ids`,
     });
-    const loader = new WeightLoader(folder, opts.dtype);
+    const loader = new WeightLoader(folder, opts.dtype, opts.device);
     try {
       const E = c.hiddenSize;
       const P = c.patchSize;
       const S = (c.imageSize / P) ** 2 + 1;
+      const classEmbedding = loader.f32(`${vm}.embeddings.class_embedding`, [E]).toArray();
+      const positions = loader.f32(`${vm}.embeddings.position_embedding.weight`, [S, E]).toArray();
       const hasProjection = folder.has('visual_projection.weight');
       const projRows = hasProjection ? folder.info('visual_projection.weight').shape[0] : undefined;
       const config = { ...c, projectionDim: projRows };
@@ -164,8 +172,9 @@ export class ClipVision {
         config,
         {
           patch: loader.tensor(`${vm}.embeddings.patch_embedding.weight`, [E, c.channels, P, P]),
-          classEmbedding: loader.f32(`${vm}.embeddings.class_embedding`, [E]).toArray() as Float32Array,
-          positions: loader.f32(`${vm}.embeddings.position_embedding.weight`, [S, E]).toArray() as Float32Array,
+          classEmbedding,
+          positions,
+          patchPositions: loader.adopt(Tensor.from(positions.subarray(E), [S - 1, E])),
           preNorm: loader.norm(`${vm}.pre_layrnorm`, E),
           layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c)),
           postNorm: loader.norm(`${vm}.post_layernorm`, E),
@@ -195,23 +204,33 @@ export class ClipVision {
     const E = c.hiddenSize;
     const S = this.tokens;
 
-    // Embeddings: the class token, then the patches, each plus its position.
-    const patches = await patchEmbed(pixels, this.w.patch);
-    const pd = patches.data as Float32Array;
-    const x = new Float32Array(B * S * E);
-    const pos = this.w.positions;
-    for (let b = 0; b < B; ++b) {
-      const row0 = b * S * E;
-      for (let e = 0; e < E; ++e) x[row0 + e] = this.w.classEmbedding[e] + pos[e];
-      for (let s = 1; s < S; ++s) {
-        const dst = row0 + s * E;
-        const src = (b * (S - 1) + s - 1) * E;
-        for (let e = 0; e < E; ++e) x[dst + e] = pd[src + e] + pos[s * E + e];
-      }
+    // Embeddings: the class token, then the patches, each plus its position;
+    // built with ops, so they stay on the weights' device.
+    const device = this.w.patch.device;
+    const px = pixels.toDevice(device);
+    const emb = Tensor.empty([B, S, E], 'f32', device);
+    try {
+      const patches = await patchEmbed(px, this.w.patch);
+      const body = await add(patches, this.w.patchPositions);
+      patches.dispose();
+      const rest = emb.narrow(1, 1, S - 1);
+      await copyInto(body, rest);
+      body.dispose();
+      rest.dispose();
+      const firstRows = Tensor.from(this.repeatedClassRow(B), [B, E], device);
+      const first = emb.select(1, 0);
+      await copyInto(firstRows, first);
+      first.dispose();
+      firstRows.dispose();
+    } catch (e) {
+      emb.dispose();
+      throw e;
+    } finally {
+      if (px !== pixels) px.dispose();
     }
-    patches.dispose();
-    const emb = Tensor.from(x, [B * S, E]);
-    const h = await layerNorm(emb, { weight: this.w.preNorm.weight, bias: this.w.preNorm.bias, eps: c.eps });
+    const flat = emb.reshape([B * S, E]);
+    const h = await layerNorm(flat, { weight: this.w.preNorm.weight, bias: this.w.preNorm.bias, eps: c.eps });
+    flat.dispose();
     emb.dispose();
     let hiddenStates: Map<number, Tensor<'f32'>> | undefined;
     try {
@@ -229,6 +248,20 @@ export class ClipVision {
     } finally {
       h.dispose();
     }
+  }
+
+  /** Where the weights are and the forward runs. */
+  get device(): 'cpu' | `cuda:${number}` {
+    return this.w.patch.device;
+  }
+
+  /** class_embedding + positions[0], once per image (host memory, B x E). */
+  private repeatedClassRow(B: number): Float32Array {
+    const E = this.config.hiddenSize;
+    const out = new Float32Array(B * E);
+    const row = this.w.classEmbedding.map((v, e) => v + this.w.positions[e]);
+    for (let b = 0; b < B; ++b) out.set(row, b * E);
+    return out;
   }
 
   /** The image embedding from the last layer's hidden states [B, S, E]: post_layernorm(class token) · Wprojᵀ. */

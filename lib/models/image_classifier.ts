@@ -167,7 +167,16 @@ export class ImageClassifier {
         vision = DEFAULT_REPOS[DEFAULT_CLASSIFIER.vision].repo;
         opts.onNote?.(`${model} does not name its vision tower; using ${vision}, whose image embeddings TinyEmo's projectors take`);
       }
-      const tower = loadVisionTower(resolveModel(vision, { cacheDir: opts.cacheDir }));
+      const towerDir = resolveModel(vision, { cacheDir: opts.cacheDir });
+      let tower: VisionTower;
+      try {
+        tower = loadVisionTower(towerDir, { device: classifier.device });
+      } catch (e) {
+        // A tower that cannot run on the classifier's GPU (SigLIP for now) runs on the CPU.
+        if (!(e instanceof TinyEmoError && e.code === 'UNSUPPORTED' && classifier.device !== 'cpu')) throw e;
+        opts.onNote?.(`${e.message}; the vision tower runs on the CPU`);
+        tower = loadVisionTower(towerDir);
+      }
       const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
       if (dim !== classifier.inDim) {
         tower.model.dispose();

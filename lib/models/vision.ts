@@ -7,7 +7,7 @@
 import { TinyEmoError } from '../errors';
 import { ReadImageOptions, readImage } from '../io/image';
 import { ModelFolder } from '../io/model_folder';
-import { FloatDType, Tensor } from '../tensor';
+import { Device, FloatDType, Tensor } from '../tensor';
 import { ClipVision, VisionForwardOptions, VisionOutput } from './clip_vision';
 import { ImagePreprocess, preprocessForFolder, resizeAndCrop, toPixels } from './image_preprocess';
 import { SiglipVision } from './siglip_vision';
@@ -33,10 +33,13 @@ export function visionFamily(folder: ModelFolder): VisionFamily {
   throw new TinyEmoError('UNSUPPORTED', `${folder.dir}: not a CLIP or SigLIP vision model (model_type "${type}")`);
 }
 
-export function loadVisionTower(dir: string, opts: { dtype?: FloatDType } = {}): VisionTower {
+export function loadVisionTower(dir: string, opts: { dtype?: FloatDType; device?: Device } = {}): VisionTower {
   const folder = ModelFolder.open(dir);
   try {
     const family = visionFamily(folder);
+    if (family === 'siglip' && opts.device !== undefined && opts.device !== 'cpu') {
+      throw new TinyEmoError('UNSUPPORTED', `${dir}: SigLIP towers run on the CPU only for now (device '${opts.device}' asked)`);
+    }
     const model = family === 'clip' ? ClipVision.load(folder, opts) : SiglipVision.load(folder, opts);
     return { family, dir, model, preprocess: preprocessForFolder(dir, family, model.config.imageSize) };
   } finally {

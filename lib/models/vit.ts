@@ -15,7 +15,7 @@ import { Activation } from '../ops/activation';
 import { attention } from '../ops/attention';
 import { gemm } from '../ops/gemm';
 import { layerNorm } from '../ops/norm';
-import { FloatDType, Tensor } from '../tensor';
+import { Device, FloatDType, Tensor } from '../tensor';
 
 export interface VitConfig {
   hiddenSize: number;
@@ -84,7 +84,7 @@ export function numberField(cfg: JsonObject, key: string, fallback: number, wher
   return v;
 }
 
-/** Loads weights by name, checking every shape, widening vectors to f32. */
+/** Loads weights by name, checking every shape, widening vectors to f32, onto one device. */
 export class WeightLoader {
   readonly owned: Tensor[] = [];
 
@@ -92,7 +92,23 @@ export class WeightLoader {
     private readonly folder: ModelFolder,
     /** The dtype matrices are kept in; undefined keeps the checkpoint's own. */
     private readonly dtype: FloatDType | undefined,
+    /** Where the weights go (read on the host, then copied there once). */
+    readonly device: Device = 'cpu',
   ) {}
+
+  /** A host tensor moved to this loader's device (the host copy freed), and owned. */
+  adopt<T extends Tensor>(t: T): T {
+    let placed: T;
+    try {
+      placed = t.toDevice(this.device) as T;
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
+    if (placed !== t) t.dispose();
+    this.owned.push(placed);
+    return placed;
+  }
 
   tensor(name: string, shape: readonly number[], dtype?: FloatDType): Tensor {
     const info = this.folder.info(name);
@@ -100,9 +116,7 @@ export class WeightLoader {
       throw invalidFile(this.folder.dir, `weight ${name} is [${info.shape.join(', ')}], the config implies [${shape.join(', ')}]`);
     }
     const want = dtype ?? this.dtype ?? (info.dtype === 'F16' ? 'f16' : info.dtype === 'BF16' ? 'bf16' : 'f32');
-    const t = this.folder.load(name, { dtype: want });
-    this.owned.push(t);
-    return t;
+    return this.adopt(this.folder.load(name, { dtype: want }));
   }
 
   vector(name: string, n: number): Tensor<'f32'> {
@@ -130,34 +144,33 @@ export class WeightLoader {
     }
     const rows = parts.reduce((n, p) => n + p.weight.shape[0], 0);
     let weight: Tensor;
+    // Concatenated on the host (toArray reads a device tensor back), then placed once.
     if (dtype === 'f32') {
       const all = new Float32Array(rows * inp);
       let at = 0;
       for (const p of parts) {
-        all.set(p.weight.data as Float32Array, at);
+        all.set(p.weight.toArray() as Float32Array, at);
         at += p.weight.size;
       }
-      weight = Tensor.fromArray('f32', all, [rows, inp]);
+      weight = this.adopt(Tensor.fromArray('f32', all, [rows, inp]));
     } else {
       const all = new Uint16Array(rows * inp);
       let at = 0;
       for (const p of parts) {
-        all.set(p.weight.data as Uint16Array, at);
+        all.set(p.weight.toArray() as Uint16Array, at);
         at += p.weight.size;
       }
-      weight = Tensor.fromArray(dtype as 'f16' | 'bf16', all, [rows, inp]);
+      weight = this.adopt(Tensor.fromArray(dtype as 'f16' | 'bf16', all, [rows, inp]));
     }
-    this.owned.push(weight);
     let bias: Tensor<'f32'> | undefined;
     if (parts.every((p) => p.bias)) {
       const b = new Float32Array(rows);
       let at = 0;
       for (const p of parts) {
-        b.set(p.bias!.data as Float32Array, at);
+        b.set(p.bias!.toArray(), at);
         at += p.bias!.size;
       }
-      bias = Tensor.from(b, [rows]);
-      this.owned.push(bias);
+      bias = this.adopt(Tensor.from(b, [rows]));
     }
     // The separate parts are no longer needed.
     for (const p of parts) {
@@ -217,11 +230,11 @@ export class Workspace {
   readonly attn: Tensor<'f32'>;
   readonly mlp: Tensor<'f32'>;
 
-  constructor(rows: number, c: VitConfig) {
-    this.norm = Tensor.empty([rows, c.hiddenSize]);
-    this.qkv = Tensor.empty([rows, 3 * c.hiddenSize]);
-    this.attn = Tensor.empty([rows, c.hiddenSize]);
-    this.mlp = Tensor.empty([rows, c.intermediateSize]);
+  constructor(rows: number, c: VitConfig, device: Device = 'cpu') {
+    this.norm = Tensor.empty([rows, c.hiddenSize], 'f32', device);
+    this.qkv = Tensor.empty([rows, 3 * c.hiddenSize], 'f32', device);
+    this.attn = Tensor.empty([rows, c.hiddenSize], 'f32', device);
+    this.mlp = Tensor.empty([rows, c.intermediateSize], 'f32', device);
   }
 
   dispose(): void {
@@ -290,7 +303,7 @@ export async function runEncoder(
       if (at[j] === layer && !states.has(requests[j])) states.set(requests[j], await snapshot(h, B, S, c.hiddenSize));
     }
   };
-  const ws = new Workspace(B * S, c);
+  const ws = new Workspace(B * S, c, h.device);
   try {
     await keep(0);
     const count = all ? c.layers : Math.max(0, ...at);

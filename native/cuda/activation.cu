@@ -14,20 +14,27 @@ struct RowsView {
   int64_t rows, cols;
 };
 
-__global__ void activation_kernel(RowsView v, int act) {
-  const int64_t n = v.rows * v.cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / v.cols, c = i % v.cols;
-    v.y[r * v.y_stride + c] = activate(v.x[r * v.x_stride + c], act);
-  }
+// The offset of element i of a row-major [rows, cols] view with this row stride;
+// dense views (FLAT) skip the 64-bit division.
+template <bool FLAT>
+__device__ __forceinline__ int64_t at(int64_t i, int64_t cols, int64_t stride) {
+  if (FLAT) return i;
+  return (i / cols) * stride + i % cols;
 }
 
+template <bool FLAT>
+__global__ void activation_kernel(RowsView v, int act) {
+  const int64_t n = v.rows * v.cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    v.y[at<FLAT>(i, v.cols, v.y_stride)] = activate(v.x[at<FLAT>(i, v.cols, v.x_stride)], act);
+}
+
+template <bool FLAT>
 __global__ void swiglu_kernel(RowsView gate, const float* up, int64_t up_stride) {
   const int64_t n = gate.rows * gate.cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / gate.cols, c = i % gate.cols;
-    const float g = gate.x[r * gate.x_stride + c];
-    gate.y[r * gate.y_stride + c] = g / (1.0f + expf(-g)) * up[r * up_stride + c];
+    const float g = gate.x[at<FLAT>(i, gate.cols, gate.x_stride)];
+    gate.y[at<FLAT>(i, gate.cols, gate.y_stride)] = g / (1.0f + expf(-g)) * up[at<FLAT>(i, gate.cols, up_stride)];
   }
 }
 
@@ -61,6 +68,8 @@ __global__ void scale_kernel(const float* x, int64_t n, float alpha, float* y) {
     y[i] = alpha * x[i];
 }
 
+bool dense(const Rows& r) { return r.rows <= 1 || r.stride == r.cols; }
+
 RowsView view(const Rows& x, const Rows& y) {
   return {reinterpret_cast<const float*>(x.data), x.stride, reinterpret_cast<float*>(y.data), y.stride, x.rows, x.cols};
 }
@@ -70,14 +79,18 @@ RowsView view(const Rows& x, const Rows& y) {
 void activation(const Rows& x, int32_t act, const Rows& y) {
   const int64_t n = x.rows * x.cols;
   if (!n) return;
-  activation_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(view(x, y), act);
+  const bool flat = dense(x) && dense(y);
+  if (flat) activation_kernel<true><<<blocks_for(n, 256), 256, 0, stream()>>>(view(x, y), act);
+  else activation_kernel<false><<<blocks_for(n, 256), 256, 0, stream()>>>(view(x, y), act);
   check_launch("activation");
 }
 
 void swiglu(const Rows& gate, const Rows& up, const Rows& y) {
   const int64_t n = gate.rows * gate.cols;
   if (!n) return;
-  swiglu_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(view(gate, y), reinterpret_cast<const float*>(up.data), up.stride);
+  const auto* u = reinterpret_cast<const float*>(up.data);
+  if (dense(gate) && dense(up) && dense(y)) swiglu_kernel<true><<<blocks_for(n, 256), 256, 0, stream()>>>(view(gate, y), u, up.stride);
+  else swiglu_kernel<false><<<blocks_for(n, 256), 256, 0, stream()>>>(view(gate, y), u, up.stride);
   check_launch("swiglu");
 }
 

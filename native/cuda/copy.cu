@@ -15,30 +15,33 @@ struct View {
   int64_t dst_strides[TE_MAX_DIMS];
 };
 
+// The source and destination offsets of the i-th element in row-major order.
+__device__ __forceinline__ void offsets(int64_t i, const View& v, int64_t& so, int64_t& d) {
+  so = 0;
+  d = 0;
+  for (int k = v.ndim - 1; k >= 0; --k) {
+    const int64_t idx = i % v.shape[k];
+    i /= v.shape[k];
+    so += idx * v.src_strides[k];
+    d += idx * v.dst_strides[k];
+  }
+}
+
 template <class S, class D>
 __global__ void copy_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n, View v) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, so = 0, d = 0;
-    for (int k = v.ndim - 1; k >= 0; --k) {
-      const int64_t idx = rest % v.shape[k];
-      rest /= v.shape[k];
-      so += idx * v.src_strides[k];
-      d += idx * v.dst_strides[k];
-    }
+    int64_t so, d;
+    offsets(i, v, so, d);
     dst[d] = from_f32<D>(to_f32<S>(src[so]));
   }
 }
 
+// Same dtype: the bits move unchanged (any element size).
 template <class T>
 __global__ void copy_same_kernel(const T* __restrict__ src, T* __restrict__ dst, int64_t n, View v) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, so = 0, d = 0;
-    for (int k = v.ndim - 1; k >= 0; --k) {
-      const int64_t idx = rest % v.shape[k];
-      rest /= v.shape[k];
-      so += idx * v.src_strides[k];
-      d += idx * v.dst_strides[k];
-    }
+    int64_t so, d;
+    offsets(i, v, so, d);
     dst[d] = src[so];
   }
 }
