@@ -12,6 +12,7 @@ import { Tensor, backendInfo, defaultDevice, gemmSync, attentionSync, cosineTopk
 import type { Device } from '../lib';
 import { MetricClassifier } from '../lib/models/classifier';
 import { ClipVision } from '../lib/models/clip_vision';
+import { DecoderLM } from '../lib/models/decoder';
 import { loadVisionTower } from '../lib/models/vision';
 import { LabelSpace } from '../lib/models/label_space';
 import { Projector } from '../lib/models/projector';
@@ -21,6 +22,7 @@ import { Rng } from './helpers/random';
 
 const ROOT = path.join(__dirname, '..');
 const VISION = path.join(__dirname, 'fixtures', 'vision');
+const DECODERS = path.join(__dirname, 'fixtures', 'decoders');
 const info = backendInfo();
 
 /** Runs a script against the compiled library (dist/lib) in a fresh process with `env`. */
@@ -75,6 +77,8 @@ describe('device names and the CPU build', () => {
     expect(() => ClipVision.load(path.join(VISION, 'clip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'DEVICE' }));
     expect(hostBytesInUse()).toBe(before);
     expect(() => loadVisionTower(path.join(VISION, 'siglip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED' }));
+    expect(() => DecoderLM.load(path.join(DECODERS, 'openelm'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'DEVICE' }));
+    expect(hostBytesInUse()).toBe(before);
   });
 
   test('tinyemo classify --device is checked', () => {
@@ -169,6 +173,17 @@ if (info.cudaDevices === 0) {
     const v = host([2, 33, 2, 64]);
     const att = attentionSync(q.toDevice('cuda'), k.toDevice('cuda'), v.toDevice('cuda'), { causal: true });
     expect(relError(att.toArray(), attentionSync(q, k, v, { causal: true }).toArray())).toBeLessThan(1e-5);
+  });
+
+  test.each(['llama', 'openelm', 'phi', 'qwen2'])('the %s decoder on the GPU gives the CPU logits, prefill and decode', async (name) => {
+    const cpu = DecoderLM.load(path.join(DECODERS, name));
+    const gpu = DecoderLM.load(path.join(DECODERS, name), { device: 'cuda' });
+    const [cc, gc] = [cpu.newCache(16), gpu.newCache(16)];
+    expect(gc.k[0].device).toBe('cuda:0');
+    const prompt = [1, 5, 9, 2, 7];
+    expect(relError(await gpu.forward(prompt, gc), await cpu.forward(prompt, cc))).toBeLessThan(1e-4);
+    expect(relError(await gpu.forward([3], gc), await cpu.forward([3], cc))).toBeLessThan(1e-4);
+    for (const x of [cc, gc, cpu, gpu]) x.dispose();
   });
 
   test('the CLIP tower on the GPU gives what it gives on the CPU', async () => {

@@ -24,7 +24,7 @@ import { gemm, gemmSync } from '../ops/gemm';
 import { layerNorm, layerNormSync, rmsNorm, rmsNormSync } from '../ops/norm';
 import { rope, ropeSync } from '../ops/rope';
 import { swiglu, swigluSync } from '../ops/activation';
-import { FloatDType, Tensor } from '../tensor';
+import { Device, FloatDType, Tensor } from '../tensor';
 import { Linear, WeightLoader, intField, numberField } from './vit';
 
 export type DecoderFamily = 'llama' | 'qwen2' | 'openelm' | 'phi';
@@ -230,11 +230,14 @@ export class DecoderLM {
     private readonly headBias?: Tensor<'f32'>,
   ) {}
 
-  /** From a Hugging Face folder (config.json + safetensors or pytorch_model.bin, sharded or not). */
-  static load(where: string | ModelFolder, opts: { dtype?: FloatDType } = {}): DecoderLM {
+  /**
+   * From a Hugging Face folder (config.json + safetensors or pytorch_model.bin, sharded or not). With
+   * `device`, the weights and every cache live there; token ids and logits are the only host traffic.
+   */
+  static load(where: string | ModelFolder, opts: { dtype?: FloatDType; device?: Device } = {}): DecoderLM {
     const folder = typeof where === 'string' ? ModelFolder.open(where) : where;
     const c = decoderConfig(folder.config, folder.dir);
-    const loader = new WeightLoader(folder, opts.dtype);
+    const loader = new WeightLoader(folder, opts.dtype, opts.device);
     try {
       const model =
         c.family === 'openelm' ? DecoderLM.loadOpenelm(folder, c, loader) : c.family === 'phi' ? DecoderLM.loadPhi(folder, c, loader) : DecoderLM.loadLlama(folder, c, loader);
@@ -356,19 +359,24 @@ export class DecoderLM {
     return new DecoderLM({ ...c, tied }, embed, layers, loader.vector('transformer.norm.weight', E), head, loader);
   }
 
+  /** Where the weights are ('cpu' or 'cuda:N'). */
+  get device(): 'cpu' | `cuda:${number}` {
+    return this.finalNorm.device;
+  }
+
   /** A cache for up to `capacity` tokens (default: the model's context length). */
   newCache(capacity?: number): KvCache {
     const c = this.config;
     const n = capacity ?? c.maxPositions;
     if (!Number.isSafeInteger(n) || n < 1) throw new TinyEmoError('INVALID_ARGUMENT', 'cache capacity must be a positive integer');
-    const mk = () => c.layerKvHeads.map((kv) => Tensor.empty([1, n, kv, c.headDim]));
+    const mk = () => c.layerKvHeads.map((kv) => Tensor.empty([1, n, kv, c.headDim], 'f32', this.device));
     return new KvCache(mk(), mk(), n);
   }
 
   /** Input embeddings of token ids: [T, hidden]. */
   async embed(tokens: Int32Array | readonly number[]): Promise<Tensor<'f32'>> {
     this.check();
-    const t = Tensor.fromArray('i32', Int32Array.from(tokens), [tokens.length]);
+    const t = Tensor.fromArray('i32', Int32Array.from(tokens), [tokens.length], this.device);
     try {
       return await embedding(this.embedTable, t);
     } finally {
@@ -390,6 +398,7 @@ export class DecoderLM {
     if (cache.k.length !== c.layers || cache.k.some((t, l) => t.shape[2] !== c.layerKvHeads[l] || t.shape[3] !== c.headDim)) {
       throw new TinyEmoError('SHAPE_MISMATCH', 'this KV cache was made for another model');
     }
+    if (cache.k[0].device !== this.device) throw new TinyEmoError('DEVICE', `this KV cache is on ${cache.k[0].device}, the model on ${this.device}`);
     const T = x.shape[0];
     const P = cache.length;
     if (T === 0) throw new TinyEmoError('INVALID_ARGUMENT', 'no positions to run');
@@ -397,7 +406,9 @@ export class DecoderLM {
     const Dh = c.headDim;
     // Short steps run on this thread (see SYNC_OPS); `sync` forces either way.
     const ops = (opts.sync ?? T <= 2) ? SYNC_OPS : ASYNC_OPS;
-    const h = await ops.to(x);
+    // The residual stream: a copy of x on the weights' device.
+    const xd = x.toDevice(this.device);
+    const h = xd !== x ? xd : await ops.to(x);
     const tmp: Tensor[] = [];
     try {
       for (let l = 0; l < c.layers; ++l) {
@@ -480,7 +491,7 @@ export class DecoderLM {
     let x: Tensor<'f32'>;
     if (tokens.length <= 2) {
       this.check();
-      const t = Tensor.fromArray('i32', Int32Array.from(tokens), [tokens.length]);
+      const t = Tensor.fromArray('i32', Int32Array.from(tokens), [tokens.length], this.device);
       try {
         x = embeddingSync(this.embedTable, t);
       } finally {

@@ -19,7 +19,7 @@ import { TinyEmoError, invalidFile } from '../errors';
 import { JsonObject, ModelFolder } from '../io/model_folder';
 import { gemm } from '../ops/gemm';
 import { IMAGE_TOKEN_INDEX } from '../text/templates';
-import { FloatDType, Tensor } from '../tensor';
+import { Device, FloatDType, Tensor } from '../tensor';
 import { ClipVision } from './clip_vision';
 import { DecoderLM, KvCache } from './decoder';
 import { ImagePreprocess, preprocessForFolder } from './image_preprocess';
@@ -45,7 +45,8 @@ export class TinyLlava {
     private readonly loader: WeightLoader,
   ) {}
 
-  static load(dir: string, opts: { dtype?: FloatDType } = {}): TinyLlava {
+  /** With `device`, the CLIP tower, the connector and the LLM live there (a SigLIP tower stays on the CPU). */
+  static load(dir: string, opts: { dtype?: FloatDType; device?: Device } = {}): TinyLlava {
     const folder = ModelFolder.open(dir);
     try {
       const c = folder.config;
@@ -61,7 +62,7 @@ export class TinyLlava {
       if (strategy !== 'patch' && strategy !== 'cls_patch') throw new TinyEmoError('UNSUPPORTED', `${dir}: vision_feature_select_strategy "${String(strategy)}"`);
       const visType = typeof vis.model_type === 'string' ? vis.model_type : '';
       const vpart = folder.part('vision_tower._vision_tower.', { ...vis });
-      const vision = /siglip/.test(visType) ? SiglipVision.load(vpart, opts) : ClipVision.load(vpart, opts);
+      const vision = /siglip/.test(visType) ? SiglipVision.load(vpart, { dtype: opts.dtype }) : ClipVision.load(vpart, opts);
       let llm: DecoderLM;
       try {
         llm = DecoderLM.load(folder.part('language_model.', { ...text }), opts);
@@ -69,7 +70,7 @@ export class TinyLlava {
         vision.dispose();
         throw e;
       }
-      const loader = new WeightLoader(folder, opts.dtype);
+      const loader = new WeightLoader(folder, opts.dtype, opts.device);
       try {
         const E = llm.config.hidden;
         const Ev = vision.config.hiddenSize;
@@ -111,8 +112,11 @@ export class TinyLlava {
     const x = await keep.to('f32');
     if (keep !== states) keep.dispose();
     states.dispose();
-    let h = x.reshape([B * tokens, Ev]);
-    x.dispose();
+    // The tower may sit elsewhere than the connector (a SigLIP tower on the CPU).
+    const xd = x.toDevice(this.connector[0].weight.device);
+    if (xd !== x) x.dispose();
+    let h = xd.reshape([B * tokens, Ev]);
+    xd.dispose();
     for (let i = 0; i < this.connector.length; ++i) {
       const L = this.connector[i];
       const last = i === this.connector.length - 1;
