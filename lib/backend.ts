@@ -20,6 +20,8 @@ export interface BackendInfo {
   /** Threads of the native pool (TINYEMO_THREADS overrides the core count). */
   threads: number;
   cudaDevices: number;
+  /** Name and compute capability of each CUDA device, e.g. "NVIDIA H200 (sm_90)". */
+  cudaDeviceNames: string[];
   napiVersion: number;
   addonPath: string;
 }
@@ -34,6 +36,7 @@ export function backendInfo(): BackendInfo {
     cpuFeatures: i.cpuFeatures.split(' ').filter((s) => s.length > 0),
     threads: i.threads,
     cudaDevices: i.cudaDevices,
+    cudaDeviceNames: i.cudaDeviceNames ?? [],
     napiVersion: i.napiVersion,
     addonPath: addonPath(),
   };

@@ -36,6 +36,8 @@ export interface NativeInfo {
   cpuFeatures: string;
   threads: number;
   cudaDevices: number;
+  /** e.g. "NVIDIA H200 (sm_90)", one per device. */
+  cudaDeviceNames: string[];
   build: 'cpu' | 'cuda';
   napiVersion: number;
 }

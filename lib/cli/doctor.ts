@@ -3,7 +3,7 @@ import * as os from 'os';
 
 import { backendInfo, BackendInfo } from '../backend';
 import { gemmSync } from '../ops/gemm';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 
 export interface DoctorReport {
   tinyemo: string;
@@ -12,17 +12,20 @@ export interface DoctorReport {
   cpu: { model: string; cores: number };
   backend: BackendInfo;
   selfCheck: { ok: boolean; detail: string };
+  /** The same product on the GPU, where a CUDA device answers. */
+  gpuCheck?: { ok: boolean; detail: string };
 }
 
-/** A 3x3 product with a known answer, through the loaded kernels. */
-function selfCheck(): { ok: boolean; detail: string } {
+/** A 3x3 product with a known answer, through the loaded kernels of one device. */
+function selfCheck(device: Device = 'cpu'): { ok: boolean; detail: string } {
   try {
-    const a = Tensor.from([1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 3]);
-    const b = Tensor.from([1, 0, 0, 0, 2, 0, 0, 0, 3], [3, 3]);
-    const c = gemmSync(a, b, { bias: Tensor.from([0.5, 0.5, 0.5]) });
+    const a = Tensor.from([1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 3], device);
+    const b = Tensor.from([1, 0, 0, 0, 2, 0, 0, 0, 3], [3, 3], device);
+    const bias = Tensor.from([0.5, 0.5, 0.5], [3], device);
+    const c = gemmSync(a, b, { bias });
     const want = [1.5, 4.5, 9.5, 4.5, 10.5, 18.5, 7.5, 16.5, 27.5];
-    const got = Array.from(c.data);
-    [a, b, c].forEach((t) => t.dispose());
+    const got = Array.from(c.toArray());
+    [a, b, bias, c].forEach((t) => t.dispose());
     const ok = got.every((v, i) => v === want[i]);
     return { ok, detail: ok ? 'gemm 3x3 matches' : `gemm 3x3 gave [${got.join(', ')}]` };
   } catch (e) {
@@ -39,6 +42,7 @@ export function doctor(): DoctorReport {
     cpu: { model: cpus[0]?.model ?? 'unknown', cores: cpus.length },
     backend: backendInfo(),
     selfCheck: selfCheck(),
+    ...(backendInfo().cudaDevices > 0 ? { gpuCheck: selfCheck('cuda') } : {}),
   };
 }
 
@@ -48,11 +52,12 @@ export function formatDoctor(r: DoctorReport): string {
     `tinyemo ${r.tinyemo} on Node ${r.node} (${r.platform}, N-API ${b.napiVersion})`,
     `addon     ${b.addonPath}`,
     `build     ${b.build}`,
-    `device    ${b.device}${b.cudaDevices ? ` (${b.cudaDevices} CUDA device(s))` : ''}`,
+    `device    ${b.device}${b.cudaDevices ? ` (${b.cudaDeviceNames.join(', ')})` : ''}`,
     `cpu       ${r.cpu.model}, ${r.cpu.cores} cores`,
     `features  ${b.cpuFeatures.join(' ') || '(none detected)'}`,
     `kernels   ${b.isa}`,
     `threads   ${b.threads}${process.env.TINYEMO_THREADS ? ' (TINYEMO_THREADS)' : ''}`,
     `check     ${r.selfCheck.ok ? 'ok' : 'FAILED'}: ${r.selfCheck.detail}`,
+    ...(r.gpuCheck ? [`gpu check ${r.gpuCheck.ok ? 'ok' : 'FAILED'}: ${r.gpuCheck.detail}`] : []),
   ].join('\n');
 }

@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     .action((opts: { json?: boolean }) => {
       const report = doctor();
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`);
-      if (!report.selfCheck.ok) code = 1;
+      if (!report.selfCheck.ok || report.gpuCheck?.ok === false) code = 1;
     });
 
   program

@@ -16,7 +16,14 @@ Napi::Value info_fn(const Napi::CallbackInfo& info) {
   o.Set("isa", te_cpu_isa());
   o.Set("cpuFeatures", te_cpu_features());
   o.Set("threads", te_num_threads());
-  o.Set("cudaDevices", te_cuda_device_count());
+  const int32_t devices = te_cuda_device_count();
+  o.Set("cudaDevices", devices);
+  Napi::Array names = Napi::Array::New(env, devices > 0 ? devices : 0);
+  for (int32_t d = 0; d < devices; ++d) {
+    char name[256];
+    names.Set(d, te_cuda_device_name(d, name, sizeof name) == TE_OK ? name : "unknown");
+  }
+  o.Set("cudaDeviceNames", names);
 #if defined(TE_WITH_CUDA)
   o.Set("build", "cuda");
 #else
