@@ -10,7 +10,7 @@ import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
 import { MetricClassifier, Prediction } from '../models/classifier';
 import { ImageClassifier, ensureDefaultModels } from '../models/image_classifier';
-import type { Device } from '../tensor';
+import { deviceFlag } from './args';
 
 export interface ClassifyFlags {
   model?: string;
@@ -34,12 +34,6 @@ export interface ClassifyOutput {
 }
 
 const isFeatureFile = (f: string) => FEATURE_EXTENSIONS.includes(path.extname(f).toLowerCase());
-
-function deviceFlag(d: string | undefined): Device | undefined {
-  if (d === undefined) return undefined;
-  if (d === 'cpu' || d === 'cuda' || /^cuda:\d{1,4}$/.test(d)) return d as Device;
-  throw new TinyEmoError('INVALID_ARGUMENT', `--device takes cpu, cuda or cuda:N, not "${d}"`);
-}
 
 export async function classifyCommand(files: string[], f: ClassifyFlags): Promise<ClassifyOutput> {
   const device = deviceFlag(f.device);

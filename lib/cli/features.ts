@@ -5,6 +5,7 @@ import * as path from 'path';
 import { invalid } from '../errors';
 import { ExtractResult, extractFeatures } from '../data/extract_features';
 import { resolveModel } from '../hub/client';
+import { deviceFlag } from './args';
 import { clearBar, progressBar } from './progress';
 
 export interface FeaturesFlags {
@@ -14,6 +15,7 @@ export interface FeaturesFlags {
   dtype?: string;
   autoOrient?: boolean;
   maxPixels?: string;
+  device?: string;
   json?: boolean;
 }
 
@@ -24,6 +26,7 @@ export async function featuresCommand(images: string, f: FeaturesFlags): Promise
   if (maxPixels !== undefined && !(Number.isSafeInteger(maxPixels) && maxPixels > 0)) throw invalid(`--max-pixels takes a positive integer, not "${f.maxPixels}"`);
   const dtype = f.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'f16') throw invalid(`--dtype is f32 or f16, not "${dtype}"`);
+  const device = deviceFlag(f.device);
   const visionDir = resolveModel(f.vision);
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('images');
@@ -36,6 +39,7 @@ export async function featuresCommand(images: string, f: FeaturesFlags): Promise
     batchSize,
     dtype,
     image: { autoOrient: f.autoOrient === true, maxPixels },
+    device,
     onProgress: tty ? bar : undefined,
   });
   if (tty) clearBar();

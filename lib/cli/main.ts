@@ -133,6 +133,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dtype <type>', 'f32 or f16 (default f32)')
     .option('--auto-orient', 'apply EXIF orientation (off by default, as in the reference pipeline)')
     .option('--max-pixels <n>', 'refuse images larger than this many pixels (default 50,000,000)')
+    .option('--device <device>', 'where the vision tower runs: cpu (default), cuda or cuda:N (CLIP towers)')
     .option('--json', 'print one JSON document')
     .action(async (images: string, opts: FeaturesFlags) => {
       const r = await featuresCommand(images, opts);

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../io/file';
 import { readJsonFile } from '../io/model_folder';
 import { writeSafetensors } from '../io/safetensors';
 import { encodeImages, loadVisionTower } from '../models/vision';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 import { FEATURES_INFO_FILE, FeaturesInfo } from './features_info';
 
 export interface ExtractOptions {
@@ -26,6 +26,8 @@ export interface ExtractOptions {
   out: string;
   batchSize?: number;
   dtype?: 'f32' | 'f16';
+  /** Where the vision tower runs (default 'cpu'; SigLIP runs on the CPU only). */
+  device?: Device;
   image?: ReadImageOptions;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -76,7 +78,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult>
     byTarget.set(t, rel);
   }
   const todo = all.filter((rel) => !fs.existsSync(path.join(o.out, featureName(rel))));
-  const tower = loadVisionTower(o.visionDir);
+  const tower = loadVisionTower(o.visionDir, { device: o.device });
   try {
     const infoFile = path.join(o.out, FEATURES_INFO_FILE);
     const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
