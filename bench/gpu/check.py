@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks every CUDA kernel of libtinyemo against PyTorch, then times them.
 
-    check.py --lib build-gpu/libtinyemo.so [--device cuda|cpu] [--quick] [--json OUT]
+    check.py --lib build-gpu/libtinyemo.so [--device cuda|cpu] [--quick] [--json OUT] [--only NAME] [--no-timing]
 
 Runs on a GPU machine that has PyTorch but no Node.js (bench/gpu/check.sh
 builds the library and calls this). Each op is called through the C ABI
@@ -561,6 +561,8 @@ def main():
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", help="write the timing results here (the npm run bench shape)")
+    ap.add_argument("--only", help="run the checks and timings whose names contain this (e.g. attention)")
+    ap.add_argument("--no-timing", action="store_true", help="correctness only")
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.device == "cuda":
@@ -571,6 +573,8 @@ def main():
         sys.exit("the library finds no CUDA device (was it built with -DTINYEMO_CUDA=ON?)")
     t0 = time.time()
     for check in CHECKS:
+        if args.only and args.only not in check.__name__:
+            continue
         try:
             check(h)
         except Exception as e:  # one broken op must not hide the others
@@ -583,11 +587,13 @@ def main():
 
     result = {"machine": {}, "cases": [], "checks": {"passed": passed, "failed": len(failed),
                                                       "failures": [r[0] for r in failed]}}
-    if args.device == "cuda":
+    if args.device == "cuda" and not args.no_timing:
         machine = probe_machine(h)
         result["machine"] = machine
         table = []
         for name, params, ours, theirs, config, flops, nbytes in timed_cases(h, args.quick):
+            if args.only and args.only not in name:
+                continue
             try:
                 a, b = time_pair(h, ours, theirs, rounds=3 if args.quick else 5)
             except Exception as e:
