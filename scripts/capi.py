@@ -113,10 +113,11 @@ def load(path=None):
         "te_cuda_synchronize": [i32],
         "te_cuda_device_name": [i32, ctypes.c_char_p, ctypes.c_size_t],
         "te_cuda_allow_tf32": [i32],
+        "te_cuda_gemm_variant": [i32],
     }
     for name, args in signatures.items():
         fn = getattr(lib, name, None)
-        if fn is not None:  # te_cuda_allow_tf32 exists in CUDA builds only
+        if fn is not None:
             fn.argtypes = args
     return lib
 

@@ -118,6 +118,19 @@ def check_gemm(h):
             h.gemm(a, b, bias, c, act=act)
             want = ACT_REF[act](a.double() @ b.double().T + bias.double())
             h.expect(f"gemm {M}x{N}x{K} {act}", c, want, "f32")
+    if h.cuda:
+        # The 128x128 variant (K a multiple of 4), edges of every kind, with the epilogue.
+        h.lib.te_cuda_gemm_variant(1)
+        try:
+            for (M, N, K) in [(257, 513, 772), (128, 128, 8), (131, 67, 4), (1000, 1280, 768)]:
+                a, b, bias = h.rand(M, K), h.rand(N, K), h.rand(N)
+                c = h.rand(M, N)
+                c0 = c.clone()
+                h.gemm(a, b, bias, c, beta=0.5, act="gelu")
+                want = F.gelu(a.double() @ b.double().T + bias.double() + 0.5 * c0.double())
+                h.expect(f"gemm tiled128 {M}x{N}x{K} gelu, beta 0.5", c, want, "f32")
+        finally:
+            h.lib.te_cuda_gemm_variant(0)
     M, N, K = 131, 67, 95
     a_t, b_t = h.rand(K, M), h.rand(K, N)
     c = h.rand(M, N)
@@ -444,9 +457,17 @@ def timed_cases(h, quick):
         def theirs(mod=mod, xt=xt):
             with torch.no_grad():
                 mod(xt)
+        flops = 2 * B * (768 * 1280 + 1280 * 1280)
+        config = f"torch {torch.__version__} eager nn.Sequential, {DT[wdt]}" + (", tf32 off" if wdt == torch.float32 else "")
         cases.append((f"projection_b{B}{'' if wdt == torch.float32 else '_' + DT[wdt]}", {"B": B, "in": 768, "hidden": 1280},
-                      ours, theirs, f"torch {torch.__version__} eager nn.Sequential, {DT[wdt]}"
-                      + (", tf32 off" if wdt == torch.float32 else ""), 2 * B * (768 * 1280 + 1280 * 1280), None))
+                      ours, theirs, config, flops, None))
+        if wdt == torch.float32 and B == 4096:
+            def ours_tiled(fn=fn, args=args):
+                h.lib.te_cuda_gemm_variant(1)
+                fn(*args)
+                h.lib.te_cuda_gemm_variant(0)
+            cases.append(("projection_b4096_tiled128", {"B": B, "in": 768, "hidden": 1280, "variant": 1}, ours_tiled, theirs,
+                          config, flops, None))
 
     # Attention: ViT-L/14 (257 tokens, 16 heads, d 64), causal prefill, decode against a KV cache.
     for name, B, Sq, Skv, Hq, Hkv, D, causal in (
@@ -529,6 +550,13 @@ def timed_cases(h, quick):
         cases.append((f"gemm_4096_{DT[dt]}", {"M": M, "N": N, "K": K}, ours, theirs,
                       f"torch {torch.__version__} F.linear {DT[dt]}" + (", tf32 off" if dt == torch.float32 else ""),
                       2 * M * N * K, None))
+        if dt == torch.float32:
+            def ours_tiled(args=args):
+                h.lib.te_cuda_gemm_variant(1)
+                h.lib.te_gemm(*args)
+                h.lib.te_cuda_gemm_variant(0)
+            cases.append(("gemm_4096_f32_tiled128", {"M": M, "N": N, "K": K, "variant": 1}, ours_tiled, theirs,
+                          f"torch {torch.__version__} F.linear f32, tf32 off", 2 * M * N * K, None))
     return cases
 
 

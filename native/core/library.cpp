@@ -28,4 +28,6 @@ extern "C" TE_API te_status te_cuda_device_name(int32_t, char* buf, size_t size)
   return no_cuda();
 }
 extern "C" TE_API int64_t te_cuda_bytes_in_use(void) { return 0; }
+extern "C" TE_API te_status te_cuda_allow_tf32(int32_t) { return no_cuda(); }
+extern "C" TE_API te_status te_cuda_gemm_variant(int32_t) { return no_cuda(); }
 #endif

@@ -8,7 +8,10 @@
 //  - mma: tensor cores through WMMA, for 16-bit B (A rounded to B's type, f32
 //    accumulation; bf16 needs sm_80, f16 sm_70) and for f32 B as tf32 when
 //    allowed (te_cuda_allow_tf32 / TINYEMO_TF32=1; off by default, as PyTorch).
-//  - simt: plain f32 FMA tiles, exact f32 (the default for f32 B).
+//  - simt: plain f32 FMA tiles, exact f32 (the default for f32 B);
+//  - tiled128: 128x128 block tiles, 8x8 outputs a thread, float4 loads, for
+//    plain row-major f32 operands; a variant chosen with te_cuda_gemm_variant(1)
+//    so the two can be timed side by side until measurements pick the default.
 #include <mma.h>
 
 #include <cstdlib>
@@ -21,6 +24,8 @@
 namespace te::cuda {
 
 namespace {
+
+int g_variant = 0;  // 0: simt, 1: tiled128 where it applies
 
 bool g_allow_tf32 = [] {
   const char* e = std::getenv("TINYEMO_TF32");
@@ -117,6 +122,65 @@ __global__ void __launch_bounds__(256) gemm_simt(Args g) {
       const int64_t m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
       if (m < g.M && n < g.N) store_c(g, m, n, acc[i][j]);
     }
+}
+
+// ---- tiled128: 128x128 tiles, 256 threads of 8x8, float4 loads --------------
+// For A [M,K] and B [N,K] row-major f32 with K, lda, ldb multiples of 4 and
+// 16-byte aligned bases, no prologue: each thread loads one float4 of A and
+// one of B per 8-deep step (row tid/2, k quad (tid%2)*4).
+
+constexpr int T_TILE = 128, T_K = 8;
+
+__global__ void __launch_bounds__(256) gemm_tiled128(Args g) {
+  __shared__ __align__(16) float As[T_K][T_TILE];
+  __shared__ __align__(16) float Bs[T_K][T_TILE];
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int lr = tid >> 1, lq = (tid & 1) * 4;
+  const int64_t m0 = int64_t(blockIdx.y) * T_TILE, n0 = int64_t(blockIdx.x) * T_TILE;
+  const float* B = static_cast<const float*>(g.b);
+  float acc[8][8] = {};
+  for (int64_t k0 = 0; k0 < g.K; k0 += T_K) {
+    const int64_t k = k0 + lq;  // k < K means k + 3 < K (K is a multiple of 4)
+    float4 av = make_float4(0.0f, 0.0f, 0.0f, 0.0f), bv = av;
+    if (m0 + lr < g.M && k < g.K) av = *reinterpret_cast<const float4*>(g.a + (m0 + lr) * g.lda + k);
+    if (n0 + lr < g.N && k < g.K) bv = *reinterpret_cast<const float4*>(B + (n0 + lr) * g.ldb + k);
+    As[lq + 0][lr] = av.x;
+    As[lq + 1][lr] = av.y;
+    As[lq + 2][lr] = av.z;
+    As[lq + 3][lr] = av.w;
+    Bs[lq + 0][lr] = bv.x;
+    Bs[lq + 1][lr] = bv.y;
+    Bs[lq + 2][lr] = bv.z;
+    Bs[lq + 3][lr] = bv.w;
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < T_K; ++kk) {
+      const float4 a0 = *reinterpret_cast<const float4*>(&As[kk][ty * 8]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&As[kk][ty * 8 + 4]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 8]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 8 + 4]);
+      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int64_t m = m0 + ty * 8 + i, n = n0 + tx * 8 + j;
+      if (m < g.M && n < g.N) store_c(g, m, n, acc[i][j]);
+    }
+}
+
+bool tiled128_applies(const Args& g) {
+  const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  return !g.a_trans && !g.b_trans && !g.has_prologue && g.K % 4 == 0 && g.lda % 4 == 0 && g.ldb % 4 == 0 &&
+         aligned(g.a) && aligned(g.b);
 }
 
 // ---- gemv: M <= 8, B rows contiguous (b_trans false) ------------------------
@@ -280,6 +344,10 @@ void run(const Args& g) {
   if (mma) {
     launch_mma<TB>(g, grid);
     check_launch("gemm (tensor cores)");
+  } else if (f32 && g_variant == 1 && tiled128_applies(g)) {
+    const dim3 big(static_cast<unsigned>((g.N + T_TILE - 1) / T_TILE), static_cast<unsigned>((g.M + T_TILE - 1) / T_TILE));
+    gemm_tiled128<<<big, 256, 0, stream()>>>(g);
+    check_launch("gemm (f32, tiled128)");
   } else {
     gemm_simt<TB><<<grid, 256, 0, stream()>>>(g);
     check_launch("gemm (f32)");
@@ -309,11 +377,16 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
   }
 }
 
-const char* gemm_f32_mode() { return g_allow_tf32 && arch() >= 80 ? "tf32" : "f32"; }
-void allow_tf32(bool on) { g_allow_tf32 = on; }
 
 }  // namespace te::cuda
 
 extern "C" TE_API te_status te_cuda_allow_tf32(int32_t allow) {
-  return te::guard([&] { te::cuda::allow_tf32(allow != 0); });
+  return te::guard([&] { te::cuda::g_allow_tf32 = allow != 0; });
+}
+
+extern "C" TE_API te_status te_cuda_gemm_variant(int32_t variant) {
+  return te::guard([&] {
+    if (variant < 0 || variant > 1) te::fail(TE_ERR_INVALID_ARGUMENT, "gemm variant %d (0: simt, 1: tiled128)", variant);
+    te::cuda::g_variant = variant;
+  });
 }

@@ -118,6 +118,12 @@ TE_API te_status te_cuda_synchronize(int32_t device);
 TE_API te_status te_cuda_device_name(int32_t device, char* buf, size_t size);
 /* Bytes currently held through te_cuda_malloc, all devices together. */
 TE_API int64_t te_cuda_bytes_in_use(void);
+/* f32 GEMMs may use TF32 tensor cores (default off, as PyTorch's matmul;
+ * TINYEMO_TF32=1 at start-up turns it on). */
+TE_API te_status te_cuda_allow_tf32(int32_t allow);
+/* The f32 GEMM kernel: 0 the 64x64 tiles (default), 1 the 128x128 float4
+ * tiles where they apply; for timing the variants side by side. */
+TE_API te_status te_cuda_gemm_variant(int32_t variant);
 
 /* Probes for benchmarks: vector FMA throughput over `threads` threads of
  * the pool (GFLOP/s, the kernels' instruction set), and the best of three
