@@ -81,8 +81,11 @@ describe('device names and the CPU build', () => {
     expect(hostBytesInUse()).toBe(before);
   });
 
-  test('tinyemo classify --device is checked', () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'tinyemo.js'), 'classify', 'x.npy', '--device', 'gpu'], { encoding: 'utf8' });
+  test.each([
+    ['classify', 'x.npy'],
+    ['reason', 'x.jpg', '--model', '.'],
+  ])('tinyemo %s --device is checked', (...argv) => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'tinyemo.js'), ...argv, '--device', 'gpu'], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/--device takes cpu, cuda or cuda:N, not "gpu"/);
   });

@@ -194,6 +194,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--tokenizer <dir>', 'its tokenizer when it ships none (OpenELM-based: TinyLlama\'s)')
     .option('--template <name>', 'llama | phi | qwen2_base (default: from the LLM)')
     .option('--vision <dir>', "the projector's vision tower, when the model folder does not name it")
+    .option('--device <device>', 'where everything runs: cpu (default), cuda or cuda:N')
     .option('--max-new-tokens <n>', 'default 256')
     .option('--temperature <x>', 'default 0 (greedy)')
     .option('--top-p <p>', 'nucleus sampling (with --temperature)')

@@ -1,5 +1,5 @@
 /** `tinyemo reason IMAGE --model DIR [--mllm DIR] [--stream] [--json]`: the label, then the emotional reasoning. */
-import { optionalNumber } from './args';
+import { deviceFlag, optionalNumber } from './args';
 import { EmotionReasoner, ReasonEvent, ReasonTemplate } from '../models/reasoner';
 
 export interface ReasonFlags {
@@ -8,6 +8,7 @@ export interface ReasonFlags {
   tokenizer?: string;
   template?: string;
   vision?: string;
+  device?: string;
   maxNewTokens?: string;
   temperature?: string;
   topP?: string;
@@ -25,7 +26,13 @@ export async function reasonCommand(image: string, f: ReasonFlags, write: (s: st
     topP: optionalNumber(f.topP, 'top-p', false),
     seed: optionalNumber(f.seed, 'seed', true),
   };
-  const r = EmotionReasoner.load(f.model, { mllm: f.mllm, tokenizer: f.tokenizer, template: f.template as ReasonTemplate | undefined, vision: f.vision });
+  const r = EmotionReasoner.load(f.model, {
+    mllm: f.mllm,
+    tokenizer: f.tokenizer,
+    template: f.template as ReasonTemplate | undefined,
+    vision: f.vision,
+    device: deviceFlag(f.device),
+  });
   try {
     let done: Extract<ReasonEvent, { type: 'done' }> | undefined;
     let scores: Extract<ReasonEvent, { type: 'label' }>['scores'] = [];

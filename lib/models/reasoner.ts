@@ -27,7 +27,7 @@ import { ImageClassifier } from './image_classifier';
 import { preprocess } from './image_preprocess';
 import { TinyLlava } from './tinyllava';
 import { ClipVision, VisionOutput } from './clip_vision';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 
 export type ReasonTemplate = 'llama' | 'phi' | 'qwen2_base';
 
@@ -40,6 +40,8 @@ export interface ReasonerOptions {
   template?: ReasonTemplate;
   /** The projector's vision tower, when the bundle does not name it. */
   vision?: string;
+  /** Where every part runs (default 'cpu'): the classifier, both towers, the connector and the LLM together. */
+  device?: Device;
 }
 
 export type ReasonEvent =
@@ -94,10 +96,12 @@ export class EmotionReasoner {
       throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR (OpenELM-based models use TinyLlama's)`);
     }
     const tokenizer = TextTokenizer.fromFolder(tokDir);
-    const classifier = ImageClassifier.load(model, { vision: opts.vision });
+    // One device for all parts: the shared vision pass hands one tower's states to the other's projection.
+    const device = opts.device ?? 'cpu';
+    const classifier = ImageClassifier.load(model, { vision: opts.vision, device });
     let mllm: TinyLlava;
     try {
-      mllm = TinyLlava.load(mllmDir);
+      mllm = TinyLlava.load(mllmDir, { device });
     } catch (e) {
       classifier.dispose();
       throw e;
