@@ -70,3 +70,8 @@ export function setCpuIsa(isa: CpuIsa): void {
 export function hostBytesInUse(): number {
   return binding().hostBytesInUse();
 }
+
+/** Bytes of GPU memory held by tensors right now, all devices (0 in the CPU build). */
+export function deviceBytesInUse(): number {
+  return binding().deviceBytesInUse();
+}

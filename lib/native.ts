@@ -53,6 +53,8 @@ export interface NativeBinding {
   setThreads(n: number): void;
   setIsa(isa: string): void;
   hostBytesInUse(): number;
+  /** Bytes of CUDA device memory held by tensors (0 in a CPU build). */
+  deviceBytesInUse(): number;
   /** Machine probe: vector FMA GFLOP/s and parallel read GB/s (0 bytes skips the read). */
   probe(threads: number, iters: number, readBytes: number): { gflops: number; readGBs: number };
 

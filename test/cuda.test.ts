@@ -8,7 +8,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { Tensor, backendInfo, defaultDevice, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync } from '../lib';
+import { Tensor, backendInfo, defaultDevice, deviceBytesInUse, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync } from '../lib';
 import type { Device } from '../lib';
 import { MetricClassifier } from '../lib/models/classifier';
 import { ClipVision } from '../lib/models/clip_vision';
@@ -65,6 +65,7 @@ describe('device names and the CPU build', () => {
     const before = hostBytesInUse();
     expect(() => p.toDevice('cuda')).toThrow(expect.objectContaining({ code: 'DEVICE' }));
     expect(hostBytesInUse()).toBe(before);
+    expect(deviceBytesInUse()).toBe(0);
     const cls = new MetricClassifier(p, labels);
     expect(cls.device).toBe('cpu');
     const x = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i));
@@ -147,7 +148,8 @@ if (info.cudaDevices === 0) {
   const rng = new Rng(11);
   const host = (shape: number[], scale = 1) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale), shape);
 
-  test('gemm, projection, top-k and attention give the CPU results', () => {
+  test('gemm, projection, top-k and attention give the CPU results, and disposing frees the device memory', () => {
+    const deviceBefore = deviceBytesInUse();
     const a = host([37, 129]);
     const w = host([65, 129]);
     const ga = a.toDevice('cuda');
@@ -163,7 +165,8 @@ if (info.cudaDevices === 0) {
       runningMean: host([96], 0.1), runningVar: Tensor.from(new Float32Array(96).fill(1.5)), w2: host([80, 96], 0.1), b2: host([80], 0.1),
     };
     const gpw = Object.fromEntries(Object.entries(pw).map(([k, t]) => [k, t.toDevice('cuda')])) as typeof pw;
-    expect(relError(projectionForwardSync(ga, gpw).toArray(), projectionForwardSync(a, pw).toArray())).toBeLessThan(1e-5);
+    const gy = projectionForwardSync(ga, gpw);
+    expect(relError(gy.toArray(), projectionForwardSync(a, pw).toArray())).toBeLessThan(1e-5);
 
     const table = host([1000, 129]);
     const gt = table.toDevice('cuda');
@@ -174,8 +177,12 @@ if (info.cudaDevices === 0) {
     const q = host([2, 33, 8, 64]);
     const k = host([2, 33, 2, 64]);
     const v = host([2, 33, 2, 64]);
-    const att = attentionSync(q.toDevice('cuda'), k.toDevice('cuda'), v.toDevice('cuda'), { causal: true });
+    const [gq, gk, gv] = [q, k, v].map((t) => t.toDevice('cuda'));
+    const att = attentionSync(gq, gk, gv, { causal: true });
     expect(relError(att.toArray(), attentionSync(q, k, v, { causal: true }).toArray())).toBeLessThan(1e-5);
+    expect(deviceBytesInUse()).toBeGreaterThan(deviceBefore);
+    for (const t of [ga, gw, got, gy, gt, gpuTop.scores, gpuTop.indices, gq, gk, gv, att, ...Object.values(gpw)]) t.dispose();
+    expect(deviceBytesInUse()).toBe(deviceBefore);
   });
 
   test.each(['llama', 'openelm', 'phi', 'qwen2'])('the %s decoder on the GPU gives the CPU logits, prefill and decode', async (name) => {

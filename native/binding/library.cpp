@@ -52,6 +52,10 @@ Napi::Value host_bytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(te_host_bytes_in_use()));
 }
 
+Napi::Value device_bytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(te_cuda_bytes_in_use()));
+}
+
 // probe(threads, iters, readBytes) -> { gflops, readGBs }
 Napi::Value probe(const Napi::CallbackInfo& info) {
   const int32_t threads = int_arg(info, 0, "threads");
@@ -71,6 +75,7 @@ void register_library(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New<export_fn<set_isa>>(env, "setIsa"));
   exports.Set("probe", Napi::Function::New<export_fn<probe>>(env, "probe"));
   exports.Set("hostBytesInUse", Napi::Function::New<export_fn<host_bytes>>(env, "hostBytesInUse"));
+  exports.Set("deviceBytesInUse", Napi::Function::New<export_fn<device_bytes>>(env, "deviceBytesInUse"));
 }
 
 }  // namespace te::binding
