@@ -25,7 +25,7 @@ int arch();
 int sm_count();
 
 // Scratch device memory for one op call, from the stream-ordered pool; freed
-// (returned to the pool) at scope exit.
+// (returned to the pool, in stream order) at scope exit.
 class Scratch {
  public:
   explicit Scratch(size_t bytes);
@@ -39,6 +39,7 @@ class Scratch {
 
  private:
   void* p_ = nullptr;
+  bool pooled_ = true;
 };
 
 inline unsigned blocks_for(int64_t n, int threads) {

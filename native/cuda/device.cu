@@ -57,11 +57,22 @@ void use_device(int32_t index) {
 }
 
 Scratch::Scratch(size_t bytes) {
-  if (bytes) check(cudaMallocAsync(&p_, bytes, stream()), "scratch allocation");
+  if (!bytes) return;
+  const cudaError_t st = cudaMallocAsync(&p_, bytes, stream());
+  if (st == cudaErrorNotSupported) {
+    // No stream-ordered pool on this device (some virtualised GPUs): plain memory, freed synchronously.
+    cudaGetLastError();
+    pooled_ = false;
+    check(cudaMalloc(&p_, bytes), "scratch allocation");
+    return;
+  }
+  check(st, "scratch allocation");
 }
 
 Scratch::~Scratch() {
-  if (p_) cudaFreeAsync(p_, stream());
+  if (!p_) return;
+  if (pooled_) cudaFreeAsync(p_, stream());
+  else cudaFree(p_);  // waits for the kernels that use it
 }
 
 }  // namespace te::cuda
