@@ -60,8 +60,8 @@ extern "C" TE_API te_status te_add(const te_tensor* a_, const te_tensor* b_, flo
     const int64_t n = te::numel(a), bl = te::numel(b);
     if (n == 0) return;
     if (bl == 0) te::fail(TE_ERR_SHAPE, "b is empty");
-    TE_DISPATCH(te::device_of({&a, &b, &y}), add, static_cast<const float*>(a.data), static_cast<const float*>(b.data), n, bl, alpha,
-                 static_cast<float*>(y.data));
+    TE_DISPATCH(te::device_of({&a, &b, &y}), add, static_cast<const float*>(a.data), static_cast<const float*>(b.data), n,
+                bl, alpha, static_cast<float*>(y.data));
   });
 }
 
@@ -75,6 +75,7 @@ extern "C" TE_API te_status te_scale(const te_tensor* x_, float alpha, te_tensor
     te::expect_contiguous(x, "x");
     te::expect_contiguous(y, "y");
     te::expect_disjoint(y, "y", x, "x", /*in_place_ok=*/true);
-    TE_DISPATCH(te::device_of({&x, &y}), scale, static_cast<const float*>(x.data), te::numel(x), alpha, static_cast<float*>(y.data));
+    TE_DISPATCH(te::device_of({&x, &y}), scale, static_cast<const float*>(x.data), te::numel(x), alpha,
+                static_cast<float*>(y.data));
   });
 }

@@ -80,7 +80,7 @@ extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_te
     }
     te::expect_disjoint(out, "out", px, "pixels");
     te::expect_disjoint(out, "out", w, "weight");
-    TE_DISPATCH(te::device_of({&px, &w, bias, &out}), patch_embed, static_cast<const float*>(px.data), B, C, H, W, P, w.data, w.dtype,
-                         bias ? static_cast<const float*>(bias->data) : nullptr, E, static_cast<float*>(out.data));
+    TE_DISPATCH(te::device_of({&px, &w, bias, &out}), patch_embed, static_cast<const float*>(px.data), B, C, H, W, P,
+                w.data, w.dtype, bias ? static_cast<const float*>(bias->data) : nullptr, E, static_cast<float*>(out.data));
   });
 }

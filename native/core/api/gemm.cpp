@@ -43,7 +43,8 @@ extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, co
     ep.beta = opt.beta;
     ep.col_shift = bias ? static_cast<const float*>(bias->data) : nullptr;
     ep.act = opt.activation;
-    TE_DISPATCH(te::device_of({&a, &b, bias, &c}), gemm, M, N, K, {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0},
-                  {b.data, b.dtype, rb.stride, opt.b_trans != 0}, static_cast<float*>(c.data), rc.stride, ep);
+    TE_DISPATCH(te::device_of({&a, &b, bias, &c}), gemm, M, N, K,
+                {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0},
+                {b.data, b.dtype, rb.stride, opt.b_trans != 0}, static_cast<float*>(c.data), rc.stride, ep);
   });
 }

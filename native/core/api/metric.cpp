@@ -39,7 +39,8 @@ extern "C" TE_API te_status te_cosine(const te_tensor* q_, const te_tensor* tabl
     te::expect_disjoint(out, "out", q, "queries");
     te::expect_disjoint(out, "out", table, "table");
     const te::Rows ro = te::as_rows(out, "out");
-    TE_DISPATCH(te::device_of({&q, &table, &out}), cosine, te::as_rows(q, "queries"), te::as_rows(table, "table"), static_cast<float*>(out.data), ro.stride);
+    TE_DISPATCH(te::device_of({&q, &table, &out}), cosine, te::as_rows(q, "queries"), te::as_rows(table, "table"),
+                static_cast<float*>(out.data), ro.stride);
   });
 }
 
@@ -70,7 +71,8 @@ extern "C" TE_API te_status te_cosine_topk(const te_tensor* q_, const te_tensor*
     te::expect_disjoint(scores, "scores", table, "table");
     te::expect_disjoint(indices, "indices", q, "queries");
     te::expect_disjoint(indices, "indices", table, "table");
-    TE_DISPATCH(te::device_of({&q, &table, &scores, &indices}), cosine_topk, te::as_rows(q, "queries"), te::as_rows(table, "table"), table_normalized != 0, k,
-                         static_cast<float*>(scores.data), static_cast<int32_t*>(indices.data));
+    TE_DISPATCH(te::device_of({&q, &table, &scores, &indices}), cosine_topk, te::as_rows(q, "queries"),
+                te::as_rows(table, "table"), table_normalized != 0, k, static_cast<float*>(scores.data),
+                static_cast<int32_t*>(indices.data));
   });
 }

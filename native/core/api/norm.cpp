@@ -32,7 +32,8 @@ extern "C" TE_API te_status te_layer_norm(const te_tensor* x_, const te_tensor* 
     const int64_t n = x.shape[x.ndim - 1];
     const float* w = vector_param(weight, "weight", n);
     const float* b = vector_param(bias, "bias", n);
-    TE_DISPATCH(te::device_of({&x, &y, te::optional_arg_any(weight, "weight"), te::optional_arg_any(bias, "bias")}), layer_norm, te::as_rows(x, "x"), w, b, eps, ry);
+    // weight and bias were checked by vector_param (or are NULL, which device_of skips).
+    TE_DISPATCH(te::device_of({&x, &y, weight, bias}), layer_norm, te::as_rows(x, "x"), w, b, eps, ry);
   });
 }
 
@@ -43,6 +44,6 @@ extern "C" TE_API te_status te_rms_norm(const te_tensor* x_, const te_tensor* we
     const te::Rows ry = check_io(x, y);
     if (!(eps >= 0.0f)) te::fail(TE_ERR_INVALID_ARGUMENT, "eps must be >= 0");
     const float* w = vector_param(weight, "weight", x.shape[x.ndim - 1]);
-    TE_DISPATCH(te::device_of({&x, &y, te::optional_arg_any(weight, "weight")}), rms_norm, te::as_rows(x, "x"), w, eps, ry);
+    TE_DISPATCH(te::device_of({&x, &y, weight}), rms_norm, te::as_rows(x, "x"), w, eps, ry);
   });
 }

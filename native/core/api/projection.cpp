@@ -86,7 +86,8 @@ void check_x(const te_tensor& x, const te::cpu::ProjectionParams& p) {
 
 // The device of the weights and of the call's other tensors (all must agree).
 te::Device device(const te_projection_weights& w, std::initializer_list<const te_tensor*> more) {
-  const te::Device d = te::device_of({&w.w1, &w.b1, &w.bn_weight, &w.bn_bias, &w.running_mean, &w.running_var, &w.w2, &w.b2});
+  const te::Device d =
+      te::device_of({&w.w1, &w.b1, &w.bn_weight, &w.bn_bias, &w.running_mean, &w.running_var, &w.w2, &w.b2});
   for (const te_tensor* t : more) te::device_of({&w.w1, t});  // each on the weights' device
   return d;
 }
@@ -111,7 +112,8 @@ extern "C" TE_API te_status te_projection_forward(const te_tensor* x_, const te_
     Inputs in = weight_inputs(*w);
     in.add(x, "x");
     in.expect_disjoint(y, "y");
-    TE_DISPATCH(device(*w, {&x, &y}), projection_forward, static_cast<const float*>(x.data), B, p, static_cast<float*>(y.data));
+    const te::Device dev = device(*w, {&x, &y});
+    TE_DISPATCH(dev, projection_forward, static_cast<const float*>(x.data), B, p, static_cast<float*>(y.data));
   });
 }
 
@@ -143,10 +145,10 @@ extern "C" TE_API te_status te_projection_forward_train(const te_tensor* x_, te_
       in.expect_disjoint(*outs[i], names[i]);
       for (int j = i + 1; j < 4; ++j) te::expect_disjoint(*outs[i], names[i], *outs[j], names[j]);
     }
-    TE_DISPATCH(device(*w, {&x, &y, &z1, &mean, &rstd}), projection_forward_train, static_cast<const float*>(x.data), B, p, momentum, drop,
-                                      dropout ? dropout->seed : 0, static_cast<float*>(z1.data),
-                                      static_cast<float*>(mean.data), static_cast<float*>(rstd.data),
-                                      static_cast<float*>(y.data));
+    const te::Device dev = device(*w, {&x, &y, &z1, &mean, &rstd});
+    TE_DISPATCH(dev, projection_forward_train, static_cast<const float*>(x.data), B, p, momentum, drop,
+                dropout ? dropout->seed : 0, static_cast<float*>(z1.data), static_cast<float*>(mean.data),
+                static_cast<float*>(rstd.data), static_cast<float*>(y.data));
   });
 }
 
@@ -196,9 +198,11 @@ extern "C" TE_API te_status te_projection_backward(const te_tensor* dy_, const t
     const te::cpu::ProjectionGrads g{static_cast<float*>(grads->w1.data),        static_cast<float*>(grads->b1.data),
                                      static_cast<float*>(grads->bn_weight.data), static_cast<float*>(grads->bn_bias.data),
                                      static_cast<float*>(grads->w2.data),        static_cast<float*>(grads->b2.data)};
-    TE_DISPATCH(device(*w, {&x, &dy, dx, &saved->z1, &saved->mean, &saved->rstd, &grads->w1, &grads->b1, &grads->bn_weight, &grads->bn_bias, &grads->w2, &grads->b2}), projection_backward, static_cast<const float*>(dy.data), static_cast<const float*>(x.data), B, p,
-                                 static_cast<const float*>(saved->z1.data), static_cast<const float*>(saved->mean.data),
-                                 static_cast<const float*>(saved->rstd.data), drop, dropout ? dropout->seed : 0, g,
-                                 dx ? static_cast<float*>(dx->data) : nullptr);
+    const te::Device dev = device(*w, {&x, &dy, dx, &saved->z1, &saved->mean, &saved->rstd, &grads->w1, &grads->b1,
+                                       &grads->bn_weight, &grads->bn_bias, &grads->w2, &grads->b2});
+    TE_DISPATCH(dev, projection_backward, static_cast<const float*>(dy.data), static_cast<const float*>(x.data), B, p,
+                static_cast<const float*>(saved->z1.data), static_cast<const float*>(saved->mean.data),
+                static_cast<const float*>(saved->rstd.data), drop, dropout ? dropout->seed : 0, g,
+                dx ? static_cast<float*>(dx->data) : nullptr);
   });
 }
