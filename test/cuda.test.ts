@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 import { Tensor, backendInfo, defaultDevice, deviceBytesInUse, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync } from '../lib';
@@ -16,6 +17,8 @@ import { DecoderLM } from '../lib/models/decoder';
 import { loadVisionTower } from '../lib/models/vision';
 import { LabelSpace } from '../lib/models/label_space';
 import { Projector } from '../lib/models/projector';
+import { TRAIN_DEFAULTS, trainProjector } from '../lib/train/trainer';
+import { writeClusters } from './helpers/feature_data';
 import { cudaAddonPath } from '../lib/native';
 import { relError } from './helpers/compare';
 import { Rng } from './helpers/random';
@@ -80,6 +83,18 @@ describe('device names and the CPU build', () => {
     expect(() => loadVisionTower(path.join(VISION, 'siglip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED' }));
     expect(() => DecoderLM.load(path.join(DECODERS, 'openelm'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'DEVICE' }));
     expect(hostBytesInUse()).toBe(before);
+  });
+
+  (info.build === 'cpu' ? test : test.skip)('training on a GPU in the CPU build fails before --out exists', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-cuda-train-'));
+    try {
+      const data = writeClusters(path.join(tmp, 'data'), { classes: ['joy', 'fear'], counts: [6, 6], dim: 8, sep: 2, seed: 1 });
+      const out = path.join(tmp, 'out');
+      await expect(trainProjector({ ...TRAIN_DEFAULTS, hidden: 16, epochs: 1, batchSize: 4, data: data.dir, out, device: 'cuda' })).rejects.toMatchObject({ code: 'DEVICE' });
+      expect(fs.existsSync(out)).toBe(false);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   test.each([
@@ -194,6 +209,24 @@ if (info.cudaDevices === 0) {
     expect(relError(await gpu.forward(prompt, gc), await cpu.forward(prompt, cc))).toBeLessThan(1e-4);
     expect(relError(await gpu.forward([3], gc), await cpu.forward([3], cc))).toBeLessThan(1e-4);
     for (const x of [cc, gc, cpu, gpu]) x.dispose();
+  });
+
+  test('a projector trains on the GPU as on the CPU (no dropout: the same steps)', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-cuda-train-'));
+    try {
+      const data = writeClusters(path.join(tmp, 'data'), { classes: ['joy', 'fear', 'anger'], counts: [20, 20, 20], dim: 24, sep: 2, seed: 3 });
+      const cfg = { ...TRAIN_DEFAULTS, hidden: 32, epochs: 2, batchSize: 8, dropout: 0, data: data.dir };
+      const a = await trainProjector({ ...cfg, out: path.join(tmp, 'cpu') });
+      const b = await trainProjector({ ...cfg, out: path.join(tmp, 'gpu'), device: 'cuda' });
+      expect(b.epochs.map((e) => e.trainLoss)[1]).toBeCloseTo(a.epochs.map((e) => e.trainLoss)[1], 4);
+      const pa = Projector.load(path.join(tmp, 'cpu', 'projector.safetensors'));
+      const pb = Projector.load(path.join(tmp, 'gpu', 'projector.safetensors'));
+      expect(relError(pb.weights.w2.toArray() as Float32Array, pa.weights.w2.toArray() as Float32Array)).toBeLessThan(1e-3);
+      pa.dispose();
+      pb.dispose();
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   test('the CLIP tower on the GPU gives what it gives on the CPU', async () => {

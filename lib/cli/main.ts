@@ -79,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dropout <p>', 'dropout after GELU (default 0.2)')
     .option('--noise <x>', 'feature noise: Gaussian, this fraction of the features\' spread (default 0)')
     .option('--seed <n>', 'seed of the split, initialisation, shuffles and dropout (default 0)')
+    .option('--device <device>', 'where the model trains: cpu (default), cuda or cuda:N')
     .requiredOption('--out <dir>', 'model folder to write (tinyemo.json, weights, checkpoint, log)')
     .option('--resume', "continue from --out's checkpoint (same flags)")
     .option('--json', 'print one JSON document')

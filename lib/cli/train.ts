@@ -3,6 +3,7 @@ import { invalid } from '../errors';
 import { readSynonymsFile } from '../models/label_space';
 import { EpochLog, TRAIN_DEFAULTS, TrainConfig, TrainResult, trainProjector } from '../train/trainer';
 import { LossName } from '../train/losses';
+import { deviceFlag } from './args';
 import { clearBar, progressBar } from './progress';
 
 export interface TrainFlags {
@@ -25,6 +26,7 @@ export interface TrainFlags {
   dropout?: string;
   noise?: string;
   seed?: string;
+  device?: string;
   out: string;
   resume?: boolean;
   json?: boolean;
@@ -64,6 +66,7 @@ export function trainConfigFromFlags(f: TrainFlags): TrainConfig {
     noise: num(f.noise, 'noise', d.noise),
     seed: num(f.seed, 'seed', d.seed, true),
     out: f.out,
+    ...(f.device !== undefined ? { device: deviceFlag(f.device) } : {}),
   };
 }
 

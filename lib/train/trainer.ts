@@ -24,7 +24,7 @@ import { BN_MOMENTUM, Projector } from '../models/projector';
 import { cosineTopkSync } from '../ops/metric';
 import { adamwStepSync } from '../ops/optim';
 import { projectionBackwardSync, projectionForwardTrainSync, ProjectionGrads } from '../ops/projection';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 import { DEFAULT_TAU, LossName, LOSSES, metricLoss } from './losses';
 import { Rng, RngState } from './rng';
 import { Schedule, scheduleAt } from './schedule';
@@ -65,6 +65,11 @@ export interface TrainConfig {
   noise: number;
   seed: number;
   out: string;
+  /**
+   * Where the model, its gradients and AdamW's moments live (default 'cpu'). Batches go up and the
+   * projections come back each step (the loss is computed on the host, in float64).
+   */
+  device?: Device;
 }
 
 /** The recipe `tinyemo train` uses when no flag says otherwise (see the README for how it was chosen). */
@@ -131,8 +136,10 @@ interface State {
 const CHECKPOINT = 'checkpoint.safetensors';
 
 function configKey(c: TrainConfig): string {
-  const { out, ...rest } = c;
+  // Neither where the run writes nor where it computes makes it another run.
+  const { out, device, ...rest } = c;
   void out;
+  void device;
   return JSON.stringify(rest, Object.keys(rest).sort());
 }
 
@@ -178,9 +185,9 @@ function dropoutSeed(seed: number, step: number): bigint {
 
 /** Projections and top-5 of a feature set against the label space. */
 export function predict(projector: Projector, labels: LabelSpace, s: FeatureSet, k = 5): { ranked: Int32Array[]; scores: Float32Array[] } {
-  const x = Tensor.from(s.x, [s.y.length, s.dim]);
+  const x = Tensor.from(s.x, [s.y.length, s.dim], projector.device);
   const y = projector.forwardSync(x);
-  const table = Tensor.from(labels.table, [labels.names.length, labels.dim]);
+  const table = Tensor.from(labels.table, [labels.names.length, labels.dim], projector.device);
   const kk = Math.min(k, labels.names.length);
   const r = cosineTopkSync(y, table, kk, { tableNormalized: true });
   const idx = r.indices.toArray() as Int32Array;
@@ -238,7 +245,9 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
     train = all;
   }
   const labels = buildLabels(c, all.classes);
-  fs.mkdirSync(c.out, { recursive: true }); // only once the data and labels are known good
+  // A device that cannot hold the model fails here, before --out exists.
+  if (c.device !== undefined && c.device !== 'cpu') Tensor.empty([1], 'f32', c.device).dispose();
+  fs.mkdirSync(c.out, { recursive: true }); // only once the data, labels and device are known good
   const labelIdx = all.classes.map((x) => labels.names.indexOf(x));
   const targets = Int32Array.from(train.y, (t) => labelIdx[t]);
   const table = labels.asTable();
@@ -251,11 +260,22 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   const tau = c.tau ?? DEFAULT_TAU[c.loss];
   const noiseStd = c.noise > 0 ? c.noise * featureSpread(train) : 0;
 
-  // Model and optimizer state, fresh or from the checkpoint.
-  let projector = Projector.init(train.dim, labels.dim, labels.dim, c.seed);
+  // Model and optimizer state, fresh or from the checkpoint, on the run's device.
+  const device = c.device ?? 'cpu';
+  const place = (p: Projector): Projector => {
+    const q = p.toDevice(device);
+    if (q !== p) p.dispose();
+    return q;
+  };
+  const placeTensor = (t: Tensor<'f32'>): Tensor<'f32'> => {
+    const u = t.toDevice(device);
+    if (u !== t) t.dispose();
+    return u;
+  };
+  let projector = place(Projector.init(train.dim, labels.dim, labels.dim, c.seed));
   const params = () => projector.parameters;
-  let m = params().map((p) => Tensor.zeros(p.shape));
-  let v = params().map((p) => Tensor.zeros(p.shape));
+  let m = params().map((p) => Tensor.zeros(p.shape, 'f32', device));
+  let v = params().map((p) => Tensor.zeros(p.shape, 'f32', device));
   let st: State = {
     epoch: 0,
     batch: 0,
@@ -278,9 +298,9 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
       projector.dispose();
       m.forEach((t) => t.dispose());
       v.forEach((t) => t.dispose());
-      projector = Projector.load(ckptFile);
-      m = params().map((_, i) => w.load(`adam.m.${i}`, { dtype: 'f32' }));
-      v = params().map((_, i) => w.load(`adam.v.${i}`, { dtype: 'f32' }));
+      projector = place(Projector.load(ckptFile));
+      m = params().map((_, i) => placeTensor(w.load(`adam.m.${i}`, { dtype: 'f32' })));
+      v = params().map((_, i) => placeTensor(w.load(`adam.v.${i}`, { dtype: 'f32' })));
       st = saved;
       projector.numBatchesTracked = st.numBatchesTracked;
     } finally {
@@ -319,12 +339,12 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   });
   const logFile = path.join(c.out, 'log.jsonl');
   const grads: ProjectionGrads = {
-    w1: Tensor.empty(projector.weights.w1.shape),
-    b1: Tensor.empty([labels.dim]),
-    bnWeight: Tensor.empty([labels.dim]),
-    bnBias: Tensor.empty([labels.dim]),
-    w2: Tensor.empty(projector.weights.w2.shape),
-    b2: Tensor.empty([labels.dim]),
+    w1: Tensor.empty(projector.weights.w1.shape, 'f32', device),
+    b1: Tensor.empty([labels.dim], 'f32', device),
+    bnWeight: Tensor.empty([labels.dim], 'f32', device),
+    bnBias: Tensor.empty([labels.dim], 'f32', device),
+    w2: Tensor.empty(projector.weights.w2.shape, 'f32', device),
+    b2: Tensor.empty([labels.dim], 'f32', device),
   };
   const gradList = [grads.w1, grads.b1, grads.bnWeight, grads.bnBias, grads.w2, grads.b2];
   const taxonomy = findTaxonomy(all.classes);
@@ -347,11 +367,11 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
           for (let j = 0; j < bx.length; ++j) bx[j] += noiseStd * nrng.normal();
         }
         const bt = Int32Array.from(idx, (i) => targets[i]);
-        const x = Tensor.from(bx, [idx.length, train.dim]);
+        const x = Tensor.from(bx, [idx.length, train.dim], device);
         const dropout = { p: c.dropout, seed: dropoutSeed(c.seed, st.step) };
         const { y, saved } = projectionForwardTrainSync(x, projector.weights, { momentum: BN_MOMENTUM, dropout });
         const { loss, grad } = metricLoss(c.loss, y.toArray() as Float32Array, bt, table, tau);
-        const dy = Tensor.from(grad, y.shape);
+        const dy = Tensor.from(grad, y.shape, device);
         projectionBackwardSync(dy, x, projector.weights, saved, { dropout, grads });
         const sv = scheduleAt(schedule, st.step);
         adamwStepSync(
