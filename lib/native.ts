@@ -182,7 +182,9 @@ function load(): { binding: NativeBinding; path: string } {
       b = require(cudaFile) as NativeBinding;
     } catch (e) {
       if (forced === 'cuda') throw new TinyEmoError('NATIVE_LOAD', `TINYEMO_DEVICE=cuda: could not load ${cudaFile}: ${(e as Error).message}`, { cause: e });
-      return loadCpu(root); // a broken CUDA build must not take the CPU path down with it
+      // A broken CUDA build must not take the CPU path down with it, but it is said once.
+      process.emitWarning(`the CUDA build at ${cudaFile} could not be loaded (${(e as Error).message}); using the CPU build`, { code: 'TINYEMO_CUDA_LOAD' });
+      return loadCpu(root);
     }
     if (forced === 'cuda' && b.info().cudaDevices === 0) {
       throw new TinyEmoError('DEVICE', `TINYEMO_DEVICE=cuda, but no CUDA device answers (the CUDA build at ${cudaFile} found none)`);
@@ -190,12 +192,7 @@ function load(): { binding: NativeBinding; path: string } {
     return { binding: b, path: cudaFile };
   }
   if (forced === 'cuda') {
-    throw new TinyEmoError(
-      'DEVICE',
-      haveCudaBuild
-        ? 'TINYEMO_DEVICE=cuda, but no NVIDIA driver is installed on this machine'
-        : `TINYEMO_DEVICE=cuda, but this installation has no CUDA build of the addon (${cudaFile}; see the README: npm run build:cuda)`,
-    );
+    throw new TinyEmoError('DEVICE', `TINYEMO_DEVICE=cuda, but this installation has no CUDA build of the addon (${cudaFile}; see the README: npm run build:cuda)`);
   }
   return loadCpu(root);
 }
