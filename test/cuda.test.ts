@@ -97,6 +97,18 @@ describe('device names and the CPU build', () => {
     }
   });
 
+  test('a CUDA build that does not load is said once, and the CPU build takes over', () => {
+    const bad = path.join(os.tmpdir(), `tinyemo-not-an-addon-${process.pid}.node`);
+    fs.writeFileSync(bad, 'not a shared object');
+    try {
+      const r = child(`console.log(require('./dist/lib').backendInfo().build)`, { TINYEMO_CUDA_ADDON: bad });
+      expect(r.stdout.trim()).toBe('cpu');
+      expect(r.stderr).toMatch(/TINYEMO_CUDA_LOAD.*could not be loaded[\s\S]*using the CPU build/);
+    } finally {
+      fs.rmSync(bad, { force: true });
+    }
+  });
+
   test.each([
     ['classify', 'x.npy'],
     ['reason', 'x.jpg', '--model', '.'],
