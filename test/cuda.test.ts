@@ -230,10 +230,11 @@ if (info.cudaDevices === 0) {
       const cfg = { ...TRAIN_DEFAULTS, hidden: 32, epochs: 2, batchSize: 8, dropout: 0, data: data.dir };
       const a = await trainProjector({ ...cfg, out: path.join(tmp, 'cpu') });
       const b = await trainProjector({ ...cfg, out: path.join(tmp, 'gpu'), device: 'cuda' });
-      expect(b.epochs.map((e) => e.trainLoss)[1]).toBeCloseTo(a.epochs.map((e) => e.trainLoss)[1], 4);
+      // Adam divides by sqrt(v): tiny gradient differences move near-zero weights by up to lr, hence the slack.
+      expect(b.epochs.map((e) => e.trainLoss)[1]).toBeCloseTo(a.epochs.map((e) => e.trainLoss)[1], 3);
       const pa = Projector.load(path.join(tmp, 'cpu', 'projector.safetensors'));
       const pb = Projector.load(path.join(tmp, 'gpu', 'projector.safetensors'));
-      expect(relError(pb.weights.w2.toArray() as Float32Array, pa.weights.w2.toArray() as Float32Array)).toBeLessThan(1e-3);
+      expect(relError(pb.weights.w2.toArray() as Float32Array, pa.weights.w2.toArray() as Float32Array)).toBeLessThan(1e-2);
       pa.dispose();
       pb.dispose();
     } finally {
