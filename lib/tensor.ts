@@ -144,17 +144,19 @@ export class Tensor<D extends DType = DType> {
     const dev = deviceIndex(device);
     if (dev === this.handle.device) return this;
     const src = this.isContiguous ? this : this.contiguous();
-    const out = Tensor.empty(this.shape, this.dtype, device);
-    const { copy } = binding();
+    let out: Tensor<D> | undefined;
     try {
-      callNative(() => copy(src.handle, out.handle, false));
+      out = Tensor.empty(this.shape, this.dtype, device);
+      const o = out;
+      const { copy } = binding();
+      callNative(() => copy(src.handle, o.handle, false));
+      return out;
     } catch (e) {
-      out.dispose();
+      out?.dispose();
       throw e;
     } finally {
       if (src !== this) src.dispose();
     }
-    return out;
   }
 
   get ndim(): number {
