@@ -49,11 +49,17 @@ std::unordered_map<void*, size_t> g_sizes;
 int arch() { return facts().arch; }
 int sm_count() { return facts().sms; }
 
+// Called before every op on the device: cudaSetDevice checks the index itself
+// (and is cheap when the device is already current).
 void use_device(int32_t index) {
-  int n = 0;
-  check(cudaGetDeviceCount(&n), "cudaGetDeviceCount");
-  if (index < 0 || index >= n) fail(TE_ERR_DEVICE, "CUDA device %d does not exist (%d found)", index, n);
-  check(cudaSetDevice(index), "cudaSetDevice");
+  const cudaError_t st = cudaSetDevice(index);
+  if (st == cudaErrorInvalidDevice) {
+    cudaGetLastError();
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    fail(TE_ERR_DEVICE, "CUDA device %d does not exist (%d found)", index, n);
+  }
+  check(st, "cudaSetDevice");
 }
 
 Scratch::Scratch(size_t bytes) {
