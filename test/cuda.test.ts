@@ -13,6 +13,7 @@ import { Tensor, backendInfo, defaultDevice, deviceBytesInUse, gemmSync, attenti
 import type { Device } from '../lib';
 import { MetricClassifier } from '../lib/models/classifier';
 import { ClipVision } from '../lib/models/clip_vision';
+import { SiglipVision } from '../lib/models/siglip_vision';
 import { DecoderLM } from '../lib/models/decoder';
 import { loadVisionTower } from '../lib/models/vision';
 import { LabelSpace } from '../lib/models/label_space';
@@ -76,11 +77,12 @@ describe('device names and the CPU build', () => {
     cls.dispose();
   });
 
-  (info.build === 'cpu' ? test : test.skip)('a vision tower asked onto a GPU fails cleanly; SigLIP is CPU-only for now', () => {
+  (info.build === 'cpu' ? test : test.skip)('a vision tower or decoder asked onto a GPU fails cleanly', () => {
     const before = hostBytesInUse();
     expect(() => ClipVision.load(path.join(VISION, 'clip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'DEVICE' }));
     expect(hostBytesInUse()).toBe(before);
-    expect(() => loadVisionTower(path.join(VISION, 'siglip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED' }));
+    expect(() => loadVisionTower(path.join(VISION, 'siglip'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'DEVICE' }));
+    expect(hostBytesInUse()).toBe(before);
     expect(() => DecoderLM.load(path.join(DECODERS, 'openelm'), { device: 'cuda' })).toThrow(expect.objectContaining({ code: 'DEVICE' }));
     expect(hostBytesInUse()).toBe(before);
   });
@@ -251,6 +253,19 @@ if (info.cudaDevices === 0) {
     const b = await gpu.forward(pixels, { hiddenStates: [-2] });
     expect(relError(b.imageEmbeds!.toArray(), a.imageEmbeds!.toArray())).toBeLessThan(1e-4);
     expect(relError(b.hiddenStates.get(-2)!.toArray(), a.hiddenStates.get(-2)!.toArray())).toBeLessThan(1e-4);
+    cpu.dispose();
+    gpu.dispose();
+  });
+
+  test('the SigLIP tower (pooling head included) on the GPU gives what it gives on the CPU', async () => {
+    const cpu = loadVisionTower(path.join(VISION, 'siglip')).model;
+    const gpu = loadVisionTower(path.join(VISION, 'siglip'), { device: 'cuda' }).model;
+    expect(gpu instanceof SiglipVision && gpu.device).toBe('cuda:0');
+    const pixels = host([3, 3, 56, 56]);
+    const a = await cpu.forward(pixels, { hiddenStates: [0, -2] });
+    const b = await gpu.forward(pixels, { hiddenStates: [0, -2] });
+    expect(relError(b.imageEmbeds!.toArray(), a.imageEmbeds!.toArray())).toBeLessThan(1e-4);
+    for (const k of [0, -2]) expect(relError(b.hiddenStates.get(k)!.toArray(), a.hiddenStates.get(k)!.toArray())).toBeLessThan(1e-4);
     cpu.dispose();
     gpu.dispose();
   });

@@ -12,6 +12,7 @@
  */
 import { TinyEmoError } from '../errors';
 import { JsonObject, ModelFolder, subConfig } from '../io/model_folder';
+import { add } from '../ops/activation';
 import { attention } from '../ops/attention';
 import { gemm } from '../ops/gemm';
 import { patchEmbed } from '../ops/embedding';
@@ -69,7 +70,8 @@ export class SiglipVision {
     private readonly w: {
       patch: Tensor;
       patchBias: Tensor<'f32'>;
-      positions: Float32Array;
+      /** [S, E], on the weights' device. */
+      positions: Tensor<'f32'>;
       layers: EncoderLayer[];
       postNorm: Norm;
       head: Head | undefined;
@@ -99,7 +101,7 @@ export class SiglipVision {
       // The text tower, the pooling head (checked when read) and buffers are not part of the list.
       allowUnexpected: (n) => !n.startsWith(`${vm}.`) || n.startsWith(`${vm}.head.`) || n.endsWith('.position_ids'),
     });
-    const loader = new WeightLoader(folder, opts.dtype);
+    const loader = new WeightLoader(folder, opts.dtype, opts.device);
     try {
       const E = c.hiddenSize;
       const P = c.patchSize;
@@ -109,6 +111,7 @@ export class SiglipVision {
         const hp = `${vm}.head`;
         const inW = loader.tensor(`${hp}.attention.in_proj_weight`, [3 * E, E]);
         const inB = loader.vector(`${hp}.attention.in_proj_bias`, 3 * E);
+        // q and kv are used apart: copies of their rows replace the stacked tensors.
         const rows = (t: Tensor, from: number, n: number): Tensor => {
           const v = t.narrow(0, from, n);
           const copy = v.toSync(t.dtype as 'f32' | 'f16' | 'bf16');
@@ -116,11 +119,15 @@ export class SiglipVision {
           loader.owned.push(copy);
           return copy;
         };
+        const q = { weight: rows(inW, 0, E), bias: rows(inB, 0, E) as Tensor<'f32'> };
+        const kv = { weight: rows(inW, E, 2 * E), bias: rows(inB, E, 2 * E) as Tensor<'f32'> };
+        loader.release(inW);
+        loader.release(inB);
         const mlpWidth = folder.info(`${hp}.mlp.fc1.weight`).shape[0];
         head = {
           probe: loader.f32(`${hp}.probe`, [1, 1, E]).reshape([1, E]),
-          q: { weight: rows(inW, 0, E), bias: rows(inB, 0, E) as Tensor<'f32'> },
-          kv: { weight: rows(inW, E, 2 * E), bias: rows(inB, E, 2 * E) as Tensor<'f32'> },
+          q,
+          kv,
           out: loader.linear(`${hp}.attention.out_proj`, E, E),
           norm: loader.norm(`${hp}.layernorm`, E),
           fc1: loader.linear(`${hp}.mlp.fc1`, mlpWidth, E),
@@ -132,7 +139,7 @@ export class SiglipVision {
         {
           patch: loader.tensor(`${vm}.embeddings.patch_embedding.weight`, [E, c.channels, P, P]),
           patchBias: loader.vector(`${vm}.embeddings.patch_embedding.bias`, E),
-          positions: loader.f32(`${vm}.embeddings.position_embedding.weight`, [S, E]).toArray() as Float32Array,
+          positions: loader.f32(`${vm}.embeddings.position_embedding.weight`, [S, E]),
           layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c)),
           postNorm: loader.norm(`${vm}.post_layernorm`, E),
           head,
@@ -163,12 +170,21 @@ export class SiglipVision {
     const E = c.hiddenSize;
     const S = this.tokens;
 
-    const patches = await patchEmbed(pixels, this.w.patch, { bias: this.w.patchBias });
-    const h = patches.reshape([B * S, E]);
-    patches.dispose();
-    const hd = h.data as Float32Array;
-    const pos = this.w.positions;
-    for (let b = 0; b < B; ++b) for (let i = 0; i < S * E; ++i) hd[b * S * E + i] += pos[i];
+    // Built with ops, so everything stays on the weights' device.
+    const px = pixels.toDevice(this.device);
+    let h: Tensor<'f32'>;
+    try {
+      const patches = await patchEmbed(px, this.w.patch, { bias: this.w.patchBias });
+      try {
+        const placed = await add(patches, this.w.positions);
+        h = placed.reshape([B * S, E]);
+        placed.dispose();
+      } finally {
+        patches.dispose();
+      }
+    } finally {
+      if (px !== pixels) px.dispose();
+    }
     let hiddenStates: Map<number, Tensor<'f32'>> | undefined;
     try {
       hiddenStates = await runEncoder(h, this.w.layers, B, S, c, requests, wantEmbeds);
@@ -194,12 +210,12 @@ export class SiglipVision {
     const q1 = await gemm(hd.probe, hd.q.weight, { bias: hd.q.bias });
     const kv = await gemm(last, hd.kv.weight, { bias: hd.kv.bias });
     last.dispose();
-    // The probe's query is the same for every image.
-    const qd = new Float32Array(B * E);
-    const q1d = q1.data as Float32Array;
-    for (let b = 0; b < B; ++b) qd.set(q1d, b * E);
+    // The probe's query is the same for every image: E values, repeated on the host.
+    const q1d = q1.toArray() as Float32Array;
     q1.dispose();
-    const q = Tensor.from(qd, [B, 1, H, D]);
+    const qd = new Float32Array(B * E);
+    for (let b = 0; b < B; ++b) qd.set(q1d, b * E);
+    const q = Tensor.from(qd, [B, 1, H, D], this.device);
     const kv5 = kv.reshape([B, S, 2, H, D]);
     const k = kv5.select(2, 0);
     const v = kv5.select(2, 1);
@@ -215,6 +231,11 @@ export class SiglipVision {
     await gemm(m, hd.fc2.weight, { bias: hd.fc2.bias, out: p, beta: 1 });
     m.dispose();
     return p;
+  }
+
+  /** Where the weights are and the forward runs. */
+  get device(): 'cpu' | `cuda:${number}` {
+    return this.w.patch.device;
   }
 
   dispose(): void {

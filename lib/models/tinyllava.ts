@@ -45,7 +45,7 @@ export class TinyLlava {
     private readonly loader: WeightLoader,
   ) {}
 
-  /** With `device`, the CLIP tower, the connector and the LLM live there (a SigLIP tower stays on the CPU). */
+  /** With `device`, the vision tower, the connector and the LLM live there. */
   static load(dir: string, opts: { dtype?: FloatDType; device?: Device } = {}): TinyLlava {
     const folder = ModelFolder.open(dir);
     try {
@@ -62,7 +62,7 @@ export class TinyLlava {
       if (strategy !== 'patch' && strategy !== 'cls_patch') throw new TinyEmoError('UNSUPPORTED', `${dir}: vision_feature_select_strategy "${String(strategy)}"`);
       const visType = typeof vis.model_type === 'string' ? vis.model_type : '';
       const vpart = folder.part('vision_tower._vision_tower.', { ...vis });
-      const vision = /siglip/.test(visType) ? SiglipVision.load(vpart, { dtype: opts.dtype }) : ClipVision.load(vpart, opts);
+      const vision = /siglip/.test(visType) ? SiglipVision.load(vpart, opts) : ClipVision.load(vpart, opts);
       let llm: DecoderLM;
       try {
         llm = DecoderLM.load(folder.part('language_model.', { ...text }), opts);
@@ -112,7 +112,7 @@ export class TinyLlava {
     const x = await keep.to('f32');
     if (keep !== states) keep.dispose();
     states.dispose();
-    // The tower may sit elsewhere than the connector (a SigLIP tower on the CPU).
+    // States computed elsewhere (a shared vision pass) may sit on another device.
     const xd = x.toDevice(this.connector[0].weight.device);
     if (xd !== x) x.dispose();
     let h = xd.reshape([B * tokens, Ev]);

@@ -37,9 +37,6 @@ export function loadVisionTower(dir: string, opts: { dtype?: FloatDType; device?
   const folder = ModelFolder.open(dir);
   try {
     const family = visionFamily(folder);
-    if (family === 'siglip' && opts.device !== undefined && opts.device !== 'cpu') {
-      throw new TinyEmoError('UNSUPPORTED', `${dir}: SigLIP towers run on the CPU only for now (device '${opts.device}' asked)`);
-    }
     const model = family === 'clip' ? ClipVision.load(folder, opts) : SiglipVision.load(folder, opts);
     return { family, dir, model, preprocess: preprocessForFolder(dir, family, model.config.imageSize) };
   } finally {

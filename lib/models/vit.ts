@@ -180,6 +180,13 @@ export class WeightLoader {
     return { weight, bias };
   }
 
+  /** Frees an owned tensor that served only during loading. */
+  release(t: Tensor): void {
+    const i = this.owned.indexOf(t);
+    if (i >= 0) this.owned.splice(i, 1);
+    t.dispose();
+  }
+
   disposeAll(): void {
     for (const t of this.owned) t.dispose();
     this.owned.length = 0;
