@@ -138,13 +138,25 @@ def check_gemm(h):
     h.gemm(a_t, b_t, None, c, a_trans=True, b_trans=True, alpha=0.5, beta=2.0)
     h.expect("gemm transposed, alpha 0.5, beta 2", c, 0.5 * (a_t.double().T @ b_t.double()) + 2 * c0.double(), "f32")
     for dt in (torch.bfloat16, torch.float16):
-        for (M, N, K) in [(257, 513, 769), (2, 1280, 768)]:
-            a, b = h.rand(M, K), h.rand(N, K, dtype=dt)
-            c = h.poison(M, N)
-            h.gemm(a, b, None, c)
-            # On the GPU's tensor-core path A is rounded to B's type; the reference does the same.
-            a_ref = a.to(dt).double() if h.cuda and M > 8 else a.double()
-            h.expect(f"gemm {M}x{N}x{K} {DT[dt]} weights", c, a_ref @ b.double().T, DT[dt])
+        # 257x513x769: odd K, WMMA; 2 rows: gemv; the others (K % 8 == 0): mma.sync on sm_80+ (and, as
+        # variant 2, WMMA), with edges in M, N and a K tail shorter than one 32-deep step.
+        for (M, N, K) in [(257, 513, 769), (2, 1280, 768), (257, 513, 768), (1000, 1280, 776), (128, 128, 8), (33, 70, 40)]:
+            for variant in ((0, 2) if h.cuda and K % 8 == 0 and M > 8 else (0,)):
+                a, b, bias = h.rand(M, K), h.rand(N, K, dtype=dt), h.rand(N)
+                c = h.rand(M, N)
+                c0 = c.clone()
+                if variant:
+                    h.lib.te_cuda_gemm_variant(variant)
+                try:
+                    h.gemm(a, b, bias, c, beta=0.5, act="gelu")
+                finally:
+                    if variant:
+                        h.lib.te_cuda_gemm_variant(0)
+                # On the GPU's tensor-core paths A is rounded to B's type; the reference does the same.
+                a_ref = a.to(dt).double() if h.cuda and M > 8 else a.double()
+                want = F.gelu(a_ref @ b.double().T + bias.double() + 0.5 * c0.double())
+                kernel = " (WMMA)" if variant == 2 else ""
+                h.expect(f"gemm {M}x{N}x{K} {DT[dt]} weights, gelu, beta 0.5{kernel}", c, want, DT[dt])
     if h.cuda and hasattr(h.lib, "te_cuda_allow_tf32"):
         h.lib.te_cuda_allow_tf32(1)
         try:
@@ -462,13 +474,15 @@ def timed_cases(h, quick):
         config = f"torch {torch.__version__} eager nn.Sequential, {DT[wdt]}" + (", tf32 off" if wdt == torch.float32 else "")
         cases.append((f"projection_b{B}{'' if wdt == torch.float32 else '_' + DT[wdt]}", {"B": B, "in": 768, "hidden": 1280},
                       ours, theirs, config, flops, None))
-        if wdt == torch.float32 and B == 4096:
-            def ours_tiled(fn=fn, args=args):
-                h.lib.te_cuda_gemm_variant(1)
+        if B == 4096:
+            variant, suffix = (1, "tiled128") if wdt == torch.float32 else (2, "bf16_wmma")
+
+            def ours_variant(fn=fn, args=args, variant=variant):
+                h.lib.te_cuda_gemm_variant(variant)
                 fn(*args)
                 h.lib.te_cuda_gemm_variant(0)
-            cases.append(("projection_b4096_tiled128", {"B": B, "in": 768, "hidden": 1280, "variant": 1}, ours_tiled, theirs,
-                          config, flops, None))
+            cases.append((f"projection_b4096_{suffix}", {"B": B, "in": 768, "hidden": 1280, "variant": variant},
+                          ours_variant, theirs, config, flops, None))
 
     # Attention: ViT-L/14 (257 tokens, 16 heads, d 64), causal prefill, decode against a KV cache.
     for name, B, Sq, Skv, Hq, Hkv, D, causal in (
@@ -551,13 +565,16 @@ def timed_cases(h, quick):
         cases.append((f"gemm_4096_{DT[dt]}", {"M": M, "N": N, "K": K}, ours, theirs,
                       f"torch {torch.__version__} F.linear {DT[dt]}" + (", tf32 off" if dt == torch.float32 else ""),
                       2 * M * N * K, None))
-        if dt == torch.float32:
-            def ours_tiled(args=args):
-                h.lib.te_cuda_gemm_variant(1)
-                h.lib.te_gemm(*args)
-                h.lib.te_cuda_gemm_variant(0)
-            cases.append(("gemm_4096_f32_tiled128", {"M": M, "N": N, "K": K, "variant": 1}, ours_tiled, theirs,
-                          f"torch {torch.__version__} F.linear f32, tf32 off", 2 * M * N * K, None))
+        # The other kernel for the same call: f32 128x128 tiles; 16-bit weights through WMMA instead of mma.sync.
+        variant, suffix = (1, "tiled128") if dt == torch.float32 else (2, "wmma")
+
+        def ours_variant(args=args, variant=variant):
+            h.lib.te_cuda_gemm_variant(variant)
+            h.lib.te_gemm(*args)
+            h.lib.te_cuda_gemm_variant(0)
+        cases.append((f"gemm_4096_{DT[dt]}_{suffix}", {"M": M, "N": N, "K": K, "variant": variant}, ours_variant, theirs,
+                      f"torch {torch.__version__} F.linear {DT[dt]}" + (", tf32 off" if dt == torch.float32 else ""),
+                      2 * M * N * K, None))
     return cases
 
 

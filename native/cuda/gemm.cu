@@ -2,12 +2,14 @@
 // with the optional prologue A'(m,k) = dropout(act_p(A(m,k) * scale[k] + shift[k])),
 // the same contract as native/cpu/gemm.cpp.
 //
-// Three kernels, chosen by shape and device:
+// The kernels, chosen by shape and device:
 //  - gemv: M <= 8 and B rows contiguous (a decode step, one image, one query):
 //    memory-bound, one warp per output column streams B's row once for all M rows.
-//  - mma: tensor cores through WMMA, for 16-bit B (A rounded to B's type, f32
-//    accumulation; bf16 needs sm_80, f16 sm_70) and for f32 B as tf32 when
-//    allowed (te_cuda_allow_tf32 / TINYEMO_TF32=1; off by default, as PyTorch).
+//  - mma.sync (gemm_mma_sync.cu): 16-bit B on sm_80+ with row-major, 16-byte
+//    aligned operands and K % 8 == 0 (A rounded to B's type, f32 accumulation).
+//  - mma: tensor cores through WMMA, for the other 16-bit cases (f16 on sm_75,
+//    odd K, transposed operands) and for f32 B as tf32 when allowed
+//    (te_cuda_allow_tf32 / TINYEMO_TF32=1; off by default, as PyTorch).
 //  - simt: plain f32 FMA tiles, exact f32 (the default for f32 B);
 //  - tiled128: 128x128 block tiles, 8x8 outputs a thread, float4 loads, for
 //    plain row-major f32 operands; a variant chosen with te_cuda_gemm_variant(1)
@@ -17,69 +19,23 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "common.cuh"
+#include "gemm_args.cuh"
 #include "ops.h"
-#include "../cpu/dropout.h"
 
 namespace te::cuda {
 
 namespace {
 
-int g_variant = 0;  // 0: simt, 1: tiled128 where it applies
+using namespace gemm_detail;
+
+// 0: the defaults; 1: tiled128 for f32 where it applies; 2: WMMA for 16-bit B
+// where mma.sync would serve (to time and check the two against each other).
+int g_variant = 0;
 
 bool g_allow_tf32 = [] {
   const char* e = std::getenv("TINYEMO_TF32");
   return e && std::strcmp(e, "1") == 0;
 }();
-
-struct Args {
-  int64_t M, N, K;
-  const float* a;
-  int64_t lda;
-  bool a_trans;
-  const void* b;
-  int64_t ldb;
-  bool b_trans;
-  float* c;
-  int64_t ldc;
-  float alpha, beta;
-  const float* col_scale;
-  const float* col_shift;
-  int act;
-  // prologue
-  const float* p_scale;
-  const float* p_shift;
-  int p_act;
-  float p_drop;
-  uint64_t p_seed;
-  bool has_prologue;
-};
-
-__device__ __forceinline__ float load_a(const Args& g, int64_t m, int64_t k) {
-  float v = g.a_trans ? g.a[k * g.lda + m] : g.a[m * g.lda + k];
-  if (g.has_prologue) {
-    if (g.p_scale) v *= g.p_scale[k];
-    if (g.p_shift) v += g.p_shift[k];
-    v = activate(v, g.p_act);
-    if (g.p_drop > 0.0f) v *= cpu::dropout_factor(g.p_seed, uint64_t(m) * uint64_t(g.K) + uint64_t(k), g.p_drop);
-  }
-  return v;
-}
-
-template <class TB>
-__device__ __forceinline__ float load_b(const Args& g, int64_t n, int64_t k) {
-  const TB* b = static_cast<const TB*>(g.b);
-  return to_f32<TB>(g.b_trans ? b[k * g.ldb + n] : b[n * g.ldb + k]);
-}
-
-__device__ __forceinline__ void store_c(const Args& g, int64_t m, int64_t n, float acc) {
-  float* c = g.c + m * g.ldc + n;
-  float v = g.alpha * acc;
-  if (g.beta != 0.0f) v += g.beta * *c;  // beta == 0 never reads C
-  if (g.col_scale) v *= g.col_scale[n];
-  if (g.col_shift) v += g.col_shift[n];
-  *c = activate(v, g.act);
-}
 
 // ---- simt: 64x64 tiles, 256 threads, 4x4 outputs each ----------------------
 
@@ -341,7 +297,11 @@ void run(const Args& g) {
   const int a = arch();
   const bool f32 = std::is_same<TB, float>::value;
   const bool mma = f32 ? (g_allow_tf32 && a >= 80) : (std::is_same<TB, __half>::value ? a >= 70 : a >= 80);
-  if (mma) {
+  if (mma && !f32 && a >= 80 && g_variant != 2 && mma_sync_applies(g)) {
+    if constexpr (std::is_same<TB, __half>::value) launch_mma_sync_f16(g);
+    else launch_mma_sync_bf16(g);
+    check_launch("gemm (mma.sync)");
+  } else if (mma) {
     launch_mma<TB>(g, grid);
     check_launch("gemm (tensor cores)");
   } else if (f32 && g_variant == 1 && tiled128_applies(g)) {
@@ -386,7 +346,9 @@ extern "C" TE_API te_status te_cuda_allow_tf32(int32_t allow) {
 
 extern "C" TE_API te_status te_cuda_gemm_variant(int32_t variant) {
   return te::guard([&] {
-    if (variant < 0 || variant > 1) te::fail(TE_ERR_INVALID_ARGUMENT, "gemm variant %d (0: simt, 1: tiled128)", variant);
+    if (variant < 0 || variant > 2) {
+      te::fail(TE_ERR_INVALID_ARGUMENT, "gemm variant %d (0: default, 1: f32 tiled128, 2: 16-bit through WMMA)", variant);
+    }
     te::cuda::g_variant = variant;
   });
 }

@@ -121,8 +121,10 @@ TE_API int64_t te_cuda_bytes_in_use(void);
 /* f32 GEMMs may use TF32 tensor cores (default off, as PyTorch's matmul;
  * TINYEMO_TF32=1 at start-up turns it on). */
 TE_API te_status te_cuda_allow_tf32(int32_t allow);
-/* The f32 GEMM kernel: 0 the 64x64 tiles (default), 1 the 128x128 float4
- * tiles where they apply; for timing the variants side by side. */
+/* GEMM kernel variants, for checking and timing them side by side:
+ * 0 the defaults (f32: 64x64 tiles; 16-bit weights on sm_80+: mma.sync),
+ * 1 f32 through the 128x128 float4 tiles where they apply,
+ * 2 16-bit weights through WMMA where mma.sync would serve. */
 TE_API te_status te_cuda_gemm_variant(int32_t variant);
 
 /* Probes for benchmarks: vector FMA throughput over `threads` threads of
