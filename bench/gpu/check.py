@@ -233,27 +233,39 @@ def check_projection(h):
 
 
 def check_dropout_against_cpu(h):
-    """Dropout masks are a function of (seed, index): the GPU must drop what the CPU drops."""
+    """Dropout masks are a function of (seed, index): the GPU must drop what the CPU drops, whichever GEMM
+    kernel applies the prologue (f32 64x64 tiles, f32 tiled128 as variant 1, mma.sync for bf16 weights)."""
     B, IN, H = 29, 64, 96
     cpu = Harness.__new__(Harness)
     cpu.lib, cpu.device, cpu.cuda, cpu.rows = h.lib, torch.device("cpu"), False, h.rows
-    w = projector_weights(h, IN, H, H)
-    wc = {k: v.cpu().clone() for k, v in w.items()}
-    x, dy = h.rand(B, IN), h.rand(B, H)
-    drop = capi.Dropout(0.3, 12345)
-    outs = {}
-    for side, hh, ww, xx, dd in (("cuda", h, w, x, dy), ("cpu", cpu, wc, x.cpu(), dy.cpu())):
-        y, z1, mean, rstd = hh.poison(B, H), hh.poison(B, H), hh.poison(H), hh.poison(H)
-        saved = capi.ProjectionSaved(hh.t(z1), hh.t(mean), hh.t(rstd))
-        wts = hh.weights(ww)
-        hh.call("te_projection_forward_train", hh.ref(xx), ctypes.byref(wts), 0.1, ctypes.byref(drop), ctypes.byref(saved), hh.ref(y))
-        g = {k: hh.poison(*ww[k].shape) for k in ("w1", "b1", "g", "be", "w2", "b2")}
-        grads = capi.ProjectionGrads(*[hh.t(g[k]) for k in ("w1", "b1", "g", "be", "w2", "b2")])
-        hh.call("te_projection_backward", hh.ref(dd), hh.ref(xx), ctypes.byref(wts), ctypes.byref(saved), ctypes.byref(drop),
-                ctypes.byref(grads), None)
-        outs[side] = (y, g)
-    h.expect("projection dropout 0.3: y vs the CPU kernels", outs["cuda"][0].cpu(), outs["cpu"][0], "f32")
-    h.expect("projection dropout 0.3: dW1 vs the CPU kernels", outs["cuda"][1]["w1"].cpu(), outs["cpu"][1]["w1"], "f32")
+    for variant, wdt in ((0, torch.float32), (1, torch.float32), (0, torch.bfloat16)):
+        w = projector_weights(h, IN, H, H, wdt)
+        wc = {k: v.cpu().clone() for k, v in w.items()}
+        x, dy = h.rand(B, IN), h.rand(B, H)
+        drop = capi.Dropout(0.3, 12345)
+        outs = {}
+        for side, hh, ww, xx, dd in (("cuda", h, w, x, dy), ("cpu", cpu, wc, x.cpu(), dy.cpu())):
+            y, z1, mean, rstd = hh.poison(B, H), hh.poison(B, H), hh.poison(H), hh.poison(H)
+            saved = capi.ProjectionSaved(hh.t(z1), hh.t(mean), hh.t(rstd))
+            wts = hh.weights(ww)
+            if side == "cuda" and variant:
+                h.lib.te_cuda_gemm_variant(variant)
+            try:
+                hh.call("te_projection_forward_train", hh.ref(xx), ctypes.byref(wts), 0.1, ctypes.byref(drop),
+                        ctypes.byref(saved), hh.ref(y))
+            finally:
+                if side == "cuda" and variant:
+                    h.lib.te_cuda_gemm_variant(0)
+            g = {k: hh.poison(*ww[k].shape) for k in ("w1", "b1", "g", "be", "w2", "b2")}
+            grads = capi.ProjectionGrads(*[hh.t(g[k]) for k in ("w1", "b1", "g", "be", "w2", "b2")])
+            hh.call("te_projection_backward", hh.ref(dd), hh.ref(xx), ctypes.byref(wts), ctypes.byref(saved),
+                    ctypes.byref(drop), ctypes.byref(grads), None)
+            outs[side] = (y, g)
+        prec = "f32" if wdt == torch.float32 else DT[wdt]
+        what = f"{DT[wdt]} weights" + (", gemm variant 1" if variant else "")
+        h.expect(f"projection dropout 0.3 ({what}): y vs the CPU kernels", outs["cuda"][0].cpu(), outs["cpu"][0], prec)
+        h.expect(f"projection dropout 0.3 ({what}): dW1 vs the CPU kernels", outs["cuda"][1]["w1"].cpu(),
+                 outs["cpu"][1]["w1"], prec)
 
 
 def check_metric(h):

@@ -25,6 +25,22 @@ struct DeviceFacts {
   int sms = 0;
 };
 
+// Scratch comes from the device's stream-ordered pool, which by default hands
+// all free memory back to the driver at every synchronisation, so the next op
+// maps it again. Keeping up to this much reserved makes scratch nearly free
+// for the ops of a forward pass (the largest: a 64 MB top-k tile).
+constexpr uint64_t kScratchKept = uint64_t{256} << 20;
+
+void keep_scratch_cached(int dev) {
+  cudaMemPool_t pool = nullptr;
+  if (cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess) {
+    cudaGetLastError();  // no pool (Scratch then falls back to cudaMalloc)
+    return;
+  }
+  uint64_t keep = kScratchKept;
+  if (cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) cudaGetLastError();
+}
+
 DeviceFacts facts() {
   int dev = 0;
   check(cudaGetDevice(&dev), "cudaGetDevice");
@@ -36,6 +52,7 @@ DeviceFacts facts() {
   cudaDeviceProp p{};
   check(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
   DeviceFacts f{p.major * 10 + p.minor, p.multiProcessorCount};
+  keep_scratch_cached(dev);
   cache[dev] = f;
   return f;
 }
@@ -64,6 +81,7 @@ void use_device(int32_t index) {
 
 Scratch::Scratch(size_t bytes) {
   if (!bytes) return;
+  facts();  // the first use of a device sets its pool up
   const cudaError_t st = cudaMallocAsync(&p_, bytes, stream());
   if (st == cudaErrorNotSupported) {
     // No stream-ordered pool on this device (some virtualised GPUs): plain memory, freed synchronously.

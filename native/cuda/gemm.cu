@@ -11,9 +11,10 @@
 //    odd K, transposed operands) and for f32 B as tf32 when allowed
 //    (te_cuda_allow_tf32 / TINYEMO_TF32=1; off by default, as PyTorch).
 //  - simt: plain f32 FMA tiles, exact f32 (the default for f32 B);
-//  - tiled128: 128x128 block tiles, 8x8 outputs a thread, float4 loads, for
-//    plain row-major f32 operands; a variant chosen with te_cuda_gemm_variant(1)
-//    so the two can be timed side by side until measurements pick the default.
+//  - tiled128: 128x128 block tiles, 8x8 outputs a thread, float4 loads, two
+//    shared-memory stages, for row-major f32 operands; a variant chosen with
+//    te_cuda_gemm_variant(1) so the two f32 kernels can be timed side by side
+//    until measurements pick the default.
 #include <mma.h>
 
 #include <cstdlib>
@@ -82,39 +83,62 @@ __global__ void __launch_bounds__(256) gemm_simt(Args g) {
 
 // ---- tiled128: 128x128 tiles, 256 threads of 8x8, float4 loads --------------
 // For A [M,K] and B [N,K] row-major f32 with K, lda, ldb multiples of 4 and
-// 16-byte aligned bases, no prologue: each thread loads one float4 of A and
-// one of B per 8-deep step (row tid/2, k quad (tid%2)*4).
+// 16-byte aligned bases: each thread loads one float4 of A and one of B per
+// 8-deep step (row tid/2, k quad (tid%2)*4), the next step's while the
+// current one is multiplied (two shared-memory stages, one barrier a step).
+// A thread's 8x8 outputs are rows {ty*4 + i, 64 + ty*4 + i} and columns
+// {tx*4 + j, 64 + tx*4 + j}, so the float4 reads of a warp from shared memory
+// are consecutive and conflict-free.
 
-constexpr int T_TILE = 128, T_K = 8;
+constexpr int T_TILE = 128, T_K = 8, T_HALF = T_TILE / 2;
 
 __global__ void __launch_bounds__(256) gemm_tiled128(Args g) {
-  __shared__ __align__(16) float As[T_K][T_TILE];
-  __shared__ __align__(16) float Bs[T_K][T_TILE];
+  __shared__ __align__(16) float As[2][T_K][T_TILE];
+  __shared__ __align__(16) float Bs[2][T_K][T_TILE];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int lr = tid >> 1, lq = (tid & 1) * 4;
   const int64_t m0 = int64_t(blockIdx.y) * T_TILE, n0 = int64_t(blockIdx.x) * T_TILE;
   const float* B = static_cast<const float*>(g.b);
+  float4 av, bv;
+  const auto fetch = [&](int64_t k0) {
+    const int64_t k = k0 + lq, m = m0 + lr, n = n0 + lr;  // k < K means k + 3 < K (K is a multiple of 4)
+    av = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    bv = av;
+    if (m < g.M && k < g.K) {
+      av = *reinterpret_cast<const float4*>(g.a + m * g.lda + k);
+      if (g.has_prologue) {
+        av.x = prologue(g, av.x, m, k);
+        av.y = prologue(g, av.y, m, k + 1);
+        av.z = prologue(g, av.z, m, k + 2);
+        av.w = prologue(g, av.w, m, k + 3);
+      }
+    }
+    if (n < g.N && k < g.K) bv = *reinterpret_cast<const float4*>(B + n * g.ldb + k);
+  };
+  const auto stash = [&](int s) {
+    As[s][lq + 0][lr] = av.x;
+    As[s][lq + 1][lr] = av.y;
+    As[s][lq + 2][lr] = av.z;
+    As[s][lq + 3][lr] = av.w;
+    Bs[s][lq + 0][lr] = bv.x;
+    Bs[s][lq + 1][lr] = bv.y;
+    Bs[s][lq + 2][lr] = bv.z;
+    Bs[s][lq + 3][lr] = bv.w;
+  };
   float acc[8][8] = {};
+  fetch(0);
+  stash(0);
+  __syncthreads();
   for (int64_t k0 = 0; k0 < g.K; k0 += T_K) {
-    const int64_t k = k0 + lq;  // k < K means k + 3 < K (K is a multiple of 4)
-    float4 av = make_float4(0.0f, 0.0f, 0.0f, 0.0f), bv = av;
-    if (m0 + lr < g.M && k < g.K) av = *reinterpret_cast<const float4*>(g.a + (m0 + lr) * g.lda + k);
-    if (n0 + lr < g.N && k < g.K) bv = *reinterpret_cast<const float4*>(B + (n0 + lr) * g.ldb + k);
-    As[lq + 0][lr] = av.x;
-    As[lq + 1][lr] = av.y;
-    As[lq + 2][lr] = av.z;
-    As[lq + 3][lr] = av.w;
-    Bs[lq + 0][lr] = bv.x;
-    Bs[lq + 1][lr] = bv.y;
-    Bs[lq + 2][lr] = bv.z;
-    Bs[lq + 3][lr] = bv.w;
-    __syncthreads();
+    const int cur = static_cast<int>((k0 / T_K) & 1);
+    const bool more = k0 + T_K < g.K;
+    if (more) fetch(k0 + T_K);
 #pragma unroll
     for (int kk = 0; kk < T_K; ++kk) {
-      const float4 a0 = *reinterpret_cast<const float4*>(&As[kk][ty * 8]);
-      const float4 a1 = *reinterpret_cast<const float4*>(&As[kk][ty * 8 + 4]);
-      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 8]);
-      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 8 + 4]);
+      const float4 a0 = *reinterpret_cast<const float4*>(&As[cur][kk][ty * 4]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&As[cur][kk][T_HALF + ty * 4]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[cur][kk][tx * 4]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[cur][kk][T_HALF + tx * 4]);
       const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
       const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
@@ -122,21 +146,24 @@ __global__ void __launch_bounds__(256) gemm_tiled128(Args g) {
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
+    // The other stage was last read before the previous step's barrier.
+    if (more) stash(cur ^ 1);
     __syncthreads();
   }
 #pragma unroll
   for (int i = 0; i < 8; ++i)
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const int64_t m = m0 + ty * 8 + i, n = n0 + tx * 8 + j;
+      const int64_t m = m0 + (i < 4 ? ty * 4 + i : T_HALF + ty * 4 + i - 4);
+      const int64_t n = n0 + (j < 4 ? tx * 4 + j : T_HALF + tx * 4 + j - 4);
       if (m < g.M && n < g.N) store_c(g, m, n, acc[i][j]);
     }
 }
 
 bool tiled128_applies(const Args& g) {
   const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
-  return !g.a_trans && !g.b_trans && !g.has_prologue && g.K % 4 == 0 && g.lda % 4 == 0 && g.ldb % 4 == 0 &&
-         aligned(g.a) && aligned(g.b);
+  return !g.a_trans && !g.b_trans && g.K % 4 == 0 && g.lda % 4 == 0 && g.ldb % 4 == 0 && aligned(g.a) &&
+         aligned(g.b);
 }
 
 // ---- gemv: M <= 8, B rows contiguous (b_trans false) ------------------------
