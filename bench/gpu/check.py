@@ -96,6 +96,15 @@ class Harness:
         self.call("te_gemm", self.ref(a), self.ref(b), self.ref(bias), self.ref(out), ctypes.byref(opt))
         return out
 
+    def variants_16bit(self):
+        """The GEMM kernels for 16-bit weights this GPU can run: 0 (mma.sync on sm_80+), 2 (WMMA), 3 (wgmma)."""
+        if not hasattr(self, "_variants"):
+            self._variants = (0, 2)
+            if self.lib.te_cuda_gemm_variant(3) == 0:
+                self._variants = (0, 2, 3)
+            self.lib.te_cuda_gemm_variant(0)
+        return self._variants
+
     def weights(self, w):
         return capi.ProjectionWeights(*[self.t(w[k]) for k in ("w1", "b1", "g", "be", "rm", "rv", "w2", "b2")], 1e-5)
 
@@ -141,7 +150,7 @@ def check_gemm(h):
         # 257x513x769: odd K, WMMA; 2 rows: gemv; the others (K % 8 == 0): mma.sync on sm_80+ (and, as
         # variant 2, WMMA), with edges in M, N and a K tail shorter than one 32-deep step.
         for (M, N, K) in [(257, 513, 769), (2, 1280, 768), (257, 513, 768), (1000, 1280, 776), (128, 128, 8), (33, 70, 40)]:
-            for variant in ((0, 2) if h.cuda and K % 8 == 0 and M > 8 else (0,)):
+            for variant in (h.variants_16bit() if h.cuda and K % 8 == 0 and M > 8 else (0,)):
                 a, b, bias = h.rand(M, K), h.rand(N, K, dtype=dt), h.rand(N)
                 c = h.rand(M, N)
                 c0 = c.clone()
@@ -155,7 +164,7 @@ def check_gemm(h):
                 # On the GPU's tensor-core paths A is rounded to B's type; the reference does the same.
                 a_ref = a.to(dt).double() if h.cuda and M > 8 else a.double()
                 want = F.gelu(a_ref @ b.double().T + bias.double() + 0.5 * c0.double())
-                kernel = " (WMMA)" if variant == 2 else ""
+                kernel = {0: "", 2: " (WMMA)", 3: " (wgmma)"}[variant]
                 h.expect(f"gemm {M}x{N}x{K} {DT[dt]} weights, gelu, beta 0.5{kernel}", c, want, DT[dt])
     if h.cuda and hasattr(h.lib, "te_cuda_allow_tf32"):
         h.lib.te_cuda_allow_tf32(1)
@@ -238,7 +247,8 @@ def check_dropout_against_cpu(h):
     B, IN, H = 29, 64, 96
     cpu = Harness.__new__(Harness)
     cpu.lib, cpu.device, cpu.cuda, cpu.rows = h.lib, torch.device("cpu"), False, h.rows
-    for variant, wdt in ((0, torch.float32), (1, torch.float32), (0, torch.bfloat16)):
+    for variant, wdt in ((0, torch.float32), (1, torch.float32), (0, torch.bfloat16)) + \
+            (((3, torch.bfloat16),) if 3 in h.variants_16bit() else ()):
         w = projector_weights(h, IN, H, H, wdt)
         wc = {k: v.cpu().clone() for k, v in w.items()}
         x, dy = h.rand(B, IN), h.rand(B, H)
@@ -262,7 +272,7 @@ def check_dropout_against_cpu(h):
                     ctypes.byref(drop), ctypes.byref(grads), None)
             outs[side] = (y, g)
         prec = "f32" if wdt == torch.float32 else DT[wdt]
-        what = f"{DT[wdt]} weights" + (", gemm variant 1" if variant else "")
+        what = f"{DT[wdt]} weights" + (f", gemm variant {variant}" if variant else "")
         h.expect(f"projection dropout 0.3 ({what}): y vs the CPU kernels", outs["cuda"][0].cpu(), outs["cpu"][0], prec)
         h.expect(f"projection dropout 0.3 ({what}): dW1 vs the CPU kernels", outs["cuda"][1]["w1"].cpu(),
                  outs["cpu"][1]["w1"], prec)
@@ -487,14 +497,15 @@ def timed_cases(h, quick):
         cases.append((f"projection_b{B}{'' if wdt == torch.float32 else '_' + DT[wdt]}", {"B": B, "in": 768, "hidden": 1280},
                       ours, theirs, config, flops, None))
         if B == 4096:
-            variant, suffix = (1, "tiled128") if wdt == torch.float32 else (2, "bf16_wmma")
-
-            def ours_variant(fn=fn, args=args, variant=variant):
-                h.lib.te_cuda_gemm_variant(variant)
-                fn(*args)
-                h.lib.te_cuda_gemm_variant(0)
-            cases.append((f"projection_b4096_{suffix}", {"B": B, "in": 768, "hidden": 1280, "variant": variant},
-                          ours_variant, theirs, config, flops, None))
+            others = [(1, "tiled128")] if wdt == torch.float32 else \
+                [(v, {2: "bf16_wmma", 3: "bf16_wgmma"}[v]) for v in h.variants_16bit() if v]
+            for variant, suffix in others:
+                def ours_variant(fn=fn, args=args, variant=variant):
+                    h.lib.te_cuda_gemm_variant(variant)
+                    fn(*args)
+                    h.lib.te_cuda_gemm_variant(0)
+                cases.append((f"projection_b4096_{suffix}", {"B": B, "in": 768, "hidden": 1280, "variant": variant},
+                              ours_variant, theirs, config, flops, None))
 
     # Attention: ViT-L/14 (257 tokens, 16 heads, d 64), causal prefill, decode against a KV cache.
     for name, B, Sq, Skv, Hq, Hkv, D, causal in (
@@ -577,16 +588,16 @@ def timed_cases(h, quick):
         cases.append((f"gemm_4096_{DT[dt]}", {"M": M, "N": N, "K": K}, ours, theirs,
                       f"torch {torch.__version__} F.linear {DT[dt]}" + (", tf32 off" if dt == torch.float32 else ""),
                       2 * M * N * K, None))
-        # The other kernel for the same call: f32 128x128 tiles; 16-bit weights through WMMA instead of mma.sync.
-        variant, suffix = (1, "tiled128") if dt == torch.float32 else (2, "wmma")
-
-        def ours_variant(args=args, variant=variant):
-            h.lib.te_cuda_gemm_variant(variant)
-            h.lib.te_gemm(*args)
-            h.lib.te_cuda_gemm_variant(0)
-        cases.append((f"gemm_4096_{DT[dt]}_{suffix}", {"M": M, "N": N, "K": K, "variant": variant}, ours_variant, theirs,
-                      f"torch {torch.__version__} F.linear {DT[dt]}" + (", tf32 off" if dt == torch.float32 else ""),
-                      2 * M * N * K, None))
+        # The other kernels for the same call: f32 128x128 tiles; 16-bit weights through WMMA or wgmma.
+        others = [(1, "tiled128")] if dt == torch.float32 else [(v, {2: "wmma", 3: "wgmma"}[v]) for v in h.variants_16bit() if v]
+        for variant, suffix in others:
+            def ours_variant(args=args, variant=variant):
+                h.lib.te_cuda_gemm_variant(variant)
+                h.lib.te_gemm(*args)
+                h.lib.te_cuda_gemm_variant(0)
+            cases.append((f"gemm_4096_{DT[dt]}_{suffix}", {"M": M, "N": N, "K": K, "variant": variant}, ours_variant,
+                          theirs, f"torch {torch.__version__} F.linear {DT[dt]}" + (", tf32 off" if dt == torch.float32 else ""),
+                          2 * M * N * K, None))
     return cases
 
 

@@ -7,6 +7,8 @@
 //    memory-bound, one warp per output column streams B's row once for all M rows.
 //  - mma.sync (gemm_mma_sync.cu): 16-bit B on sm_80+ with row-major, 16-byte
 //    aligned operands and K % 8 == 0 (A rounded to B's type, f32 accumulation).
+//  - wgmma (gemm_wgmma.cu): the same cases on Hopper with te_cuda_gemm_variant(3),
+//    until a GPU check has passed it.
 //  - mma: tensor cores through WMMA, for the other 16-bit cases (f16 on sm_75,
 //    odd K, transposed operands) and for f32 B as tf32 when allowed
 //    (te_cuda_allow_tf32 / TINYEMO_TF32=1; off by default, as PyTorch).
@@ -30,7 +32,8 @@ namespace {
 using namespace gemm_detail;
 
 // 0: the defaults; 1: tiled128 for f32 where it applies; 2: WMMA for 16-bit B
-// where mma.sync would serve (to time and check the two against each other).
+// where mma.sync would serve; 3: wgmma for 16-bit B on Hopper where mma.sync
+// would serve (to check and time the kernels against each other).
 int g_variant = 0;
 
 bool g_allow_tf32 = [] {
@@ -106,12 +109,7 @@ __global__ void __launch_bounds__(256) gemm_tiled128(Args g) {
     bv = av;
     if (m < g.M && k < g.K) {
       av = *reinterpret_cast<const float4*>(g.a + m * g.lda + k);
-      if (g.has_prologue) {
-        av.x = prologue(g, av.x, m, k);
-        av.y = prologue(g, av.y, m, k + 1);
-        av.z = prologue(g, av.z, m, k + 2);
-        av.w = prologue(g, av.w, m, k + 3);
-      }
+      if (g.has_prologue) av = prologue4(g, av, m, k);
     }
     if (n < g.N && k < g.K) bv = *reinterpret_cast<const float4*>(B + n * g.ldb + k);
   };
@@ -324,7 +322,11 @@ void run(const Args& g) {
   const int a = arch();
   const bool f32 = std::is_same<TB, float>::value;
   const bool mma = f32 ? (g_allow_tf32 && a >= 80) : (std::is_same<TB, __half>::value ? a >= 70 : a >= 80);
-  if (mma && !f32 && a >= 80 && g_variant != 2 && mma_sync_applies(g)) {
+  if (mma && !f32 && g_variant == 3 && wgmma_available() && mma_sync_applies(g)) {
+    if constexpr (std::is_same<TB, __half>::value) launch_wgmma_f16(g);
+    else launch_wgmma_bf16(g);
+    check_launch("gemm (wgmma)");
+  } else if (mma && !f32 && a >= 80 && g_variant != 2 && mma_sync_applies(g)) {
     if constexpr (std::is_same<TB, __half>::value) launch_mma_sync_f16(g);
     else launch_mma_sync_bf16(g);
     check_launch("gemm (mma.sync)");
@@ -373,8 +375,12 @@ extern "C" TE_API te_status te_cuda_allow_tf32(int32_t allow) {
 
 extern "C" TE_API te_status te_cuda_gemm_variant(int32_t variant) {
   return te::guard([&] {
-    if (variant < 0 || variant > 2) {
-      te::fail(TE_ERR_INVALID_ARGUMENT, "gemm variant %d (0: default, 1: f32 tiled128, 2: 16-bit through WMMA)", variant);
+    if (variant < 0 || variant > 3) {
+      te::fail(TE_ERR_INVALID_ARGUMENT,
+               "gemm variant %d (0: default, 1: f32 tiled128, 2: 16-bit through WMMA, 3: 16-bit through wgmma)", variant);
+    }
+    if (variant == 3 && !te::cuda::gemm_detail::wgmma_available()) {
+      te::fail(TE_ERR_UNSUPPORTED, "gemm variant 3 (wgmma) needs a Hopper GPU and a build with sm_90a code");
     }
     te::cuda::g_variant = variant;
   });

@@ -14,8 +14,6 @@
 //   B (16x8, "col" = our [n][k] rows): {B[n=g][k=2t..2t+1], B[g][2t+8..]}
 //   C (16x8): {C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]}
 // Each 32-bit register holds two consecutive k, the lower k in the low half.
-#include <cstring>
-
 #include "gemm_args.cuh"
 
 namespace te::cuda::gemm_detail {
@@ -29,23 +27,6 @@ constexpr int MT = WM / 16, NT = WN / 8;  // mma tiles per warp along M and N
 // Row pitch in elements: 80 bytes keeps rows 16-byte aligned for cp.async, and
 // the 8 rows x 4 words of one fragment load fall in 32 different banks.
 constexpr int LDS = BK + 8;
-
-template <class T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  uint32_t r;
-  memcpy(&r, &h, 4);
-  return r;
-}
-template <>
-__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  uint32_t r;
-  memcpy(&r, &h, 4);
-  return r;
-}
 
 template <class T>
 __device__ __forceinline__ uint32_t ld32(const T* p) {
@@ -72,15 +53,6 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uin
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// 16 bytes global -> shared without registers; `valid` false writes zeros
-// and reads nothing (src-size 0).
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
 #endif
 
 template <class T>
@@ -92,50 +64,8 @@ __global__ void __launch_bounds__(THREADS) gemm_mma_sync(Args g) {
   const int wm = warp / (BN / WN), wn = warp % (BN / WN);
   const int gq = lane >> 2, tq = lane & 3;
   const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
-  const T* B = static_cast<const T*>(g.b);
-
-  // A's tile: 128 rows x 8 float4 = 4 float4 a thread, consecutive threads
-  // along a row. K % 8 == 0, so a quad is wholly inside K or wholly past it.
-  constexpr int A_LOADS = BM * BK / 4 / THREADS;
-  float4 a_next[A_LOADS];
-  const auto fetch_a = [&](int64_t k0) {
-#pragma unroll
-    for (int i = 0; i < A_LOADS; ++i) {
-      const int idx = tid + i * THREADS, r = idx / (BK / 4), kq = (idx % (BK / 4)) * 4;
-      const int64_t m = m0 + r, k = k0 + kq;
-      float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (m < g.M && k < g.K) {
-        v = *reinterpret_cast<const float4*>(g.a + m * g.lda + k);
-        if (g.has_prologue) {
-          v.x = prologue(g, v.x, m, k);
-          v.y = prologue(g, v.y, m, k + 1);
-          v.z = prologue(g, v.z, m, k + 2);
-          v.w = prologue(g, v.w, m, k + 3);
-        }
-      }
-      a_next[i] = v;
-    }
-  };
-  const auto store_a = [&](int stage) {
-#pragma unroll
-    for (int i = 0; i < A_LOADS; ++i) {
-      const int idx = tid + i * THREADS, r = idx / (BK / 4), kq = (idx % (BK / 4)) * 4;
-      const float4 v = a_next[i];
-      *reinterpret_cast<uint2*>(&As[stage][r * LDS + kq]) = make_uint2(pack2<T>(v.x, v.y), pack2<T>(v.z, v.w));
-    }
-  };
-  // B's tile: 128 rows x 4 chunks of 8 elements = 2 chunks a thread.
-  constexpr int B_LOADS = BN * BK / 8 / THREADS;
-  const auto fetch_b = [&](int stage, int64_t k0) {
-#pragma unroll
-    for (int i = 0; i < B_LOADS; ++i) {
-      const int idx = tid + i * THREADS, r = idx / (BK / 8), kc = (idx % (BK / 8)) * 8;
-      const int64_t n = n0 + r, k = k0 + kc;
-      const bool valid = n < g.N && k < g.K;
-      cp_async16(&Bs[stage][r * LDS + kc], valid ? B + n * g.ldb + k : B, valid);
-    }
-    cp_async_commit();
-  };
+  Slices<T, BM, BK, THREADS> next;  // BM == BN
+  const auto at = [](int r, int k) { return r * LDS + k; };
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -173,9 +103,9 @@ __global__ void __launch_bounds__(THREADS) gemm_mma_sync(Args g) {
   };
 
   const int64_t tiles = (g.K + BK - 1) / BK;
-  fetch_b(0, 0);
-  fetch_a(0);
-  store_a(0);
+  next.fetch_b(g, n0, 0, Bs[0], at);
+  next.fetch_a(g, m0, 0);
+  next.store_a(As[0], at);
   cp_async_wait_all();
   __syncthreads();
   for (int64_t t = 0; t < tiles; ++t) {
@@ -183,12 +113,12 @@ __global__ void __launch_bounds__(THREADS) gemm_mma_sync(Args g) {
     const bool more = t + 1 < tiles;
     // The other stage was last read before the previous iteration's barrier: free to fill.
     if (more) {
-      fetch_b(cur ^ 1, (t + 1) * BK);
-      fetch_a((t + 1) * BK);
+      next.fetch_b(g, n0, (t + 1) * BK, Bs[cur ^ 1], at);
+      next.fetch_a(g, m0, (t + 1) * BK);
     }
     compute(cur);
     if (more) {
-      store_a(cur ^ 1);
+      next.store_a(As[cur ^ 1], at);
       cp_async_wait_all();
     }
     __syncthreads();

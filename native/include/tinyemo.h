@@ -124,7 +124,8 @@ TE_API te_status te_cuda_allow_tf32(int32_t allow);
 /* GEMM kernel variants, for checking and timing them side by side:
  * 0 the defaults (f32: 64x64 tiles; 16-bit weights on sm_80+: mma.sync),
  * 1 f32 through the 128x128 float4 tiles where they apply,
- * 2 16-bit weights through WMMA where mma.sync would serve. */
+ * 2 16-bit weights through WMMA where mma.sync would serve,
+ * 3 16-bit weights through wgmma on Hopper (sm_90a builds) where mma.sync would serve. */
 TE_API te_status te_cuda_gemm_variant(int32_t variant);
 
 /* Probes for benchmarks: vector FMA throughput over `threads` threads of
