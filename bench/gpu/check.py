@@ -45,6 +45,7 @@ class Harness:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.rows = []  # (name, precision, error, tolerance, ok)
+        self.diagnoses = []  # (name, where the failed check's wrong elements are)
 
     # ---- plumbing -----------------------------------------------------------
 
@@ -84,6 +85,8 @@ class Harness:
         err = ((got64 - want64).abs()[finite].max().item() / scale) if finite.any() else 0.0
         ok = (not bad) and err <= TOL[precision]
         self.rows.append((name, precision, err if not bad else float("nan"), TOL[precision], ok))
+        if not ok:
+            self.diagnoses.append((name, where_wrong(got64, want64, scale, TOL[precision])))
         return ok
 
     def fail(self, name, precision, message):
@@ -117,6 +120,29 @@ ACT_REF = {
     "silu": F.silu,
     "relu": F.relu,
 }
+
+
+def where_wrong(got, want, scale, tol):
+    """Which elements of a failed check are wrong, in the terms a tile or fragment bug shows up in:
+    how many, the first few, and the residues of their row and column indices."""
+    wrong = ~(((got - want).abs() <= tol * scale) | (torch.isnan(got) & torch.isnan(want)))
+    idx = wrong.nonzero().cpu()
+    n, total = idx.shape[0], want.numel()
+    if n == 0:
+        return "no element out of tolerance (NaN where finite?)"
+    parts = [f"{n}/{total} wrong ({100 * n / total:.1f}%)", "first " + ", ".join(str(tuple(r.tolist())) for r in idx[:4])]
+    if want.dim() >= 2:
+        rows, cols = idx[:, -2], idx[:, -1]
+        for what, v in (("rows", rows), ("cols", cols)):
+            for mod in (8, 16, 64, 128):
+                res = sorted(set((v % mod).tolist()))
+                if len(res) < mod:
+                    parts.append(f"{what} mod {mod} in {res[:16]}{'...' if len(res) > 16 else ''}")
+                    break
+            parts.append(f"{what} {v.min().item()}..{v.max().item()}")
+    g, w = got[wrong].flatten()[:3].tolist(), want[wrong].flatten()[:3].tolist()
+    parts.append("got " + ", ".join(f"{x:.4g}" for x in g) + " want " + ", ".join(f"{x:.4g}" for x in w))
+    return "; ".join(parts)
 
 
 def check_gemm(h):
@@ -246,7 +272,7 @@ def check_dropout_against_cpu(h):
     kernel applies the prologue (f32 64x64 tiles, f32 tiled128 as variant 1, mma.sync for bf16 weights)."""
     B, IN, H = 29, 64, 96
     cpu = Harness.__new__(Harness)
-    cpu.lib, cpu.device, cpu.cuda, cpu.rows = h.lib, torch.device("cpu"), False, h.rows
+    cpu.lib, cpu.device, cpu.cuda, cpu.rows, cpu.diagnoses = h.lib, torch.device("cpu"), False, h.rows, h.diagnoses
     for variant, wdt in ((0, torch.float32), (1, torch.float32), (0, torch.bfloat16)) + \
             (((3, torch.bfloat16),) if 3 in h.variants_16bit() else ()):
         w = projector_weights(h, IN, H, H, wdt)
@@ -653,9 +679,12 @@ def main():
     print(f"\n== correctness ({time.time() - t0:.1f} s): {passed} passed, {len(failed)} failed", flush=True)
     for name, prec, err, tol, ok in h.rows:
         print(f"{'ok  ' if ok else 'FAIL'} {name:<58} {prec:>5}  err {err:.2e}  (tol {tol:.0e})")
+    for name, diagnosis in h.diagnoses:
+        print(f"  where {name}: {diagnosis}")
 
     result = {"machine": {}, "cases": [], "checks": {"passed": passed, "failed": len(failed),
-                                                      "failures": [r[0] for r in failed]}}
+                                                      "failures": [r[0] for r in failed],
+                                                      "diagnoses": dict(h.diagnoses)}}
     if args.device == "cuda" and not args.no_timing:
         machine = probe_machine(h)
         result["machine"] = machine
