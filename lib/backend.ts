@@ -22,6 +22,11 @@ export interface BackendInfo {
   cudaDevices: number;
   /** Name and compute capability of each CUDA device, e.g. "NVIDIA H200 (sm_90)". */
   cudaDeviceNames: string[];
+  /**
+   * Whether f32 GEMMs on the GPU use TF32 tensor cores (10-bit mantissa products, f32 sums); off unless
+   * TINYEMO_TF32=1 or setCudaTf32(true), as PyTorch's matmul default. 16-bit weights always use tensor cores.
+   */
+  cudaTf32: boolean;
   napiVersion: number;
   addonPath: string;
 }
@@ -37,6 +42,7 @@ export function backendInfo(): BackendInfo {
     threads: i.threads,
     cudaDevices: i.cudaDevices,
     cudaDeviceNames: i.cudaDeviceNames ?? [],
+    cudaTf32: i.cudaTf32 ?? false,
     napiVersion: i.napiVersion,
     addonPath: addonPath(),
   };
@@ -64,6 +70,15 @@ export function setThreads(n: number): void {
 export function setCpuIsa(isa: CpuIsa): void {
   if (isa !== 'avx512' && isa !== 'avx2' && isa !== 'generic') throw invalid(`isa must be 'avx512', 'avx2' or 'generic'`);
   callNative(() => binding().setIsa(isa));
+}
+
+/**
+ * Lets f32 GEMMs on the GPU use TF32 tensor cores (faster, ~1e-3 relative error) or keeps them exact f32
+ * (the default). No effect without a CUDA device; backendInfo().cudaTf32 says what is in force.
+ */
+export function setCudaTf32(allow: boolean): void {
+  if (typeof allow !== 'boolean') throw invalid('allow must be a boolean');
+  callNative(() => binding().setCudaTf32(allow));
 }
 
 /** Bytes of host memory held by native tensors and their views right now. */

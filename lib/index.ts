@@ -5,7 +5,7 @@ export type { DType, StorageArray } from './dtype';
 export { Tensor } from './tensor';
 export type { Device } from './tensor';
 export type { Shape, FloatDType } from './tensor';
-export { backendInfo, defaultDevice, deviceBytesInUse, setThreads, setCpuIsa, hostBytesInUse } from './backend';
+export { backendInfo, defaultDevice, deviceBytesInUse, setThreads, setCpuIsa, setCudaTf32, hostBytesInUse } from './backend';
 export type { BackendInfo, CpuIsa } from './backend';
 export type { Activation } from './ops/activation';
 export { gemm, gemmSync } from './ops/gemm';

@@ -38,6 +38,7 @@ export interface NativeInfo {
   cudaDevices: number;
   /** e.g. "NVIDIA H200 (sm_90)", one per device. */
   cudaDeviceNames: string[];
+  cudaTf32: boolean;
   build: 'cpu' | 'cuda';
   napiVersion: number;
 }
@@ -52,6 +53,7 @@ export interface NativeBinding {
   info(): NativeInfo;
   setThreads(n: number): void;
   setIsa(isa: string): void;
+  setCudaTf32(allow: boolean): void;
   hostBytesInUse(): number;
   /** Bytes of CUDA device memory held by tensors (0 in a CPU build). */
   deviceBytesInUse(): number;

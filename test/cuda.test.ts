@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { Tensor, backendInfo, defaultDevice, deviceBytesInUse, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync } from '../lib';
+import { Tensor, backendInfo, defaultDevice, deviceBytesInUse, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync, setCudaTf32 } from '../lib';
 import type { Device } from '../lib';
 import { MetricClassifier } from '../lib/models/classifier';
 import { ClipVision } from '../lib/models/clip_vision';
@@ -43,6 +43,14 @@ describe('device names and the CPU build', () => {
   test('a device must be cpu, cuda or cuda:N', () => {
     expect(() => Tensor.empty([2], 'f32', 'gpu' as Device)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => Tensor.empty([2], 'f32', 'cuda:x' as Device)).toThrow(/cuda:N/);
+  });
+
+  test('setCudaTf32 takes a boolean, and changes nothing where no GPU answers', () => {
+    expect(() => setCudaTf32('yes' as unknown as boolean)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    if (info.cudaDevices > 0) return;
+    setCudaTf32(true);
+    expect(backendInfo().cudaTf32).toBe(false);
+    setCudaTf32(false);
   });
 
   test('host tensors say so, and toDevice to where they are is the same tensor', () => {
@@ -148,15 +156,18 @@ if (!haveCudaBuild) {
       const y = te.gemmSync(a, w);
       let dev;
       try { te.Tensor.zeros([2], 'f32', 'cuda'); dev = 'allocated'; } catch (e) { dev = e.code; }
-      console.log(JSON.stringify({ build: i.build, devices: i.cudaDevices, device: i.device, y: Array.from(y.toArray()), dev }));`;
+      te.setCudaTf32(true);
+      const tf32 = te.backendInfo().cudaTf32;
+      console.log(JSON.stringify({ build: i.build, devices: i.cudaDevices, device: i.device, y: Array.from(y.toArray()), dev, tf32 }));`;
     const r = child(script, { TINYEMO_CUDA_ADDON: cudaBuild });
     expect(r.stderr).toBe('');
-    const out = JSON.parse(r.stdout) as { build: string; devices: number; device: string; y: number[]; dev: string };
+    const out = JSON.parse(r.stdout) as { build: string; devices: number; device: string; y: number[]; dev: string; tf32: boolean };
     expect(out.build).toBe('cuda');
     expect(out.y).toEqual([-2, 3, -2, 7.5]);
     if (out.devices === 0) {
       expect(out.device).toBe('cpu');
       expect(out.dev).toBe('DEVICE'); // the CUDA runtime's own reason (no driver), as a typed error
+      expect(out.tf32).toBe(false); // no GPU GEMMs to run as TF32
     }
   });
 
@@ -188,6 +199,16 @@ if (info.cudaDevices === 0) {
     const got = gemmSync(ga, gw, { activation: 'gelu' });
     expect(got.device).toBe('cuda:0');
     expect(relError(got.toArray(), want.toArray())).toBeLessThan(1e-5);
+    setCudaTf32(true);
+    try {
+      expect(backendInfo().cudaTf32).toBe(true);
+      const tf = gemmSync(ga, gw, { activation: 'gelu' });
+      expect(relError(tf.toArray(), want.toArray())).toBeLessThan(2e-3);
+      tf.dispose();
+    } finally {
+      setCudaTf32(false);
+    }
+    expect(backendInfo().cudaTf32).toBe(false);
 
     const pw = {
       w1: host([96, 129], 0.1), b1: host([96], 0.1), bnWeight: host([96], 0.1), bnBias: host([96], 0.1),

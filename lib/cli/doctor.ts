@@ -52,7 +52,7 @@ export function formatDoctor(r: DoctorReport): string {
     `tinyemo ${r.tinyemo} on Node ${r.node} (${r.platform}, N-API ${b.napiVersion})`,
     `addon     ${b.addonPath}`,
     `build     ${b.build}`,
-    `device    ${b.device}${b.cudaDevices ? ` (${b.cudaDeviceNames.join(', ')})` : ''}`,
+    `device    ${b.device}${b.cudaDevices ? ` (${b.cudaDeviceNames.join(', ')}; f32 GEMMs ${b.cudaTf32 ? 'TF32' : 'exact f32'})` : ''}`,
     `cpu       ${r.cpu.model}, ${r.cpu.cores} cores`,
     `features  ${b.cpuFeatures.join(' ') || '(none detected)'}`,
     `kernels   ${b.isa}`,

@@ -24,6 +24,7 @@ Napi::Value info_fn(const Napi::CallbackInfo& info) {
     names.Set(d, te_cuda_device_name(d, name, sizeof name) == TE_OK ? name : "unknown");
   }
   o.Set("cudaDeviceNames", names);
+  o.Set("cudaTf32", devices > 0 && te_cuda_tf32_allowed() != 0);
 #if defined(TE_WITH_CUDA)
   o.Set("build", "cuda");
 #else
@@ -45,6 +46,16 @@ Napi::Value set_isa(const Napi::CallbackInfo& info) {
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   const te_status st = te_set_cpu_isa(name.c_str());
   if (st != TE_OK) throw_status(info.Env(), st);
+  return info.Env().Undefined();
+}
+
+// A CPU build has no GPU GEMMs to set: the call changes nothing there.
+Napi::Value set_cuda_tf32(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw_error(info.Env(), "INVALID_ARGUMENT", "allow must be a boolean");
+  if (te_cuda_device_count() > 0) {
+    const te_status st = te_cuda_allow_tf32(info[0].As<Napi::Boolean>().Value() ? 1 : 0);
+    if (st != TE_OK) throw_status(info.Env(), st);
+  }
   return info.Env().Undefined();
 }
 
@@ -73,6 +84,7 @@ void register_library(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New<export_fn<info_fn>>(env, "info"));
   exports.Set("setThreads", Napi::Function::New<export_fn<set_threads>>(env, "setThreads"));
   exports.Set("setIsa", Napi::Function::New<export_fn<set_isa>>(env, "setIsa"));
+  exports.Set("setCudaTf32", Napi::Function::New<export_fn<set_cuda_tf32>>(env, "setCudaTf32"));
   exports.Set("probe", Napi::Function::New<export_fn<probe>>(env, "probe"));
   exports.Set("hostBytesInUse", Napi::Function::New<export_fn<host_bytes>>(env, "hostBytesInUse"));
   exports.Set("deviceBytesInUse", Napi::Function::New<export_fn<device_bytes>>(env, "deviceBytesInUse"));

@@ -29,5 +29,6 @@ extern "C" TE_API te_status te_cuda_device_name(int32_t, char* buf, size_t size)
 }
 extern "C" TE_API int64_t te_cuda_bytes_in_use(void) { return 0; }
 extern "C" TE_API te_status te_cuda_allow_tf32(int32_t) { return no_cuda(); }
+extern "C" TE_API int32_t te_cuda_tf32_allowed(void) { return 0; }
 extern "C" TE_API te_status te_cuda_gemm_variant(int32_t) { return no_cuda(); }
 #endif

@@ -373,6 +373,8 @@ extern "C" TE_API te_status te_cuda_allow_tf32(int32_t allow) {
   return te::guard([&] { te::cuda::g_allow_tf32 = allow != 0; });
 }
 
+extern "C" TE_API int32_t te_cuda_tf32_allowed(void) { return te::cuda::g_allow_tf32 ? 1 : 0; }
+
 extern "C" TE_API te_status te_cuda_gemm_variant(int32_t variant) {
   return te::guard([&] {
     if (variant < 0 || variant > 3) {

@@ -121,6 +121,8 @@ TE_API int64_t te_cuda_bytes_in_use(void);
 /* f32 GEMMs may use TF32 tensor cores (default off, as PyTorch's matmul;
  * TINYEMO_TF32=1 at start-up turns it on). */
 TE_API te_status te_cuda_allow_tf32(int32_t allow);
+/* Whether f32 GEMMs on the GPU use TF32 tensor cores now (0 in a CPU build). */
+TE_API int32_t te_cuda_tf32_allowed(void);
 /* GEMM kernel variants, for checking and timing them side by side:
  * 0 the defaults (f32: 64x64 tiles; 16-bit weights on sm_80+: mma.sync),
  * 1 f32 through the 128x128 float4 tiles where they apply,
