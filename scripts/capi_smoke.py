@@ -30,4 +30,9 @@ assert worst < 1e-4, worst
 bad = capi.view(b.buffer_info()[0], "f32", [N, K - 1])
 status = lib.te_gemm(ta, bad, None, tc, opt)
 assert lib.te_status_name(status) == b"SHAPE_MISMATCH", lib.te_status_name(status)
+# The GPU surface answers with typed errors where no device does (a CPU build, or no driver here).
+if lib.te_cuda_device_count() == 0:
+    assert lib.te_cuda_tf32_allowed() == 0
+    status = lib.te_cuda_gemm_variant(3)  # wgmma: needs a Hopper GPU
+    assert lib.te_status_name(status) == b"DEVICE", lib.te_status_name(status)
 print(f"C ABI ok: tinyemo {lib.te_version().decode()}, {lib.te_cpu_isa().decode()} kernels, max error {worst:.1e}")
