@@ -26,7 +26,7 @@ export interface ExtractOptions {
   out: string;
   batchSize?: number;
   dtype?: 'f32' | 'f16';
-  /** Where the vision tower runs (default 'cpu'; SigLIP runs on the CPU only). */
+  /** Where the vision tower runs (default 'cpu'). */
   device?: Device;
   image?: ReadImageOptions;
   onProgress?: (done: number, total: number) => void;

@@ -78,7 +78,7 @@ export interface ImageClassifierOptions {
   cacheDir?: string;
   /** Told which vision tower was chosen when the model folder does not name one. */
   onNote?: (message: string) => void;
-  /** Where the projector and label lookup run (default: defaultDevice()); the vision tower runs on the CPU. */
+  /** Where the vision tower, the projector and the label lookup run (default: defaultDevice()). */
   device?: Device;
 }
 
@@ -168,15 +168,7 @@ export class ImageClassifier {
         opts.onNote?.(`${model} does not name its vision tower; using ${vision}, whose image embeddings TinyEmo's projectors take`);
       }
       const towerDir = resolveModel(vision, { cacheDir: opts.cacheDir });
-      let tower: VisionTower;
-      try {
-        tower = loadVisionTower(towerDir, { device: classifier.device });
-      } catch (e) {
-        // A tower that cannot run on the classifier's GPU (SigLIP for now) runs on the CPU.
-        if (!(e instanceof TinyEmoError && e.code === 'UNSUPPORTED' && classifier.device !== 'cpu')) throw e;
-        opts.onNote?.(`${e.message}; the vision tower runs on the CPU`);
-        tower = loadVisionTower(towerDir);
-      }
+      const tower = loadVisionTower(towerDir, { device: classifier.device });
       const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
       if (dim !== classifier.inDim) {
         tower.model.dispose();
