@@ -10,6 +10,7 @@ import {
   cosineTopkSync,
   gemmSync,
   l2NormalizeSync,
+  metricLossSync,
   projectionBackwardSync,
   projectionForwardSync,
   projectionForwardTrainSync,
@@ -24,7 +25,7 @@ export type Params = Record<string, number | boolean>;
 export interface BenchCase {
   name: string;
   /** The torch_worker.py setup this case uses. */
-  kind: 'gemm' | 'projection' | 'train_step' | 'topk' | 'attention' | 'vit' | 'decode' | 'image_label' | 'train_run';
+  kind: 'gemm' | 'projection' | 'train_step' | 'loss' | 'topk' | 'attention' | 'vit' | 'decode' | 'image_label' | 'train_run';
   params: Params;
   flops?: number;
   bytes?: number;
@@ -145,6 +146,32 @@ function trainStepCase(B: number): BenchCase {
   };
 }
 
+/** The training loss with its gradient, against bench/torch_losses.py with autograd on the torch side. */
+function lossCase(loss: 'infonce' | 'ntxent', B: number, C: number): BenchCase {
+  const H = 1280;
+  const tau = loss === 'infonce' ? 0.1 : 0.07;
+  return {
+    name: `loss_${loss}_b${B}_c${C}`,
+    kind: 'loss',
+    params: { B, C, H, ntxent: loss === 'ntxent', tau },
+    setup() {
+      const raw = tensor([C, H]);
+      const labels = l2NormalizeSync(raw);
+      raw.dispose();
+      const y = tensor([B, H]);
+      const targets = Tensor.fromArray('i32', Int32Array.from({ length: B }, (_, i) => (i * 7) % C), [B]);
+      const grad = Tensor.empty([B, H]);
+      return {
+        run: () => {
+          const r = metricLossSync(loss, y, targets, labels, { tau, grad });
+          r.loss.dispose();
+        },
+        dispose: () => disposeAll(labels, y, targets, grad),
+      };
+    },
+  };
+}
+
 function topkCase(B: number, C: number, slow = false): BenchCase {
   const H = 1280;
   return {
@@ -200,6 +227,8 @@ export const CASES: readonly BenchCase[] = [
   projectionCase(1024),
   projectionCase(4096, false, true),
   trainStepCase(32),
+  lossCase('infonce', 32, 6),
+  lossCase('ntxent', 1024, 27),
   topkCase(1, 6),
   topkCase(1, 32000),
   topkCase(1024, 6),

@@ -25,6 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_losses import metric_loss
 from torch_train import train_run
 
 torch.set_num_threads(int(sys.argv[1]))
@@ -111,6 +112,20 @@ def setup_train_step(p):
         opt.step()
 
     return {"module": step}
+
+
+def setup_loss(p):
+    B, C, H = p["B"], p["C"], p["H"]
+    labels = F.normalize(torch.randn(C, H), dim=1)
+    y = torch.randn(B, H, requires_grad=True)
+    targets = torch.arange(B) * 7 % C
+    name = "ntxent" if p["ntxent"] else "infonce"
+
+    def loss_and_grad():
+        y.grad = None
+        metric_loss(name, y, targets, labels, p["tau"]).backward()
+
+    return {"autograd": loss_and_grad}
 
 
 def setup_topk(p):
@@ -300,6 +315,7 @@ SETUPS = {
     "gemm": setup_gemm,
     "projection": setup_projection,
     "train_step": setup_train_step,
+    "loss": setup_loss,
     "topk": setup_topk,
     "attention": setup_attention,
     "vit": setup_vit,

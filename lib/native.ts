@@ -79,6 +79,7 @@ export interface NativeBinding {
   projectionForwardTrain: Op<
     [x: T, ...weights: ProjectionArgs, momentum: number, dropP: number, seed: Seed, z1: T, mean: T, rstd: T, y: T]
   >;
+  metricLoss: Op<[y: T, targets: T, labels: T, kind: number, tau: number, grad: T, loss: T]>;
   projectionBackward: Op<
     [
       dy: T,

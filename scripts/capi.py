@@ -110,6 +110,7 @@ def load(path=None):
         "te_projection_backward": [T, T, ctypes.POINTER(ProjectionWeights), ctypes.POINTER(ProjectionSaved),
                                    ctypes.POINTER(Dropout), ctypes.POINTER(ProjectionGrads), T],
         "te_adamw_step": [i32, T, T, T, T, ctypes.POINTER(AdamWOptions)],
+        "te_metric_loss": [T, T, T, i32, f32, T, T],
         "te_cuda_synchronize": [i32],
         "te_cuda_device_name": [i32, ctypes.c_char_p, ctypes.c_size_t],
         "te_cuda_allow_tf32": [i32],

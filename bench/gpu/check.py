@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import capi  # noqa: E402
+from torch_losses import metric_loss as torch_metric_loss  # noqa: E402
 
 DT = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16", torch.int32: "i32", torch.int64: "i64"}
 TOL = {"f32": 1e-5, "tf32": 1e-3, "bf16": 1e-2, "f16": 1e-2}
@@ -461,7 +463,35 @@ def check_adamw(h):
         h.expect(f"adamw step 5, tensor {i}", p, r, "f32")
 
 
-CHECKS = [check_gemm, check_projection, check_metric, check_attention, check_elementwise, check_adamw]
+LOSS_KIND = {"cosine": 0, "infonce": 1, "ntxent": 2}
+
+
+def check_loss(h):
+    """te_metric_loss against bench/torch_losses.py (pair by pair, float64, autograd), on odd sizes with
+    classes absent from the batch; a target outside the labels is refused."""
+    for B, H, C in ((37, 129, 7), (256, 1280, 27), (1, 17, 3)):
+        labels = F.normalize(h.rand(C, H), dim=1)
+        y = h.rand(B, H) * 3
+        targets = torch.randint(0, max(1, C - 1), (B,), device=h.device, dtype=torch.int32)
+        for name, tau in (("cosine", 1.0), ("infonce", 0.1), ("ntxent", 0.07)):
+            yd = y.double().clone().requires_grad_(True)
+            want = torch_metric_loss(name, yd, targets.long(), labels.double(), tau)
+            want.backward()
+            grad, loss = h.poison(B, H), h.poison(1)
+            h.call("te_metric_loss", h.ref(y), h.ref(targets), h.ref(labels), LOSS_KIND[name], tau, h.ref(grad),
+                   h.ref(loss))
+            h.expect(f"metric_loss {name} B={B} H={H} C={C}: loss", loss, want.detach().reshape(1), "f32")
+            h.expect(f"metric_loss {name} B={B} H={H} C={C}: grad", grad, yd.grad, "f32")
+    y, labels = h.rand(3, 8), F.normalize(h.rand(2, 8), dim=1)
+    grad, loss = h.poison(3, 8), h.poison(1)
+    bad = torch.tensor([0, 2, 1], device=h.device, dtype=torch.int32)
+    status = h.lib.te_metric_loss(h.ref(y), h.ref(bad), h.ref(labels), 1, 0.1, h.ref(grad), h.ref(loss))
+    refused = h.lib.te_status_name(status) == b"INVALID_ARGUMENT"
+    h.rows.append(("metric_loss refuses a target outside the labels", "f32", 0.0 if refused else float("nan"),
+                   TOL["f32"], refused))
+
+
+CHECKS = [check_gemm, check_projection, check_metric, check_attention, check_elementwise, check_adamw, check_loss]
 
 
 # ---- timing ------------------------------------------------------------------
@@ -596,6 +626,25 @@ def timed_cases(h, quick):
         def ours(fn=fn, a=ours_args):
             fn(*a)
         cases.append((name, {"rows": rows, "cols": cols}, ours, theirs, f"torch {torch.__version__} eager, f32", None, nbytes))
+
+    # The training loss and its gradient: a batch of 1024 against 27 labels (an emotion taxonomy's size).
+    for name, tau in (("infonce", 0.1), ("ntxent", 0.07)):
+        B, H, C = 1024, 1280, 27
+        labels = F.normalize(h.rand(C, H), dim=1)
+        y = h.rand(B, H)
+        targets = torch.randint(0, C, (B,), device=dev, dtype=torch.int32)
+        grad, loss = torch.empty(B, H, device=dev), torch.empty(1, device=dev)
+        args = (h.ref(y), h.ref(targets), h.ref(labels), LOSS_KIND[name], tau, h.ref(grad), h.ref(loss))
+        yg, t64 = y.clone().requires_grad_(True), targets.long()
+
+        def ours(args=args):
+            h.lib.te_metric_loss(*args)
+
+        def theirs(name=name, yg=yg, t64=t64, labels=labels, tau=tau):
+            yg.grad = None
+            torch_metric_loss(name, yg, t64, labels, tau).backward()
+        cases.append((f"loss_{name}_b{B}_c{C}", {"B": B, "H": H, "C": C}, ours, theirs,
+                      f"torch {torch.__version__} eager autograd (bench/torch_losses.py), f32", None, None))
 
     # GEMM alone, f32 and bf16 weights.
     for dt in (torch.float32, torch.bfloat16):

@@ -21,11 +21,12 @@ import { writeBundle } from '../models/bundle';
 import { readFeaturesInfo } from '../data/features_info';
 import { LabelSpace } from '../models/label_space';
 import { BN_MOMENTUM, Projector } from '../models/projector';
+import { metricLossSync } from '../ops/loss';
 import { cosineTopkSync } from '../ops/metric';
 import { adamwStepSync } from '../ops/optim';
 import { projectionBackwardSync, projectionForwardTrainSync, ProjectionGrads } from '../ops/projection';
 import { Device, Tensor } from '../tensor';
-import { DEFAULT_TAU, LossName, LOSSES, metricLoss } from './losses';
+import { DEFAULT_TAU, LossName, LOSSES } from './losses';
 import { Rng, RngState } from './rng';
 import { Schedule, scheduleAt } from './schedule';
 
@@ -250,7 +251,6 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   fs.mkdirSync(c.out, { recursive: true }); // only once the data, labels and device are known good
   const labelIdx = all.classes.map((x) => labels.names.indexOf(x));
   const targets = Int32Array.from(train.y, (t) => labelIdx[t]);
-  const table = labels.asTable();
 
   const N = train.y.length;
   const B = c.batchSize;
@@ -347,6 +347,8 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
     b2: Tensor.empty([labels.dim], 'f32', device),
   };
   const gradList = [grads.w1, grads.b1, grads.bnWeight, grads.bnBias, grads.w2, grads.b2];
+  const table = labels.asTable();
+  const labelTable = Tensor.from(table.data, [table.count, table.dim], device);
   const taxonomy = findTaxonomy(all.classes);
   let stopped = false;
   try {
@@ -370,8 +372,9 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
         const x = Tensor.from(bx, [idx.length, train.dim], device);
         const dropout = { p: c.dropout, seed: dropoutSeed(c.seed, st.step) };
         const { y, saved } = projectionForwardTrainSync(x, projector.weights, { momentum: BN_MOMENTUM, dropout });
-        const { loss, grad } = metricLoss(c.loss, y.toArray() as Float32Array, bt, table, tau);
-        const dy = Tensor.from(grad, y.shape, device);
+        const bTargets = Tensor.fromArray('i32', bt, [bt.length], device);
+        // The gradient overwrites the outputs (they are not needed again).
+        const { loss, grad: dy } = metricLossSync(c.loss, y, bTargets, labelTable, { tau, grad: y });
         projectionBackwardSync(dy, x, projector.weights, saved, { dropout, grads });
         const sv = scheduleAt(schedule, st.step);
         adamwStepSync(
@@ -379,8 +382,8 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
           { lr: sv.lr, beta1: sv.beta1, beta2: 0.999, eps: 1e-8, weightDecay: c.weightDecay, step: st.step + 1 },
         );
         projector.numBatchesTracked += 1;
-        [x, y, dy, saved.z1, saved.mean, saved.rstd].forEach((t) => t.dispose());
-        st.lossSum += loss;
+        st.lossSum += (loss.toArray() as Float32Array)[0];
+        [x, y, bTargets, loss, saved.z1, saved.mean, saved.rstd].forEach((t) => t.dispose());
         st.lossCount += 1;
         st.step += 1;
         st.batch += 1;
@@ -429,7 +432,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
     }
     if (stopped) saveCheckpoint();
   } finally {
-    [...gradList, ...m, ...v].forEach((t) => t.dispose());
+    [...gradList, ...m, ...v, labelTable].forEach((t) => t.dispose());
     projector.dispose();
   }
   if (!stopped) writeFileAtomic(path.join(c.out, 'train.json'), [Buffer.from(`${JSON.stringify({ config: c, epochs: st.logs, best: st.best }, null, 2)}\n`)]);

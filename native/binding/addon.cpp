@@ -21,6 +21,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     register_metric(env, exports);
     register_projection(env, exports);
     register_optim(env, exports);
+    register_loss(env, exports);
     register_attention(env, exports);
     return exports;
   });

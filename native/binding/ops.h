@@ -15,6 +15,7 @@ void register_embedding(Napi::Env env, Napi::Object exports);
 void register_metric(Napi::Env env, Napi::Object exports);
 void register_projection(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
+void register_loss(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 
 }  // namespace te::binding

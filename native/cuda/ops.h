@@ -71,4 +71,8 @@ void projection_backward(const float* dy, const float* x, int64_t batch, const P
 
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamW& o);
 
+// targets are checked on the device: one outside 0..C-1 fails the call (after the kernels ran).
+void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int32_t kind, float tau, const Rows& grad,
+                 float* loss);
+
 }  // namespace te::cuda

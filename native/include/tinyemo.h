@@ -213,6 +213,22 @@ TE_API te_status te_projection_backward(const te_tensor* dy, const te_tensor* x,
                                         const te_projection_saved* saved, const te_dropout* dropout,
                                         te_projection_grads* grads, te_tensor* dx);
 
+/* ---- loss ----------------------------------------------------------------- */
+
+typedef enum te_metric_loss_kind {
+  TE_LOSS_COSINE = 0,  /* mean of 1 - cos(y_b, L_{t_b}) */
+  TE_LOSS_INFONCE = 1, /* -log softmax(cos / tau) at the own label, over it and the other labels in the batch */
+  TE_LOSS_NTXENT = 2   /* NT-Xent over (anchor, same-class) pairs against the other-class samples' labels */
+} te_metric_loss_kind;
+
+/* The Metric Projector's losses and their gradient: y [B,H] f32 outputs,
+ * targets [B] i32 class indices into labels [C,H] f32 (unit rows, used as
+ * given); writes dLoss/dy to grad [B,H] f32 (y's exact view or disjoint from
+ * it) and the loss to loss [1] f32. tau > 0 (ignored by cosine). Sums in
+ * double; a target outside 0..C-1 is INVALID_ARGUMENT. */
+TE_API te_status te_metric_loss(const te_tensor* y, const te_tensor* targets, const te_tensor* labels, int32_t kind,
+                                float tau, te_tensor* grad, te_tensor* loss);
+
 /* ---- optimiser ---------------------------------------------------------- */
 
 typedef struct te_adamw_options {

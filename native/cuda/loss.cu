@@ -1,0 +1,127 @@
+// The metric losses on the GPU: one block per batch row computes the row's
+// cosines with every label (a warp per label), its coefficients with the
+// CPU's own row function (native/cpu/loss_row.h) and its gradient
+//   dLoss/dy_b = (sum_c G_c L_c - (sum_c G_c S_c) z_b) / |y_b|;
+// a second kernel adds the rows' losses in a fixed order. Sums in double.
+#include "common.cuh"
+#include "ops.h"
+#include "../cpu/loss_row.h"
+
+namespace te::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+// Per-row tables in shared memory: S and G (double) and the class counts.
+constexpr int64_t kMaxLabels = 2048;
+
+__device__ __forceinline__ double warp_sum_d(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ double block_sum_d(double v, double* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum_d(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < kThreads / 32 ? shared[lane] : 0.0;
+  return warp_sum_d(v);
+}
+
+__global__ void __launch_bounds__(kThreads) metric_loss_rows(const float* y, int64_t ys, const int32_t* targets,
+                                                             int64_t B, const float* labels, int64_t ls, int64_t C,
+                                                             int64_t H, int32_t kind, double tau, float* grad,
+                                                             int64_t gstride, double* part,
+                                                             unsigned long long* bad) {
+  extern __shared__ double tables[];
+  double* S = tables;
+  double* G = S + C;
+  int32_t* counts = reinterpret_cast<int32_t*>(G + C);
+  __shared__ double red[32];
+  __shared__ double gs_shared;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t b = blockIdx.x;
+  for (int64_t c = threadIdx.x; c < C; c += kThreads) counts[c] = 0;
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < B; j += kThreads) {
+    const int32_t t = targets[j];
+    if (t < 0 || t >= C) atomicMin(bad, static_cast<unsigned long long>(j));
+    else atomicAdd(&counts[t], 1);
+  }
+  __syncthreads();
+  const int32_t t = targets[b];
+  if (t < 0 || t >= C) return;  // the whole block: reported through `bad`
+
+  double p = 0.0;
+  for (int64_t c = threadIdx.x; c < C; c += kThreads) p += double(counts[c]) * double(counts[c]);
+  const double pairs = block_sum_d(p, red);
+  const float* yb = y + b * ys;
+  double q = 0.0;
+  for (int64_t h = threadIdx.x; h < H; h += kThreads) q += double(yb[h]) * yb[h];
+  const double norm = fmax(sqrt(block_sum_d(q, red)), 1e-12);
+  for (int64_t c = warp; c < C; c += kThreads / 32) {
+    const float* lc = labels + c * ls;
+    double s = 0.0;
+    for (int64_t h = lane; h < H; h += 32) s += double(yb[h]) * lc[h];
+    s = warp_sum_d(s);
+    if (lane == 0) S[c] = s / norm;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    part[b] = cpu::metric_loss_row(kind, tau, B, C, t, S, counts, pairs, G);
+    double gs = 0.0;
+    for (int64_t c = 0; c < C; ++c) gs += G[c] * S[c];
+    gs_shared = gs;
+  }
+  __syncthreads();
+  const double gs = gs_shared;
+  float* gb = grad + b * gstride;
+  for (int64_t h = threadIdx.x; h < H; h += kThreads) {
+    double acc = -gs * (yb[h] / norm);
+    for (int64_t c = 0; c < C; ++c)
+      if (G[c] != 0.0) acc += G[c] * labels[c * ls + h];
+    gb[h] = static_cast<float>(acc / norm);  // y[b, h] was read above by this thread only: in place is safe
+  }
+}
+
+// loss = sum of the rows' parts, in an order that does not change between calls.
+__global__ void __launch_bounds__(kThreads) sum_rows(const double* part, int64_t B, float* loss) {
+  __shared__ double red[32];
+  double s = 0.0;
+  for (int64_t b = threadIdx.x; b < B; b += kThreads) s += part[b];
+  s = block_sum_d(s, red);
+  if (threadIdx.x == 0) *loss = static_cast<float>(s);
+}
+
+}  // namespace
+
+void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int32_t kind, float tau, const Rows& grad,
+                 float* loss) {
+  const int64_t B = y.rows, H = y.cols, C = labels.rows;
+  if (C > kMaxLabels) fail(TE_ERR_UNSUPPORTED, "metric losses on CUDA take up to %lld labels (got %lld)",
+                           (long long)kMaxLabels, (long long)C);
+  if (B > 0x7fffffff) fail(TE_ERR_UNSUPPORTED, "metric losses over more than 2^31 rows");
+  Scratch part(sizeof(double) * static_cast<size_t>(B > 0 ? B : 1)), flag(sizeof(unsigned long long));
+  const unsigned long long none = ~0ULL;
+  check(cudaMemcpyAsync(flag.as<unsigned long long>(), &none, sizeof none, cudaMemcpyHostToDevice, stream()),
+        "metric loss");
+  if (B > 0) {
+    const size_t smem = static_cast<size_t>(C) * (2 * sizeof(double) + sizeof(int32_t));
+    metric_loss_rows<<<static_cast<unsigned>(B), kThreads, smem, stream()>>>(
+        reinterpret_cast<const float*>(y.data), y.stride, targets, B, reinterpret_cast<const float*>(labels.data),
+        labels.stride, C, H, kind, static_cast<double>(tau), reinterpret_cast<float*>(grad.data), grad.stride,
+        part.as<double>(), flag.as<unsigned long long>());
+    check_launch("metric loss");
+  }
+  sum_rows<<<1, kThreads, 0, stream()>>>(part.as<double>(), B, loss);
+  check_launch("metric loss (sum)");
+  unsigned long long bad = none;
+  check(cudaMemcpy(&bad, flag.as<unsigned long long>(), sizeof bad, cudaMemcpyDeviceToHost), "metric loss");
+  if (bad != none) {
+    fail(TE_ERR_INVALID_ARGUMENT, "targets[%llu] is not a label index (0..%lld)", bad, (long long)C - 1);
+  }
+}
+
+}  // namespace te::cuda
