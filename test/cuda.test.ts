@@ -9,7 +9,20 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { Tensor, backendInfo, defaultDevice, deviceBytesInUse, gemmSync, attentionSync, cosineTopkSync, hostBytesInUse, projectionForwardSync, setCudaTf32 } from '../lib';
+import {
+  Tensor,
+  attentionSync,
+  backendInfo,
+  cosineTopkSync,
+  defaultDevice,
+  deviceBytesInUse,
+  gemmSync,
+  hostBytesInUse,
+  l2NormalizeSync,
+  metricLossSync,
+  projectionForwardSync,
+  setCudaTf32,
+} from '../lib';
 import type { Device } from '../lib';
 import { MetricClassifier } from '../lib/models/classifier';
 import { ClipVision } from '../lib/models/clip_vision';
@@ -223,6 +236,21 @@ if (info.cudaDevices === 0) {
     const cpuTop = cosineTopkSync(a, table, 5);
     const gpuTop = cosineTopkSync(ga, gt, 5);
     expect(Array.from(gpuTop.indices.toArray())).toEqual(Array.from(cpuTop.indices.toArray()));
+
+    const labels = l2NormalizeSync(host([7, 129]));
+    const targets = Tensor.fromArray('i32', Int32Array.from({ length: 37 }, (_, i) => (i * 3) % 6), [37]);
+    const [gLabels, gTargets] = [labels.toDevice('cuda'), targets.toDevice('cuda')];
+    for (const loss of ['cosine', 'infonce', 'ntxent'] as const) {
+      const c = metricLossSync(loss, a, targets, labels);
+      const g = metricLossSync(loss, ga, gTargets, gLabels);
+      expect(g.grad.device).toBe('cuda:0');
+      expect(Math.abs(g.loss.toArray()[0] - c.loss.toArray()[0])).toBeLessThan(1e-6 * Math.max(1, Math.abs(c.loss.toArray()[0])));
+      expect(relError(g.grad.toArray(), c.grad.toArray())).toBeLessThan(1e-6);
+      [c.loss, c.grad, g.loss, g.grad].forEach((t) => t.dispose());
+    }
+    const badTargets = Tensor.fromArray('i32', Int32Array.from({ length: 37 }, (_, i) => (i === 5 ? 7 : 0)), [37], 'cuda');
+    expect(() => metricLossSync('infonce', ga, badTargets, gLabels)).toThrow(/targets\[5\] is not a label index/);
+    [labels, targets, gLabels, gTargets, badTargets].forEach((t) => t.dispose());
 
     const q = host([2, 33, 8, 64]);
     const k = host([2, 33, 2, 64]);
