@@ -63,7 +63,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS"],
       "conditions": [
         ["target_arch=='x64'", {"defines": ["TE_HAVE_AVX2"]}],
-        ["OS=='linux'", {"libraries": ["-lpthread"]}]
+        # Every symbol bound at load: a missing one is a load error, not a crash at its first call.
+        ["OS=='linux'", {"libraries": ["-lpthread"], "ldflags": ["-Wl,-z,now"]}]
       ]
     }
   ]
