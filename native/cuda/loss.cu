@@ -15,21 +15,6 @@ constexpr int kThreads = 256;
 // Per-row tables in shared memory: S and G (double) and the class counts.
 constexpr int64_t kMaxLabels = 2048;
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ double block_sum_d(double v, double* shared) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_sum_d(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < kThreads / 32 ? shared[lane] : 0.0;
-  return warp_sum_d(v);
-}
-
 __global__ void __launch_bounds__(kThreads) metric_loss_rows(const float* y, int64_t ys, const int32_t* targets,
                                                              int64_t B, const float* labels, int64_t ls, int64_t C,
                                                              int64_t H, int32_t kind, double tau, float* grad,
@@ -56,16 +41,16 @@ __global__ void __launch_bounds__(kThreads) metric_loss_rows(const float* y, int
 
   double p = 0.0;
   for (int64_t c = threadIdx.x; c < C; c += kThreads) p += double(counts[c]) * double(counts[c]);
-  const double pairs = block_sum_d(p, red);
+  const double pairs = block_sum(p, red);
   const float* yb = y + b * ys;
   double q = 0.0;
   for (int64_t h = threadIdx.x; h < H; h += kThreads) q += double(yb[h]) * yb[h];
-  const double norm = fmax(sqrt(block_sum_d(q, red)), 1e-12);
+  const double norm = fmax(sqrt(block_sum(q, red)), 1e-12);
   for (int64_t c = warp; c < C; c += kThreads / 32) {
     const float* lc = labels + c * ls;
     double s = 0.0;
     for (int64_t h = lane; h < H; h += 32) s += double(yb[h]) * lc[h];
-    s = warp_sum_d(s);
+    s = warp_sum(s);
     if (lane == 0) S[c] = s / norm;
   }
   __syncthreads();
@@ -91,7 +76,7 @@ __global__ void __launch_bounds__(kThreads) sum_rows(const double* part, int64_t
   __shared__ double red[32];
   double s = 0.0;
   for (int64_t b = threadIdx.x; b < B; b += kThreads) s += part[b];
-  s = block_sum_d(s, red);
+  s = block_sum(s, red);
   if (threadIdx.x == 0) *loss = static_cast<float>(s);
 }
 
