@@ -124,7 +124,7 @@ test('resuming with other settings, or with nothing to resume, is refused', asyn
 test('bad settings are typed errors before anything is written', async () => {
   const bad: Array<Partial<TrainConfig>> = [
     { batchSize: 1 }, { epochs: 0 }, { lr: -1 }, { dropout: 1 }, { seed: -3 }, { valSplit: 1 },
-    { noise: -1 }, { warmup: 0 }, { loss: 'hinge' as TrainConfig['loss'] }, { schedule: 'step' as TrainConfig['schedule'] },
+    { noise: -1 }, { warmup: 0 }, { loss: 'hinge' as TrainConfig['loss'] }, { schedule: 'step' as TrainConfig['schedule'] }, { tau: 0 },
   ];
   for (const over of bad) {
     const c = small('never', over);

@@ -153,6 +153,7 @@ function checkConfig(c: TrainConfig): void {
   posInt(c.hidden, 'hidden');
   if (!Number.isSafeInteger(c.batchSize) || c.batchSize < 2) throw invalid('batch size must be at least 2 (BatchNorm)');
   if (!(c.lr > 0 && Number.isFinite(c.lr))) throw invalid('lr must be positive');
+  if (c.tau !== undefined && !(c.tau > 0 && Number.isFinite(c.tau))) throw invalid('tau must be a positive number');
   if (!(c.weightDecay >= 0)) throw invalid('weight decay must be >= 0');
   if (!(c.dropout >= 0 && c.dropout < 1)) throw invalid('dropout must be in [0, 1)');
   if (!(c.noise >= 0 && c.noise <= 10)) throw invalid('noise must be in [0, 10]');
