@@ -530,7 +530,8 @@ def timed_cases(h, quick):
     cases = []
 
     # Fused projection vs PyTorch eager's separate ops (Linear, BatchNorm1d, GELU, Linear).
-    for B, wdt in ((4096, torch.float32), (4096, torch.bfloat16), (32, torch.float32)):
+    # B=32 is a training batch: one row of 128-row tiles, where WMMA's 64-row tiles may win.
+    for B, wdt in ((4096, torch.float32), (4096, torch.bfloat16), (32, torch.float32), (32, torch.bfloat16)):
         w = projector_weights(h, 768, 1280, 1280, wdt)
         x = h.rand(B, 768)
         y = torch.empty(B, 1280, device=dev)
@@ -552,7 +553,7 @@ def timed_cases(h, quick):
         config = f"torch {torch.__version__} eager nn.Sequential, {DT[wdt]}" + (", tf32 off" if wdt == torch.float32 else "")
         cases.append((f"projection_b{B}{'' if wdt == torch.float32 else '_' + DT[wdt]}", {"B": B, "in": 768, "hidden": 1280},
                       ours, theirs, config, flops, None))
-        if B == 4096:
+        if B == 4096 or wdt != torch.float32:
             others = [(1, "tiled128")] if wdt == torch.float32 else \
                 [(v, {2: "bf16_wmma", 3: "bf16_wgmma"}[v]) for v in h.variants_16bit() if v]
             for variant, suffix in others:
@@ -560,7 +561,7 @@ def timed_cases(h, quick):
                     h.lib.te_cuda_gemm_variant(variant)
                     fn(*args)
                     h.lib.te_cuda_gemm_variant(0)
-                cases.append((f"projection_b4096_{suffix}", {"B": B, "in": 768, "hidden": 1280, "variant": variant},
+                cases.append((f"projection_b{B}_{suffix}", {"B": B, "in": 768, "hidden": 1280, "variant": variant},
                               ours_variant, theirs, config, flops, None))
 
     # Attention: ViT-L/14 (257 tokens, 16 heads, d 64), causal prefill, decode against a KV cache.
