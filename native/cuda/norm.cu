@@ -26,6 +26,13 @@ struct RowRegs {
   }
 };
 
+// The normalised value's affine part: * weight[c] + bias[c], each optional.
+__device__ __forceinline__ float affine(float v, const float* w, const float* b, int64_t c) {
+  if (w) v *= w[c];
+  if (b) v += b[c];
+  return v;
+}
+
 __global__ void __launch_bounds__(kThreads) layer_norm_regs(const float* x, int64_t xs, const float* w, const float* b,
                                                             float eps, float* y, int64_t ys, int64_t n) {
   __shared__ float red[32];
@@ -48,10 +55,7 @@ __global__ void __launch_bounds__(kThreads) layer_norm_regs(const float* x, int6
   for (int j = 0; j < kPerThread; ++j) {
     const int64_t c = threadIdx.x + int64_t(j) * kThreads;
     if (c >= n) break;
-    float v = (r.v[j] - mean) * rstd;
-    if (w) v *= w[c];
-    if (b) v += b[c];
-    yr[c] = v;
+    yr[c] = affine((r.v[j] - mean) * rstd, w, b, c);
   }
 }
 
@@ -69,7 +73,7 @@ __global__ void __launch_bounds__(kThreads) rms_norm_regs(const float* x, int64_
   for (int j = 0; j < kPerThread; ++j) {
     const int64_t c = threadIdx.x + int64_t(j) * kThreads;
     if (c >= n) break;
-    yr[c] = w ? r.v[j] * inv * w[c] : r.v[j] * inv;
+    yr[c] = affine(r.v[j] * inv, w, nullptr, c);
   }
 }
 
@@ -88,12 +92,7 @@ __global__ void __launch_bounds__(kThreads) layer_norm_long(const float* x, int6
     q += d * d;
   }
   const float rstd = rsqrtf(block_sum(q, red) / float(n) + eps);
-  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) {
-    float v = (xr[c] - mean) * rstd;
-    if (w) v *= w[c];
-    if (b) v += b[c];
-    yr[c] = v;
-  }
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) yr[c] = affine((xr[c] - mean) * rstd, w, b, c);
 }
 
 __global__ void __launch_bounds__(kThreads) rms_norm_long(const float* x, int64_t xs, const float* w, float eps,
@@ -104,7 +103,7 @@ __global__ void __launch_bounds__(kThreads) rms_norm_long(const float* x, int64_
   float q = 0.0f;
   for (int64_t c = threadIdx.x; c < n; c += blockDim.x) q += xr[c] * xr[c];
   const float r = rsqrtf(block_sum(q, red) / float(n) + eps);
-  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) yr[c] = w ? xr[c] * r * w[c] : xr[c] * r;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) yr[c] = affine(xr[c] * r, w, nullptr, c);
 }
 
 unsigned row_blocks(const Rows& x, const char* op) {
