@@ -1,6 +1,7 @@
-// The metric losses on the GPU: one block per batch row computes the row's
-// cosines with every label (a warp per label), its coefficients with the
-// CPU's own row function (native/cpu/loss_row.h) and its gradient
+// The metric losses on the GPU: the batch's class counts once, then one block
+// per batch row computes the row's cosines with every label (a warp per
+// label), its coefficients with the CPU's own row function
+// (native/cpu/loss_row.h) and its gradient
 //   dLoss/dy_b = (sum_c G_c L_c - (sum_c G_c S_c) z_b) / |y_b|;
 // a second kernel adds the rows' losses in a fixed order. Sums in double.
 #include "common.cuh"
@@ -15,11 +16,22 @@ constexpr int kThreads = 256;
 // Per-row tables in shared memory: S and G (double) and the class counts.
 constexpr int64_t kMaxLabels = 2048;
 
+// Samples per class over the batch (counts zeroed first); a target outside
+// 0..C-1 is counted nowhere and reported by its lowest position.
+__global__ void count_targets(const int32_t* targets, int64_t B, int64_t C, int32_t* counts,
+                              unsigned long long* bad) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < B; j += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t t = targets[j];
+    if (t < 0 || t >= C) atomicMin(bad, static_cast<unsigned long long>(j));
+    else atomicAdd(&counts[t], 1);
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) metric_loss_rows(const float* y, int64_t ys, const int32_t* targets,
-                                                             int64_t B, const float* labels, int64_t ls, int64_t C,
-                                                             int64_t H, int32_t kind, double tau, float* grad,
-                                                             int64_t gstride, double* part,
-                                                             unsigned long long* bad) {
+                                                             const int32_t* class_counts, int64_t B,
+                                                             const float* labels, int64_t ls, int64_t C, int64_t H,
+                                                             int32_t kind, double tau, float* grad, int64_t gstride,
+                                                             double* part) {
   extern __shared__ double tables[];
   double* S = tables;
   double* G = S + C;
@@ -28,16 +40,10 @@ __global__ void __launch_bounds__(kThreads) metric_loss_rows(const float* y, int
   __shared__ double gs_shared;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t b = blockIdx.x;
-  for (int64_t c = threadIdx.x; c < C; c += kThreads) counts[c] = 0;
-  __syncthreads();
-  for (int64_t j = threadIdx.x; j < B; j += kThreads) {
-    const int32_t t = targets[j];
-    if (t < 0 || t >= C) atomicMin(bad, static_cast<unsigned long long>(j));
-    else atomicAdd(&counts[t], 1);
-  }
+  for (int64_t c = threadIdx.x; c < C; c += kThreads) counts[c] = class_counts[c];
   __syncthreads();
   const int32_t t = targets[b];
-  if (t < 0 || t >= C) return;  // the whole block: reported through `bad`
+  if (t < 0 || t >= C) return;  // the whole block: count_targets reports it
 
   double p = 0.0;
   for (int64_t c = threadIdx.x; c < C; c += kThreads) p += double(counts[c]) * double(counts[c]);
@@ -88,16 +94,21 @@ void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int3
   if (C > kMaxLabels) fail(TE_ERR_UNSUPPORTED, "metric losses on CUDA take up to %lld labels (got %lld)",
                            (long long)kMaxLabels, (long long)C);
   if (B > 0x7fffffff) fail(TE_ERR_UNSUPPORTED, "metric losses over more than 2^31 rows");
-  Scratch part(sizeof(double) * static_cast<size_t>(B > 0 ? B : 1)), flag(sizeof(unsigned long long));
+  Scratch part(sizeof(double) * static_cast<size_t>(B > 0 ? B : 1)), flag(sizeof(unsigned long long)),
+      counts(sizeof(int32_t) * static_cast<size_t>(C));
   const unsigned long long none = ~0ULL;
   check(cudaMemcpyAsync(flag.as<unsigned long long>(), &none, sizeof none, cudaMemcpyHostToDevice, stream()),
         "metric loss");
+  check(cudaMemsetAsync(counts.as<int32_t>(), 0, sizeof(int32_t) * static_cast<size_t>(C), stream()), "metric loss");
   if (B > 0) {
+    count_targets<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(targets, B, C, counts.as<int32_t>(),
+                                                                       flag.as<unsigned long long>());
+    check_launch("metric loss (class counts)");
     const size_t smem = static_cast<size_t>(C) * (2 * sizeof(double) + sizeof(int32_t));
     metric_loss_rows<<<static_cast<unsigned>(B), kThreads, smem, stream()>>>(
-        reinterpret_cast<const float*>(y.data), y.stride, targets, B, reinterpret_cast<const float*>(labels.data),
-        labels.stride, C, H, kind, static_cast<double>(tau), reinterpret_cast<float*>(grad.data), grad.stride,
-        part.as<double>(), flag.as<unsigned long long>());
+        reinterpret_cast<const float*>(y.data), y.stride, targets, counts.as<int32_t>(), B,
+        reinterpret_cast<const float*>(labels.data), labels.stride, C, H, kind, static_cast<double>(tau),
+        reinterpret_cast<float*>(grad.data), grad.stride, part.as<double>());
     check_launch("metric loss");
   }
   sum_rows<<<1, kThreads, 0, stream()>>>(part.as<double>(), B, loss);
