@@ -42,6 +42,20 @@ class Scratch {
   bool pooled_ = true;
 };
 
+// The first bad position a kernel found in its inputs (an id outside a table,
+// a target outside the labels): kernels atomicMin positions into where();
+// first() waits for them and reads it back.
+class FirstBad {
+ public:
+  FirstBad();
+  unsigned long long* where() const { return s_.as<unsigned long long>(); }
+  // The lowest position reported, if any.
+  bool first(unsigned long long& position) const;
+
+ private:
+  Scratch s_;
+};
+
 inline unsigned blocks_for(int64_t n, int threads) {
   const int64_t b = (n + threads - 1) / threads;
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65535LL * 32 ? 65535LL * 32 : b));

@@ -99,6 +99,20 @@ Scratch::~Scratch() {
   else cudaFree(p_);  // waits for the kernels that use it
 }
 
+namespace {
+constexpr unsigned long long kNoneBad = ~0ULL;
+}
+
+FirstBad::FirstBad() : s_(sizeof(unsigned long long)) {
+  check(cudaMemcpyAsync(where(), &kNoneBad, sizeof kNoneBad, cudaMemcpyHostToDevice, stream()), "bad-input report");
+}
+
+bool FirstBad::first(unsigned long long& position) const {
+  position = kNoneBad;
+  check(cudaMemcpy(&position, where(), sizeof position, cudaMemcpyDeviceToHost), "bad-input report");
+  return position != kNoneBad;
+}
+
 }  // namespace te::cuda
 
 extern "C" TE_API int32_t te_cuda_device_count(void) {

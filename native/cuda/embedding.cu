@@ -52,20 +52,16 @@ __global__ void patches_kernel(const float* px, int64_t B, int64_t C, int64_t H,
 void embedding(const Rows& table, const te_tensor& ids, const Rows& out) {
   const int64_t N = ids.shape[0];
   if (!N) return;
-  Scratch flag(sizeof(unsigned long long));
-  const unsigned long long none = ~0ULL;
-  check(cudaMemcpyAsync(flag.as<unsigned long long>(), &none, sizeof none, cudaMemcpyHostToDevice, stream()),
-        "embedding");
+  const FirstBad bad;
   switch (table.dtype) {
-    case TE_F32: launch_embedding<float>(table, ids, out, flag.as<unsigned long long>()); break;
-    case TE_F16: launch_embedding<__half>(table, ids, out, flag.as<unsigned long long>()); break;
-    default: launch_embedding<__nv_bfloat16>(table, ids, out, flag.as<unsigned long long>()); break;
+    case TE_F32: launch_embedding<float>(table, ids, out, bad.where()); break;
+    case TE_F16: launch_embedding<__half>(table, ids, out, bad.where()); break;
+    default: launch_embedding<__nv_bfloat16>(table, ids, out, bad.where()); break;
   }
   check_launch("embedding");
-  unsigned long long bad = none;
-  check(cudaMemcpy(&bad, flag.as<unsigned long long>(), sizeof bad, cudaMemcpyDeviceToHost), "embedding");
-  if (bad != none)
-    fail(TE_ERR_INVALID_ARGUMENT, "ids[%llu] is outside the table's %lld rows", bad, (long long)table.rows);
+  unsigned long long at = 0;
+  if (bad.first(at))
+    fail(TE_ERR_INVALID_ARGUMENT, "ids[%llu] is outside the table's %lld rows", at, (long long)table.rows);
 }
 
 void patch_embed(const float* pixels, int64_t B, int64_t C, int64_t H, int64_t W, int64_t P, const void* weight,

@@ -94,15 +94,12 @@ void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int3
   if (C > kMaxLabels) fail(TE_ERR_UNSUPPORTED, "metric losses on CUDA take up to %lld labels (got %lld)",
                            (long long)kMaxLabels, (long long)C);
   if (B > 0x7fffffff) fail(TE_ERR_UNSUPPORTED, "metric losses over more than 2^31 rows");
-  Scratch part(sizeof(double) * static_cast<size_t>(B > 0 ? B : 1)), flag(sizeof(unsigned long long)),
-      counts(sizeof(int32_t) * static_cast<size_t>(C));
-  const unsigned long long none = ~0ULL;
-  check(cudaMemcpyAsync(flag.as<unsigned long long>(), &none, sizeof none, cudaMemcpyHostToDevice, stream()),
-        "metric loss");
+  Scratch part(sizeof(double) * static_cast<size_t>(B > 0 ? B : 1)), counts(sizeof(int32_t) * static_cast<size_t>(C));
+  const FirstBad bad;
   check(cudaMemsetAsync(counts.as<int32_t>(), 0, sizeof(int32_t) * static_cast<size_t>(C), stream()), "metric loss");
   if (B > 0) {
     count_targets<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(targets, B, C, counts.as<int32_t>(),
-                                                                       flag.as<unsigned long long>());
+                                                                       bad.where());
     check_launch("metric loss (class counts)");
     const size_t smem = static_cast<size_t>(C) * (2 * sizeof(double) + sizeof(int32_t));
     metric_loss_rows<<<static_cast<unsigned>(B), kThreads, smem, stream()>>>(
@@ -113,11 +110,8 @@ void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int3
   }
   sum_rows<<<1, kThreads, 0, stream()>>>(part.as<double>(), B, loss);
   check_launch("metric loss (sum)");
-  unsigned long long bad = none;
-  check(cudaMemcpy(&bad, flag.as<unsigned long long>(), sizeof bad, cudaMemcpyDeviceToHost), "metric loss");
-  if (bad != none) {
-    fail(TE_ERR_INVALID_ARGUMENT, "targets[%llu] is not a label index (0..%lld)", bad, (long long)C - 1);
-  }
+  unsigned long long at = 0;
+  if (bad.first(at)) fail(TE_ERR_INVALID_ARGUMENT, "targets[%llu] is not a label index (0..%lld)", at, (long long)C - 1);
 }
 
 }  // namespace te::cuda
