@@ -1,4 +1,4 @@
-"""The Metric Projector's losses in PyTorch, pair by pair as lib/train/losses.ts
+"""The Metric Projector's losses in PyTorch, pair by pair as lib/ops/loss.ts
 defines them (written apart from tinyemo's kernels, which fold NT-Xent's pairs
 into class counts): the GPU check's reference and the benchmarks' baseline.
 autograd gives the gradient."""

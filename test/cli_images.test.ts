@@ -10,12 +10,12 @@ import * as path from 'path';
 
 import { readFeatureVector } from '../lib/data/features';
 import { readImage } from '../lib/io/image';
-import { ClipVision } from '../lib/models/clip_vision';
-import { preprocess, preprocessForFolder } from '../lib/models/image_preprocess';
-import { ImageClassifier } from '../lib/models/image_classifier';
-import { LabelSpace } from '../lib/models/label_space';
-import { MetricClassifier } from '../lib/models/classifier';
-import { Projector } from '../lib/models/projector';
+import { ClipVision } from '../lib/models/vision/clip_vision';
+import { preprocess, preprocessForFolder } from '../lib/models/vision/preprocess';
+import { ImageClassifier } from '../lib/models/projector/image_classifier';
+import { LabelSpace } from '../lib/models/projector/label_space';
+import { MetricClassifier } from '../lib/models/projector/classifier';
+import { Projector } from '../lib/models/projector/projector';
 import { writeSafetensors } from '../lib/io/safetensors';
 import { repoDir } from '../lib/hub/cache';
 import { Tensor } from '../lib/tensor';

@@ -10,10 +10,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { extractFeatures } from '../lib/data/extract_features';
+import { extractFeatures } from '../lib/models/vision/extract_features';
 import { writeSafetensors } from '../lib/io/safetensors';
 import { WeightFile } from '../lib/io/weights';
-import { reasonPrompt } from '../lib/models/reasoner';
+import { reasonPrompt } from '../lib/models/llm/reasoner';
 import { TRAIN_DEFAULTS, trainProjector } from '../lib/train/trainer';
 import { Tensor } from '../lib/tensor';
 import { Rng } from './helpers/random';

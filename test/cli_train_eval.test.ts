@@ -5,8 +5,8 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { readFeatureVector } from '../lib/data/features';
-import { MetricClassifier } from '../lib/models/classifier';
-import { LabelSpace } from '../lib/models/label_space';
+import { MetricClassifier } from '../lib/models/projector/classifier';
+import { LabelSpace } from '../lib/models/projector/label_space';
 import { writeClusters } from './helpers/feature_data';
 
 const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');

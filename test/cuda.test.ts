@@ -24,13 +24,13 @@ import {
   setCudaTf32,
 } from '../lib';
 import type { Device } from '../lib';
-import { MetricClassifier } from '../lib/models/classifier';
-import { ClipVision } from '../lib/models/clip_vision';
-import { SiglipVision } from '../lib/models/siglip_vision';
-import { DecoderLM } from '../lib/models/decoder';
-import { loadVisionTower } from '../lib/models/vision';
-import { LabelSpace } from '../lib/models/label_space';
-import { Projector } from '../lib/models/projector';
+import { MetricClassifier } from '../lib/models/projector/classifier';
+import { ClipVision } from '../lib/models/vision/clip_vision';
+import { SiglipVision } from '../lib/models/vision/siglip_vision';
+import { DecoderLM } from '../lib/models/llm/decoder';
+import { loadVisionTower } from '../lib/models/vision/tower';
+import { LabelSpace } from '../lib/models/projector/label_space';
+import { Projector } from '../lib/models/projector/projector';
 import { TRAIN_DEFAULTS, trainProjector } from '../lib/train/trainer';
 import { writeClusters } from './helpers/feature_data';
 import { cudaAddonPath } from '../lib/native';

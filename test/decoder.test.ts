@@ -9,7 +9,7 @@
  */
 import * as path from 'path';
 
-import { DecoderLM } from '../lib/models/decoder';
+import { DecoderLM } from '../lib/models/llm/decoder';
 import { relError } from './helpers/compare';
 import { readNpyFixture } from './helpers/npy_fixture';
 

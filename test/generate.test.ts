@@ -1,10 +1,10 @@
 /** Sampling and streaming generation over the fixture decoders. */
 import * as path from 'path';
 
-import { DecoderLM } from '../lib/models/decoder';
-import { generateText, generateTokens, sampleToken } from '../lib/models/generate';
+import { DecoderLM } from '../lib/models/llm/decoder';
+import { generateText, generateTokens, sampleToken } from '../lib/models/llm/generate';
 import { TextTokenizer } from '../lib/text/tokenizer';
-import { Rng } from '../lib/train/rng';
+import { Rng } from '../lib/util/rng';
 import { tokenizerFixture } from './helpers/tokenizers';
 
 const LLAMA = path.join(__dirname, 'fixtures', 'decoders', 'llama');

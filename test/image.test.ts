@@ -12,7 +12,7 @@ import * as zlib from 'zlib';
 
 import { RgbImage, readImage } from '../lib/io/image';
 import { crop, resize } from '../lib/io/resample';
-import { CLIP_MEAN, CLIP_PREPROCESS, CLIP_STD, SIGLIP_PREPROCESS, resizeAndCrop, toPixels } from '../lib/models/image_preprocess';
+import { CLIP_MEAN, CLIP_PREPROCESS, CLIP_STD, SIGLIP_PREPROCESS, resizeAndCrop, toPixels } from '../lib/models/vision/preprocess';
 
 const FIX = path.join(__dirname, 'fixtures', 'images');
 const cases = JSON.parse(fs.readFileSync(path.join(FIX, 'cases.json'), 'utf8')) as Record<

@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { Tensor, TinyEmoError, writeSafetensors } from '../lib';
-import { LabelSpace } from '../lib/models/label_space';
+import { LabelSpace } from '../lib/models/projector/label_space';
 import { Rng } from './helpers/random';
 import { llamaIdsIndependent, tokenizerFixture } from './helpers/tokenizers';
 

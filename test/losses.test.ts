@@ -1,7 +1,7 @@
 import { Tensor, backendInfo, metricLoss, metricLossSync, setThreads } from '../lib';
-import { LOSSES, LabelTable, LossName } from '../lib/train/losses';
+import { LOSSES, LabelTable, LossName } from '../lib/ops/loss';
 import { scheduleAt } from '../lib/train/schedule';
-import { Rng } from '../lib/train/rng';
+import { Rng } from '../lib/util/rng';
 import { relError } from './helpers/compare';
 import { metricLossReference } from './helpers/metric_loss_reference';
 

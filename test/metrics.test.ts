@@ -1,5 +1,5 @@
 /** Evaluation metrics against a direct float64 computation written here. */
-import { evaluate } from '../lib/eval/metrics';
+import { evaluate } from '../lib/eval/report';
 import { Rng } from './helpers/random';
 
 test('top-1, top-5, per-class recall and precision, macro-F1 and confusion on random rankings', () => {

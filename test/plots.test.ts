@@ -1,6 +1,7 @@
 /** The pictures: PCA axes against a known covariance, escaping, and the shape of the SVG. */
-import { confusionSvg, embeddingMapSvg, escapeXml, principalAxes } from '../lib/eval/plots';
-import { evaluate } from '../lib/eval/metrics';
+import { confusionSvg, embeddingMapSvg, principalAxes } from '../lib/eval/plots';
+import { escapeXml } from '../lib/util/xml';
+import { evaluate } from '../lib/eval/report';
 import { Rng } from './helpers/random';
 
 test('principal axes recover the directions of largest variance', () => {

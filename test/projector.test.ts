@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { Tensor, TinyEmoError } from '../lib';
-import { Projector, PROJECTOR_KEYS } from '../lib/models/projector';
+import { Projector, PROJECTOR_KEYS } from '../lib/models/projector/projector';
 import { WeightFile } from '../lib/io/weights';
 import { writeSafetensors } from '../lib/io/safetensors';
 import { relError } from './helpers/compare';

@@ -1,5 +1,5 @@
 /** The synthetic tasks' prompts and answer checks, without a teacher. */
-import { Rng } from '../lib/train/rng';
+import { Rng } from '../lib/util/rng';
 import { judgeAnswer, labelOptions, makeRecord, parseReasoning, reasonInstruction, teacherRequest } from '../lib/data/synth_tasks';
 import { recordProblem } from '../lib/data/instruct';
 

@@ -10,8 +10,8 @@ import * as path from 'path';
 
 import { WeightFile } from '../lib/io/weights';
 import { writeSafetensors } from '../lib/io/safetensors';
-import { generateTokens } from '../lib/models/generate';
-import { TinyLlava } from '../lib/models/tinyllava';
+import { generateTokens } from '../lib/models/llm/generate';
+import { TinyLlava } from '../lib/models/llm/tinyllava';
 import { IMAGE_TOKEN_INDEX } from '../lib/text/templates';
 import { Tensor } from '../lib/tensor';
 import { Rng } from './helpers/random';

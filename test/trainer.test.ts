@@ -10,8 +10,9 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../lib';
 import { loadFeatureFolder, stratifiedSplit, subset } from '../lib/data/features';
-import { readBundle } from '../lib/models/bundle';
-import { TRAIN_DEFAULTS, TrainConfig, evaluateProjector, predict, trainProjector } from '../lib/train/trainer';
+import { readBundle } from '../lib/models/projector/bundle';
+import { TRAIN_DEFAULTS, TrainConfig, trainProjector } from '../lib/train/trainer';
+import { evaluateProjector, predict } from '../lib/eval/projector';
 import { WeightFile } from '../lib/io/weights';
 import { writeClusters } from './helpers/feature_data';
 import { EMOTION6_TRAIN, describeWithEmotion6 } from './helpers/emotion6';

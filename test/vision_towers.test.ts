@@ -8,8 +8,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { ClipVision } from '../lib/models/clip_vision';
-import { SiglipVision } from '../lib/models/siglip_vision';
+import { ClipVision } from '../lib/models/vision/clip_vision';
+import { SiglipVision } from '../lib/models/vision/siglip_vision';
 import { Tensor } from '../lib/tensor';
 import { relError } from './helpers/compare';
 import { readNpyFixture } from './helpers/npy_fixture';

@@ -16,7 +16,7 @@
  */
 import { Test } from './findings';
 import { cramersV, groupDifference, quantile } from './stats';
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 
 export interface Sample {
   id: string;

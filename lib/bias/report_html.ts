@@ -4,7 +4,7 @@
  * probe heat map of associations in the label space, per-group prediction
  * bars, and every test. Every text from the inputs is escaped.
  */
-import { escapeXml } from '../eval/plots';
+import { escapeXml } from '../util/xml';
 import type { BiasReport } from './run';
 import { Finding } from './findings';
 import { GroupSummary } from './dataset_probes';

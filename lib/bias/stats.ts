@@ -15,7 +15,7 @@
  *   differences between a group and the rest.
  */
 import { TinyEmoError } from '../errors';
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 
 export type Vec = Float64Array | Float32Array | readonly number[];
 

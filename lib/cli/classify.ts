@@ -8,8 +8,8 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
-import { MetricClassifier, Prediction } from '../models/classifier';
-import { ImageClassifier, ensureDefaultModels } from '../models/image_classifier';
+import { MetricClassifier, Prediction } from '../models/projector/classifier';
+import { ImageClassifier, ensureDefaultModels } from '../models/projector/image_classifier';
 import { deviceFlag } from './args';
 
 export interface ClassifyFlags {

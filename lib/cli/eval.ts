@@ -9,15 +9,15 @@ import * as path from 'path';
 
 import { TinyEmoError, invalid } from '../errors';
 import { FeatureSet, loadFeatureFolder, stratifiedSplit, subset } from '../data/features';
-import { EvalReport } from '../eval/metrics';
+import { EvalReport } from '../eval/report';
 import { confusionSvg, embeddingMapSvg } from '../eval/plots';
 import { writeFileAtomic } from '../io/file';
 import { readJsonFile } from '../io/model_folder';
-import { BUNDLE_FILE } from '../models/bundle';
-import { MetricClassifier } from '../models/classifier';
-import { LabelSpace, readSynonymsFile } from '../models/label_space';
+import { BUNDLE_FILE } from '../models/projector/bundle';
+import { MetricClassifier } from '../models/projector/classifier';
+import { LabelSpace, readSynonymsFile } from '../models/projector/label_space';
 import { Tensor } from '../tensor';
-import { evaluateProjector } from '../train/trainer';
+import { evaluateProjector } from '../eval/projector';
 
 export interface EvalFlags {
   data: string;

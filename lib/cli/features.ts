@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { invalid } from '../errors';
-import { ExtractResult, extractFeatures } from '../data/extract_features';
+import { ExtractResult, extractFeatures } from '../models/vision/extract_features';
 import { resolveModel } from '../hub/client';
 import { deviceFlag } from './args';
 import { clearBar, progressBar } from './progress';

@@ -1,6 +1,6 @@
 /** `tinyemo reason IMAGE --model DIR [--mllm DIR] [--stream] [--json]`: the label, then the emotional reasoning. */
 import { deviceFlag, optionalNumber } from './args';
-import { EmotionReasoner, ReasonEvent, ReasonTemplate } from '../models/reasoner';
+import { EmotionReasoner, ReasonEvent, ReasonTemplate } from '../models/llm/reasoner';
 
 export interface ReasonFlags {
   model: string;

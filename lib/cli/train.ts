@@ -1,8 +1,8 @@
 /** `tinyemo train`: flags to a TrainConfig, a progress bar on a TTY, one line per epoch, a JSON summary with --json. */
 import { invalid } from '../errors';
-import { readSynonymsFile } from '../models/label_space';
+import { readSynonymsFile } from '../models/projector/label_space';
 import { EpochLog, TRAIN_DEFAULTS, TrainConfig, TrainResult, trainProjector } from '../train/trainer';
-import { LossName } from '../train/losses';
+import { LossName } from '../ops/loss';
 import { deviceFlag } from './args';
 import { clearBar, progressBar } from './progress';
 

@@ -10,7 +10,7 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
 import { WeightFile } from '../io/weights';
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 
 export const FEATURE_EXTENSIONS = ['.pt', '.pth', '.bin', '.safetensors', '.npy'];
 

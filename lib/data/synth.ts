@@ -19,11 +19,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
-import { escapeXml } from '../eval/plots';
+import { escapeXml } from '../util/xml';
 import { writeFileAtomic } from '../io/file';
 import { readImage } from '../io/image';
-import { Rng } from '../train/rng';
-import { listImages } from './extract_features';
+import { Rng } from '../util/rng';
+import { listImages } from '../models/vision/extract_features';
 import { InstructRecord } from './instruct';
 import { SynthItem, SynthTask, SYNTH_TASKS, judgeAnswer, makeRecord, teacherRequest } from './synth_tasks';
 import { TeacherConfig, TeacherError, askTeacher, mimeOf, teacherEndpoint } from './teacher';

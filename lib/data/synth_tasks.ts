@@ -9,7 +9,7 @@
  *            the hint; the answer must read "Reasoning: ...\n\nPredicted Label: X"
  *            with X the gold label
  */
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 import { IMAGE_PLACEHOLDER, InstructRecord } from './instruct';
 
 export type SynthTask = 'caption' | 'vqa' | 'sqa' | 'reason';

@@ -3,13 +3,11 @@
  * and a 2-D map (PCA) of projected embeddings with the label points. Plain
  * SVG strings, no dependencies; every text is escaped.
  */
-import { EvalReport } from './metrics';
+import { escapeXml } from '../util/xml';
+import { EvalReport } from './report';
 
 const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
-export function escapeXml(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
-}
 
 function classColor(c: number): string {
   if (c < PALETTE.length) return PALETTE[c];

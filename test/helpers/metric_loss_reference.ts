@@ -1,9 +1,9 @@
 /**
  * The metric losses in plain float64 TypeScript, written apart from the
  * native op (lib/ops/loss.ts) as the reference it is tested against: one
- * candidate at a time, as the definitions in lib/train/losses.ts read.
+ * candidate at a time, as the definitions in lib/ops/loss.ts read.
  */
-import { DEFAULT_TAU, LabelTable, LossName } from '../../lib/train/losses';
+import { DEFAULT_TAU, LabelTable, LossName } from '../../lib/ops/loss';
 
 export interface LossResult {
   loss: number;

@@ -4,12 +4,12 @@
  * states in batches, where one bad image is reported and skipped rather than
  * failing the batch.
  */
-import { TinyEmoError } from '../errors';
-import { ReadImageOptions, readImage } from '../io/image';
-import { ModelFolder } from '../io/model_folder';
-import { Device, FloatDType, Tensor } from '../tensor';
+import { TinyEmoError } from '../../errors';
+import { ReadImageOptions, readImage } from '../../io/image';
+import { ModelFolder } from '../../io/model_folder';
+import { Device, FloatDType, Tensor } from '../../tensor';
 import { ClipVision, VisionForwardOptions, VisionOutput } from './clip_vision';
-import { ImagePreprocess, preprocessForFolder, resizeAndCrop, toPixels } from './image_preprocess';
+import { ImagePreprocess, preprocessForFolder, resizeAndCrop, toPixels } from './preprocess';
 import { SiglipVision } from './siglip_vision';
 
 export type VisionFamily = 'clip' | 'siglip';

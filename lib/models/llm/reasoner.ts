@@ -12,22 +12,22 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { TinyEmoError } from '../errors';
-import { resolveModel } from '../hub/client';
-import { readImage } from '../io/image';
-import { readJsonFile } from '../io/model_folder';
-import { TextTokenizer } from '../text/tokenizer';
-import { parseReasoning, reasonInstruction } from '../data/synth_tasks';
-import { IMAGE_PLACEHOLDER } from '../data/instruct';
-import { TINYLLAVA_SYSTEM, tokenizePrompt } from '../data/instruct_loader';
-import { BUNDLE_FILE } from './bundle';
-import { Prediction } from './classifier';
+import { TinyEmoError } from '../../errors';
+import { resolveModel } from '../../hub/client';
+import { readImage } from '../../io/image';
+import { readJsonFile } from '../../io/model_folder';
+import { TextTokenizer } from '../../text/tokenizer';
+import { parseReasoning, reasonInstruction } from '../../data/synth_tasks';
+import { IMAGE_PLACEHOLDER } from '../../data/instruct';
+import { TINYLLAVA_SYSTEM, tokenizePrompt } from '../../data/instruct_loader';
+import { BUNDLE_FILE } from '../projector/bundle';
+import { Prediction } from '../projector/classifier';
 import { GenerateOptions, generateText } from './generate';
-import { ImageClassifier } from './image_classifier';
-import { preprocess } from './image_preprocess';
+import { ImageClassifier } from '../projector/image_classifier';
+import { preprocess } from '../vision/preprocess';
 import { TinyLlava } from './tinyllava';
-import { ClipVision, VisionOutput } from './clip_vision';
-import { Device, Tensor } from '../tensor';
+import { ClipVision, VisionOutput } from '../vision/clip_vision';
+import { Device, Tensor } from '../../tensor';
 
 export type ReasonTemplate = 'llama' | 'phi' | 'qwen2_base';
 

@@ -10,25 +10,22 @@
  */
 import { createHash } from 'crypto';
 
-import { TinyEmoError, invalidFile } from '../errors';
-import { JsonObject, ModelFolder, subConfig } from '../io/model_folder';
-import { add } from '../ops/activation';
-import { copyInto } from '../ops/copy';
-import { gemm } from '../ops/gemm';
-import { patchEmbed } from '../ops/embedding';
-import { layerNorm } from '../ops/norm';
-import { Device, FloatDType, Tensor } from '../tensor';
+import { TinyEmoError, invalidFile } from '../../errors';
+import { JsonObject, ModelFolder, subConfig } from '../../io/model_folder';
+import { add } from '../../ops/activation';
+import { copyInto } from '../../ops/copy';
+import { gemm } from '../../ops/gemm';
+import { patchEmbed } from '../../ops/embedding';
+import { layerNorm } from '../../ops/norm';
+import { Device, FloatDType, Tensor } from '../../tensor';
+import { Norm, WeightLoader, intField, numberField } from '../weight_loader';
 import {
   EncoderLayer,
-  Norm,
   VitConfig,
-  WeightLoader,
   activationOf,
   checkPixels,
   encoderWeightNames,
-  intField,
   loadEncoderLayer,
-  numberField,
   resolveLayers,
   runEncoder,
 } from './vit';

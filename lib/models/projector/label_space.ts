@@ -10,17 +10,17 @@
  */
 import * as path from 'path';
 
-import { TinyEmoError } from '../errors';
-import { ModelFolder, readJsonFile } from '../io/model_folder';
-import { writeSafetensors } from '../io/safetensors';
-import { WeightFile } from '../io/weights';
-import { embeddingSync } from '../ops/embedding';
-import { Tensor } from '../tensor';
-import { fillSlots } from '../text/templates';
-import { TextTokenizer } from '../text/tokenizer';
-import { LabelTable } from '../train/losses';
-import { Rng } from '../train/rng';
-import { LABEL_TEXT } from '../data/taxonomies';
+import { TinyEmoError } from '../../errors';
+import { ModelFolder, readJsonFile } from '../../io/model_folder';
+import { writeSafetensors } from '../../io/safetensors';
+import { WeightFile } from '../../io/weights';
+import { embeddingSync } from '../../ops/embedding';
+import { Tensor } from '../../tensor';
+import { fillSlots } from '../../text/templates';
+import { TextTokenizer } from '../../text/tokenizer';
+import { LabelTable } from '../../ops/loss';
+import { Rng } from '../../util/rng';
+import { LABEL_TEXT } from '../../data/taxonomies';
 
 export type LabelSource =
   | { kind: 'llm'; llm: string; embedding: string; tokenizer: string; template?: string; synonyms?: Record<string, string[]> }

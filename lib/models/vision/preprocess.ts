@@ -15,11 +15,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { TinyEmoError } from '../errors';
-import { RgbImage } from '../io/image';
-import { readJsonFile } from '../io/model_folder';
-import { crop, resize } from '../io/resample';
-import { Tensor } from '../tensor';
+import { TinyEmoError } from '../../errors';
+import { RgbImage } from '../../io/image';
+import { readJsonFile } from '../../io/model_folder';
+import { crop, resize } from '../../io/resample';
+import { Tensor } from '../../tensor';
 
 export type Triple = readonly [number, number, number];
 

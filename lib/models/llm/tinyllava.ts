@@ -15,16 +15,16 @@
  */
 import * as path from 'path';
 
-import { TinyEmoError, invalidFile } from '../errors';
-import { JsonObject, ModelFolder } from '../io/model_folder';
-import { gemm } from '../ops/gemm';
-import { IMAGE_TOKEN_INDEX } from '../text/templates';
-import { Device, FloatDType, Tensor } from '../tensor';
-import { ClipVision } from './clip_vision';
+import { TinyEmoError, invalidFile } from '../../errors';
+import { JsonObject, ModelFolder } from '../../io/model_folder';
+import { gemm } from '../../ops/gemm';
+import { IMAGE_TOKEN_INDEX } from '../../text/templates';
+import { Device, FloatDType, Tensor } from '../../tensor';
+import { ClipVision } from '../vision/clip_vision';
 import { DecoderLM, KvCache } from './decoder';
-import { ImagePreprocess, preprocessForFolder } from './image_preprocess';
-import { SiglipVision } from './siglip_vision';
-import { Linear, WeightLoader } from './vit';
+import { ImagePreprocess, preprocessForFolder } from '../vision/preprocess';
+import { SiglipVision } from '../vision/siglip_vision';
+import { Linear, WeightLoader } from '../weight_loader';
 
 function objectField(c: JsonObject, key: string, where: string): JsonObject {
   const v = c[key];

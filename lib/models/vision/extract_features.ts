@@ -9,14 +9,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { TinyEmoError } from '../errors';
-import { IMAGE_EXTENSIONS, ReadImageOptions } from '../io/image';
-import { writeFileAtomic } from '../io/file';
-import { readJsonFile } from '../io/model_folder';
-import { writeSafetensors } from '../io/safetensors';
-import { encodeImages, loadVisionTower } from '../models/vision';
-import { Device, Tensor } from '../tensor';
-import { FEATURES_INFO_FILE, FeaturesInfo } from './features_info';
+import { TinyEmoError } from '../../errors';
+import { IMAGE_EXTENSIONS, ReadImageOptions } from '../../io/image';
+import { writeFileAtomic } from '../../io/file';
+import { readJsonFile } from '../../io/model_folder';
+import { writeSafetensors } from '../../io/safetensors';
+import { encodeImages, loadVisionTower } from './tower';
+import { Device, Tensor } from '../../tensor';
+import { FEATURES_INFO_FILE, FeaturesInfo } from '../../data/features_info';
 
 export interface ExtractOptions {
   images: string;

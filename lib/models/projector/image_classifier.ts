@@ -9,16 +9,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { TinyEmoError } from '../errors';
-import { TAXONOMIES } from '../data/taxonomies';
-import { DEFAULT_REPOS } from '../hub/defaults';
-import { pull, resolveModel } from '../hub/client';
-import { readJsonFile } from '../io/model_folder';
+import { TinyEmoError } from '../../errors';
+import { TAXONOMIES } from '../../data/taxonomies';
+import { DEFAULT_REPOS } from '../../hub/defaults';
+import { pull, resolveModel } from '../../hub/client';
+import { readJsonFile } from '../../io/model_folder';
 import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
 import { LabelSpace } from './label_space';
-import type { Device } from '../tensor';
-import { EncodeOptions, VisionTower, encodeImages, loadVisionTower } from './vision';
+import type { Device } from '../../tensor';
+import { EncodeOptions, VisionTower, encodeImages, loadVisionTower } from '../vision/tower';
 
 /** The defaults, by their keys in DEFAULT_REPOS. */
 export const DEFAULT_CLASSIFIER = {

@@ -15,17 +15,17 @@
  * heads share key/value heads in groups (GQA). 16-bit weights stay 16-bit
  * and are widened inside the products (decoding is memory-bound).
  */
-import { TinyEmoError, invalidFile } from '../errors';
-import { ModelFolder } from '../io/model_folder';
-import { attention, attentionSync } from '../ops/attention';
-import { copyInto, copyIntoSync } from '../ops/copy';
-import { embedding, embeddingSync } from '../ops/embedding';
-import { gemm, gemmSync } from '../ops/gemm';
-import { layerNorm, layerNormSync, rmsNorm, rmsNormSync } from '../ops/norm';
-import { rope, ropeSync } from '../ops/rope';
-import { swiglu, swigluSync } from '../ops/activation';
-import { Device, FloatDType, Tensor } from '../tensor';
-import { Linear, WeightLoader, intField, numberField } from './vit';
+import { TinyEmoError, invalidFile } from '../../errors';
+import { ModelFolder } from '../../io/model_folder';
+import { attention, attentionSync } from '../../ops/attention';
+import { copyInto, copyIntoSync } from '../../ops/copy';
+import { embedding, embeddingSync } from '../../ops/embedding';
+import { gemm, gemmSync } from '../../ops/gemm';
+import { layerNorm, layerNormSync, rmsNorm, rmsNormSync } from '../../ops/norm';
+import { rope, ropeSync } from '../../ops/rope';
+import { swiglu, swigluSync } from '../../ops/activation';
+import { Device, FloatDType, Tensor } from '../../tensor';
+import { Linear, WeightLoader, intField, numberField } from '../weight_loader';
 
 export type DecoderFamily = 'llama' | 'qwen2' | 'openelm' | 'phi';
 

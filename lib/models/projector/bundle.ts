@@ -6,9 +6,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { TinyEmoError, invalidFile } from '../errors';
-import { writeFileAtomic } from '../io/file';
-import { readJsonFile } from '../io/model_folder';
+import { TinyEmoError, invalidFile } from '../../errors';
+import { writeFileAtomic } from '../../io/file';
+import { readJsonFile } from '../../io/model_folder';
 import { LabelSource, LabelSpace } from './label_space';
 import { Projector } from './projector';
 

@@ -5,10 +5,10 @@
  * iterator of text pieces. Logit processing follows Hugging Face's order:
  * repetition penalty, temperature, top-k, top-p.
  */
-import { TinyEmoError } from '../errors';
-import { TextTokenizer } from '../text/tokenizer';
-import { Tensor } from '../tensor';
-import { Rng } from '../train/rng';
+import { TinyEmoError } from '../../errors';
+import { TextTokenizer } from '../../text/tokenizer';
+import { Tensor } from '../../tensor';
+import { Rng } from '../../util/rng';
 import { DecoderLM, KvCache } from './decoder';
 
 export interface SamplingOptions {

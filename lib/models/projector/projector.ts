@@ -5,13 +5,13 @@
  * `model`): model.0.weight/bias, model.1.weight/bias/running_mean/
  * running_var/num_batches_tracked, model.4.weight/bias.
  */
-import { TinyEmoError } from '../errors';
-import { ModelFolder } from '../io/model_folder';
-import { writeSafetensors } from '../io/safetensors';
-import { WeightFile } from '../io/weights';
-import { projectionForward, projectionForwardSync, ProjectionWeights } from '../ops/projection';
-import { Device, Tensor, deviceIndex } from '../tensor';
-import { Rng } from '../train/rng';
+import { TinyEmoError } from '../../errors';
+import { ModelFolder } from '../../io/model_folder';
+import { writeSafetensors } from '../../io/safetensors';
+import { WeightFile } from '../../io/weights';
+import { projectionForward, projectionForwardSync, ProjectionWeights } from '../../ops/projection';
+import { Device, Tensor, deviceIndex } from '../../tensor';
+import { Rng } from '../../util/rng';
 
 export const PROJECTOR_KEYS = {
   w1: 'model.0.weight',
@@ -127,8 +127,11 @@ export class Projector {
     return p;
   }
 
-  /** Writes safetensors with the released checkpoints' names (atomically). */
-  save(file: string, metadata?: Record<string, string>): void {
+  /**
+   * Writes safetensors with the released checkpoints' names (atomically); `extra` tensors go into the
+   * same file under their own names (a training checkpoint's optimizer state).
+   */
+  save(file: string, metadata?: Record<string, string>, extra: Record<string, Tensor> = {}): void {
     const k = PROJECTOR_KEYS;
     const w = this.weights;
     const nbt = Tensor.fromArray('i64', BigInt64Array.from([BigInt(this.numBatchesTracked)]), []);
@@ -145,6 +148,7 @@ export class Projector {
           [k.numBatchesTracked]: nbt,
           [k.w2]: w.w2,
           [k.b2]: w.b2,
+          ...extra,
         },
         metadata,
       );

@@ -10,27 +10,23 @@
  *
  * TinyLLaVA's SigLIP towers feed the penultimate hidden state (all tokens).
  */
-import { TinyEmoError } from '../errors';
-import { JsonObject, ModelFolder, subConfig } from '../io/model_folder';
-import { add } from '../ops/activation';
-import { attention } from '../ops/attention';
-import { gemm } from '../ops/gemm';
-import { patchEmbed } from '../ops/embedding';
-import { layerNorm } from '../ops/norm';
-import { Tensor } from '../tensor';
+import { TinyEmoError } from '../../errors';
+import { JsonObject, ModelFolder, subConfig } from '../../io/model_folder';
+import { add } from '../../ops/activation';
+import { attention } from '../../ops/attention';
+import { gemm } from '../../ops/gemm';
+import { patchEmbed } from '../../ops/embedding';
+import { layerNorm } from '../../ops/norm';
+import { Tensor } from '../../tensor';
 import { VisionForwardOptions, VisionLoadOptions, VisionOutput, checkVitShape } from './clip_vision';
+import { Linear, Norm, WeightLoader, intField, numberField } from '../weight_loader';
 import {
   EncoderLayer,
-  Linear,
-  Norm,
   VitConfig,
-  WeightLoader,
   activationOf,
   checkPixels,
   encoderWeightNames,
-  intField,
   loadEncoderLayer,
-  numberField,
   resolveLayers,
   runEncoder,
 } from './vit';

@@ -6,10 +6,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { defaultDevice } from '../backend';
-import { TinyEmoError } from '../errors';
-import { cosineTopk, cosineTopkSync } from '../ops/metric';
-import { Device, Tensor } from '../tensor';
+import { defaultDevice } from '../../backend';
+import { TinyEmoError } from '../../errors';
+import { cosineTopk, cosineTopkSync } from '../../ops/metric';
+import { Device, Tensor } from '../../tensor';
 import { BUNDLE_FILE, readBundle } from './bundle';
 import { LabelSpace } from './label_space';
 import { Projector } from './projector';
@@ -34,10 +34,14 @@ export class MetricClassifier {
   /** The label vectors in native memory on the projector's device, uploaded once (every classify reads them). */
   private readonly table: Tensor<'f32'>;
 
-  /** Runs where the projector's weights are (move them with Projector.toDevice). */
+  /**
+   * Runs where the projector's weights are (move them with Projector.toDevice). It owns the projector
+   * (dispose frees it) unless `borrowed`, as for a projector still in training.
+   */
   constructor(
     readonly projector: Projector,
     readonly labelSpace: LabelSpace,
+    private readonly opts: { borrowed?: boolean } = {},
   ) {
     if (projector.outDim !== labelSpace.dim) {
       throw new TinyEmoError('INVALID_ARGUMENT', `the projector outputs ${projector.outDim} values, the label space has ${labelSpace.dim}`);
@@ -112,12 +116,18 @@ export class MetricClassifier {
   }
 
   classifySync(features: Float32Array | Tensor<'f32'>, opts: { topK?: number } = {}): Prediction[][] {
+    const { indices, scores } = this.rankSync(features, opts);
+    return indices.map((row, i) => Array.from(row, (c, j) => ({ label: this.labels[c], score: scores[i][j] })));
+  }
+
+  /** The same as label indices into `labels` and their cosines, one row per vector (for evaluation). */
+  rankSync(features: Float32Array | Tensor<'f32'>, opts: { topK?: number } = {}): { indices: Int32Array[]; scores: Float32Array[] } {
     const { x, owned, k } = this.prepare(features, opts.topK);
     try {
       const y = this.projector.forwardSync(x);
       try {
         const r = cosineTopkSync(y, this.table, k, { tableNormalized: true });
-        return this.rank(r.indices, r.scores, k);
+        return splitRows(r.indices, r.scores, k);
       } finally {
         y.dispose();
       }
@@ -130,7 +140,7 @@ export class MetricClassifier {
     if (this.disposed) return;
     this.disposed = true;
     this.table.dispose();
-    this.projector.dispose();
+    if (!this.opts.borrowed) this.projector.dispose();
   }
 
   private prepare(features: Float32Array | Tensor<'f32'>, topK = 1): { x: Tensor<'f32'>; owned: boolean; k: number } {
@@ -152,13 +162,20 @@ export class MetricClassifier {
   }
 
   private rank(indices: Tensor, scores: Tensor, k: number): Prediction[][] {
-    const idx = indices.toArray() as Int32Array;
-    const sc = scores.toArray() as Float32Array;
-    indices.dispose();
-    scores.dispose();
-    const n = idx.length / k;
-    return Array.from({ length: n }, (_, i) =>
-      Array.from({ length: k }, (_, j) => ({ label: this.labels[idx[i * k + j]], score: sc[i * k + j] })),
-    );
+    const r = splitRows(indices, scores, k);
+    return r.indices.map((row, i) => Array.from(row, (c, j) => ({ label: this.labels[c], score: r.scores[i][j] })));
   }
+}
+
+/** Top-k results [n, k] read back (and freed) as one row per vector. */
+function splitRows(indices: Tensor, scores: Tensor, k: number): { indices: Int32Array[]; scores: Float32Array[] } {
+  const idx = indices.toArray() as Int32Array;
+  const sc = scores.toArray() as Float32Array;
+  indices.dispose();
+  scores.dispose();
+  const n = idx.length / k;
+  return {
+    indices: Array.from({ length: n }, (_, i) => idx.subarray(i * k, (i + 1) * k)),
+    scores: Array.from({ length: n }, (_, i) => sc.subarray(i * k, (i + 1) * k)),
+  };
 }
