@@ -14,7 +14,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 
 import type { SynthStats } from '../lib/data/synth';
-import { parseReasoning } from '../lib/data/synth_tasks';
+import { parseReasoning } from '../lib/text/emotion_prompts';
 import { readInstructFile } from '../lib/data/instruct';
 
 const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');

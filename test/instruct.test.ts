@@ -8,10 +8,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { IMAGE_TOKEN_INDEX } from '../lib/text/templates';
+import { IMAGE_TOKEN_INDEX, encodeChat, getTemplate } from '../lib/text/templates';
 import { TextTokenizer } from '../lib/text/tokenizer';
 import { InstructRecord, readInstructFile, recordProblem, writeInstructFile } from '../lib/data/instruct';
-import { IGNORE_INDEX, TINYLLAVA_SYSTEM, encodeRecord, loadInstructDataset, renderPrompt } from '../lib/data/instruct_loader';
+import { IGNORE_INDEX, encodeRecord, loadInstructDataset, renderPrompt } from '../lib/data/instruct_loader';
+import { TINYLLAVA_SYSTEM } from '../lib/text/tinyllava_prompt';
 import { llamaIdsIndependent, tokenizerFixture } from './helpers/tokenizers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -127,4 +128,26 @@ test('records: validation, JSON and JSONL round trips, a dataset with its reject
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test('one TinyLLaVA form: the ids a chat template gives at inference are the training ids up to the answer', () => {
+  const cases = [
+    ['llama', 'tinyllava-llama', 'llama'],
+    ['gpt2', 'tinyllava-phi', 'phi'],
+    ['gpt2', 'tinyllava-qwen2', 'qwen2_base'],
+  ] as const;
+  for (const [fixture, chat, style] of cases) {
+    const tok = TextTokenizer.fromFolder(tokenizerFixture(fixture));
+    const question = 'Provide emotional reasoning about the image.\n\nLabels: [joy, fear]';
+    const e = encodeRecord(rec([[`<image>\n${question}`, 'Reasoning: bright colours.\n\nPredicted Label: joy']]), tok, style);
+    if (!e.ok) throw new Error(e.reason);
+    const answerAt = e.example.labels.findIndex((x) => x !== IGNORE_INDEX);
+    const atInference = encodeChat(tok, getTemplate(chat), [{ role: 'user', content: question, image: true }]);
+    expect(atInference).toEqual(Array.from(e.example.inputIds.slice(0, answerAt)));
+  }
+});
+
+test('chunked chat encoding refuses message text that spells a special token instead of parsing it', () => {
+  const tok = TextTokenizer.fromFolder(tokenizerFixture('gpt2'));
+  expect(() => encodeChat(tok, getTemplate('tinyllava-phi'), [{ role: 'user', content: 'hi <|endoftext|>', image: true }])).toThrow(/spells a special token/);
 });

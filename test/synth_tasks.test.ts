@@ -1,6 +1,7 @@
 /** The synthetic tasks' prompts and answer checks, without a teacher. */
 import { Rng } from '../lib/util/rng';
-import { judgeAnswer, labelOptions, makeRecord, parseReasoning, reasonInstruction, teacherRequest } from '../lib/data/synth_tasks';
+import { judgeAnswer, labelOptions, makeRecord, teacherRequest } from '../lib/data/synth_tasks';
+import { parseReasoning, reasonInstruction } from '../lib/text/emotion_prompts';
 import { recordProblem } from '../lib/data/instruct';
 
 const item = { id: 'joy/7', image: 'joy/7.jpg', label: 'joy' };

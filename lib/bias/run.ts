@@ -17,7 +17,7 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, FeatureSet, loadFeatureFolder } from '../data/features';
-import { listImages } from '../models/vision/extract_features';
+import { listImages } from '../io/image';
 import { ImageClassifier } from '../models/projector/image_classifier';
 import { encodeImages } from '../models/vision/tower';
 import { writeFileAtomic } from '../io/file';

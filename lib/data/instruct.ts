@@ -10,8 +10,10 @@ import * as path from 'path';
 
 import { TinyEmoError, invalidFile } from '../errors';
 import { writeFileAtomic } from '../io/file';
+import { IMAGE_PLACEHOLDER } from '../text/tinyllava_prompt';
 
-export const IMAGE_PLACEHOLDER = '<image>';
+export { IMAGE_PLACEHOLDER };
+
 
 export interface Turn {
   from: 'human' | 'gpt';

@@ -19,30 +19,16 @@
  * wrong mask.
  */
 import { TinyEmoError } from '../errors';
-import { IMAGE_TOKEN_INDEX } from '../text/templates';
+import { ChatMessage, spellsSpecialToken, tokenizeSegments } from '../text/segments';
+import { IMAGE_PLACEHOLDER, TINYLLAVA_STYLES, TinyLlavaStyle, joinConversation, promptSegments, tinyllavaSegments } from '../text/tinyllava_prompt';
 import { TextTokenizer } from '../text/tokenizer';
-import { IMAGE_PLACEHOLDER, InstructRecord, readInstructFile } from './instruct';
+import { InstructRecord, readInstructFile } from './instruct';
 
 export const IGNORE_INDEX = -100;
 
-export type TrainTemplate = 'llama' | 'phi' | 'qwen2_base' | 'pretrain';
-export const TRAIN_TEMPLATES: readonly TrainTemplate[] = ['llama', 'phi', 'qwen2_base', 'pretrain'];
-
-export const TINYLLAVA_SYSTEM =
-  "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
-
-interface Style {
-  system: string;
-  eos: string;
-  pretrain: boolean;
-}
-
-const STYLES: Record<TrainTemplate, Style> = {
-  llama: { system: `${TINYLLAVA_SYSTEM} `, eos: '</s>', pretrain: false },
-  phi: { system: `${TINYLLAVA_SYSTEM} `, eos: '<|endoftext|>', pretrain: false },
-  qwen2_base: { system: `${TINYLLAVA_SYSTEM} `, eos: '<|endoftext|>', pretrain: false },
-  pretrain: { system: '', eos: '', pretrain: true },
-};
+/** The TinyLLaVA conversation styles a record can be trained in. */
+export type TrainTemplate = TinyLlavaStyle;
+export const TRAIN_TEMPLATES: readonly TrainTemplate[] = TINYLLAVA_STYLES;
 
 export interface EncodedExample {
   id: string;
@@ -54,39 +40,26 @@ export interface EncodedExample {
 
 export type EncodeResult = { ok: true; example: EncodedExample } | { ok: false; reason: string };
 
-/** The prompt string and the character spans of the answers (supervised text). */
-export function renderPrompt(r: InstructRecord, template: TrainTemplate): { prompt: string; answers: Array<[number, number]> } {
-  const st = STYLES[template];
-  let prompt = st.system;
-  const answers: Array<[number, number]> = [];
+/** A record's rounds as chat messages: the image, when the question holds it, goes first. */
+function recordMessages(r: InstructRecord): ChatMessage[] {
+  const out: ChatMessage[] = [];
   for (let i = 0; i + 1 < r.conversations.length; i += 2) {
-    let q = r.conversations[i].value;
-    const a = r.conversations[i + 1].value;
-    if (st.pretrain) {
-      prompt += IMAGE_PLACEHOLDER;
-      const s = prompt.length;
-      prompt += `${a}\n`;
-      answers.push([s, prompt.length]);
-      continue;
-    }
-    if (q.includes(IMAGE_PLACEHOLDER)) q = `${IMAGE_PLACEHOLDER}\n${q.replace(IMAGE_PLACEHOLDER, '').trim()}`.trim();
-    prompt += `USER: ${q} ASSISTANT: `;
-    const s = prompt.length;
-    prompt += `${a}${st.eos}`;
-    answers.push([s, prompt.length]);
+    const q = r.conversations[i].value;
+    const image = q.includes(IMAGE_PLACEHOLDER);
+    out.push({ role: 'user', content: image ? q.replace(IMAGE_PLACEHOLDER, '').trim() : q, image });
+    out.push({ role: 'assistant', content: r.conversations[i + 1].value });
   }
-  return { prompt, answers };
+  return out;
 }
 
-/** TinyLLaVA's tokenisation: chunks around "<image>", special tokens recognised, BOS once. */
+/** The prompt string and the character spans of the answers (supervised text). */
+export function renderPrompt(r: InstructRecord, template: TrainTemplate): { prompt: string; answers: Array<[number, number]> } {
+  return joinConversation(tinyllavaSegments(recordMessages(r), template));
+}
+
+/** TinyLLaVA's tokenisation of a prompt string: chunks around "<image>", special tokens recognised, BOS once. */
 export function tokenizePrompt(tok: TextTokenizer, prompt: string): number[] {
-  const ids: number[] = [];
-  if (tok.addBos && tok.bos) ids.push(tok.bos.id);
-  prompt.split(IMAGE_PLACEHOLDER).forEach((chunk, k) => {
-    if (k > 0) ids.push(IMAGE_TOKEN_INDEX);
-    if (chunk) ids.push(...tok.encodeTemplate(chunk));
-  });
-  return ids;
+  return tokenizeSegments(tok, promptSegments(prompt), { chunked: true });
 }
 
 function isPrefix(p: readonly number[], of: readonly number[]): boolean {
@@ -98,8 +71,7 @@ function isPrefix(p: readonly number[], of: readonly number[]): boolean {
 export function encodeRecord(r: InstructRecord, tok: TextTokenizer, template: TrainTemplate, opts: { maxLength?: number } = {}): EncodeResult {
   if (!TRAIN_TEMPLATES.includes(template)) throw new TinyEmoError('INVALID_ARGUMENT', `unknown template "${String(template)}" (${TRAIN_TEMPLATES.join(', ')})`);
   for (const t of r.conversations) {
-    const plain = t.value.split(IMAGE_PLACEHOLDER).join('');
-    if (plain && tok.encodeTemplate(plain).join() !== tok.encode(plain, { addSpecialTokens: false }).join()) {
+    if (spellsSpecialToken(tok, t.value.split(IMAGE_PLACEHOLDER).join(''))) {
       return { ok: false, reason: 'a turn spells out a special token' };
     }
   }

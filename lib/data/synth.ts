@@ -23,7 +23,7 @@ import { escapeXml } from '../util/xml';
 import { writeFileAtomic } from '../io/file';
 import { readImage } from '../io/image';
 import { Rng } from '../util/rng';
-import { listImages } from '../models/vision/extract_features';
+import { listImages } from '../io/image';
 import { InstructRecord } from './instruct';
 import { SynthItem, SynthTask, SYNTH_TASKS, judgeAnswer, makeRecord, teacherRequest } from './synth_tasks';
 import { TeacherConfig, TeacherError, askTeacher, mimeOf, teacherEndpoint } from './teacher';

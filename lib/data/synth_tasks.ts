@@ -10,21 +10,13 @@
  *            with X the gold label
  */
 import { Rng } from '../util/rng';
+import { parseReasoning, reasonInstruction } from '../text/emotion_prompts';
 import { IMAGE_PLACEHOLDER, InstructRecord } from './instruct';
 
 export type SynthTask = 'caption' | 'vqa' | 'sqa' | 'reason';
 export const SYNTH_TASKS: readonly SynthTask[] = ['caption', 'vqa', 'sqa', 'reason'];
 
 export const CAPTION_PROMPT = 'Describe the image.';
-
-/** TinyEmo's reasoning instruction (the MM-LLM sees it with the projector's label as the hint). */
-export function reasonInstruction(labels: readonly string[], hint: string): string {
-  return (
-    'Provide emotional reasoning about the image, on what you feel and how is the depicted emotion. ' +
-    'Also choose the emotion that best corresponds to the image from the following options:\n\n' +
-    `Labels: [${labels.join(', ')}]\n\nImportant: note that the correct label is ${hint}.`
-  );
-}
 
 export interface SynthItem {
   /** Sample id: the image's path relative to the data folder, without extension. */
@@ -83,14 +75,6 @@ export function teacherRequest(task: SynthTask, item: SynthItem, taxonomy: reado
 export type Verdict = { ok: true; human: string; answer: string } | { ok: false; reason: string };
 
 const QA = /^\s*Question:\s*(.+?)\s*\n+\s*Answer:\s*([\s\S]+?)\s*$/;
-const REASON = /^Reasoning:\s*([\s\S]+?)\n\nPredicted Label:\s*(.+?)\s*$/;
-
-/** Parses a TinyEmo answer into its fields (undefined when it does not have the form). */
-export function parseReasoning(answer: string): { reasoning: string; label: string } | undefined {
-  const m = REASON.exec(answer.trim());
-  return m ? { reasoning: m[1].trim(), label: m[2].replace(/[.\s]+$/, '') } : undefined;
-}
-
 /** Checks a teacher's answer and turns it into the record's human and gpt turns. */
 export function judgeAnswer(task: SynthTask, req: TeacherRequest, item: SynthItem, answer: string): Verdict {
   const text = answer.trim();

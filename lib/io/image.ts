@@ -12,6 +12,7 @@
  * PIL clips them to 255).
  */
 import * as fs from 'fs';
+import * as path from 'path';
 
 import type SharpModule = require('sharp');
 
@@ -170,4 +171,19 @@ function decoderMessage(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
   // libvips messages can run over several lines; the first says what happened.
   return m.split('\n')[0].trim() || 'unknown error';
+}
+
+/** Image files under `dir`, relative, in a fixed order; links are not followed. */
+export function listImages(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (rel: string) => {
+    const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else if (e.isFile() && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) found.push(r);
+    }
+  };
+  walk('');
+  return found;
 }

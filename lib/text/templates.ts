@@ -1,57 +1,31 @@
 /**
- * Prompt and chat templates. A template renders messages into segments:
- * its own markers (trusted: special tokens recognised), the messages' text
- * (never parsed for special tokens), and the image placeholder, which
- * becomes IMAGE_TOKEN_INDEX (-200, as in LLaVA/TinyLLaVA) for the model to
- * splice the vision features into.
+ * Chat templates: each renders messages into segments (segments.ts) ending
+ * where the assistant's next reply starts. The `tinyllava-*` ones are
+ * TinyLLaVA Factory's form (tinyllava_prompt.ts), tokenised in chunks as it
+ * does; encodeChat tokenises any of them the way its template asks.
  */
 import { invalid } from '../errors';
+import { ChatMessage, Segment, tokenizeSegments } from './segments';
+import { TinyLlavaStyle, tinyllavaSegments } from './tinyllava_prompt';
 import { TextTokenizer } from './tokenizer';
 
-export const IMAGE_TOKEN_INDEX = -200;
-
-export type Segment = { kind: 'template'; text: string } | { kind: 'text'; text: string } | { kind: 'image' };
-
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-  /** The image goes before this message's text (user messages). */
-  image?: boolean;
-}
+export { IMAGE_TOKEN_INDEX, tokenizeSegments } from './segments';
+export type { ChatMessage, Segment } from './segments';
 
 export interface ChatTemplate {
   name: string;
   /** Segments for the conversation, ending where the assistant's next reply starts. */
   render(messages: readonly ChatMessage[]): Segment[];
+  /** Tokenised chunk by chunk around the image, as the model was trained (TinyLLaVA). */
+  chunked?: boolean;
 }
 
 const tpl = (text: string): Segment => ({ kind: 'template', text });
 const txt = (text: string): Segment => ({ kind: 'text', text });
 
-/** TinyLLaVA Factory's "USER: ... ASSISTANT:" conversations (its phi, llama and qwen2 templates differ by the end marker). */
-function tinyllava(name: string, eos: string): ChatTemplate {
-  const system =
-    "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions. ";
-  return {
-    name,
-    render(messages) {
-      const out: Segment[] = [];
-      const sys = messages.find((m) => m.role === 'system');
-      if (sys) out.push(txt(sys.content), tpl(' '));
-      else out.push(tpl(system));
-      for (const m of messages) {
-        if (m.role === 'user') {
-          out.push(tpl('USER: '));
-          if (m.image) out.push({ kind: 'image' }, tpl('\n'));
-          out.push(txt(m.content), tpl(' '));
-        } else if (m.role === 'assistant') {
-          out.push(tpl('ASSISTANT: '), txt(m.content), tpl(eos));
-        }
-      }
-      out.push(tpl('ASSISTANT:'));
-      return out;
-    },
-  };
+/** TinyLLaVA Factory's "USER: ... ASSISTANT:" conversations. */
+function tinyllava(name: string, style: TinyLlavaStyle): ChatTemplate {
+  return { name, chunked: true, render: (messages) => tinyllavaSegments(messages, style, { generation: true }).segments };
 }
 
 /** Zephyr-style, as TinyLlama-1.1B-Chat was tuned. */
@@ -94,9 +68,9 @@ const phiInstruct: ChatTemplate = {
 };
 
 export const TEMPLATES: Readonly<Record<string, ChatTemplate>> = {
-  'tinyllava-phi': tinyllava('tinyllava-phi', '<|endoftext|>'),
-  'tinyllava-llama': tinyllava('tinyllava-llama', '</s>'),
-  'tinyllava-qwen2': tinyllava('tinyllava-qwen2', '<|endoftext|>'),
+  'tinyllava-phi': tinyllava('tinyllava-phi', 'phi'),
+  'tinyllava-llama': tinyllava('tinyllava-llama', 'llama'),
+  'tinyllava-qwen2': tinyllava('tinyllava-qwen2', 'qwen2_base'),
   tinyllama: tinyllamaChat,
   chatml,
   'phi-instruct': phiInstruct,
@@ -108,16 +82,9 @@ export function getTemplate(name: string): ChatTemplate {
   return t;
 }
 
-/** Token ids for rendered segments; BOS first when the tokenizer adds one. */
-export function tokenizeSegments(tok: TextTokenizer, segments: readonly Segment[], opts: { bos?: boolean } = {}): number[] {
-  const ids: number[] = [];
-  if ((opts.bos ?? tok.addBos) && tok.bos) ids.push(tok.bos.id);
-  for (const s of segments) {
-    if (s.kind === 'image') ids.push(IMAGE_TOKEN_INDEX);
-    else if (s.kind === 'template') ids.push(...tok.encodeTemplate(s.text));
-    else ids.push(...tok.encode(s.text, { addSpecialTokens: false }));
-  }
-  return ids;
+/** Token ids of a conversation in `template`, tokenised as the template asks. */
+export function encodeChat(tok: TextTokenizer, template: ChatTemplate, messages: readonly ChatMessage[], opts: { bos?: boolean } = {}): number[] {
+  return tokenizeSegments(tok, template.render(messages), { bos: opts.bos, chunked: template.chunked });
 }
 
 /** Fills "{emotion}"-style slots; the projector's label prompts use this ("a scene evoking {emotion} to viewers"). */

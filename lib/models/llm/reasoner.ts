@@ -17,9 +17,10 @@ import { resolveModel } from '../../hub/client';
 import { readImage } from '../../io/image';
 import { readJsonFile } from '../../io/model_folder';
 import { TextTokenizer } from '../../text/tokenizer';
-import { parseReasoning, reasonInstruction } from '../../data/synth_tasks';
-import { IMAGE_PLACEHOLDER } from '../../data/instruct';
-import { TINYLLAVA_SYSTEM, tokenizePrompt } from '../../data/instruct_loader';
+import { parseReasoning, reasonInstruction } from '../../text/emotion_prompts';
+import { ChatMessage } from '../../text/segments';
+import { encodeChat, getTemplate } from '../../text/templates';
+import { TinyLlavaStyle, joinConversation, tinyllavaSegments } from '../../text/tinyllava_prompt';
 import { BUNDLE_FILE } from '../projector/bundle';
 import { Prediction } from '../projector/classifier';
 import { GenerateOptions, generateText } from './generate';
@@ -29,7 +30,8 @@ import { TinyLlava } from './tinyllava';
 import { ClipVision, VisionOutput } from '../vision/clip_vision';
 import { Device, Tensor } from '../../tensor';
 
-export type ReasonTemplate = 'llama' | 'phi' | 'qwen2_base';
+/** TinyLLaVA's conversation styles; at inference they differ only in how earlier answers ended. */
+export type ReasonTemplate = Exclude<TinyLlavaStyle, 'pretrain'>;
 
 export interface ReasonerOptions {
   /** The TinyLLaVA-format model (folder or hub id); default: the bundle's `reasoning.model`. */
@@ -59,10 +61,18 @@ export type ReasonEvent =
       visionPasses: number;
     };
 
-/** The prompt TinyLLaVA's templates give at inference for one user turn (ends with "ASSISTANT:"). */
-export function reasonPrompt(labels: readonly string[], hint: string): string {
-  return `${TINYLLAVA_SYSTEM} USER: ${IMAGE_PLACEHOLDER}\n${reasonInstruction(labels, hint)} ASSISTANT:`;
+/** The one user turn of a reasoning request: the image, then TinyEmo's instruction with the label as the hint. */
+function reasonMessages(labels: readonly string[], hint: string): ChatMessage[] {
+  return [{ role: 'user', content: reasonInstruction(labels, hint), image: true }];
 }
+
+/** The prompt TinyLLaVA's templates give at inference for one user turn (ends with "ASSISTANT:"). */
+export function reasonPrompt(labels: readonly string[], hint: string, template: ReasonTemplate = 'llama'): string {
+  return joinConversation(tinyllavaSegments(reasonMessages(labels, hint), template, { generation: true })).prompt;
+}
+
+/** The public chat template of each TinyLLaVA style. */
+const CHAT_TEMPLATE: Readonly<Record<ReasonTemplate, string>> = { llama: 'tinyllava-llama', phi: 'tinyllava-phi', qwen2_base: 'tinyllava-qwen2' };
 
 export class EmotionReasoner {
   /** Whether one vision pass serves both (same tower weights and preprocessing, as TinyEmo's CLIP ViT-L/14). */
@@ -152,7 +162,7 @@ export class EmotionReasoner {
     }
     const label = scores[0].label;
     yield { type: 'label', file, label, scores };
-    const ids = tokenizePrompt(this.tokenizer, reasonPrompt(this.classifier.classifier.labels, label));
+    const ids = encodeChat(this.tokenizer, getTemplate(CHAT_TEMPLATE[this.template]), reasonMessages(this.classifier.classifier.labels, label));
     const emb = await this.mllm.spliceEmbeddings(ids, feats);
     feats.dispose();
     const cache = this.mllm.newCache(emb.shape[0] + (opts.maxNewTokens ?? 256) + 1);

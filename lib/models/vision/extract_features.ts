@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TinyEmoError } from '../../errors';
-import { IMAGE_EXTENSIONS, ReadImageOptions } from '../../io/image';
+import { ReadImageOptions, listImages } from '../../io/image';
 import { writeFileAtomic } from '../../io/file';
 import { readJsonFile } from '../../io/model_folder';
 import { writeSafetensors } from '../../io/safetensors';
@@ -42,21 +42,6 @@ export interface ExtractResult {
   skipped: Array<{ file: string; reason: string; code: string }>;
   dim: number;
   seconds: number;
-}
-
-/** Image files under `dir`, relative, in a fixed order; links are not followed. */
-export function listImages(dir: string): string[] {
-  const found: string[] = [];
-  const walk = (rel: string) => {
-    const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      const r = path.join(rel, e.name);
-      if (e.isDirectory()) walk(r);
-      else if (e.isFile() && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) found.push(r);
-    }
-  };
-  walk('');
-  return found;
 }
 
 function featureName(rel: string): string {
