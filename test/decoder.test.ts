@@ -9,6 +9,7 @@
  */
 import * as path from 'path';
 
+import { hostBytesInUse } from '../lib/backend';
 import { DecoderLM } from '../lib/models/llm/decoder';
 import { relError } from './helpers/compare';
 import { readNpyFixture } from './helpers/npy_fixture';
@@ -106,4 +107,21 @@ test('16-bit weights stay 16-bit and give the f32 logits to 16-bit precision', a
     cache.dispose();
     m.dispose();
   }
+});
+
+test.each(['llama', 'phi'])('%s: an op that fails mid-layer frees every intermediate (scoped disposal), and the model still runs', async (name) => {
+  const m = DecoderLM.load(path.join(FIX, name));
+  const prompt = Array.from(npy(`${name}.prompt`));
+  const want = npy(`${name}.logits`);
+  const cache = m.newCache(64);
+  const before = hostBytesInUse();
+  // Layer 1's key cache gone: its copy fails after layer 0 and part of layer 1 ran.
+  cache.k[1].dispose();
+  await expect(m.forward(prompt, cache, { allLogits: true })).rejects.toMatchObject({ code: 'DISPOSED' });
+  expect(hostBytesInUse()).toBe(before - cache.k[0].size * 4);
+  cache.dispose();
+  const fresh = m.newCache(64);
+  expect(relError(await m.forward(prompt, fresh, { allLogits: true }), want)).toBeLessThan(1e-4);
+  fresh.dispose();
+  m.dispose();
 });
