@@ -109,13 +109,17 @@ function sampleIds(data: string, s: FeatureSet): string[] {
   });
 }
 
+/** What runBias uses where an option is not given. */
+export const BIAS_DEFAULTS = { alpha: 0.05, minGroup: 10, bootstrap: 1000, permutations: 1000, seed: 0 } as const;
+
 export async function runBias(o: BiasOptions): Promise<BiasReport> {
-  const alpha = o.alpha ?? 0.05;
+  const d = BIAS_DEFAULTS;
+  const alpha = o.alpha ?? d.alpha;
   if (!(alpha > 0 && alpha < 1)) throw new TinyEmoError('INVALID_ARGUMENT', 'alpha must be in (0, 1)');
-  const minGroup = positive(o.minGroup, 'minGroup', 10, true);
-  const bootstrap = positive(o.bootstrap, 'bootstrap', 1000, true);
-  const permutations = positive(o.permutations, 'permutations', 1000, true);
-  const seed = o.seed ?? 0;
+  const minGroup = positive(o.minGroup, 'minGroup', d.minGroup, true);
+  const bootstrap = positive(o.bootstrap, 'bootstrap', d.bootstrap, true);
+  const permutations = positive(o.permutations, 'permutations', d.permutations, true);
+  const seed = o.seed ?? d.seed;
   if (!Number.isSafeInteger(seed)) throw new TinyEmoError('INVALID_ARGUMENT', 'seed must be an integer');
   const thresholds = { ...DEFAULT_THRESHOLDS, ...(o.thresholds ?? {}) };
   const probes: Probes = readProbes(o.probes);

@@ -1,23 +1,36 @@
 /** `tinyemo bias --model DIR [--data DIR] [--attributes FILE] [--probes FILE] --out DIR`: find and rank suspicious associations for review. */
-import { optionalNumber } from './args';
-import { BiasReport, runBias } from '../bias/run';
+import { Command } from 'commander';
+import { BIAS_DEFAULTS, BiasReport, runBias } from '../bias/run';
+import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 
-export interface BiasFlags {
-  model: string;
-  data?: string;
-  vision?: string;
-  attributes?: string;
-  probes?: string;
-  llm?: string;
-  tokenizer?: string;
-  out: string;
-  alpha?: string;
-  minGroup?: string;
-  bootstrap?: string;
-  permutations?: string;
-  seed?: string;
-  review?: string;
-  json?: boolean;
+const d = BIAS_DEFAULTS;
+
+const FLAGS = {
+  model: { arg: '<dir>', required: true, help: 'a model folder from `tinyemo train`' },
+  data: { arg: '<dir>', help: 'a data folder (one sub-folder per class) of features or images to probe the classifier on' },
+  vision: { arg: '<dir>', help: "for a folder of images: the vision tower (default: the model's)" },
+  attributes: { arg: '<file>', help: 'CSV or JSONL: sample id -> attributes (gender, age, object, ...)' },
+  probes: { arg: '<file>', help: "probe vocabularies (default: tinyemo's; same JSON shape)" },
+  llm: { arg: '<dir>', help: "the LLM whose embeddings place probe words (default: the model's label space)" },
+  tokenizer: { arg: '<dir>', help: 'the tokenizer folder when the LLM has none' },
+  out: { arg: '<dir>', required: true, help: 'where report.html and report.json go' },
+  alpha: { arg: '<q>', kind: 'number', default: d.alpha, help: 'false-discovery rate for flagging' },
+  minGroup: { arg: '<n>', kind: 'int', default: d.minGroup, help: 'smallest group tested' },
+  bootstrap: { arg: '<n>', kind: 'int', default: d.bootstrap, help: 'bootstrap resamples per interval' },
+  permutations: { arg: '<n>', kind: 'int', default: d.permutations, help: 'permutations per p-value' },
+  seed: { arg: '<n>', kind: 'int', default: d.seed, help: 'seed of the resampling' },
+  review: { arg: '<file>', help: "reviewers' decisions, JSON lines (default OUT/review.jsonl)" },
+  json: { kind: 'boolean', help: 'print the report as one JSON document' },
+} as const satisfies FlagTable;
+
+export type BiasFlags = FlagValues<typeof FLAGS>;
+
+export function registerBias(program: Command): void {
+  const cmd = program.command('bias').description('semi-automated bias detection: association tests in the label space and group gaps on a data set, ranked for review');
+  addFlags(cmd, FLAGS).action(async (raw: Record<string, unknown>) => {
+    const f = readFlags(FLAGS, raw);
+    printResult(f.json, await biasCommand(f), (r) => formatBias(r, f.out));
+  });
 }
 
 
@@ -31,11 +44,11 @@ export async function biasCommand(f: BiasFlags): Promise<BiasReport> {
     llm: f.llm,
     tokenizer: f.tokenizer,
     out: f.out,
-    alpha: optionalNumber(f.alpha, 'alpha', false),
-    minGroup: optionalNumber(f.minGroup, 'min-group', true),
-    bootstrap: optionalNumber(f.bootstrap, 'bootstrap', true),
-    permutations: optionalNumber(f.permutations, 'permutations', true),
-    seed: optionalNumber(f.seed, 'seed', true),
+    alpha: f.alpha,
+    minGroup: f.minGroup,
+    bootstrap: f.bootstrap,
+    permutations: f.permutations,
+    seed: f.seed,
     review: f.review,
   });
 }

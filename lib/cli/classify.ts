@@ -4,23 +4,37 @@
  * .safetensors, .npy). Without --model, the pinned default models come from
  * the Hugging Face cache. Unreadable images are skipped and reported.
  */
+import { Command } from 'commander';
 import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
 import { MetricClassifier, Prediction } from '../models/projector/classifier';
-import { ImageClassifier, ensureDefaultModels } from '../models/projector/image_classifier';
-import { deviceFlag } from './args';
+import { CLASSIFY_DEFAULTS, DEFAULT_CLASSIFIER, ImageClassifier, ensureDefaultModels } from '../models/projector/image_classifier';
+import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 
-export interface ClassifyFlags {
-  model?: string;
-  vision?: string;
-  taxonomy?: string;
-  topK?: string;
-  batchSize?: string;
-  autoOrient?: boolean;
-  device?: string;
-  json?: boolean;
+const FLAGS = {
+  model: { arg: '<dir>', help: 'a model folder (tinyemo.json); default: the pinned TinyEmo models from the Hugging Face cache' },
+  vision: { arg: '<dir>', help: "the vision tower (folder or hub id) instead of the model folder's" },
+  taxonomy: { arg: '<name>', help: `the labels of the default model (emotion6, mikels8, ...; default ${DEFAULT_CLASSIFIER.taxonomy})` },
+  topK: { arg: '<k>', kind: 'int', default: CLASSIFY_DEFAULTS.topK, help: 'labels per file' },
+  batchSize: { arg: '<n>', kind: 'int', default: CLASSIFY_DEFAULTS.batchSize, help: 'images per forward pass' },
+  autoOrient: { kind: 'boolean', help: 'apply EXIF orientation (off by default, as in the reference pipeline)' },
+  device: { arg: '<device>', kind: 'device', help: 'where the projector runs: cpu, cuda or cuda:N (default: a GPU when the CUDA build finds one)' },
+  json: { kind: 'boolean', help: 'print one JSON document' },
+} as const satisfies FlagTable;
+
+export type ClassifyFlags = FlagValues<typeof FLAGS>;
+
+export function registerClassify(program: Command): void {
+  const cmd = program
+    .command('classify')
+    .description('the nearest emotion labels of images (or of image features), with a model folder from `tinyemo train` or the default models')
+    .argument('<files...>', 'images (.jpg, .png, .webp, ...) or feature files (.pt, .safetensors, .npy)');
+  addFlags(cmd, FLAGS).action(async (files: string[], raw: Record<string, unknown>) => {
+    const f = readFlags(FLAGS, raw);
+    printResult(f.json, await classifyCommand(files, f), formatClassify);
+  });
 }
 
 export interface ClassifyResult {
@@ -36,11 +50,11 @@ export interface ClassifyOutput {
 const isFeatureFile = (f: string) => FEATURE_EXTENSIONS.includes(path.extname(f).toLowerCase());
 
 export async function classifyCommand(files: string[], f: ClassifyFlags): Promise<ClassifyOutput> {
-  const device = deviceFlag(f.device);
-  const k = f.topK === undefined ? 3 : Number(f.topK);
-  if (!Number.isSafeInteger(k) || k < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--top-k takes a positive integer, not "${f.topK}"`);
-  const batchSize = f.batchSize === undefined ? 8 : Number(f.batchSize);
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--batch-size takes a positive integer, not "${f.batchSize}"`);
+  const device = f.device;
+  const k = f.topK;
+  if (k < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--top-k takes a positive integer, not "${k}"`);
+  const batchSize = f.batchSize;
+  if (batchSize < 1) throw new TinyEmoError('INVALID_ARGUMENT', `--batch-size takes a positive integer, not "${batchSize}"`);
   const featureFiles = files.filter(isFeatureFile);
   const imageFiles = files.filter((x) => !isFeatureFile(x));
   const byFile = new Map<string, Prediction[]>();

@@ -1,9 +1,11 @@
 /** `tinyemo doctor`: what this installation runs on, and a kernel self-check. */
+import { Command } from 'commander';
 import * as os from 'os';
 
 import { backendInfo, BackendInfo } from '../backend';
 import { gemmSync } from '../ops/gemm';
 import { Device, Tensor } from '../tensor';
+import { FlagTable, addFlags, printResult, readFlags } from './flags';
 
 export interface DoctorReport {
   tinyemo: string;
@@ -60,4 +62,17 @@ export function formatDoctor(r: DoctorReport): string {
     `check     ${r.selfCheck.ok ? 'ok' : 'FAILED'}: ${r.selfCheck.detail}`,
     ...(r.gpuCheck ? [`gpu check ${r.gpuCheck.ok ? 'ok' : 'FAILED'}: ${r.gpuCheck.detail}`] : []),
   ].join('\n');
+}
+
+const FLAGS = { json: { kind: 'boolean', help: 'print one JSON document' } } as const satisfies FlagTable;
+
+/** `tinyemo doctor`; `failed` is called when a self-check fails (the exit status becomes 1). */
+export function registerDoctor(program: Command, failed: () => void): void {
+  const cmd = program.command('doctor').description('report the native build, CPU features, threads and device, and run a kernel self-check');
+  addFlags(cmd, FLAGS).action((raw: Record<string, unknown>) => {
+    const f = readFlags(FLAGS, raw);
+    const report = doctor();
+    printResult(f.json, report, formatDoctor);
+    if (!report.selfCheck.ok || report.gpuCheck?.ok === false) failed();
+  });
 }

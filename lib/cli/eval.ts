@@ -4,6 +4,7 @@
  * A label space given on the command line must be the one the projector
  * was trained in, unless --allow-label-mismatch says otherwise.
  */
+import { Command } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -18,20 +19,30 @@ import { MetricClassifier } from '../models/projector/classifier';
 import { LabelSpace, readSynonymsFile } from '../models/projector/label_space';
 import { Tensor } from '../tensor';
 import { evaluateProjector } from '../eval/projector';
+import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 
-export interface EvalFlags {
-  data: string;
-  projector: string;
-  llm?: string;
-  tokenizer?: string;
-  labels?: string;
-  labelTemplate?: string;
-  synonyms?: string;
-  allowLabelMismatch?: boolean;
-  /** Only the samples of --data that the training run held out for validation (--val-split). */
-  heldout?: boolean;
-  plots?: string;
-  json?: boolean;
+const FLAGS = {
+  data: { arg: '<dir>', required: true, help: 'one folder per class of feature files' },
+  projector: { arg: '<dir>', required: true, help: 'a model folder from `tinyemo train`, or a released projector (.bin or folder) with --llm' },
+  llm: { arg: '<dir>', help: 'the label space: this LLM folder (required for a released projector)' },
+  tokenizer: { arg: '<dir>', help: 'the tokenizer folder when the LLM has none' },
+  labels: { arg: '<file>', help: 'the label space: a saved label table' },
+  labelTemplate: { arg: '<text>', help: 'label text template used in training' },
+  synonyms: { arg: '<file>', help: 'JSON {class: [synonyms]} used in training' },
+  allowLabelMismatch: { kind: 'boolean', help: 'evaluate in a label space other than the one the projector was trained in' },
+  heldout: { kind: 'boolean', help: 'only the part of --data that training held out (--val-split), split as it was' },
+  plots: { arg: '<dir>', help: 'also write confusion.svg and embeddings.svg (PCA map) there' },
+  json: { kind: 'boolean', help: 'print one JSON document' },
+} as const satisfies FlagTable;
+
+export type EvalFlags = FlagValues<typeof FLAGS>;
+
+export function registerEval(program: Command): void {
+  const cmd = program.command('eval').description('evaluate a projector on a data folder: top-1, top-5, per class, macro-F1, confusion');
+  addFlags(cmd, FLAGS).action((raw: Record<string, unknown>) => {
+    const f = readFlags(FLAGS, raw);
+    printResult(f.json, evalCommand(f), formatEval);
+  });
 }
 
 export interface EvalResult extends EvalReport {

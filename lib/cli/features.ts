@@ -1,32 +1,44 @@
 /** `tinyemo features IMAGES_DIR --vision DIR --out DIR`: precompute image embeddings into a data folder. */
+import { Command } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { invalid } from '../errors';
-import { ExtractResult, extractFeatures } from '../models/vision/extract_features';
+import { DEFAULT_MAX_PIXELS } from '../io/image';
+import { EXTRACT_DEFAULTS, ExtractResult, extractFeatures } from '../models/vision/extract_features';
 import { resolveModel } from '../hub/client';
-import { deviceFlag } from './args';
 import { clearBar, progressBar } from './progress';
+import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 
-export interface FeaturesFlags {
-  vision: string;
-  out: string;
-  batchSize?: string;
-  dtype?: string;
-  autoOrient?: boolean;
-  maxPixels?: string;
-  device?: string;
-  json?: boolean;
+const FLAGS = {
+  vision: { arg: '<dir>', required: true, help: 'the vision tower: a Hugging Face folder or a hub id in the cache' },
+  out: { arg: '<dir>', required: true, help: 'where the feature files go (same relative paths; existing ones are kept)' },
+  batchSize: { arg: '<n>', kind: 'int', default: EXTRACT_DEFAULTS.batchSize, help: 'images per forward pass' },
+  dtype: { arg: '<type>', default: EXTRACT_DEFAULTS.dtype, help: 'f32 or f16' },
+  autoOrient: { kind: 'boolean', help: 'apply EXIF orientation (off by default, as in the reference pipeline)' },
+  maxPixels: { arg: '<n>', kind: 'int', default: DEFAULT_MAX_PIXELS, help: 'refuse images larger than this many pixels' },
+  device: { arg: '<device>', kind: 'device', help: 'where the vision tower runs: cpu (default), cuda or cuda:N (CLIP towers)' },
+  json: { kind: 'boolean', help: 'print one JSON document' },
+} as const satisfies FlagTable;
+
+export type FeaturesFlags = FlagValues<typeof FLAGS>;
+
+export function registerFeatures(program: Command): void {
+  const cmd = program
+    .command('features')
+    .description('precompute image embeddings for a folder of images into a data folder of .safetensors files')
+    .argument('<images>', 'a folder of images (one sub-folder per class, any depth)');
+  addFlags(cmd, FLAGS).action(async (images: string, raw: Record<string, unknown>) => {
+    const f = readFlags(FLAGS, raw);
+    printResult(f.json, await featuresCommand(images, f), formatFeatures);
+  });
 }
 
 export async function featuresCommand(images: string, f: FeaturesFlags): Promise<ExtractResult> {
-  const batchSize = f.batchSize === undefined ? 8 : Number(f.batchSize);
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw invalid(`--batch-size takes a positive integer, not "${f.batchSize}"`);
-  const maxPixels = f.maxPixels === undefined ? undefined : Number(f.maxPixels);
-  if (maxPixels !== undefined && !(Number.isSafeInteger(maxPixels) && maxPixels > 0)) throw invalid(`--max-pixels takes a positive integer, not "${f.maxPixels}"`);
-  const dtype = f.dtype ?? 'f32';
+  const { batchSize, maxPixels, dtype, device } = f;
+  if (batchSize < 1) throw invalid(`--batch-size takes a positive integer, not "${batchSize}"`);
+  if (maxPixels < 1) throw invalid(`--max-pixels takes a positive integer, not "${maxPixels}"`);
   if (dtype !== 'f32' && dtype !== 'f16') throw invalid(`--dtype is f32 or f16, not "${dtype}"`);
-  const device = deviceFlag(f.device);
   const visionDir = resolveModel(f.vision);
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('images');
@@ -38,7 +50,7 @@ export async function featuresCommand(images: string, f: FeaturesFlags): Promise
     out: f.out,
     batchSize,
     dtype,
-    image: { autoOrient: f.autoOrient === true, maxPixels },
+    image: { autoOrient: f.autoOrient, maxPixels },
     device,
     onProgress: tty ? bar : undefined,
   });

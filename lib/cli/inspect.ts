@@ -1,9 +1,11 @@
 /** `tinyemo inspect FILE|FOLDER`: the tensors (name, dtype, shape) of any supported weight file or model folder. */
+import { Command } from 'commander';
 import * as fs from 'fs';
 
 import { FILE_DTYPE_SIZE } from '../io/dtypes';
 import { ModelFolder } from '../io/model_folder';
 import { WeightFile, WeightInfo } from '../io/weights';
+import { FlagTable, addFlags, printResult, readFlags } from './flags';
 
 export interface InspectReport {
   path: string;
@@ -58,4 +60,16 @@ export function formatInspect(r: InspectReport): string {
     ...rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`),
   ];
   return lines.join('\n');
+}
+
+const FLAGS = { json: { kind: 'boolean', help: 'print one JSON document' } } as const satisfies FlagTable;
+
+export function registerInspect(program: Command): void {
+  const cmd = program
+    .command('inspect')
+    .description('list the tensors (name, dtype, shape) of a weight file (safetensors, .pt/.bin, .npy) or model folder')
+    .argument('<file>', 'a weight file or a model folder');
+  addFlags(cmd, FLAGS).action((file: string, raw: Record<string, unknown>) => {
+    printResult(readFlags(FLAGS, raw).json, inspectPath(file), formatInspect);
+  });
 }

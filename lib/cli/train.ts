@@ -1,72 +1,76 @@
 /** `tinyemo train`: flags to a TrainConfig, a progress bar on a TTY, one line per epoch, a JSON summary with --json. */
+import { Command } from 'commander';
+
 import { invalid } from '../errors';
 import { readSynonymsFile } from '../models/projector/label_space';
 import { EpochLog, TRAIN_DEFAULTS, TrainConfig, TrainResult, trainProjector } from '../train/trainer';
 import { LossName } from '../ops/loss';
-import { deviceFlag } from './args';
+import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 import { clearBar, progressBar } from './progress';
 
-export interface TrainFlags {
-  data: string;
-  val?: string;
-  valSplit?: string;
-  llm?: string;
-  tokenizer?: string;
-  labels?: string;
-  labelTemplate?: string;
-  synonyms?: string;
-  loss?: string;
-  epochs?: string;
-  batchSize?: string;
-  lr?: string;
-  weightDecay?: string;
-  schedule?: string;
-  warmup?: string;
-  hidden?: string;
-  dropout?: string;
-  noise?: string;
-  seed?: string;
-  device?: string;
-  out: string;
-  resume?: boolean;
-  json?: boolean;
-}
+const d = TRAIN_DEFAULTS;
 
-function num(v: string | undefined, flag: string, fallback: number, integer = false): number {
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isSafeInteger(x))) {
-    throw invalid(`--${flag} takes ${integer ? 'an integer' : 'a number'}, not "${v}"`);
-  }
-  return x;
+const FLAGS = {
+  data: { arg: '<dir>', required: true, help: 'training data: one folder per class of feature files (.pt, .safetensors, .npy)' },
+  val: { arg: '<dir>', help: 'a separate validation folder' },
+  valSplit: { arg: '<fraction>', kind: 'number', help: `hold out this stratified fraction of --data for validation (default ${d.valSplit})` },
+  llm: { arg: '<dir>', help: 'an LLM folder: labels are its token embeddings (only the embedding table and tokenizer are read)' },
+  tokenizer: { arg: '<dir>', help: "the tokenizer folder when the LLM has none (OpenELM uses LLaMA's)" },
+  labels: { arg: '<file>', help: 'a saved label table (labels.safetensors) instead of --llm' },
+  labelTemplate: { arg: '<text>', help: 'label text template, e.g. "a scene evoking {emotion} to viewers"' },
+  synonyms: { arg: '<file>', help: 'JSON {class: [synonyms]} averaged into each label' },
+  loss: { arg: '<name>', default: d.loss, help: 'cosine | infonce | ntxent' },
+  epochs: { arg: '<n>', kind: 'int', default: d.epochs, help: 'epochs' },
+  batchSize: { arg: '<n>', kind: 'int', default: d.batchSize, help: 'batch size' },
+  lr: { arg: '<x>', kind: 'number', default: d.lr, help: 'peak learning rate' },
+  weightDecay: { arg: '<x>', kind: 'number', default: d.weightDecay, help: 'AdamW weight decay' },
+  schedule: { arg: '<name>', default: d.schedule, help: 'onecycle | cosine' },
+  warmup: { arg: '<fraction>', kind: 'number', default: d.warmup, help: 'one-cycle warm-up fraction of the steps' },
+  hidden: { arg: '<n>', kind: 'int', default: d.hidden, help: 'label-space dimension when no --llm/--labels is given' },
+  dropout: { arg: '<p>', kind: 'number', default: d.dropout, help: 'dropout after GELU' },
+  noise: { arg: '<x>', kind: 'number', default: d.noise, help: "feature noise: Gaussian, this fraction of the features' spread" },
+  seed: { arg: '<n>', kind: 'int', default: d.seed, help: 'seed of the split, initialisation, shuffles and dropout' },
+  device: { arg: '<device>', kind: 'device', help: 'where the model trains: cpu (default), cuda or cuda:N' },
+  out: { arg: '<dir>', required: true, help: 'model folder to write (tinyemo.json, weights, checkpoint, log)' },
+  resume: { kind: 'boolean', help: "continue from --out's checkpoint (same flags)" },
+  json: { kind: 'boolean', help: 'print one JSON document' },
+} as const satisfies FlagTable;
+
+export type TrainFlags = FlagValues<typeof FLAGS>;
+
+export function registerTrain(program: Command): void {
+  const cmd = program.command('train').description('train a Metric Projector on a data folder of features (one sub-folder per class)');
+  addFlags(cmd, FLAGS).action(async (raw: Record<string, unknown>) => {
+    const f = readFlags(FLAGS, raw);
+    printResult(f.json, await trainCommand(f), formatTrainResult);
+  });
 }
 
 export function trainConfigFromFlags(f: TrainFlags): TrainConfig {
   if (f.val !== undefined && f.valSplit !== undefined) throw invalid('give --val or --val-split, not both');
   if (f.llm !== undefined && f.labels !== undefined) throw invalid('give --llm or --labels, not both');
-  const d = TRAIN_DEFAULTS;
   return {
     data: f.data,
     ...(f.val !== undefined ? { val: f.val } : {}),
-    valSplit: num(f.valSplit, 'val-split', d.valSplit),
+    valSplit: f.valSplit ?? d.valSplit,
     ...(f.llm !== undefined ? { llm: f.llm } : {}),
     ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}),
     ...(f.labels !== undefined ? { labels: f.labels } : {}),
     ...(f.labelTemplate !== undefined ? { labelTemplate: f.labelTemplate } : {}),
     ...(f.synonyms !== undefined ? { synonyms: readSynonymsFile(f.synonyms) } : {}),
-    loss: (f.loss ?? d.loss) as LossName,
-    epochs: num(f.epochs, 'epochs', d.epochs, true),
-    batchSize: num(f.batchSize, 'batch-size', d.batchSize, true),
-    lr: num(f.lr, 'lr', d.lr),
-    weightDecay: num(f.weightDecay, 'weight-decay', d.weightDecay),
-    schedule: (f.schedule ?? d.schedule) as TrainConfig['schedule'],
-    warmup: num(f.warmup, 'warmup', d.warmup),
-    hidden: num(f.hidden, 'hidden', d.hidden, true),
-    dropout: num(f.dropout, 'dropout', d.dropout),
-    noise: num(f.noise, 'noise', d.noise),
-    seed: num(f.seed, 'seed', d.seed, true),
+    loss: f.loss as LossName,
+    epochs: f.epochs,
+    batchSize: f.batchSize,
+    lr: f.lr,
+    weightDecay: f.weightDecay,
+    schedule: f.schedule as TrainConfig['schedule'],
+    warmup: f.warmup,
+    hidden: f.hidden,
+    dropout: f.dropout,
+    noise: f.noise,
+    seed: f.seed,
     out: f.out,
-    ...(f.device !== undefined ? { device: deviceFlag(f.device) } : {}),
+    ...(f.device !== undefined ? { device: f.device } : {}),
   };
 }
 
@@ -84,7 +88,7 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('step');
   const result = await trainProjector(config, {
-    resume: f.resume === true,
+    resume: f.resume,
     hooks: {
       onStart: (i) => {
         if (f.json) return;

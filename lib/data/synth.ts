@@ -136,6 +136,9 @@ class RateLimit {
   }
 }
 
+/** What synthesize uses where an option is not given (rpm 0: no limit). */
+export const SYNTH_DEFAULTS = { concurrency: 4, rpm: 0, retries: 4, attempts: 3, seed: 0 } as const;
+
 export async function synthesize(o: SynthOptions): Promise<SynthStats> {
   const t0 = Date.now();
   if (!SYNTH_TASKS.includes(o.task)) throw new TinyEmoError('INVALID_ARGUMENT', `--task is one of ${SYNTH_TASKS.join(', ')}, not "${String(o.task)}"`);
@@ -144,12 +147,13 @@ export async function synthesize(o: SynthOptions): Promise<SynthStats> {
     if (!Number.isSafeInteger(x) || x < min) throw new TinyEmoError('INVALID_ARGUMENT', `${name} must be an integer ≥ ${min}`);
     return x;
   };
-  const concurrency = int(o.concurrency, 'concurrency', 4, 1);
-  const rpm = int(o.rpm, 'rpm', 0, 0);
-  const retries = int(o.retries, 'retries', 4, 0);
-  const attempts = int(o.attempts, 'attempts', 3, 1);
+  const d = SYNTH_DEFAULTS;
+  const concurrency = int(o.concurrency, 'concurrency', d.concurrency, 1);
+  const rpm = int(o.rpm, 'rpm', d.rpm, 0);
+  const retries = int(o.retries, 'retries', d.retries, 0);
+  const attempts = int(o.attempts, 'attempts', d.attempts, 1);
   const backoff = o.backoffMs ?? 500;
-  const seed = o.seed ?? 0;
+  const seed = o.seed ?? d.seed;
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${o.data} is not a folder`);
   teacherEndpoint(o.teacher.url);
   if (!o.teacher.model) throw new TinyEmoError('INVALID_ARGUMENT', 'the teacher needs a model name');

@@ -10,6 +10,9 @@ import * as https from 'https';
 
 import { TinyEmoError } from '../errors';
 
+/** Seconds a teacher request may take unless told otherwise. */
+export const TEACHER_TIMEOUT_S = 120;
+
 export interface TeacherConfig {
   /** Base URL, e.g. http://127.0.0.1:8000/v1 (".../chat/completions" is appended). */
   url: string;
@@ -69,7 +72,7 @@ export async function askTeacher(cfg: TeacherConfig, prompt: string, image: { by
     max_tokens: cfg.maxTokens ?? 512,
   });
   const lib = url.protocol === 'https:' ? https : http;
-  const timeout = cfg.timeoutMs ?? 120_000;
+  const timeout = cfg.timeoutMs ?? TEACHER_TIMEOUT_S * 1000;
   const { status, text, retryAfter } = await new Promise<{ status: number; text: string; retryAfter?: number }>((resolve, reject) => {
     const req = lib.request(
       url,

@@ -46,7 +46,7 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-const DEFAULT_MAX_PIXELS = 50_000_000;
+export const DEFAULT_MAX_PIXELS = 50_000_000;
 const DEFAULT_MAX_BYTES = 100 * 1024 * 1024;
 
 let loaded: Sharp | undefined;

@@ -32,6 +32,10 @@ import { Device, Tensor } from '../../tensor';
 
 /** TinyLLaVA's conversation styles; at inference they differ only in how earlier answers ended. */
 export type ReasonTemplate = Exclude<TinyLlavaStyle, 'pretrain'>;
+export const REASON_TEMPLATES: readonly ReasonTemplate[] = ['llama', 'phi', 'qwen2_base'];
+
+/** Labels shown with the hint, and the longest reasoning, unless told otherwise. */
+export const REASON_DEFAULTS = { topK: 3, maxNewTokens: 256 } as const;
 
 export interface ReasonerOptions {
   /** The TinyLLaVA-format model (folder or hub id); default: the bundle's `reasoning.model`. */
@@ -118,7 +122,7 @@ export class EmotionReasoner {
     }
     const family = mllm.llm.config.family;
     const template = opts.template ?? (typeof r.template === 'string' ? (r.template as ReasonTemplate) : family === 'phi' ? 'phi' : family === 'qwen2' ? 'qwen2_base' : 'llama');
-    if (!['llama', 'phi', 'qwen2_base'].includes(template)) {
+    if (!REASON_TEMPLATES.includes(template)) {
       classifier.dispose();
       mllm.dispose();
       throw new TinyEmoError('INVALID_ARGUMENT', `template must be llama, phi or qwen2_base, not "${template}"`);
@@ -128,7 +132,7 @@ export class EmotionReasoner {
 
   /** Label first, then the reasoning as it is written, then the parsed result. */
   async *reason(file: string, opts: GenerateOptions & { topK?: number } = {}): AsyncGenerator<ReasonEvent> {
-    const topK = opts.topK ?? 3;
+    const topK = opts.topK ?? REASON_DEFAULTS.topK;
     let scores: Prediction[];
     let feats: Tensor<'f32'>;
     if (this.sharedVision) {
@@ -165,12 +169,12 @@ export class EmotionReasoner {
     const ids = encodeChat(this.tokenizer, getTemplate(CHAT_TEMPLATE[this.template]), reasonMessages(this.classifier.classifier.labels, label));
     const emb = await this.mllm.spliceEmbeddings(ids, feats);
     feats.dispose();
-    const cache = this.mllm.newCache(emb.shape[0] + (opts.maxNewTokens ?? 256) + 1);
+    const cache = this.mllm.newCache(emb.shape[0] + (opts.maxNewTokens ?? REASON_DEFAULTS.maxNewTokens) + 1);
     const eos = [...new Set([...this.mllm.llm.config.eos, ...(this.tokenizer.eos ? [this.tokenizer.eos.id] : [])])];
     let text = '';
     let tokens = 0;
     try {
-      for await (const piece of generateText(this.mllm.llm, this.tokenizer, emb, cache, { maxNewTokens: 256, stopTokens: eos, ...opts })) {
+      for await (const piece of generateText(this.mllm.llm, this.tokenizer, emb, cache, { maxNewTokens: REASON_DEFAULTS.maxNewTokens, stopTokens: eos, ...opts })) {
         if (piece.token !== undefined) tokens += 1;
         if (piece.text) {
           text += piece.text;

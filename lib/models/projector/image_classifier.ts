@@ -18,7 +18,10 @@ import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
 import { LabelSpace } from './label_space';
 import type { Device } from '../../tensor';
-import { EncodeOptions, VisionTower, encodeImages, loadVisionTower } from '../vision/tower';
+import { ENCODE_BATCH_SIZE, EncodeOptions, VisionTower, encodeImages, loadVisionTower } from '../vision/tower';
+
+/** Labels per file and images per forward pass unless told otherwise. */
+export const CLASSIFY_DEFAULTS = { topK: 3, batchSize: ENCODE_BATCH_SIZE } as const;
 
 /** The defaults, by their keys in DEFAULT_REPOS. */
 export const DEFAULT_CLASSIFIER = {
@@ -188,7 +191,7 @@ export class ImageClassifier {
     const d = this.classifier.inDim;
     const x = new Float32Array(encoded.length * d);
     encoded.forEach((e, i) => x.set(e.embeds!, i * d));
-    const ranked = await this.classifier.classify(x, { topK: opts.topK ?? 3 });
+    const ranked = await this.classifier.classify(x, { topK: opts.topK ?? CLASSIFY_DEFAULTS.topK });
     return { results: encoded.map((e, i) => ({ file: e.file, predictions: ranked[i] })), skipped };
   }
 

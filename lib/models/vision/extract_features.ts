@@ -14,10 +14,13 @@ import { ReadImageOptions, listImages } from '../../io/image';
 import { writeFileAtomic } from '../../io/file';
 import { readJsonFile } from '../../io/model_folder';
 import { writeSafetensors } from '../../io/safetensors';
-import { encodeImages, loadVisionTower } from './tower';
+import { ENCODE_BATCH_SIZE, encodeImages, loadVisionTower } from './tower';
 import { Device, Tensor } from '../../tensor';
 import { FEATURES_INFO_FILE, FeaturesInfo } from '../../data/features_info';
 
+
+/** What extractFeatures uses where an option is not given. */
+export const EXTRACT_DEFAULTS = { batchSize: ENCODE_BATCH_SIZE, dtype: 'f32' } as const;
 export interface ExtractOptions {
   images: string;
   /** The vision tower's folder (resolved) and how to record it (the id or path the user gave). */
@@ -51,7 +54,7 @@ function featureName(rel: string): string {
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult> {
   const t0 = Date.now();
   if (!fs.existsSync(o.images) || !fs.statSync(o.images).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${o.images} is not a folder`);
-  const dtype = o.dtype ?? 'f32';
+  const dtype = o.dtype ?? EXTRACT_DEFAULTS.dtype;
   if (dtype !== 'f32' && dtype !== 'f16') throw new TinyEmoError('INVALID_ARGUMENT', `--dtype is f32 or f16, not ${String(dtype)}`);
   const all = listImages(o.images);
   // Two images that differ only in extension would write the same feature file.
@@ -80,7 +83,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult>
     let written = 0;
     const skipped: ExtractResult['skipped'] = [];
     // Encode in slices so finished features reach the disk as the run goes (resume loses at most one slice).
-    const slice = Math.max(1, (o.batchSize ?? 8) * 4);
+    const slice = Math.max(1, (o.batchSize ?? EXTRACT_DEFAULTS.batchSize) * 4);
     for (let at = 0; at < todo.length; at += slice) {
       const part = todo.slice(at, at + slice);
       const r = await encodeImages(

@@ -12,6 +12,9 @@ import { ClipVision, VisionForwardOptions, VisionOutput } from './clip_vision';
 import { ImagePreprocess, preprocessForFolder, resizeAndCrop, toPixels } from './preprocess';
 import { SiglipVision } from './siglip_vision';
 
+
+/** Images per forward pass unless told otherwise. */
+export const ENCODE_BATCH_SIZE = 8;
 export type VisionFamily = 'clip' | 'siglip';
 
 export interface VisionTower {
@@ -73,7 +76,7 @@ export interface EncodeResult {
  * threads while the kernels run).
  */
 export async function encodeImages(tower: VisionTower, files: readonly string[], opts: EncodeOptions = {}): Promise<EncodeResult> {
-  const batchSize = opts.batchSize ?? 8;
+  const batchSize = opts.batchSize ?? ENCODE_BATCH_SIZE;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new TinyEmoError('INVALID_ARGUMENT', `batch size must be a positive integer, not ${batchSize}`);
   const encoded: EncodedImage[] = [];
   const skipped: EncodeResult['skipped'] = [];
