@@ -28,9 +28,9 @@ export type FlagTable = Readonly<Record<string, FlagSpec>>;
 
 type KindValue<K> = K extends 'number' | 'int' ? number : K extends 'boolean' ? boolean : K extends 'list' ? string[] : K extends 'device' ? Device : string;
 type ValueOf<S extends FlagSpec> = KindValue<S['kind'] extends FlagKind ? S['kind'] : 'string'>;
-type Given<S extends FlagSpec> = S extends { required: true } ? true : S extends { default: string | number | boolean } ? true : false;
+type Given<S extends FlagSpec> = S extends { required: true } | { kind: 'boolean' } | { default: string | number | boolean } ? true : false;
 
-/** The parsed flags of a table: required and defaulted flags always hold a value. */
+/** The parsed flags of a table: required, defaulted and boolean flags always hold a value (an absent switch is false). */
 export type FlagValues<T extends FlagTable> = {
   -readonly [K in keyof T]: Given<T[K]> extends true ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
 };
@@ -58,7 +58,8 @@ export function readFlags<T extends FlagTable>(table: T, raw: Record<string, unk
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(table)) {
     const v = raw[key];
-    out[key] = v === undefined ? s.default : parseValue(s.kind ?? 'string', v, longName(key));
+    if (v !== undefined) out[key] = parseValue(s.kind ?? 'string', v, longName(key));
+    else out[key] = s.kind === 'boolean' ? (s.default ?? false) : s.default;
   }
   return out as FlagValues<T>;
 }
