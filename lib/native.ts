@@ -75,29 +75,11 @@ export interface NativeBinding {
   l2Normalize: Op<[x: T, eps: number, y: T]>;
   cosine: Op<[queries: T, table: T, out: T]>;
   cosineTopk: Op<[queries: T, table: T, tableNormalized: boolean, k: number, scores: T, indices: T]>;
-  projectionForward: Op<[x: T, ...weights: ProjectionArgs, y: T]>;
-  projectionForwardTrain: Op<
-    [x: T, ...weights: ProjectionArgs, momentum: number, dropP: number, seed: Seed, z1: T, mean: T, rstd: T, y: T]
-  >;
+  projectionForward: Op<[x: T, weights: NativeProjectionWeights, y: T]>;
+  projectionForwardTrain: Op<[x: T, weights: NativeProjectionWeights, momentum: number, dropP: number, seed: Seed, saved: NativeProjectionSaved, y: T]>;
   metricLoss: Op<[y: T, targets: T, labels: T, kind: number, tau: number, grad: T, loss: T]>;
   projectionBackward: Op<
-    [
-      dy: T,
-      x: T,
-      ...weights: ProjectionArgs,
-      z1: T,
-      mean: T,
-      rstd: T,
-      dropP: number,
-      seed: Seed,
-      gW1: T,
-      gB1: T,
-      gBnWeight: T,
-      gBnBias: T,
-      gW2: T,
-      gB2: T,
-      dx: Maybe<T>,
-    ]
+    [dy: T, x: T, weights: NativeProjectionWeights, saved: NativeProjectionSaved, dropP: number, seed: Seed, grads: NativeProjectionGrads, dx: Maybe<T>]
   >;
   attention: Op<[q: T, k: T, v: T, out: T, scale: number, causal: boolean]>;
   adamwStep: Op<[params: T[], grads: T[], expAvg: T[], expAvgSq: T[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number]>;
@@ -105,7 +87,31 @@ export interface NativeBinding {
 
 type Seed = number | bigint;
 /** w1, b1, bnWeight, bnBias, runningMean, runningVar, w2, b2, eps. */
-type ProjectionArgs = [T, T, T, T, T, T, T, T, number];
+/** The projector's weights as the binding reads them: by name. */
+export interface NativeProjectionWeights {
+  w1: T;
+  b1: T;
+  bnWeight: T;
+  bnBias: T;
+  runningMean: T;
+  runningVar: T;
+  w2: T;
+  b2: T;
+  eps: number;
+}
+export interface NativeProjectionSaved {
+  z1: T;
+  mean: T;
+  rstd: T;
+}
+export interface NativeProjectionGrads {
+  w1: T;
+  b1: T;
+  bnWeight: T;
+  bnBias: T;
+  w2: T;
+  b2: T;
+}
 
 /** The package's root folder (holds package.json, build/, prebuilds/). */
 export function packageRoot(): string {

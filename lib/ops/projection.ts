@@ -4,7 +4,7 @@
  * checkpoints' nn.Sequential (model.0 = w1/b1, model.1 = BatchNorm, model.4 = w2/b2).
  */
 import { TinyEmoError, invalid } from '../errors';
-import { NativeTensorHandle, binding } from '../native';
+import { NativeProjectionWeights, NativeTensorHandle, binding } from '../native';
 import { Tensor } from '../tensor';
 import { expectDType, expectNdim, expectShape, expectTensor, finiteNumber, output } from './check';
 import { Planned, defineOp } from './run';
@@ -52,7 +52,12 @@ interface Dims {
   hidden: number;
   out: number;
   eps: number;
-  handles: [NativeTensorHandle, NativeTensorHandle, NativeTensorHandle, NativeTensorHandle, NativeTensorHandle, NativeTensorHandle, NativeTensorHandle, NativeTensorHandle, number];
+  /** The weights as the binding reads them, by name. */
+  native: NativeProjectionWeights;
+}
+
+function nativeSaved(s: ProjectionSaved): { z1: NativeTensorHandle; mean: NativeTensorHandle; rstd: NativeTensorHandle } {
+  return { z1: s.z1.handle, mean: s.mean.handle, rstd: s.rstd.handle };
 }
 
 /** Checks the weights against each other; returns their sizes and handles. */
@@ -88,7 +93,17 @@ export function projectionDims(w: ProjectionWeights): Dims {
     hidden,
     out,
     eps,
-    handles: [w.w1.handle, w.b1.handle, w.bnWeight.handle, w.bnBias.handle, w.runningMean.handle, w.runningVar.handle, w.w2.handle, w.b2.handle, eps],
+    native: {
+      w1: w.w1.handle,
+      b1: w.b1.handle,
+      bnWeight: w.bnWeight.handle,
+      bnBias: w.bnBias.handle,
+      runningMean: w.runningMean.handle,
+      runningVar: w.runningVar.handle,
+      w2: w.w2.handle,
+      b2: w.b2.handle,
+      eps,
+    },
   };
 }
 
@@ -123,7 +138,7 @@ function planForward(x: Tensor<'f32'>, w: ProjectionWeights, opts: { out?: Tenso
   return {
     result: y,
     owned: opts.out ? [] : [y],
-    invoke: (async) => binding().projectionForward(x.handle, ...d.handles, y.handle, async),
+    invoke: (async) => binding().projectionForward(x.handle, d.native, y.handle, async),
   };
 }
 
@@ -150,7 +165,7 @@ function planForwardTrain(x: Tensor<'f32'>, w: ProjectionWeights, opts: Projecti
     result: { y, saved },
     owned: [y, saved.z1, saved.mean, saved.rstd],
     invoke: (async) =>
-      binding().projectionForwardTrain(x.handle, ...d.handles, momentum, p, seed, saved.z1.handle, saved.mean.handle, saved.rstd.handle, y.handle, async),
+      binding().projectionForwardTrain(x.handle, d.native, momentum, p, seed, nativeSaved(saved), y.handle, async),
   };
 }
 
@@ -207,18 +222,11 @@ function planBackward(
       binding().projectionBackward(
         dy.handle,
         x.handle,
-        ...d.handles,
-        saved.z1.handle,
-        saved.mean.handle,
-        saved.rstd.handle,
+        d.native,
+        nativeSaved(saved),
         p,
         seed,
-        grads.w1.handle,
-        grads.b1.handle,
-        grads.bnWeight.handle,
-        grads.bnBias.handle,
-        grads.w2.handle,
-        grads.b2.handle,
+        { w1: grads.w1.handle, b1: grads.b1.handle, bnWeight: grads.bnWeight.handle, bnBias: grads.bnBias.handle, w2: grads.w2.handle, b2: grads.b2.handle },
         dx?.handle ?? null,
         async,
       ),

@@ -8,49 +8,49 @@ namespace {
 
 // activation(x, act, y, async)
 Napi::Value activation(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
-    const int32_t act = int_arg(info, 1, "activation");
-    te_tensor y = j.tensor(info, 2, "y");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
+    const int32_t act = args.int32("activation");
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_activation(&x, act, &y); };
   });
 }
 
 // swiglu(gate, up, y, async)
 Napi::Value swiglu(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor g = j.tensor(info, 0, "gate"), u = j.tensor(info, 1, "up");
-    te_tensor y = j.tensor(info, 2, "y");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor g = args.tensor("gate"), u = args.tensor("up");
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_swiglu(&g, &u, &y); };
   });
 }
 
 // softmax(x, scale, y, async)
 Napi::Value softmax(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
-    const float scale = static_cast<float>(number_arg(info, 1, "scale"));
-    te_tensor y = j.tensor(info, 2, "y");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
+    const float scale = static_cast<float>(args.number("scale"));
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_softmax(&x, scale, &y); };
   });
 }
 
 // add(a, b, alpha, y, async)
 Napi::Value add(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor a = j.tensor(info, 0, "a"), b = j.tensor(info, 1, "b");
-    const float alpha = static_cast<float>(number_arg(info, 2, "alpha"));
-    te_tensor y = j.tensor(info, 3, "y");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor a = args.tensor("a"), b = args.tensor("b");
+    const float alpha = static_cast<float>(args.number("alpha"));
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_add(&a, &b, alpha, &y); };
   });
 }
 
 // scale(x, alpha, y, async)
 Napi::Value scale(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
-    const float alpha = static_cast<float>(number_arg(info, 1, "alpha"));
-    te_tensor y = j.tensor(info, 2, "y");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
+    const float alpha = static_cast<float>(args.number("alpha"));
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_scale(&x, alpha, &y); };
   });
 }

@@ -8,10 +8,10 @@ namespace {
 
 // attention(q, k, v, out, scale, causal, async)
 Napi::Value attention(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor q = j.tensor(info, 0, "q"), k = j.tensor(info, 1, "k"), v = j.tensor(info, 2, "v");
-    te_tensor out = j.tensor(info, 3, "out");
-    const te_attention_options opt{static_cast<float>(number_arg(info, 4, "scale")), bool_arg(info, 5, "causal") ? 1 : 0};
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor q = args.tensor("q"), k = args.tensor("k"), v = args.tensor("v");
+    te_tensor out = args.tensor("out");
+    const te_attention_options opt{static_cast<float>(args.number("scale")), args.boolean("causal") ? 1 : 0};
     return [=]() mutable { return te_attention(&q, &k, &v, &out, &opt); };
   });
 }

@@ -8,9 +8,9 @@ namespace {
 
 // copy(src, dst, async)
 Napi::Value copy(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor src = j.tensor(info, 0, "src");
-    te_tensor dst = j.tensor(info, 1, "dst");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor src = args.tensor("src");
+    te_tensor dst = args.tensor("dst");
     return [=]() mutable { return te_copy(&src, &dst); };
   });
 }

@@ -8,20 +8,20 @@ namespace {
 
 // embedding(table, ids, out, async)
 Napi::Value embedding(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor table = j.tensor(info, 0, "table"), ids = j.tensor(info, 1, "ids");
-    te_tensor out = j.tensor(info, 2, "out");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor table = args.tensor("table"), ids = args.tensor("ids");
+    te_tensor out = args.tensor("out");
     return [=]() mutable { return te_embedding(&table, &ids, &out); };
   });
 }
 
 // patchEmbed(pixels, weight, bias | null, out, async)
 Napi::Value patch_embed(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor px = j.tensor(info, 0, "pixels"), w = j.tensor(info, 1, "weight");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor px = args.tensor("pixels"), w = args.tensor("weight");
     te_tensor b{};
-    const bool hb = j.optional_tensor(info, 2, "bias", &b);
-    te_tensor out = j.tensor(info, 3, "out");
+    const bool hb = args.optional_tensor("bias", &b);
+    te_tensor out = args.tensor("out");
     return [=]() mutable { return te_patch_embed(&px, &w, hb ? &b : nullptr, &out); };
   });
 }

@@ -7,18 +7,49 @@
 
 namespace te::binding {
 
-te_tensor Job::tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  NativeTensor* t = i < info.Length() ? NativeTensor::unwrap(info[i]) : nullptr;
-  if (!t) throw_error(info.Env(), "INVALID_ARGUMENT", std::string(name) + " must be a tensor");
-  if (t->disposed()) throw_error(info.Env(), "DISPOSED", std::string(name) + " was disposed");
+te_tensor Job::tensor(Napi::Env env, Napi::Value v, const std::string& name) {
+  NativeTensor* t = v.IsEmpty() ? nullptr : NativeTensor::unwrap(v);
+  if (!t) throw_error(env, "INVALID_ARGUMENT", name + " must be a tensor");
+  if (t->disposed()) throw_error(env, "DISPOSED", name + " was disposed");
   keep(t->storage());
   return t->view();
 }
 
-bool Job::optional_tensor(const Napi::CallbackInfo& info, size_t i, const char* name, te_tensor* out) {
-  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return false;
-  *out = tensor(info, i, name);
+bool Job::optional_tensor(Napi::Env env, Napi::Value v, const std::string& name, te_tensor* out) {
+  if (v.IsEmpty() || v.IsNull() || v.IsUndefined()) return false;
+  *out = tensor(env, v, name);
   return true;
+}
+
+size_t ArgCursor::take(const char* name) {
+  if (next_ >= count_)
+    throw_error(env(), "INTERNAL", std::string("binding: argument ") + name + " was not sent (the TypeScript and C++ sides disagree)");
+  return next_++;
+}
+
+Napi::Value ArgCursor::value(const char* name) { return info_[take(name)]; }
+
+Napi::Object ArgCursor::object(const char* name) {
+  const Napi::Value v = value(name);
+  if (!v.IsObject()) throw_error(env(), "INVALID_ARGUMENT", std::string(name) + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+te_tensor ArgCursor::field_tensor(const Napi::Object& o, const char* object, const char* field) {
+  return job_.tensor(env(), o.Get(field), std::string(object) + "." + field);
+}
+
+double ArgCursor::field_number(const Napi::Object& o, const char* object, const char* field) {
+  const Napi::Value v = o.Get(field);
+  if (!v.IsNumber()) throw_error(env(), "INVALID_ARGUMENT", std::string(object) + "." + field + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+void ArgCursor::done() const {
+  if (next_ != count_)
+    throw_error(env(), "INTERNAL",
+                "binding: " + std::to_string(count_) + " arguments sent, " + std::to_string(next_) +
+                    " read (the TypeScript and C++ sides disagree)");
 }
 
 double number_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {

@@ -8,30 +8,30 @@ namespace {
 
 // l2Normalize(x, eps, y, async)
 Napi::Value l2_normalize(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
-    const float eps = static_cast<float>(number_arg(info, 1, "eps"));
-    te_tensor y = j.tensor(info, 2, "y");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
+    const float eps = static_cast<float>(args.number("eps"));
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_l2_normalize(&x, &y, eps); };
   });
 }
 
 // cosine(queries, table, out, async)
 Napi::Value cosine(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor q = j.tensor(info, 0, "queries"), t = j.tensor(info, 1, "table");
-    te_tensor out = j.tensor(info, 2, "out");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor q = args.tensor("queries"), t = args.tensor("table");
+    te_tensor out = args.tensor("out");
     return [=]() mutable { return te_cosine(&q, &t, &out); };
   });
 }
 
 // cosineTopk(queries, table, tableNormalized, k, scores, indices, async)
 Napi::Value cosine_topk(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor q = j.tensor(info, 0, "queries"), t = j.tensor(info, 1, "table");
-    const int32_t normalized = bool_arg(info, 2, "tableNormalized") ? 1 : 0;
-    const int32_t k = int_arg(info, 3, "k");
-    te_tensor s = j.tensor(info, 4, "scores"), idx = j.tensor(info, 5, "indices");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor q = args.tensor("queries"), t = args.tensor("table");
+    const int32_t normalized = args.boolean("tableNormalized") ? 1 : 0;
+    const int32_t k = args.int32("k");
+    te_tensor s = args.tensor("scores"), idx = args.tensor("indices");
     return [=]() mutable { return te_cosine_topk(&q, &t, normalized, k, &s, &idx); };
   });
 }

@@ -8,24 +8,24 @@ namespace {
 
 // layerNorm(x, weight | null, bias | null, eps, y, async)
 Napi::Value layer_norm(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
     te_tensor w{}, b{};
-    const bool hw = j.optional_tensor(info, 1, "weight", &w), hb = j.optional_tensor(info, 2, "bias", &b);
-    const float eps = static_cast<float>(number_arg(info, 3, "eps"));
-    te_tensor y = j.tensor(info, 4, "y");
+    const bool hw = args.optional_tensor("weight", &w), hb = args.optional_tensor("bias", &b);
+    const float eps = static_cast<float>(args.number("eps"));
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_layer_norm(&x, hw ? &w : nullptr, hb ? &b : nullptr, eps, &y); };
   });
 }
 
 // rmsNorm(x, weight | null, eps, y, async)
 Napi::Value rms_norm(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
     te_tensor w{};
-    const bool hw = j.optional_tensor(info, 1, "weight", &w);
-    const float eps = static_cast<float>(number_arg(info, 2, "eps"));
-    te_tensor y = j.tensor(info, 3, "y");
+    const bool hw = args.optional_tensor("weight", &w);
+    const float eps = static_cast<float>(args.number("eps"));
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_rms_norm(&x, hw ? &w : nullptr, eps, &y); };
   });
 }

@@ -6,60 +6,82 @@ namespace te::binding {
 
 namespace {
 
-// Eight tensors from argument i on, then eps: w1, b1, bnWeight, bnBias,
-// runningMean, runningVar, w2, b2, eps.
-te_projection_weights weights(Job& j, const Napi::CallbackInfo& info, size_t i) {
+// The weights argument: {w1, b1, bnWeight, bnBias, runningMean, runningVar, w2, b2, eps}.
+te_projection_weights weights(ArgCursor& args) {
+  const Napi::Object o = args.object("weights");
   te_projection_weights w{};
-  w.w1 = j.tensor(info, i, "w1");
-  w.b1 = j.tensor(info, i + 1, "b1");
-  w.bn_weight = j.tensor(info, i + 2, "bnWeight");
-  w.bn_bias = j.tensor(info, i + 3, "bnBias");
-  w.running_mean = j.tensor(info, i + 4, "runningMean");
-  w.running_var = j.tensor(info, i + 5, "runningVar");
-  w.w2 = j.tensor(info, i + 6, "w2");
-  w.b2 = j.tensor(info, i + 7, "b2");
-  w.eps = static_cast<float>(number_arg(info, i + 8, "eps"));
+  w.w1 = args.field_tensor(o, "weights", "w1");
+  w.b1 = args.field_tensor(o, "weights", "b1");
+  w.bn_weight = args.field_tensor(o, "weights", "bnWeight");
+  w.bn_bias = args.field_tensor(o, "weights", "bnBias");
+  w.running_mean = args.field_tensor(o, "weights", "runningMean");
+  w.running_var = args.field_tensor(o, "weights", "runningVar");
+  w.w2 = args.field_tensor(o, "weights", "w2");
+  w.b2 = args.field_tensor(o, "weights", "b2");
+  w.eps = static_cast<float>(args.field_number(o, "weights", "eps"));
   return w;
 }
 
-// projectionForward(x, ...weights(9), y, async)
+// The saved activations of a training forward: {z1, mean, rstd}.
+te_projection_saved saved(ArgCursor& args) {
+  const Napi::Object o = args.object("saved");
+  te_projection_saved s{};
+  s.z1 = args.field_tensor(o, "saved", "z1");
+  s.mean = args.field_tensor(o, "saved", "mean");
+  s.rstd = args.field_tensor(o, "saved", "rstd");
+  return s;
+}
+
+// Two arguments: dropP, seed.
+te_dropout dropout(ArgCursor& args) {
+  te_dropout d{};
+  d.p = static_cast<float>(args.number("dropP"));
+  d.seed = args.u64("seed");
+  return d;
+}
+
+// projectionForward(x, weights, y, async)
 Napi::Value forward(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
-    const te_projection_weights w = weights(j, info, 1);
-    te_tensor y = j.tensor(info, 10, "y");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
+    const te_projection_weights w = weights(args);
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_projection_forward(&x, &w, &y); };
   });
 }
 
-// projectionForwardTrain(x, ...weights(9), momentum, dropP, seed, z1, mean, rstd, y, async)
+// projectionForwardTrain(x, weights, momentum, dropP, seed, saved, y, async)
 Napi::Value forward_train(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
-    te_projection_weights w = weights(j, info, 1);
-    const float momentum = static_cast<float>(number_arg(info, 10, "momentum"));
-    const te_dropout drop{static_cast<float>(number_arg(info, 11, "dropP")), u64_arg(info, 12, "seed")};
-    te_projection_saved saved{j.tensor(info, 13, "z1"), j.tensor(info, 14, "mean"), j.tensor(info, 15, "rstd")};
-    te_tensor y = j.tensor(info, 16, "y");
-    return [=]() mutable { return te_projection_forward_train(&x, &w, momentum, &drop, &saved, &y); };
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
+    te_projection_weights w = weights(args);
+    const float momentum = static_cast<float>(args.number("momentum"));
+    const te_dropout drop = dropout(args);
+    te_projection_saved s = saved(args);
+    te_tensor y = args.tensor("y");
+    return [=]() mutable { return te_projection_forward_train(&x, &w, momentum, &drop, &s, &y); };
   });
 }
 
-// projectionBackward(dy, x, ...weights(9), z1, mean, rstd, dropP, seed,
-//                    gW1, gB1, gBnWeight, gBnBias, gW2, gB2, dx | null, async)
+// projectionBackward(dy, x, weights, saved, dropP, seed, grads, dx | null, async);
+// grads: {w1, b1, bnWeight, bnBias, w2, b2}.
 Napi::Value backward(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor dy = j.tensor(info, 0, "dy"), x = j.tensor(info, 1, "x");
-    const te_projection_weights w = weights(j, info, 2);
-    const te_projection_saved saved{j.tensor(info, 11, "z1"), j.tensor(info, 12, "mean"), j.tensor(info, 13, "rstd")};
-    const te_dropout drop{static_cast<float>(number_arg(info, 14, "dropP")), u64_arg(info, 15, "seed")};
-    te_projection_grads g{j.tensor(info, 16, "gW1"),       j.tensor(info, 17, "gB1"), j.tensor(info, 18, "gBnWeight"),
-                          j.tensor(info, 19, "gBnBias"),   j.tensor(info, 20, "gW2"), j.tensor(info, 21, "gB2")};
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor dy = args.tensor("dy"), x = args.tensor("x");
+    const te_projection_weights w = weights(args);
+    const te_projection_saved s = saved(args);
+    const te_dropout drop = dropout(args);
+    const Napi::Object go = args.object("grads");
+    te_projection_grads g{};
+    g.w1 = args.field_tensor(go, "grads", "w1");
+    g.b1 = args.field_tensor(go, "grads", "b1");
+    g.bn_weight = args.field_tensor(go, "grads", "bnWeight");
+    g.bn_bias = args.field_tensor(go, "grads", "bnBias");
+    g.w2 = args.field_tensor(go, "grads", "w2");
+    g.b2 = args.field_tensor(go, "grads", "b2");
     te_tensor dx{};
-    const bool has_dx = j.optional_tensor(info, 22, "dx", &dx);
-    return [=]() mutable {
-      return te_projection_backward(&dy, &x, &w, &saved, &drop, &g, has_dx ? &dx : nullptr);
-    };
+    const bool has_dx = args.optional_tensor("dx", &dx);
+    return [=]() mutable { return te_projection_backward(&dy, &x, &w, &s, &drop, &g, has_dx ? &dx : nullptr); };
   });
 }
 

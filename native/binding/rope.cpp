@@ -8,14 +8,14 @@ namespace {
 
 // rope(x, positions | null, offset, rotaryDim, theta, y, async)
 Napi::Value rope(const Napi::CallbackInfo& info) {
-  return run_job(info, [&](Job& j) {
-    const te_tensor x = j.tensor(info, 0, "x");
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
     te_tensor pos{};
-    const bool hp = j.optional_tensor(info, 1, "positions", &pos);
-    const int64_t offset = static_cast<int64_t>(u64_arg(info, 2, "offset"));
-    const int32_t rdim = int_arg(info, 3, "rotaryDim");
-    const float theta = static_cast<float>(number_arg(info, 4, "theta"));
-    te_tensor y = j.tensor(info, 5, "y");
+    const bool hp = args.optional_tensor("positions", &pos);
+    const int64_t offset = static_cast<int64_t>(args.u64("offset"));
+    const int32_t rdim = args.int32("rotaryDim");
+    const float theta = static_cast<float>(args.number("theta"));
+    te_tensor y = args.tensor("y");
     return [=]() mutable { return te_rope(&x, hp ? &pos : nullptr, offset, rdim, theta, &y); };
   });
 }
