@@ -3,8 +3,8 @@
 // F16C) and "avx512" (its own GEMM tile over the AVX2 table), each SIMD set
 // compiled as its own target with its flags. The op files in
 // native/cpu/ hold the algorithms (blocking, threading, reductions) and call
-// into the table for the inner loops, so both instruction sets share one
-// algorithm and differ only by rounding.
+// into the table for the inner loops, so every instruction set shares one
+// algorithm and they differ only by rounding.
 #pragma once
 
 #include <cstdint>

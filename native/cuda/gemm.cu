@@ -19,6 +19,7 @@
 //    until measurements pick the default.
 #include <mma.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -31,15 +32,23 @@ namespace {
 
 using namespace gemm_detail;
 
-// 0: the defaults; 1: tiled128 for f32 where it applies; 2: WMMA for 16-bit B
-// where mma.sync would serve; 3: wgmma for 16-bit B on Hopper where mma.sync
-// would serve (to check and time the kernels against each other).
-int g_variant = 0;
+// Which kernel serves a GEMM, to check and time them against each other
+// (te_cuda_gemm_variant's integers).
+enum class GemmVariant : int32_t {
+  Default = 0,   // the choice by dtype and architecture
+  Tiled128 = 1,  // f32: the 128x128 double-buffered kernel where it applies
+  Wmma = 2,      // 16-bit B: WMMA where mma.sync would serve
+  Wgmma = 3,     // 16-bit B on Hopper: wgmma where mma.sync would serve
+};
 
-bool g_allow_tf32 = [] {
+// Process-wide knobs, set from one thread and read by every launching
+// thread (the pool's workers included): atomics, relaxed (no data hangs on them).
+std::atomic<GemmVariant> g_variant{GemmVariant::Default};
+
+std::atomic<bool> g_allow_tf32{[] {
   const char* e = std::getenv("TINYEMO_TF32");
   return e && std::strcmp(e, "1") == 0;
-}();
+}()};
 
 // ---- simt: 64x64 tiles, 256 threads, 4x4 outputs each ----------------------
 
@@ -160,8 +169,7 @@ __global__ void __launch_bounds__(256) gemm_tiled128(Args g) {
 
 bool tiled128_applies(const Args& g) {
   const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
-  return !g.a_trans && !g.b_trans && g.K % 4 == 0 && g.lda % 4 == 0 && g.ldb % 4 == 0 && aligned(g.a) &&
-         aligned(g.b);
+  return !g.a_trans && !g.b_trans && g.K % 4 == 0 && g.lda % 4 == 0 && g.ldb % 4 == 0 && aligned(g.a) && aligned(g.b);
 }
 
 // ---- gemv: M <= 8, B rows contiguous (b_trans false) ------------------------
@@ -235,65 +243,64 @@ __global__ void __launch_bounds__(128) gemm_mma(Args g) {
   if constexpr (P::min_arch > __CUDA_ARCH__) {
     __trap();  // never launched: the host picks this kernel only where the instructions exist
   } else {
-  namespace w = nvcuda::wmma;
-  using In = typename P::in;
-  constexpr int LD = MK + 8;  // padding against bank conflicts; a multiple of 8 as WMMA wants
-  __shared__ __align__(32) unsigned char smem[(2 * MB * LD * sizeof(In)) > (MB * (MB + 4) * 4)
-                                                  ? (2 * MB * LD * sizeof(In))
-                                                  : (MB * (MB + 4) * 4)];
-  In* As = reinterpret_cast<In*>(smem);
-  In* Bs = As + MB * LD;
-  const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
-  const int64_t m0 = int64_t(blockIdx.y) * MB, n0 = int64_t(blockIdx.x) * MB;
-  w::fragment<w::accumulator, 16, 16, P::k, float> acc[2][2];
+    namespace w = nvcuda::wmma;
+    using In = typename P::in;
+    constexpr int LD = MK + 8;  // padding against bank conflicts; a multiple of 8 as WMMA wants
+    __shared__ __align__(32) unsigned char
+        smem[(2 * MB * LD * sizeof(In)) > (MB * (MB + 4) * 4) ? (2 * MB * LD * sizeof(In)) : (MB * (MB + 4) * 4)];
+    In* As = reinterpret_cast<In*>(smem);
+    In* Bs = As + MB * LD;
+    const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
+    const int64_t m0 = int64_t(blockIdx.y) * MB, n0 = int64_t(blockIdx.x) * MB;
+    w::fragment<w::accumulator, 16, 16, P::k, float> acc[2][2];
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < 2; ++i)
 #pragma unroll
-    for (int j = 0; j < 2; ++j) w::fill_fragment(acc[i][j], 0.0f);
-  for (int64_t k0 = 0; k0 < g.K; k0 += MK) {
-    for (int i = threadIdx.x; i < MB * MK; i += 128) {
-      const int r = i / MK, kk = i % MK;
-      const int64_t k = k0 + kk;
-      const float av = (m0 + r < g.M && k < g.K) ? load_a(g, m0 + r, k) : 0.0f;
-      const float bv = (n0 + r < g.N && k < g.K) ? load_b<TB>(g, n0 + r, k) : 0.0f;
-      if constexpr (std::is_same<In, float>::value) {
-        As[r * LD + kk] = TE_TO_TF32(av);
-        Bs[r * LD + kk] = TE_TO_TF32(bv);
-      } else {
-        As[r * LD + kk] = from_f32<In>(av);
-        Bs[r * LD + kk] = from_f32<In>(bv);
+      for (int j = 0; j < 2; ++j) w::fill_fragment(acc[i][j], 0.0f);
+    for (int64_t k0 = 0; k0 < g.K; k0 += MK) {
+      for (int i = threadIdx.x; i < MB * MK; i += 128) {
+        const int r = i / MK, kk = i % MK;
+        const int64_t k = k0 + kk;
+        const float av = (m0 + r < g.M && k < g.K) ? load_a(g, m0 + r, k) : 0.0f;
+        const float bv = (n0 + r < g.N && k < g.K) ? load_b<TB>(g, n0 + r, k) : 0.0f;
+        if constexpr (std::is_same<In, float>::value) {
+          As[r * LD + kk] = TE_TO_TF32(av);
+          Bs[r * LD + kk] = TE_TO_TF32(bv);
+        } else {
+          As[r * LD + kk] = from_f32<In>(av);
+          Bs[r * LD + kk] = from_f32<In>(bv);
+        }
       }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < MK; kk += P::k) {
+        w::fragment<w::matrix_a, 16, 16, P::k, typename P::frag_t, w::row_major> fa[2];
+        w::fragment<w::matrix_b, 16, 16, P::k, typename P::frag_t, w::col_major> fb[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) w::load_matrix_sync(fa[i], As + (wm * 32 + i * 16) * LD + kk, LD);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) w::load_matrix_sync(fb[j], Bs + (wn * 32 + j * 16) * LD + kk, LD);
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+          for (int j = 0; j < 2; ++j) w::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+      }
+      __syncthreads();
     }
+    // Through shared memory, so the epilogue can see (m, n) of every element.
+    float* Cs = reinterpret_cast<float*>(smem);
+    constexpr int LDC = MB + 4;
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        w::store_matrix_sync(Cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC, w::mem_row_major);
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < MK; kk += P::k) {
-      w::fragment<w::matrix_a, 16, 16, P::k, typename P::frag_t, w::row_major> fa[2];
-      w::fragment<w::matrix_b, 16, 16, P::k, typename P::frag_t, w::col_major> fb[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) w::load_matrix_sync(fa[i], As + (wm * 32 + i * 16) * LD + kk, LD);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) w::load_matrix_sync(fb[j], Bs + (wn * 32 + j * 16) * LD + kk, LD);
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) w::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    for (int i = threadIdx.x; i < MB * MB; i += 128) {
+      const int r = i / MB, cidx = i % MB;
+      const int64_t m = m0 + r, n = n0 + cidx;
+      if (m < g.M && n < g.N) store_c(g, m, n, Cs[r * LDC + cidx]);
     }
-    __syncthreads();
-  }
-  // Through shared memory, so the epilogue can see (m, n) of every element.
-  float* Cs = reinterpret_cast<float*>(smem);
-  constexpr int LDC = MB + 4;
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      w::store_matrix_sync(Cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC, w::mem_row_major);
-  __syncthreads();
-  for (int i = threadIdx.x; i < MB * MB; i += 128) {
-    const int r = i / MB, cidx = i % MB;
-    const int64_t m = m0 + r, n = n0 + cidx;
-    if (m < g.M && n < g.N) store_c(g, m, n, Cs[r * LDC + cidx]);
-  }
   }
 #else
   // Never launched: the host picks this kernel only on devices that have the instructions.
@@ -303,9 +310,12 @@ __global__ void __launch_bounds__(128) gemm_mma(Args g) {
 
 template <class TB>
 void launch_mma(const Args& g, dim3 grid) {
-  if constexpr (std::is_same<TB, __half>::value) gemm_mma<Mma<__half>, TB><<<grid, 128, 0, stream()>>>(g);
-  else if constexpr (std::is_same<TB, __nv_bfloat16>::value) gemm_mma<Mma<__nv_bfloat16>, TB><<<grid, 128, 0, stream()>>>(g);
-  else gemm_mma<Mma<Tf32Tag>, TB><<<grid, 128, 0, stream()>>>(g);
+  if constexpr (std::is_same<TB, __half>::value)
+    gemm_mma<Mma<__half>, TB><<<grid, 128, 0, stream()>>>(g);
+  else if constexpr (std::is_same<TB, __nv_bfloat16>::value)
+    gemm_mma<Mma<__nv_bfloat16>, TB><<<grid, 128, 0, stream()>>>(g);
+  else
+    gemm_mma<Mma<Tf32Tag>, TB><<<grid, 128, 0, stream()>>>(g);
 }
 
 template <class TB>
@@ -321,20 +331,27 @@ void run(const Args& g) {
   if (grid.y > 65535) fail(TE_ERR_UNSUPPORTED, "gemm: M = %lld is too large for one launch", (long long)g.M);
   const int a = arch();
   const bool f32 = std::is_same<TB, float>::value;
-  const bool mma = f32 ? (g_allow_tf32 && a >= 80) : (std::is_same<TB, __half>::value ? a >= 70 : a >= 80);
-  if (mma && !f32 && g_variant == 3 && wgmma_available() && mma_sync_applies(g)) {
-    if constexpr (std::is_same<TB, __half>::value) launch_wgmma_f16(g);
-    else launch_wgmma_bf16(g);
+  const GemmVariant variant = g_variant.load(std::memory_order_relaxed);
+  const bool tf32 = g_allow_tf32.load(std::memory_order_relaxed);
+  const bool mma = f32 ? (tf32 && a >= 80) : (std::is_same<TB, __half>::value ? a >= 70 : a >= 80);
+  if (mma && !f32 && variant == GemmVariant::Wgmma && wgmma_available() && mma_sync_applies(g)) {
+    if constexpr (std::is_same<TB, __half>::value)
+      launch_wgmma_f16(g);
+    else
+      launch_wgmma_bf16(g);
     check_launch("gemm (wgmma)");
-  } else if (mma && !f32 && a >= 80 && g_variant != 2 && mma_sync_applies(g)) {
-    if constexpr (std::is_same<TB, __half>::value) launch_mma_sync_f16(g);
-    else launch_mma_sync_bf16(g);
+  } else if (mma && !f32 && a >= 80 && variant != GemmVariant::Wmma && mma_sync_applies(g)) {
+    if constexpr (std::is_same<TB, __half>::value)
+      launch_mma_sync_f16(g);
+    else
+      launch_mma_sync_bf16(g);
     check_launch("gemm (mma.sync)");
   } else if (mma) {
     launch_mma<TB>(g, grid);
     check_launch("gemm (tensor cores)");
-  } else if (f32 && g_variant == 1 && tiled128_applies(g)) {
-    const dim3 big(static_cast<unsigned>((g.N + T_TILE - 1) / T_TILE), static_cast<unsigned>((g.M + T_TILE - 1) / T_TILE));
+  } else if (f32 && variant == GemmVariant::Tiled128 && tiled128_applies(g)) {
+    const dim3 big(static_cast<unsigned>((g.N + T_TILE - 1) / T_TILE),
+                   static_cast<unsigned>((g.M + T_TILE - 1) / T_TILE));
     gemm_tiled128<<<big, 256, 0, stream()>>>(g);
     check_launch("gemm (f32, tiled128)");
   } else {
@@ -348,9 +365,9 @@ void run(const Args& g) {
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
           const GemmEpilogue& ep, const GemmPrologue* pro) {
   if (M == 0 || N == 0) return;
-  Args g{M,         N,         K,        a.p,     a.ld,     a.trans,  b.p,     b.ld,    b.trans,
-         c,         ldc,       ep.alpha, ep.beta, ep.col_scale, ep.col_shift, ep.act, nullptr, nullptr,
-         0,         0.0f,      0,        false};
+  Args g{M,       N,       K,   a.p,      a.ld,    a.trans,      b.p,          b.ld,
+         b.trans, c,       ldc, ep.alpha, ep.beta, ep.col_scale, ep.col_shift, ep.act,
+         nullptr, nullptr, 0,   0.0f,     0,       false};
   if (pro) {
     g.p_scale = pro->scale;
     g.p_shift = pro->shift;
@@ -360,30 +377,39 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
     g.has_prologue = true;
   }
   switch (b.dtype) {
-    case TE_F32: run<float>(g); break;
-    case TE_F16: run<__half>(g); break;
-    default: run<__nv_bfloat16>(g); break;
+    case TE_F32:
+      run<float>(g);
+      break;
+    case TE_F16:
+      run<__half>(g);
+      break;
+    default:
+      run<__nv_bfloat16>(g);
+      break;
   }
 }
-
 
 }  // namespace te::cuda
 
 extern "C" TE_API te_status te_cuda_allow_tf32(int32_t allow) {
-  return te::guard([&] { te::cuda::g_allow_tf32 = allow != 0; });
+  return te::guard([&] { te::cuda::g_allow_tf32.store(allow != 0, std::memory_order_relaxed); });
 }
 
-extern "C" TE_API int32_t te_cuda_tf32_allowed(void) { return te::cuda::g_allow_tf32 ? 1 : 0; }
+extern "C" TE_API int32_t te_cuda_tf32_allowed(void) {
+  return te::cuda::g_allow_tf32.load(std::memory_order_relaxed) ? 1 : 0;
+}
 
 extern "C" TE_API te_status te_cuda_gemm_variant(int32_t variant) {
   return te::guard([&] {
     if (variant < 0 || variant > 3) {
       te::fail(TE_ERR_INVALID_ARGUMENT,
-               "gemm variant %d (0: default, 1: f32 tiled128, 2: 16-bit through WMMA, 3: 16-bit through wgmma)", variant);
+               "gemm variant %d (0: default, 1: f32 tiled128, 2: 16-bit through WMMA, 3: 16-bit through wgmma)",
+               variant);
     }
-    if (variant == 3 && !te::cuda::gemm_detail::wgmma_available()) {
+    using te::cuda::GemmVariant;
+    if (static_cast<GemmVariant>(variant) == GemmVariant::Wgmma && !te::cuda::gemm_detail::wgmma_available()) {
       te::fail(TE_ERR_UNSUPPORTED, "gemm variant 3 (wgmma) needs a Hopper GPU and a build with sm_90a code");
     }
-    te::cuda::g_variant = variant;
+    te::cuda::g_variant.store(static_cast<GemmVariant>(variant), std::memory_order_relaxed);
   });
 }

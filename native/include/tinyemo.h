@@ -97,8 +97,10 @@ TE_API size_t te_dtype_size(int32_t dtype);
 TE_API int32_t te_num_threads(void);
 TE_API te_status te_set_num_threads(int32_t n);
 
-/* CPU kernels: "avx2" (AVX2+FMA+F16C) where the CPU has it, else "generic".
- * TINYEMO_ISA=generic forces the portable kernels at start-up. */
+/* CPU kernels: "avx512" (AVX-512 F/DQ/BW/VL, with the OS saving its state) or
+ * "avx2" (AVX2+FMA+F16C) where the CPU has them, else "generic".
+ * TINYEMO_ISA=generic or avx2 chooses a lower set at start-up (te_set_cpu_isa any
+ * set the CPU has). */
 TE_API const char* te_cpu_isa(void);
 TE_API te_status te_set_cpu_isa(const char* name);
 /* Space-separated feature flags this CPU reports, e.g. "sse2 avx avx2 fma f16c". */
