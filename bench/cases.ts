@@ -56,7 +56,13 @@ export function rand(n: number, scale = 1): Float32Array {
 }
 
 function tensor(shape: number[], scale = 1): Tensor<'f32'> {
-  return Tensor.from(rand(shape.reduce((a, b) => a * b, 1), scale), shape);
+  return Tensor.from(
+    rand(
+      shape.reduce((a, b) => a * b, 1),
+      scale,
+    ),
+    shape,
+  );
 }
 
 function projector(inp: number, hidden: number): ProjectionWeights {
@@ -159,7 +165,11 @@ function lossCase(loss: 'infonce' | 'ntxent', B: number, C: number): BenchCase {
       const labels = l2NormalizeSync(raw);
       raw.dispose();
       const y = tensor([B, H]);
-      const targets = Tensor.fromArray('i32', Int32Array.from({ length: B }, (_, i) => (i * 7) % C), [B]);
+      const targets = Tensor.fromArray(
+        'i32',
+        Int32Array.from({ length: B }, (_, i) => (i * 7) % C),
+        [B],
+      );
       const grad = Tensor.empty([B, H]);
       return {
         run: () => {

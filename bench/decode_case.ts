@@ -55,7 +55,15 @@ function modelFolder(dtype: 'f32' | 'f16'): string {
   const w: Record<string, Tensor> = {};
   let seed = 1;
   const add = (name: string, shape: number[], scale: number, offset = 0) => {
-    let t: Tensor = Tensor.from(rand(shape.reduce((a, b) => a * b, 1), scale, seed++, offset), shape);
+    let t: Tensor = Tensor.from(
+      rand(
+        shape.reduce((a, b) => a * b, 1),
+        scale,
+        seed++,
+        offset,
+      ),
+      shape,
+    );
     if (dtype === 'f16' && shape.length === 2) {
       const h = t.toSync('f16');
       t.dispose();
@@ -125,7 +133,10 @@ export function decodeCase(dtype: 'f32' | 'f16', kv = 512): BenchCase {
     async setup() {
       const m = DecoderLM.load(modelFolder(dtype));
       const cache: KvCache = m.newCache(kv + 1);
-      await m.forward(Array.from({ length: kv }, (_, i) => 3 + ((i * 37) % 30000)), cache);
+      await m.forward(
+        Array.from({ length: kv }, (_, i) => 3 + ((i * 37) % 30000)),
+        cache,
+      );
       let token = 5;
       return {
         run: async () => {

@@ -40,7 +40,9 @@ function writeSplits(data: string, seeds: number, file: string): void {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  let data = process.env.TINYEMO_EMOTION6 ? path.join(process.env.TINYEMO_EMOTION6, 'train') : path.join(__dirname, '..', '..', '..', 'shared', 'data', 'emotion6-clip-vit-l14', 'train');
+  let data = process.env.TINYEMO_EMOTION6
+    ? path.join(process.env.TINYEMO_EMOTION6, 'train')
+    : path.join(__dirname, '..', '..', '..', 'shared', 'data', 'emotion6-clip-vit-l14', 'train');
   let seeds = 20;
   let configs: Array<Partial<TrainConfig>> = [{}];
   let json = false;

@@ -141,9 +141,7 @@ async function main(): Promise<void> {
   const probe = binding().probe(threads, opts.quick ? 20_000_000 : 60_000_000, opts.quick ? 256 << 20 : 1 << 30);
   machine.peak_gflops = probe.gflops;
   machine.read_gbs = probe.readGBs;
-  const reported: CaseResult[] = measured.map((m) =>
-    caseResult(m.c.name, m.c.params, m.tiny, m.torch, m.config, { flops: m.c.flops, bytes: m.c.bytes }, machine),
-  );
+  const reported: CaseResult[] = measured.map((m) => caseResult(m.c.name, m.c.params, m.tiny, m.torch, m.config, { flops: m.c.flops, bytes: m.c.bytes }, machine));
   log('');
   log(formatTable(reported, machine));
   if (opts.json) process.stdout.write(`${JSON.stringify({ machine, cases: reported }, null, 2)}\n`);

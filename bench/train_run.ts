@@ -25,7 +25,9 @@ interface Options {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    data: process.env.TINYEMO_EMOTION6 ? path.join(process.env.TINYEMO_EMOTION6, 'train') : path.join(__dirname, '..', '..', '..', 'shared', 'data', 'emotion6-clip-vit-l14', 'train'),
+    data: process.env.TINYEMO_EMOTION6
+      ? path.join(process.env.TINYEMO_EMOTION6, 'train')
+      : path.join(__dirname, '..', '..', '..', 'shared', 'data', 'emotion6-clip-vit-l14', 'train'),
     epochs: 5,
     reps: 3,
     json: false,
@@ -71,10 +73,7 @@ async function main(): Promise<void> {
       const seed = rep;
       const t0 = process.hrtime.bigint();
       let t1 = t0;
-      const r = await trainProjector(
-        { ...cfg, seed, data: o.data, out: path.join(tmp, `tinyemo-${rep}`) },
-        { hooks: { onStart: () => (t1 = process.hrtime.bigint()) } },
-      );
+      const r = await trainProjector({ ...cfg, seed, data: o.data, out: path.join(tmp, `tinyemo-${rep}`) }, { hooks: { onStart: () => (t1 = process.hrtime.bigint()) } });
       const t2 = process.hrtime.bigint();
       ours.load.push(Number(t1 - t0) / 1e9);
       ours.train.push(Number(t2 - t1) / 1e9);

@@ -2,13 +2,7 @@
 export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'i64';
 
 /** The typed array that holds a dtype's raw elements (f16/bf16 as bits). */
-export type StorageArray<D extends DType> = D extends 'f32'
-  ? Float32Array
-  : D extends 'f16' | 'bf16'
-    ? Uint16Array
-    : D extends 'i32'
-      ? Int32Array
-      : BigInt64Array;
+export type StorageArray<D extends DType> = D extends 'f32' ? Float32Array : D extends 'f16' | 'bf16' ? Uint16Array : D extends 'i32' ? Int32Array : BigInt64Array;
 
 export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'i64'];
 

@@ -20,14 +20,7 @@ export { embedding, embeddingSync, patchEmbed, patchEmbedSync } from './ops/embe
 export type { PatchEmbedOptions } from './ops/embedding';
 export { l2Normalize, l2NormalizeSync, cosine, cosineSync, cosineTopk, cosineTopkSync } from './ops/metric';
 export type { TopK, CosineTopkOptions } from './ops/metric';
-export {
-  projectionForward,
-  projectionForwardSync,
-  projectionForwardTrain,
-  projectionForwardTrainSync,
-  projectionBackward,
-  projectionBackwardSync,
-} from './ops/projection';
+export { projectionForward, projectionForwardSync, projectionForwardTrain, projectionForwardTrainSync, projectionBackward, projectionBackwardSync } from './ops/projection';
 export type {
   ProjectionWeights,
   ProjectionSaved,

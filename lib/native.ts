@@ -78,9 +78,7 @@ export interface NativeBinding {
   projectionForward: Op<[x: T, weights: NativeProjectionWeights, y: T]>;
   projectionForwardTrain: Op<[x: T, weights: NativeProjectionWeights, momentum: number, dropP: number, seed: Seed, saved: NativeProjectionSaved, y: T]>;
   metricLoss: Op<[y: T, targets: T, labels: T, kind: number, tau: number, grad: T, loss: T]>;
-  projectionBackward: Op<
-    [dy: T, x: T, weights: NativeProjectionWeights, saved: NativeProjectionSaved, dropP: number, seed: Seed, grads: NativeProjectionGrads, dx: Maybe<T>]
-  >;
+  projectionBackward: Op<[dy: T, x: T, weights: NativeProjectionWeights, saved: NativeProjectionSaved, dropP: number, seed: Seed, grads: NativeProjectionGrads, dx: Maybe<T>]>;
   attention: Op<[q: T, k: T, v: T, out: T, scale: number, causal: boolean]>;
   adamwStep: Op<[params: T[], grads: T[], expAvg: T[], expAvgSq: T[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number]>;
 }
@@ -159,7 +157,7 @@ function loadCpu(root: string): { binding: NativeBinding; path: string } {
       'NATIVE_LOAD',
       `could not load the tinyemo native addon from ${root}: ${(e as Error).message}. ` +
         'No prebuilt binary matches this platform, and it was not built at install time. Build it with ' +
-        '`npm rebuild tinyemo` (npm 11 skips dependencies\' install scripts unless allowed: ' +
+        "`npm rebuild tinyemo` (npm 11 skips dependencies' install scripts unless allowed: " +
         '`npm install-scripts approve tinyemo`), or `npm run build:native` in a clone.',
       { cause: e },
     );

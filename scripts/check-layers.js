@@ -67,7 +67,10 @@ for (const file of sources(path.join(root, 'lib'))) {
   }
   const text = fs.readFileSync(file, 'utf8');
   for (const m of text.matchAll(IMPORT)) {
-    const target = path.relative(root, resolveImport(file, m[1] ?? m[2])).split(path.sep).join('/');
+    const target = path
+      .relative(root, resolveImport(file, m[1] ?? m[2]))
+      .split(path.sep)
+      .join('/');
     const theirs = layerOf(target);
     if (theirs > own) problems.push(`${rel} (${LAYERS[own][0]}) imports ${target} (${LAYERS[theirs][0]}), a higher layer`);
   }

@@ -31,7 +31,7 @@ function refAttention(c: Case, q: Float32Array, k: Float32Array, v: Float32Array
         }
         const m = Math.max(...s);
         let sum = 0;
-        for (let j = 0; j < n; ++j) sum += (s[j] = Math.exp(s[j] - m));
+        for (let j = 0; j < n; ++j) sum += s[j] = Math.exp(s[j] - m);
         for (let e = 0; e < c.D; ++e) {
           let acc = 0;
           for (let j = 0; j < n; ++j) acc += s[j] * v[((b * c.Skv + j) * c.Hkv + hk) * c.D + e];
@@ -62,12 +62,7 @@ describe('attention against float64', () => {
     const want = refAttention(c, q, k, v, scale);
     await forEachIsa(async (isa) => {
       const out = poisoned([c.B, c.Sq, c.Hq, c.D]);
-      await attention(
-        Tensor.from(q, [c.B, c.Sq, c.Hq, c.D]),
-        Tensor.from(k, [c.B, c.Skv, c.Hkv, c.D]),
-        Tensor.from(v, [c.B, c.Skv, c.Hkv, c.D]),
-        { causal: c.causal, out },
-      );
+      await attention(Tensor.from(q, [c.B, c.Sq, c.Hq, c.D]), Tensor.from(k, [c.B, c.Skv, c.Hkv, c.D]), Tensor.from(v, [c.B, c.Skv, c.Hkv, c.D]), { causal: c.causal, out });
       const err = relError(out.data, want);
       if (!(err <= 1e-5)) throw new Error(`${isa}: rel error ${err}`);
     });
@@ -99,8 +94,7 @@ describe('attention against float64', () => {
     const q1 = Tensor.from(pick(0), [B, S, H, D]).narrow(1, S - 1, 1);
     const dec = attentionSync(q1, cacheK.narrow(1, 0, S), cacheV.narrow(1, 0, S), { causal: true });
     const full = out.toArray();
-    for (let b = 0; b < B; ++b)
-      for (let i = 0; i < H * D; ++i) expect(dec.data[b * H * D + i]).toBeCloseTo(full[((b * S + S - 1) * H) * D + i], 5);
+    for (let b = 0; b < B; ++b) for (let i = 0; i < H * D; ++i) expect(dec.data[b * H * D + i]).toBeCloseTo(full[(b * S + S - 1) * H * D + i], 5);
   });
 
   test('shape errors are typed', () => {

@@ -9,15 +9,7 @@ test('medians, minima and maxima', () => {
 });
 
 test('ratio, rate and fraction of the machine', () => {
-  const r = caseResult(
-    'gemm_x',
-    { M: 10 },
-    summarize([2, 2, 4]),
-    summarize([6, 8, 10]),
-    'torch 2t',
-    { flops: 4e9, bytes: 1e8 },
-    { peak_gflops: 4000, read_gbs: 100 },
-  );
+  const r = caseResult('gemm_x', { M: 10 }, summarize([2, 2, 4]), summarize([6, 8, 10]), 'torch 2t', { flops: 4e9, bytes: 1e8 }, { peak_gflops: 4000, read_gbs: 100 });
   expect(r.ratio).toBe(4); // 8 ms / 2 ms
   expect(r.gflops).toBe(2000); // 4e9 flop in 2 ms
   expect(r.peak_fraction).toBe(0.5);
@@ -32,12 +24,18 @@ test('ratio, rate and fraction of the machine', () => {
 
 test('the JSON fields and the table', () => {
   const r = caseResult('attention_x', { B: 1 }, summarize([1.5]), summarize([3]), 'torch 1t', { flops: 3e6 }, { peak_gflops: 100, read_gbs: 10 });
-  expect(Object.keys(r)).toEqual(
-    expect.arrayContaining(['name', 'tinyemo_ms', 'torch_ms', 'torch_config', 'ratio', 'gflops', 'peak_fraction']),
-  );
+  expect(Object.keys(r)).toEqual(expect.arrayContaining(['name', 'tinyemo_ms', 'torch_ms', 'torch_config', 'ratio', 'gflops', 'peak_fraction']));
   const machine = {
-    date: '2026-01-01', cpu: 'cpu', cores: 2, threads: 2, isa: 'avx2', peak_gflops: 100, read_gbs: 10,
-    node: 'v20', torch: '1.13', blas_core: 'Haswell',
+    date: '2026-01-01',
+    cpu: 'cpu',
+    cores: 2,
+    threads: 2,
+    isa: 'avx2',
+    peak_gflops: 100,
+    read_gbs: 10,
+    node: 'v20',
+    torch: '1.13',
+    blas_core: 'Haswell',
   };
   const table = formatTable([r], machine);
   expect(table).toContain('attention_x');

@@ -185,7 +185,15 @@ test('flagging: all-null families rarely flag anything; large significant effect
   const rng = new Rng(13);
   let runsWithFlags = 0;
   for (let run = 0; run < 60; ++run) {
-    const tests: Test[] = Array.from({ length: 50 }, (_, i) => ({ id: `t${i}`, kind: 'prediction-rate' as const, title: '', effect: 0.5, p: rng.next(), details: {}, examples: [] }));
+    const tests: Test[] = Array.from({ length: 50 }, (_, i) => ({
+      id: `t${i}`,
+      kind: 'prediction-rate' as const,
+      title: '',
+      effect: 0.5,
+      p: rng.next(),
+      details: {},
+      examples: [],
+    }));
     if (decide(tests, 0.05).some((f) => f.flagged)) ++runsWithFlags;
   }
   // BH controls the chance of any false flag at about alpha when every hypothesis is null.

@@ -132,7 +132,9 @@ test('train on the features, then classify the images: the bundle names the towe
 test('classify without --model, offline and not cached: one message names every missing model and how to get it', () => {
   const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'), { HF_HUB_OFFLINE: '1' });
   expect(r.status).toBe(2);
-  expect(r.stderr).toMatch(/no --model given, and the default models are not all in the Hugging Face cache; missing: openai\/clip-vit-large-patch14, ggcristian\/TinyEmo-CLIP-OpenELM-450M, apple\/OpenELM-450M-Instruct, TinyLlama\/TinyLlama-1.1B-Chat-v1.0/);
+  expect(r.stderr).toMatch(
+    /no --model given, and the default models are not all in the Hugging Face cache; missing: openai\/clip-vit-large-patch14, ggcristian\/TinyEmo-CLIP-OpenELM-450M, apple\/OpenELM-450M-Instruct, TinyLlama\/TinyLlama-1.1B-Chat-v1.0/,
+  );
   expect(r.stderr).toMatch(/tinyemo pull openai\/clip-vit-large-patch14 --include '\*.json' --include 'model.safetensors' && tinyemo pull ggcristian/);
   expect(r.stderr).toMatch(/\[NOT_FOUND\]$/m);
   expect(r.stderr).not.toMatch(/downloading/);
@@ -187,7 +189,10 @@ test('classify without --model, defaults in the cache: tower, released-style pro
 
   // The same by hand: Emotion6 labels in OpenELM's space, the projector, the tower's embedding.
   const labels = LabelSpace.fromLlm(['anger', 'disgust', 'fear', 'joy', 'sadness', 'surprise'], llm, { tokenizerDir: tok });
-  const cls = MetricClassifier.load(path.join(repoDir(cache, 'ggcristian/TinyEmo-CLIP-OpenELM-450M'), 'snapshots', 'c0ffee'.padEnd(40, '0'), 'TinyEmo-CLIP-OpenELM-450M.safetensors'), { labels });
+  const cls = MetricClassifier.load(
+    path.join(repoDir(cache, 'ggcristian/TinyEmo-CLIP-OpenELM-450M'), 'snapshots', 'c0ffee'.padEnd(40, '0'), 'TinyEmo-CLIP-OpenELM-450M.safetensors'),
+    { labels },
+  );
   const tower = ClipVision.load(vision);
   const px = preprocess([await readImage(photo)], preprocessForFolder(vision, 'clip', 42));
   const out = await tower.forward(px);
@@ -206,7 +211,24 @@ test('bias on a folder of images: encoded through the tower the model names, unr
   const attrs = path.join(tmp, 'attrs.csv');
   const ids = ['joy/photo_640x480', 'joy/wide_1023x257', 'joy/tiny_20x31', 'sadness/grey_225x224', 'sadness/palette_500x375', 'sadness/cmyk_320x240', 'sadness/square'];
   fs.writeFileSync(attrs, ['id,light', ...ids.map((id, i) => `${id},${i % 2 ? 'day' : 'night'}`)].join('\n'));
-  const r = run('bias', '--model', model, '--data', images, '--attributes', attrs, '--min-group', '2', '--permutations', '200', '--bootstrap', '200', '--out', path.join(tmp, 'bias'), '--json');
+  const r = run(
+    'bias',
+    '--model',
+    model,
+    '--data',
+    images,
+    '--attributes',
+    attrs,
+    '--min-group',
+    '2',
+    '--permutations',
+    '200',
+    '--bootstrap',
+    '200',
+    '--out',
+    path.join(tmp, 'bias'),
+    '--json',
+  );
   expect(r.status).toBe(0);
   const j = JSON.parse(r.stdout) as { n: number; warnings: string[]; groups: Array<{ attribute: string; group: string; n: number }>; findings: Array<{ id: string }> };
   expect(j.n).toBe(8);

@@ -32,7 +32,12 @@ const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], {
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-reason-'));
   const images = path.join(tmp, 'images');
-  for (const [cls, f] of [['joy', 'photo_640x480.jpg'], ['joy', 'wide_1023x257.webp'], ['sadness', 'grey_225x224.png'], ['sadness', 'palette_500x375.png']]) {
+  for (const [cls, f] of [
+    ['joy', 'photo_640x480.jpg'],
+    ['joy', 'wide_1023x257.webp'],
+    ['sadness', 'grey_225x224.png'],
+    ['sadness', 'palette_500x375.png'],
+  ]) {
     fs.mkdirSync(path.join(images, cls), { recursive: true });
     fs.copyFileSync(path.join(IMG, f), path.join(images, cls, f));
   }
@@ -54,7 +59,10 @@ beforeAll(async () => {
   w.close();
   const add = (name: string, shape: number[], scale: number, offset = 0) => {
     const n = shape.reduce((a, b) => a * b, 1);
-    t[name] = Tensor.from(rng.floats(n, scale).map((x) => x + offset), shape);
+    t[name] = Tensor.from(
+      rng.floats(n, scale).map((x) => x + offset),
+      shape,
+    );
   };
   add('language_model.model.embed_tokens.weight', [V, E], 0.5);
   add('language_model.model.norm.weight', [E], 0.1, 1);
@@ -77,9 +85,31 @@ beforeAll(async () => {
   add('connector._connector.2.bias', [E], 0.05);
   writeSafetensors(path.join(mllm, 'model.safetensors'), t);
   for (const x of Object.values(t)) x.dispose();
-  const text = { model_type: 'llama', hidden_size: E, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-5, vocab_size: V, max_position_embeddings: 512, bos_token_id: 1, eos_token_id: 2 };
+  const text = {
+    model_type: 'llama',
+    hidden_size: E,
+    intermediate_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-5,
+    vocab_size: V,
+    max_position_embeddings: 512,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
   const vision = JSON.parse(fs.readFileSync(path.join(CLIP, 'config.json'), 'utf8')) as Record<string, unknown>;
-  fs.writeFileSync(path.join(mllm, 'config.json'), JSON.stringify({ model_type: 'tinyllava', text_config: text, vision_config: vision, connector_type: 'mlp2x_gelu', vision_feature_layer: -2, vision_feature_select_strategy: 'patch' }));
+  fs.writeFileSync(
+    path.join(mllm, 'config.json'),
+    JSON.stringify({
+      model_type: 'tinyllava',
+      text_config: text,
+      vision_config: vision,
+      connector_type: 'mlp2x_gelu',
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'patch',
+    }),
+  );
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tokenizerFixture('llama'), f), path.join(mllm, f));
 }, 60000);
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -95,7 +125,15 @@ test('--json: the label with scores, the generated text, its token count; parsed
   const r = run('reason', photo, '--model', model, '--mllm', mllm, '--max-new-tokens', '6', '--json');
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
-  const j = JSON.parse(r.stdout) as { type: string; label: string; scores: Array<{ label: string; score: number }>; text: string; tokens: number; reasoning: string | null; visionPasses: number };
+  const j = JSON.parse(r.stdout) as {
+    type: string;
+    label: string;
+    scores: Array<{ label: string; score: number }>;
+    text: string;
+    tokens: number;
+    reasoning: string | null;
+    visionPasses: number;
+  };
   expect(j.type).toBe('done');
   expect(['joy', 'sadness']).toContain(j.label);
   expect(j.scores[0].label).toBe(j.label);
@@ -115,10 +153,16 @@ test('--stream --json: one event per line, label first, the text events add up t
   const once = () => run('reason', photo, '--model', model, '--mllm', mllm, '--max-new-tokens', '8', '--temperature', '1', '--seed', '3', '--stream', '--json');
   const a = once();
   expect(a.status).toBe(0);
-  const events = a.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; text?: string; label?: string });
+  const events = a.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; text?: string; label?: string });
   expect(events[0].type).toBe('label');
   expect(events.at(-1)!.type).toBe('done');
-  const streamed = events.filter((e) => e.type === 'text').map((e) => e.text).join('');
+  const streamed = events
+    .filter((e) => e.type === 'text')
+    .map((e) => e.text)
+    .join('');
   expect(events.at(-1)!.text).toBe(streamed);
   expect(once().stdout).toBe(a.stdout);
 });

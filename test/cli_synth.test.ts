@@ -86,8 +86,12 @@ beforeAll(async () => {
       const n = (seen.get(b64) ?? 0) + 1;
       seen.set(b64, n);
       const gold = /Predicted Label: (\w+)\s*$/.exec(prompt)?.[1] ?? '';
-      const reply = (text: string) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: text } }] }));
-      const good = () => (prompt.startsWith('Describe') ? `A plain colour field (${createHash('sha256').update(b64).digest('hex').slice(0, 8)}).` : `Reasoning: The colours feel ${gold}-like and the scene is plain.\n\nPredicted Label: ${gold}`);
+      const reply = (text: string) =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: text } }] }));
+      const good = () =>
+        prompt.startsWith('Describe')
+          ? `A plain colour field (${createHash('sha256').update(b64).digest('hex').slice(0, 8)}).`
+          : `Reasoning: The colours feel ${gold}-like and the scene is plain.\n\nPredicted Label: ${gold}`;
       const answer = () => {
         if (b === 'wrong') return reply(`Reasoning: It looks cheerful.\n\nPredicted Label: ${gold === 'joy' ? 'anger' : 'joy'}`);
         if (b === 'malformed-once' && n === 1) return reply('I think this is happy.');
@@ -112,7 +116,26 @@ afterAll(async () => {
 
 test('reason: good answers kept in the exact form, bad ones retried or discarded with reasons, transient errors retried', async () => {
   const out = path.join(tmp, 'reason.jsonl');
-  const r = await run('synth', '--data', data, '--task', 'reason', '--teacher', url, '--teacher-model', 'mini', '--out', out, '--concurrency', '3', '--timeout', '1', '--retries', '2', '--json');
+  const r = await run(
+    'synth',
+    '--data',
+    data,
+    '--task',
+    'reason',
+    '--teacher',
+    url,
+    '--teacher-model',
+    'mini',
+    '--out',
+    out,
+    '--concurrency',
+    '3',
+    '--timeout',
+    '1',
+    '--retries',
+    '2',
+    '--json',
+  );
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   const s = JSON.parse(r.stdout) as SynthStats;
@@ -164,10 +187,14 @@ test('caption: identical images give one record (deduplicated); the answer is th
 test('killed mid-run and resumed (with a torn last line): every id exactly once', async () => {
   delayAll = 120;
   const out = path.join(tmp, 'killed.jsonl');
-  const child = spawn(process.execPath, [bin, 'synth', '--data', data, '--task', 'reason', '--teacher', url, '--teacher-model', 'mini', '--out', out, '--concurrency', '1', '--timeout', '5', '--retries', '1'], {
-    env: { ...process.env, TINYEMO_TEACHER_API_KEY: 'k-123' },
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    process.execPath,
+    [bin, 'synth', '--data', data, '--task', 'reason', '--teacher', url, '--teacher-model', 'mini', '--out', out, '--concurrency', '1', '--timeout', '5', '--retries', '1'],
+    {
+      env: { ...process.env, TINYEMO_TEACHER_API_KEY: 'k-123' },
+      stdio: 'ignore',
+    },
+  );
   const t0 = Date.now();
   while (Date.now() - t0 < 20000) {
     await new Promise((r) => setTimeout(r, 50));
@@ -193,9 +220,15 @@ test('killed mid-run and resumed (with a torn last line): every id exactly once'
 
 test('mistakes: no teacher, a bad URL, an unknown task, a file that is not ours', async () => {
   expect((await run('synth', '--data', data, '--task', 'reason', '--out', path.join(tmp, 'x.jsonl'))).stderr).toMatch(/give --teacher URL/);
-  expect((await run('synth', '--data', data, '--task', 'reason', '--teacher', 'ftp://x', '--teacher-model', 'm', '--out', path.join(tmp, 'x.jsonl'))).stderr).toMatch(/--teacher must be http\(s\)/);
-  expect((await run('synth', '--data', data, '--task', 'poem', '--teacher', url, '--teacher-model', 'm', '--out', path.join(tmp, 'x.jsonl'))).stderr).toMatch(/--task is one of caption, vqa, sqa, reason, not "poem" \[INVALID_ARGUMENT\]/);
+  expect((await run('synth', '--data', data, '--task', 'reason', '--teacher', 'ftp://x', '--teacher-model', 'm', '--out', path.join(tmp, 'x.jsonl'))).stderr).toMatch(
+    /--teacher must be http\(s\)/,
+  );
+  expect((await run('synth', '--data', data, '--task', 'poem', '--teacher', url, '--teacher-model', 'm', '--out', path.join(tmp, 'x.jsonl'))).stderr).toMatch(
+    /--task is one of caption, vqa, sqa, reason, not "poem" \[INVALID_ARGUMENT\]/,
+  );
   const notOurs = path.join(tmp, 'notours.jsonl');
   fs.writeFileSync(notOurs, 'hello\n');
-  expect((await run('synth', '--data', data, '--task', 'caption', '--teacher', url, '--teacher-model', 'm', '--out', notOurs)).stderr).toMatch(/line 1 is not JSON \(not a file this command wrote\?\) \[INVALID_FILE\]/);
+  expect((await run('synth', '--data', data, '--task', 'caption', '--teacher', url, '--teacher-model', 'm', '--out', notOurs)).stderr).toMatch(
+    /line 1 is not JSON \(not a file this command wrote\?\) \[INVALID_FILE\]/,
+  );
 });

@@ -145,7 +145,12 @@ test('the library classifier: shapes checked, a released projector needs its lab
   expect(() => MetricClassifier.load(released)).toThrow(/has no tinyemo.json/);
   const labels = LabelSpace.random(['a', 'b', 'c'], 19, 1);
   const r = MetricClassifier.load(released, { labels });
-  expect(r.classifySync(new Float32Array(23).fill(0.3), { topK: 3 })[0].map((p) => p.label).sort()).toEqual(['a', 'b', 'c']);
+  expect(
+    r
+      .classifySync(new Float32Array(23).fill(0.3), { topK: 3 })[0]
+      .map((p) => p.label)
+      .sort(),
+  ).toEqual(['a', 'b', 'c']);
   r.dispose();
   expect(() => MetricClassifier.load(released, { labels: LabelSpace.random(['a'], 7, 1) })).toThrow(/outputs 19 values, the label space has 7/);
 });

@@ -24,8 +24,31 @@ function nearest(x: number, decode: (h: number) => number): number {
 describe('f32 <-> f16 / bf16 conversion', () => {
   // Normals, subnormals, ties, overflow to infinity, zeros, NaN.
   const values = [
-    0, -0, 1, -1, 0.1, 1 / 3, 65504, 65519.99, 65520, 1e6, -1e6, 6.1e-5, 5.96e-8, 2.98e-8, 2.99e-8, 1e-9,
-    1.00048828125, 1.000732421875, 3.4e38, Infinity, -Infinity, NaN, 1.5e-41, 123.456, -7.77e-3,
+    0,
+    -0,
+    1,
+    -1,
+    0.1,
+    1 / 3,
+    65504,
+    65519.99,
+    65520,
+    1e6,
+    -1e6,
+    6.1e-5,
+    5.96e-8,
+    2.98e-8,
+    2.99e-8,
+    1e-9,
+    1.00048828125,
+    1.000732421875,
+    3.4e38,
+    Infinity,
+    -Infinity,
+    NaN,
+    1.5e-41,
+    123.456,
+    -7.77e-3,
   ];
   const f = Float32Array.from(values);
 

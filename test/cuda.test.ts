@@ -155,7 +155,6 @@ describe('device names and the CPU build', () => {
 const cudaBuild = cudaAddonPath(ROOT);
 const haveCudaBuild = fs.existsSync(cudaBuild);
 if (!haveCudaBuild) {
-  // eslint-disable-next-line no-console
   console.log(`CUDA addon tests skipped: no CUDA build at ${cudaBuild} (npm run build:cuda, needs nvcc)`);
 }
 
@@ -193,13 +192,16 @@ if (!haveCudaBuild) {
 });
 
 if (info.cudaDevices === 0) {
-  // eslint-disable-next-line no-console
   console.log('CUDA kernel tests skipped: no CUDA device answers here (bench/gpu/check.sh checks the kernels on a GPU machine)');
 }
 
 (info.cudaDevices > 0 ? describe : describe.skip)('CUDA kernels against the CPU kernels', () => {
   const rng = new Rng(11);
-  const host = (shape: number[], scale = 1) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale), shape);
+  const host = (shape: number[], scale = 1) =>
+    Tensor.from(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale),
+      shape,
+    );
 
   test('gemm, projection, top-k and attention give the CPU results, and disposing frees the device memory', () => {
     const deviceBefore = deviceBytesInUse();
@@ -224,8 +226,14 @@ if (info.cudaDevices === 0) {
     expect(backendInfo().cudaTf32).toBe(false);
 
     const pw = {
-      w1: host([96, 129], 0.1), b1: host([96], 0.1), bnWeight: host([96], 0.1), bnBias: host([96], 0.1),
-      runningMean: host([96], 0.1), runningVar: Tensor.from(new Float32Array(96).fill(1.5)), w2: host([80, 96], 0.1), b2: host([80], 0.1),
+      w1: host([96, 129], 0.1),
+      b1: host([96], 0.1),
+      bnWeight: host([96], 0.1),
+      bnBias: host([96], 0.1),
+      runningMean: host([96], 0.1),
+      runningVar: Tensor.from(new Float32Array(96).fill(1.5)),
+      w2: host([80, 96], 0.1),
+      b2: host([80], 0.1),
     };
     const gpw = Object.fromEntries(Object.entries(pw).map(([k, t]) => [k, t.toDevice('cuda')])) as typeof pw;
     const gy = projectionForwardSync(ga, gpw);
@@ -238,7 +246,11 @@ if (info.cudaDevices === 0) {
     expect(Array.from(gpuTop.indices.toArray())).toEqual(Array.from(cpuTop.indices.toArray()));
 
     const labels = l2NormalizeSync(host([7, 129]));
-    const targets = Tensor.fromArray('i32', Int32Array.from({ length: 37 }, (_, i) => (i * 3) % 6), [37]);
+    const targets = Tensor.fromArray(
+      'i32',
+      Int32Array.from({ length: 37 }, (_, i) => (i * 3) % 6),
+      [37],
+    );
     const [gLabels, gTargets] = [labels.toDevice('cuda'), targets.toDevice('cuda')];
     for (const loss of ['cosine', 'infonce', 'ntxent'] as const) {
       const c = metricLossSync(loss, a, targets, labels);
@@ -248,7 +260,12 @@ if (info.cudaDevices === 0) {
       expect(relError(g.grad.toArray(), c.grad.toArray())).toBeLessThan(1e-6);
       [c.loss, c.grad, g.loss, g.grad].forEach((t) => t.dispose());
     }
-    const badTargets = Tensor.fromArray('i32', Int32Array.from({ length: 37 }, (_, i) => (i === 5 ? 7 : 0)), [37], 'cuda');
+    const badTargets = Tensor.fromArray(
+      'i32',
+      Int32Array.from({ length: 37 }, (_, i) => (i === 5 ? 7 : 0)),
+      [37],
+      'cuda',
+    );
     expect(() => metricLossSync('infonce', ga, badTargets, gLabels)).toThrow(/targets\[5\] is not a label index/);
     [labels, targets, gLabels, gTargets, badTargets].forEach((t) => t.dispose());
 

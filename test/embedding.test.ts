@@ -24,9 +24,7 @@ describe('embedding', () => {
         expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('outside') }),
       );
     }
-    expect(() => embeddingSync(table, Tensor.fromArray('i64', BigInt64Array.from([2n ** 40n]), [1]))).toThrow(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
-    );
+    expect(() => embeddingSync(table, Tensor.fromArray('i64', BigInt64Array.from([2n ** 40n]), [1]))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });
 
@@ -46,16 +44,13 @@ describe('patch embedding', () => {
           for (let e = 0; e < E; ++e) {
             let s = bias[e];
             for (let c = 0; c < C; ++c)
-              for (let ky = 0; ky < P; ++ky)
-                for (let kx = 0; kx < P; ++kx)
-                  s += px[((b * C + c) * H + py * P + ky) * W + pxi * P + kx] * w[((e * C + c) * P + ky) * P + kx];
+              for (let ky = 0; ky < P; ++ky) for (let kx = 0; kx < P; ++kx) s += px[((b * C + c) * H + py * P + ky) * W + pxi * P + kx] * w[((e * C + c) * P + ky) * P + kx];
             want[((b * gh + py) * gw + pxi) * E + e] = s;
           }
     expect(relError(out.data, want)).toBeLessThanOrEqual(1e-5);
   });
 
   test('an image that does not tile is refused', () => {
-    expect(() => patchEmbed(Tensor.zeros([1, 3, 15, 14]), Tensor.zeros([4, 3, 7, 7]))).rejects;
     return expect(patchEmbed(Tensor.zeros([1, 3, 15, 14]), Tensor.zeros([4, 3, 7, 7]))).rejects.toMatchObject({ code: 'SHAPE_MISMATCH' });
   });
 });

@@ -33,8 +33,14 @@ describe('gemm against a float64 reference', () => {
       const aT = Tensor.from(transpose(a.v, m, k), [k, m]);
       const bT = Tensor.from(transpose(b.v, n, k), [k, n]);
       const want = refGemm({ m, n, k, a: (i, p) => a.v[i * k + p], b: (j, p) => b.v[j * k + p] });
-      for (const [A, aTrans] of [[a.t, false], [aT, true]] as const) {
-        for (const [B, bTrans] of [[b.t, false], [bT, true]] as const) {
+      for (const [A, aTrans] of [
+        [a.t, false],
+        [aT, true],
+      ] as const) {
+        for (const [B, bTrans] of [
+          [b.t, false],
+          [bT, true],
+        ] as const) {
           const out = poisoned([m, n]);
           await gemm(A, B, { aTrans, bTrans, out });
           const err = relError(out.data, want);
@@ -57,8 +63,16 @@ describe('gemm against a float64 reference', () => {
           const out = Tensor.from(c0, [mm, n]);
           gemmSync(a.t, b.t, { bias: Tensor.from(bias), alpha: 0.75, beta: -0.5, activation: act, out });
           const want = refGemm({
-            m: mm, n, k, a: (i, p) => a.v[i * k + p], b: (j, p) => b.v[j * k + p],
-            bias, alpha: 0.75, beta: -0.5, c0, act: act as never,
+            m: mm,
+            n,
+            k,
+            a: (i, p) => a.v[i * k + p],
+            b: (j, p) => b.v[j * k + p],
+            bias,
+            alpha: 0.75,
+            beta: -0.5,
+            c0,
+            act: act as never,
           });
           const err = relError(out.data, want);
           if (!(err <= 1e-5)) throw new Error(`${isa} ${act} M=${mm}: rel error ${err}`);

@@ -65,7 +65,9 @@ beforeAll(async () => {
     const api = /^\/api\/models\/org\/(model|private|evil)\/revision\/([^/]+)$/.exec(url.pathname);
     if (api) {
       const siblings = Object.entries(files).map(([p, f]) =>
-        f.lfs ? { rfilename: p, size: f.data.length, blobId: gitSha(f.data), lfs: { sha256: sha256(f.data), size: f.data.length } } : { rfilename: p, size: f.data.length, blobId: gitSha(f.data) },
+        f.lfs
+          ? { rfilename: p, size: f.data.length, blobId: gitSha(f.data), lfs: { sha256: sha256(f.data), size: f.data.length } }
+          : { rfilename: p, size: f.data.length, blobId: gitSha(f.data) },
       );
       if (api[1] === 'evil') siblings.push({ rfilename: '../../escape.txt', size: 1, blobId: gitSha(Buffer.from('x')) });
       return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: `org/${api[1]}`, sha: commit, siblings }));

@@ -46,7 +46,7 @@ describe.each(Object.entries(cases))('%s', (name, c) => {
   });
 
   if (c.rgb) {
-    test('given PIL\'s own decoded pixels, the resampler is bit-exact', async () => {
+    test("given PIL's own decoded pixels, the resampler is bit-exact", async () => {
       const rgb = await expected(name, 'rgb');
       expect(diff(resizeAndCrop(rgb, CLIP_PREPROCESS), await expected(name, 'clip')).max).toBe(0);
       const ours = await readImage(path.join(FIX, c.file));
@@ -69,7 +69,7 @@ test('EXIF orientation is ignored by default and applied on request', async () =
   expect([plain.width, plain.height]).toEqual([160, 120]);
   expect([turned.width, turned.height]).toEqual([120, 160]);
   // Orientation 6: the stored top-left pixel ends up top-right.
-  for (let c = 0; c < 3; ++c) expect(Math.abs(turned.data[(119) * 3 + c] - plain.data[c])).toBeLessThanOrEqual(2);
+  for (let c = 0; c < 3; ++c) expect(Math.abs(turned.data[119 * 3 + c] - plain.data[c])).toBeLessThanOrEqual(2);
 });
 
 test('normalisation is float32 (x/255 − mean)/std per channel, planar [B, 3, S, S]', () => {

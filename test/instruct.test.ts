@@ -108,8 +108,26 @@ test('records: validation, JSON and JSONL round trips, a dataset with its reject
   expect(recordProblem(rec([['<image>\nQ', 'A']]))).toBeUndefined();
   expect(recordProblem(rec([['Q', 'A']]))).toMatch(/0 "<image>" placeholders/);
   expect(recordProblem(rec([['<image>\nQ', 'A <image>']]))).toMatch(/outside the first human turn/);
-  expect(recordProblem({ id: 'x', image: 'a.jpg', conversations: [{ from: 'gpt', value: 'A' }, { from: 'human', value: '<image>' }] })).toMatch(/turn 1 must be from "human"/);
-  expect(recordProblem({ id: 'x', image: 'a.jpg', conversations: [{ from: 'human', value: '<image>\nQ' }, { from: 'gpt', value: ' ' }] })).toMatch(/turn 2 is empty/);
+  expect(
+    recordProblem({
+      id: 'x',
+      image: 'a.jpg',
+      conversations: [
+        { from: 'gpt', value: 'A' },
+        { from: 'human', value: '<image>' },
+      ],
+    }),
+  ).toMatch(/turn 1 must be from "human"/);
+  expect(
+    recordProblem({
+      id: 'x',
+      image: 'a.jpg',
+      conversations: [
+        { from: 'human', value: '<image>\nQ' },
+        { from: 'gpt', value: ' ' },
+      ],
+    }),
+  ).toMatch(/turn 2 is empty/);
   expect(recordProblem({ id: 'x', conversations: [] })).toMatch(/no "image"/);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-instruct-'));
   try {

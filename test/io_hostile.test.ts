@@ -128,10 +128,13 @@ describe('PyTorch zip archives', () => {
       Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00, 0x58, 0x01, 0, 0, 0, 0x77]), // PROTO 2, {}, 'w'
       Buffer.from('ctorch._utils\n_rebuild_tensor_v2\n'),
       Buffer.from([0x28]), // MARK
-      Buffer.from([0x28, 0x58, 7, 0, 0, 0]), Buffer.from('storage'),
+      Buffer.from([0x28, 0x58, 7, 0, 0, 0]),
+      Buffer.from('storage'),
       Buffer.from(`ctorch\n${storage}\n`),
-      Buffer.from([0x58, k.length, 0, 0, 0]), k,
-      Buffer.from([0x58, 3, 0, 0, 0]), Buffer.from('cpu'),
+      Buffer.from([0x58, k.length, 0, 0, 0]),
+      k,
+      Buffer.from([0x58, 3, 0, 0, 0]),
+      Buffer.from('cpu'),
       Buffer.from([0x4b, size, 0x74, 0x51]), // BININT1 size, TUPLE, BINPERSID
       Buffer.from([0x4b, 0x00, 0x4b, 0x02, 0x85, 0x4b, 0x01, 0x85, 0x89, 0x7d, 0x74, 0x52]), // offset 0, (2,), (1,), False, {}, TUPLE, REDUCE
       Buffer.from([0x73, 0x2e]), // SETITEM, STOP
@@ -149,7 +152,10 @@ describe('PyTorch zip archives', () => {
   });
 
   const corruptStorage = () => {
-    const z = buildZip([{ name: 'a/data.pkl', data: pkl() }, { name: 'a/data/0', data: floats }]);
+    const z = buildZip([
+      { name: 'a/data.pkl', data: pkl() },
+      { name: 'a/data/0', data: floats },
+    ]);
     z[z.indexOf(floats) + 1] ^= 0x40;
     return z;
   };
@@ -167,9 +173,27 @@ describe('PyTorch zip archives', () => {
       ['two data.pkl', buildZip([...rec(), { name: 'b/data.pkl', data: pkl() }])],
       ['no data.pkl', buildZip([{ name: 'a/data/0', data: floats }])],
       ['storage record missing', buildZip([{ name: 'a/data.pkl', data: pkl() }])],
-      ['record smaller than the storage (the torch 1.13 bypass)', buildZip([{ name: 'a/data.pkl', data: pkl('0', 40) }, { name: 'a/data/0', data: floats }])],
-      ['storage key with a path', buildZip([{ name: 'a/data.pkl', data: pkl('../../etc/passwd') }, { name: 'a/data/0', data: floats }])],
-      ['storage of an unknown type', buildZip([{ name: 'a/data.pkl', data: pkl('0', 2, 'ComplexFloatStorage') }, { name: 'a/data/0', data: floats }])],
+      [
+        'record smaller than the storage (the torch 1.13 bypass)',
+        buildZip([
+          { name: 'a/data.pkl', data: pkl('0', 40) },
+          { name: 'a/data/0', data: floats },
+        ]),
+      ],
+      [
+        'storage key with a path',
+        buildZip([
+          { name: 'a/data.pkl', data: pkl('../../etc/passwd') },
+          { name: 'a/data/0', data: floats },
+        ]),
+      ],
+      [
+        'storage of an unknown type',
+        buildZip([
+          { name: 'a/data.pkl', data: pkl('0', 2, 'ComplexFloatStorage') },
+          { name: 'a/data/0', data: floats },
+        ]),
+      ],
       ['big-endian byte order', buildZip([...rec(), { name: 'a/byteorder', data: Buffer.from('big') }])],
       ['corrupt storage bytes (CRC)', corruptStorage()],
     ];
@@ -183,9 +207,12 @@ describe('PyTorch zip archives', () => {
   });
 
   test('pickles that reach for code or break the machine', () => {
-    const wrap = (p: Buffer) => buildZip([{ name: 'a/data.pkl', data: p }, { name: 'a/version', data: Buffer.from('3\n') }]);
-    const P = (...parts: Array<number[] | string>) =>
-      Buffer.concat(parts.map((x) => (typeof x === 'string' ? Buffer.from(x, 'latin1') : Buffer.from(x))));
+    const wrap = (p: Buffer) =>
+      buildZip([
+        { name: 'a/data.pkl', data: p },
+        { name: 'a/version', data: Buffer.from('3\n') },
+      ]);
+    const P = (...parts: Array<number[] | string>) => Buffer.concat(parts.map((x) => (typeof x === 'string' ? Buffer.from(x, 'latin1') : Buffer.from(x))));
     const cases: Array<[string, Buffer]> = [
       ['os.system', fs.readFileSync(path.join(fixtures, 'evil.pt'))],
       ['builtins.eval', wrap(P([0x80, 2], 'cbuiltins\neval\n', [0x58, 1, 0, 0, 0], '1', [0x85, 0x52, 0x2e]))],

@@ -40,7 +40,10 @@ describe('Hugging Face model folders', () => {
       'config.json': '{}',
       'model-00001-of-00002.safetensors': { x: Tensor.from([1]) },
       'model-00002-of-00002.safetensors': { y: Tensor.from([2, 3]) },
-      'model.safetensors.index.json': JSON.stringify({ metadata: { total_size: 12 }, weight_map: { x: 'model-00001-of-00002.safetensors', y: 'model-00002-of-00002.safetensors' } }),
+      'model.safetensors.index.json': JSON.stringify({
+        metadata: { total_size: 12 },
+        weight_map: { x: 'model-00001-of-00002.safetensors', y: 'model-00002-of-00002.safetensors' },
+      }),
     });
     const m = ModelFolder.open(dir);
     expect(Array.from(m.load('y').toArray() as Float32Array)).toEqual([2, 3]);

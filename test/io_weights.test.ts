@@ -9,10 +9,7 @@ import { writeSafetensors } from '../lib/io/safetensors';
 import { EMOTION6, describeWithEmotion6 } from './helpers/emotion6';
 
 const dir = path.join(__dirname, 'fixtures', 'weights');
-const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Record<
-  string,
-  Record<string, { dtype: string; shape: number[]; values: number[] }>
->;
+const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Record<string, Record<string, { dtype: string; shape: number[]; values: number[] }>>;
 
 function values(t: Tensor): number[] {
   if (t.dtype === 'i64') return Array.from(t.toArray() as BigInt64Array, Number);
@@ -94,7 +91,10 @@ describe('safetensors round trips', () => {
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   test('write -> read gives the same values; write again gives the same bytes', () => {
-    const base = Tensor.from(Float32Array.from({ length: 24 }, (_, i) => i / 3), [4, 6]);
+    const base = Tensor.from(
+      Float32Array.from({ length: 24 }, (_, i) => i / 3),
+      [4, 6],
+    );
     const tensors = {
       'z.f32': Tensor.from([1.5, -2, 3]),
       'a.f16': Tensor.from([0.1, 0.2, 0.3, 65504]).toSync('f16'),
@@ -102,8 +102,8 @@ describe('safetensors round trips', () => {
       'i.i32': Tensor.fromArray('i32', Int32Array.from([-1, 2 ** 31 - 1]), [2]),
       'i.i64': Tensor.fromArray('i64', BigInt64Array.from([-(2n ** 62n), 5n]), [2]),
       'view.transposed': base.transpose(0, 1), // written in row-major order of the view
-      'empty': Tensor.zeros([0, 7]),
-      'scalar': Tensor.from([4], []),
+      empty: Tensor.zeros([0, 7]),
+      scalar: Tensor.from([4], []),
     };
     const file = path.join(tmp, 'a.safetensors');
     writeSafetensors(file, tensors, { note: 'round trip' });

@@ -87,13 +87,20 @@ test('templates fill {emotion}; synonyms average the normalised texts; release m
   expect(s.source).toMatchObject({ template, synonyms: { joy: ['cheerful', 'happiness'] } });
 });
 
-test("OpenELM: its embedding name, f16 table, and the tokenizer from another folder", () => {
+test('OpenELM: its embedding name, f16 table, and the tokenizer from another folder', () => {
   expect(() => LabelSpace.fromLlm(['joy', 'fear'], openelm)).toThrow(TinyEmoError);
   const s = LabelSpace.fromLlm(['joy', 'fear'], openelm, { tokenizerDir: llm });
   const ids = llamaIdsIndependent(['joy', 'fear']);
   // The table went through f16: compare with the f16-rounded rows.
   const half = Tensor.from(table, [V, D]).toSync('f16').toSync('f32').toArray() as Float32Array;
-  ids.forEach((seq, c) => expectRow(s, c, reference([seq], (id) => half.subarray(id * D, (id + 1) * D)), 1e-6));
+  ids.forEach((seq, c) =>
+    expectRow(
+      s,
+      c,
+      reference([seq], (id) => half.subarray(id * D, (id + 1) * D)),
+      1e-6,
+    ),
+  );
   expect(s.source).toMatchObject({ kind: 'llm', embedding: 'transformer.token_embeddings.weight' });
 });
 

@@ -146,7 +146,9 @@ describe('metric losses (native op)', () => {
     const neg = Tensor.fromArray('i32', Int32Array.from([0, -1, 1]), [3]);
     const ok = Tensor.fromArray('i32', Int32Array.from([0, 1, 1]), [3]);
     const grad = Tensor.from(new Float32Array(12).fill(7), [3, 4]);
-    expect(() => metricLossSync('infonce', y, bad, lt, { grad })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/targets\[1\] = 2 is not a label index \(0..1\)/) }));
+    expect(() => metricLossSync('infonce', y, bad, lt, { grad })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/targets\[1\] = 2 is not a label index \(0..1\)/) }),
+    );
     expect(() => metricLossSync('infonce', y, neg, lt, { grad })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(Array.from(grad.toArray())).toEqual(new Array(12).fill(7));
     expect(() => metricLossSync('triplet' as LossName, y, ok, lt)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));

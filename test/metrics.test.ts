@@ -14,7 +14,10 @@ test('top-1, top-5, per-class recall and precision, macro-F1 and confusion on ra
     targets.push(t);
     const order = Array.from({ length: C }, (_, k) => k).sort(() => rng.next() - 0.5);
     // Make the classifier better than chance: often put the target first.
-    if (rng.next() < 0.5) order.splice(order.indexOf(t), 1), order.unshift(t);
+    if (rng.next() < 0.5) {
+      order.splice(order.indexOf(t), 1);
+      order.unshift(t);
+    }
     ranked.push(order);
   }
   const r = evaluate(classes, targets, ranked);

@@ -14,10 +14,7 @@ test('AdamW over several steps and tensors equals the float64 update rule', asyn
   const [lr, b1, b2, eps, wd] = [3e-3, 0.9, 0.95, 1e-6, 0.05];
   for (let step = 1; step <= 4; ++step) {
     const g = p0.map((a) => rng.floats(a.length, 0.5));
-    await adamwStep(
-      { params, grads: g.map((a, i) => Tensor.from(a, shapes[i])), expAvg: m, expAvgSq: v },
-      { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step },
-    );
+    await adamwStep({ params, grads: g.map((a, i) => Tensor.from(a, shapes[i])), expAvg: m, expAvgSq: v }, { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step });
     ref.forEach((r, i) => {
       for (let j = 0; j < r.p.length; ++j) {
         r.p[j] *= 1 - lr * wd;
@@ -46,7 +43,5 @@ test('AdamW checks every tensor before touching any', () => {
     );
   expect(bad).toThrow(expect.objectContaining({ code: 'SHAPE_MISMATCH' }));
   p.forEach((t, i) => expect(t.toArray()).toEqual(before[i]));
-  expect(() => adamwStepSync({ params: [], grads: [], expAvg: [], expAvgSq: [] }, { lr: 0.1, step: 0 })).toThrow(
-    expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
-  );
+  expect(() => adamwStepSync({ params: [], grads: [], expAvg: [], expAvgSq: [] }, { lr: 0.1, step: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
 });

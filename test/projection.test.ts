@@ -1,12 +1,4 @@
-import {
-  Tensor,
-  projectionBackward,
-  projectionForward,
-  projectionForwardSync,
-  projectionForwardTrain,
-  projectionForwardTrainSync,
-  projectionBackwardSync,
-} from '../lib';
+import { Tensor, projectionBackward, projectionForward, projectionForwardSync, projectionForwardTrain, projectionForwardTrainSync, projectionBackwardSync } from '../lib';
 import type { ProjectionWeights } from '../lib';
 import { forEachIsa, relError } from './helpers/compare';
 import { RefParams, refForward, refForwardTrain } from './helpers/projector';
@@ -17,7 +9,9 @@ const rng = new Rng(2024);
 function makeParams(IN: number, H: number, OUT: number, scale = 1): RefParams {
   const f = (n: number, s: number, shift = 0) => Float64Array.from(rng.floats(n, s), (v) => v + shift);
   return {
-    IN, H, OUT,
+    IN,
+    H,
+    OUT,
     w1: f(H * IN, scale / Math.sqrt(IN)),
     b1: f(H, 0.1),
     gamma: f(H, 0.2, 1),
@@ -33,8 +27,15 @@ function makeParams(IN: number, H: number, OUT: number, scale = 1): RefParams {
 function toWeights(p: RefParams): ProjectionWeights {
   const t = (a: Float64Array, shape: number[]) => Tensor.from(Float32Array.from(a), shape);
   return {
-    w1: t(p.w1, [p.H, p.IN]), b1: t(p.b1, [p.H]), bnWeight: t(p.gamma, [p.H]), bnBias: t(p.beta, [p.H]),
-    runningMean: t(p.rm, [p.H]), runningVar: t(p.rv, [p.H]), w2: t(p.w2, [p.OUT, p.H]), b2: t(p.b2, [p.OUT]), eps: p.eps,
+    w1: t(p.w1, [p.H, p.IN]),
+    b1: t(p.b1, [p.H]),
+    bnWeight: t(p.gamma, [p.H]),
+    bnBias: t(p.beta, [p.H]),
+    runningMean: t(p.rm, [p.H]),
+    runningVar: t(p.rv, [p.H]),
+    w2: t(p.w2, [p.OUT, p.H]),
+    b2: t(p.b2, [p.OUT]),
+    eps: p.eps,
   };
 }
 
@@ -193,8 +194,12 @@ describe('projection backward against finite differences of the float64 forward'
     const X = Tensor.from(rng.floats(B * IN), [B, IN]);
     const { y, saved } = projectionForwardTrainSync(X, w);
     const grads = {
-      w1: Tensor.empty([H, IN]), b1: Tensor.empty([H]), bnWeight: Tensor.empty([H]),
-      bnBias: Tensor.empty([H]), w2: Tensor.empty([H, H]), b2: Tensor.empty([H]),
+      w1: Tensor.empty([H, IN]),
+      b1: Tensor.empty([H]),
+      bnWeight: Tensor.empty([H]),
+      bnBias: Tensor.empty([H]),
+      w2: Tensor.empty([H, H]),
+      b2: Tensor.empty([H]),
     };
     const res = projectionBackwardSync(y, X, w, saved, { grads });
     expect(res.grads.w2).toBe(grads.w2);

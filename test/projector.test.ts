@@ -85,8 +85,14 @@ test('files that are not projectors are typed errors naming what is missing or w
   const t = (shape: number[]) => Tensor.from(new Rng(9).floats(shape.reduce((a, b) => a * b, 1)), shape);
   const k = PROJECTOR_KEYS;
   const parts = {
-    [k.w1]: t([6, 5]), [k.b1]: t([6]), [k.bnWeight]: t([6]), [k.bnBias]: t([6]), [k.runningMean]: t([6]),
-    [k.runningVar]: t([6]), [k.w2]: t([6, 7]), [k.b2]: t([6]),
+    [k.w1]: t([6, 5]),
+    [k.b1]: t([6]),
+    [k.bnWeight]: t([6]),
+    [k.bnBias]: t([6]),
+    [k.runningMean]: t([6]),
+    [k.runningVar]: t([6]),
+    [k.w2]: t([6, 7]),
+    [k.b2]: t([6]),
   };
   writeSafetensors(bad, parts);
   Object.values(parts).forEach((x) => x.dispose());

@@ -29,8 +29,14 @@ const { B, IN, H } = fx.sizes;
 function weights(s: Record<string, number[]>): ProjectionWeights {
   const t = (k: string, shape: number[]) => Tensor.from(s[k], shape);
   return {
-    w1: t('0.weight', [H, IN]), b1: t('0.bias', [H]), bnWeight: t('1.weight', [H]), bnBias: t('1.bias', [H]),
-    runningMean: t('1.running_mean', [H]), runningVar: t('1.running_var', [H]), w2: t('4.weight', [H, H]), b2: t('4.bias', [H]),
+    w1: t('0.weight', [H, IN]),
+    b1: t('0.bias', [H]),
+    bnWeight: t('1.weight', [H]),
+    bnBias: t('1.bias', [H]),
+    runningMean: t('1.running_mean', [H]),
+    runningVar: t('1.running_var', [H]),
+    w2: t('4.weight', [H, H]),
+    b2: t('4.bias', [H]),
   };
 }
 
@@ -44,8 +50,12 @@ test('a projector training step matches PyTorch', () => {
 
   const { grads } = projectionBackwardSync(Tensor.from(fx.r, [B, H]), x, w, saved);
   const pairs: Array<[keyof typeof grads, string, keyof ProjectionWeights]> = [
-    ['w1', '0.weight', 'w1'], ['b1', '0.bias', 'b1'], ['bnWeight', '1.weight', 'bnWeight'],
-    ['bnBias', '1.bias', 'bnBias'], ['w2', '4.weight', 'w2'], ['b2', '4.bias', 'b2'],
+    ['w1', '0.weight', 'w1'],
+    ['b1', '0.bias', 'b1'],
+    ['bnWeight', '1.weight', 'bnWeight'],
+    ['bnBias', '1.bias', 'bnBias'],
+    ['w2', '4.weight', 'w2'],
+    ['b2', '4.bias', 'b2'],
   ];
   for (const [g, key] of pairs) {
     // PyTorch's b1 gradient is rounding noise around 0, as is ours.

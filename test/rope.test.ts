@@ -31,14 +31,24 @@ describe('rope', () => {
     const [B, S, H, D] = [2, 7, 3, 64];
     const x = rng.floats(B * S * H * D);
     const y = await rope(Tensor.from(x, [B, S, H, D]), { offset: 100, theta: 10000 });
-    expect(relError(y.data, refRope(x, B, S, H, D, (_b, s) => 100 + s, D, 10000))).toBeLessThan(2e-6);
+    expect(
+      relError(
+        y.data,
+        refRope(x, B, S, H, D, (_b, s) => 100 + s, D, 10000),
+      ),
+    ).toBeLessThan(2e-6);
   });
 
   test('partial rotation (Phi-2: 32 of 80 dims) leaves the rest untouched', () => {
     const [B, S, H, D] = [1, 5, 2, 80];
     const x = rng.floats(B * S * H * D);
     const y = ropeSync(Tensor.from(x, [B, S, H, D]), { rotaryDim: 32, theta: 10000 });
-    expect(relError(y.data, refRope(x, B, S, H, D, (_b, s) => s, 32, 10000))).toBeLessThan(2e-6);
+    expect(
+      relError(
+        y.data,
+        refRope(x, B, S, H, D, (_b, s) => s, 32, 10000),
+      ),
+    ).toBeLessThan(2e-6);
   });
 
   test('explicit [B, S] positions, in place on a strided q view of a fused qkv buffer', () => {
@@ -58,8 +68,6 @@ describe('rope', () => {
   test('bad arguments are refused', () => {
     const x = Tensor.zeros([1, 2, 1, 6]);
     expect(() => ropeSync(x, { rotaryDim: 5 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
-    expect(() => ropeSync(x, { positions: Tensor.fromArray('i32', Int32Array.from([1, 2, 3]), [3]) })).toThrow(
-      expect.objectContaining({ code: 'SHAPE_MISMATCH' }),
-    );
+    expect(() => ropeSync(x, { positions: Tensor.fromArray('i32', Int32Array.from([1, 2, 3]), [3]) })).toThrow(expect.objectContaining({ code: 'SHAPE_MISMATCH' }));
   });
 });

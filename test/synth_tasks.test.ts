@@ -26,9 +26,15 @@ test('label options: always the gold label, at least two, a shuffled subset (or 
 
 test("reason: TinyEmo's instruction, the exact answer form, the gold label required", () => {
   const req = teacherRequest('reason', item, TAX, new Rng(3));
-  expect(req.human).toMatch(/^Provide emotional reasoning about the image, on what you feel and how is the depicted emotion\. Also choose the emotion that best corresponds to the image from the following options:\n\nLabels: \[[a-z, ]+\]\n\nImportant: note that the correct label is joy\.$/);
+  expect(req.human).toMatch(
+    /^Provide emotional reasoning about the image, on what you feel and how is the depicted emotion\. Also choose the emotion that best corresponds to the image from the following options:\n\nLabels: \[[a-z, ]+\]\n\nImportant: note that the correct label is joy\.$/,
+  );
   expect(reasonInstruction(['joy', 'fear'], 'joy')).toContain('Labels: [joy, fear]');
-  expect(judgeAnswer('reason', req, item, 'Reasoning: Bright faces.\n\nPredicted Label: Joy.')).toEqual({ ok: true, human: req.human, answer: 'Reasoning: Bright faces.\n\nPredicted Label: joy' });
+  expect(judgeAnswer('reason', req, item, 'Reasoning: Bright faces.\n\nPredicted Label: Joy.')).toEqual({
+    ok: true,
+    human: req.human,
+    answer: 'Reasoning: Bright faces.\n\nPredicted Label: joy',
+  });
   expect(judgeAnswer('reason', req, item, 'Reasoning: Dark.\n\nPredicted Label: fear')).toEqual({ ok: false, reason: 'wrong label' });
   expect(judgeAnswer('reason', req, item, 'It is joy.')).toMatchObject({ ok: false });
   expect(judgeAnswer('reason', req, item, '  ')).toEqual({ ok: false, reason: 'empty answer' });

@@ -27,7 +27,13 @@ test('TinyLLaVA phi conversation: system prompt, image marker, user text as text
 
 test("TinyLlama's chat format closes turns with the real </s> and starts with BOS", () => {
   const tok = TextTokenizer.fromFolder(path.join(cache, 'llama'));
-  const ids = tokenizeSegments(tok, getTemplate('tinyllama').render([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }]));
+  const ids = tokenizeSegments(
+    tok,
+    getTemplate('tinyllama').render([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Hi' },
+    ]),
+  );
   expect(ids[0]).toBe(1);
   expect(ids.filter((i) => i === 2)).toHaveLength(2);
 });

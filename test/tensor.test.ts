@@ -16,7 +16,10 @@ describe('Tensor', () => {
   });
 
   test('views share memory: narrow, select, transpose, reshape; strided toArray', () => {
-    const t = Tensor.from(Float32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
+    const t = Tensor.from(
+      Float32Array.from({ length: 24 }, (_, i) => i),
+      [2, 3, 4],
+    );
     const n = t.narrow(2, 1, 2);
     expect(n.shape).toEqual([2, 3, 2]);
     expect(n.isContiguous).toBe(false);
@@ -91,12 +94,8 @@ describe('Tensor', () => {
     const { binding } = await import('../lib/native');
     const fake = Object.create(binding().NativeTensor.prototype) as object;
     const b = Tensor.zeros([2, 2]);
-    expect(() => binding().gemm(fake as never, b.handle, null, b.handle, false, false, 1, 0, 0, false)).toThrow(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
-    );
-    expect(() => binding().gemm(b.handle, b.handle, null, b.handle, false, false, 1, 0, 0, 'yes' as never)).toThrow(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
-    );
+    expect(() => binding().gemm(fake as never, b.handle, null, b.handle, false, false, 1, 0, 0, false)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => binding().gemm(b.handle, b.handle, null, b.handle, false, false, 1, 0, 0, 'yes' as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     const t = Tensor.zeros([4]);
     expect(() => t.handle.asStrided([5], [1], 0)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => t.handle.asStrided([2], [3], 1)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));

@@ -61,7 +61,17 @@ beforeAll(() => {
   const vision = JSON.parse(fs.readFileSync(path.join(VIS, 'clip', 'config.json'), 'utf8')) as Record<string, unknown>;
   fs.writeFileSync(
     path.join(dir, 'config.json'),
-    JSON.stringify({ model_type: 'tinyllava', architectures: ['TinyLlavaForConditionalGeneration'], text_config: text, vision_config: vision, connector_type: 'mlp2x_gelu', vision_feature_layer: -2, vision_feature_select_strategy: 'patch', hidden_size: E, vision_hidden_size: E }),
+    JSON.stringify({
+      model_type: 'tinyllava',
+      architectures: ['TinyLlavaForConditionalGeneration'],
+      text_config: text,
+      vision_config: vision,
+      connector_type: 'mlp2x_gelu',
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'patch',
+      hidden_size: E,
+      vision_hidden_size: E,
+    }),
   );
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -20,7 +20,7 @@ function expected(): { corpus: string[]; llama: number[][]; gpt2: number[][] } {
 }
 
 describe('LLaMA SentencePiece BPE with byte fallback (TinyLlama / OpenELM vocabulary)', () => {
-  test("ids match llama-tokenizer-js on its own cases and a varied corpus (unicode, emoji, digits, code)", () => {
+  test('ids match llama-tokenizer-js on its own cases and a varied corpus (unicode, emoji, digits, code)', () => {
     const t = load('llama');
     const e = expected();
     e.corpus.forEach((text, i) => expect({ text, ids: t.encode(text) }).toEqual({ text, ids: e.llama[i] }));

@@ -67,7 +67,11 @@ test('learns separable clusters, logs every epoch, writes a bundle that predicts
   expect(r.best!.top1).toBeGreaterThanOrEqual(0.75);
   expect(r.epochs[5].trainLoss).toBeLessThan(r.epochs[0].trainLoss);
 
-  const log = fs.readFileSync(path.join(c.out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = fs
+    .readFileSync(path.join(c.out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(log.map((l) => l.epoch)).toEqual([1, 2, 3, 4, 5, 6]);
   expect(Object.keys(log[0]).sort()).toEqual(['best', 'epoch', 'lr', 'step', 'trainLoss', 'val']);
   const summary = JSON.parse(fs.readFileSync(path.join(c.out, 'train.json'), 'utf8'));
@@ -124,8 +128,17 @@ test('resuming with other settings, or with nothing to resume, is refused', asyn
 
 test('bad settings are typed errors before anything is written', async () => {
   const bad: Array<Partial<TrainConfig>> = [
-    { batchSize: 1 }, { epochs: 0 }, { lr: -1 }, { dropout: 1 }, { seed: -3 }, { valSplit: 1 },
-    { noise: -1 }, { warmup: 0 }, { loss: 'hinge' as TrainConfig['loss'] }, { schedule: 'step' as TrainConfig['schedule'] }, { tau: 0 },
+    { batchSize: 1 },
+    { epochs: 0 },
+    { lr: -1 },
+    { dropout: 1 },
+    { seed: -3 },
+    { valSplit: 1 },
+    { noise: -1 },
+    { warmup: 0 },
+    { loss: 'hinge' as TrainConfig['loss'] },
+    { schedule: 'step' as TrainConfig['schedule'] },
+    { tau: 0 },
   ];
   for (const over of bad) {
     const c = small('never', over);

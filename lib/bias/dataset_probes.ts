@@ -71,7 +71,10 @@ export function datasetProbes(
   for (const g of groupings) {
     const counts = new Map<string, number>();
     g.values.forEach((v) => v !== '' && counts.set(v, (counts.get(v) ?? 0) + 1));
-    const groups = [...counts].filter(([, n]) => n >= minGroup).map(([v]) => v).sort();
+    const groups = [...counts]
+      .filter(([, n]) => n >= minGroup)
+      .map(([v]) => v)
+      .sort();
     if (groups.length < 2) continue;
     const member = (v: string) => Uint8Array.from(g.values, (x) => (x === v ? 1 : 0));
     // Samples of a group too small to test stay out of "the rest" too.
@@ -101,7 +104,10 @@ export function datasetProbes(
           ci: r.ci,
           p: r.p,
           details: { attribute: g.attribute, group: v, versus: vs, label },
-          examples: samples.filter((s, i) => inG[i] && s.predicted === e).slice(0, maxEx).map((s) => s.id),
+          examples: samples
+            .filter((s, i) => inG[i] && s.predicted === e)
+            .slice(0, maxEx)
+            .map((s) => s.id),
         });
       });
       if (!hasTruth) continue;
@@ -118,7 +124,10 @@ export function datasetProbes(
           ci: r.ci,
           p: r.p,
           details: { attribute: g.attribute, group: v, versus: vs, label },
-          examples: samples.filter((s, i) => inG[i] && s.truth === c && s.predicted !== c).slice(0, maxEx).map((s) => s.id),
+          examples: samples
+            .filter((s, i) => inG[i] && s.truth === c && s.predicted !== c)
+            .slice(0, maxEx)
+            .map((s) => s.id),
         });
       });
     }
@@ -140,7 +149,15 @@ function contextTest(g: Grouping, samples: readonly Sample[], known: Uint8Array,
   const c = ctx.map((v) => codes.get(v)!);
   const pred = idx.map((i) => samples[i].predicted);
   const truth = idx.map((i) => samples[i].truth);
-  const delta = (sel: number[]) => cramersV(sel.map((k) => c[k]), sel.map((k) => pred[k])) - cramersV(sel.map((k) => c[k]), sel.map((k) => truth[k]));
+  const delta = (sel: number[]) =>
+    cramersV(
+      sel.map((k) => c[k]),
+      sel.map((k) => pred[k]),
+    ) -
+    cramersV(
+      sel.map((k) => c[k]),
+      sel.map((k) => truth[k]),
+    );
   const all = idx.map((_, k) => k);
   const d = delta(all);
   const rng = new Rng(seed);
@@ -152,7 +169,10 @@ function contextTest(g: Grouping, samples: readonly Sample[], known: Uint8Array,
   const above = boots.filter((x) => x >= 0).length / reps;
   const p = Math.min(1, 2 * Math.min(below, above) + 1 / (reps + 1));
   // Examples: samples whose prediction differs from the truth, in the group most over-predicted.
-  const wrong = idx.filter((i) => samples[i].predicted !== samples[i].truth).slice(0, maxEx).map((i) => `${samples[i].id} (${g.values[i]}: ${labels[samples[i].truth]} → ${labels[samples[i].predicted]})`);
+  const wrong = idx
+    .filter((i) => samples[i].predicted !== samples[i].truth)
+    .slice(0, maxEx)
+    .map((i) => `${samples[i].id} (${g.values[i]}: ${labels[samples[i].truth]} → ${labels[samples[i].predicted]})`);
   return {
     id: `context:${g.attribute}`,
     kind: 'context',

@@ -24,12 +24,7 @@ export interface AssociationCell {
   p: number;
 }
 
-export function embeddingTests(
-  labels: LabelVectors,
-  probes: Probes,
-  embed: Embed,
-  opts: PermutationOptions = {},
-): { tests: Test[]; heatmap: AssociationCell[] } {
+export function embeddingTests(labels: LabelVectors, probes: Probes, embed: Embed, opts: PermutationOptions = {}): { tests: Test[]; heatmap: AssociationCell[] } {
   const tests: Test[] = [];
   const heatmap: AssociationCell[] = [];
   const lower = (xs: readonly string[]) => new Set(xs.map((x) => x.toLowerCase()));
@@ -73,7 +68,13 @@ function weatTest(set: ProbeSet, X: ReadonlyArray<readonly [string, Vec]>, Y: Re
     title: `positive emotions (${X.map(([n]) => n).join(', ')}) sit closer to ${near}, negative ones (${Y.map(([n]) => n).join(', ')}) to ${far}`,
     effect: r.effect,
     p: r.pTwoSided,
-    details: { set: set.id, a: set.a.name, b: set.b.name, X: X.map(([n]) => n), Y: Y.map(([n]) => n), statistic: r.statistic,
+    details: {
+      set: set.id,
+      a: set.a.name,
+      b: set.b.name,
+      X: X.map(([n]) => n),
+      Y: Y.map(([n]) => n),
+      statistic: r.statistic,
       pOneSided: r.p,
       exact: r.exact,
       // With few labels there are few re-partitions: the smallest two-sided p the test can give.

@@ -74,7 +74,9 @@ export function heatmapSvg(cells: readonly AssociationCell[], sets: ReadonlyArra
       const fill = t >= 0 ? `rgba(43,93,155,${t.toFixed(3)})` : `rgba(179,50,44,${(-t).toFixed(3)})`;
       const x = left + j * cw;
       out.push(`<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="${fill}" stroke="#ddd"/>`);
-      out.push(`<text x="${x + cw / 2}" y="${y + ch / 2 + 4}" text-anchor="middle" fill="${Math.abs(t) > 0.6 ? 'white' : 'black'}">${num(c.effect, 2)}${c.p < 0.05 ? '*' : ''}</text>`);
+      out.push(
+        `<text x="${x + cw / 2}" y="${y + ch / 2 + 4}" text-anchor="middle" fill="${Math.abs(t) > 0.6 ? 'white' : 'black'}">${num(c.effect, 2)}${c.p < 0.05 ? '*' : ''}</text>`,
+      );
     });
   });
   out.push(`<text x="${left}" y="${h - 8}" fill="#555" font-size="11">effect size of s(label, a, b); * p &lt; 0.05 before correction</text>`, '</svg>');
@@ -103,10 +105,14 @@ export function groupBarsSvg(attribute: string, groups: readonly GroupSummary[],
     const x0 = left + k * gw;
     g.rates.forEach((r, e) => {
       const bh = (plotH * r) / max;
-      out.push(`<rect x="${x0 + e * bw}" y="${top + plotH - bh}" width="${bw - 2}" height="${bh}" fill="${color(e)}"><title>${esc(`${g.group}: ${labels[e]} ${(100 * r).toFixed(1)}%`)}</title></rect>`);
+      out.push(
+        `<rect x="${x0 + e * bw}" y="${top + plotH - bh}" width="${bw - 2}" height="${bh}" fill="${color(e)}"><title>${esc(`${g.group}: ${labels[e]} ${(100 * r).toFixed(1)}%`)}</title></rect>`,
+      );
     });
     out.push(`<text x="${x0 + (labels.length * bw) / 2}" y="${top + plotH + 16}" text-anchor="middle">${esc(g.group.slice(0, 18))}</text>`);
-    out.push(`<text x="${x0 + (labels.length * bw) / 2}" y="${top + plotH + 30}" text-anchor="middle" fill="#555">n ${g.n}${Number.isFinite(g.accuracy) ? `, acc ${(100 * g.accuracy).toFixed(0)}%` : ''}</text>`);
+    out.push(
+      `<text x="${x0 + (labels.length * bw) / 2}" y="${top + plotH + 30}" text-anchor="middle" fill="#555">n ${g.n}${Number.isFinite(g.accuracy) ? `, acc ${(100 * g.accuracy).toFixed(0)}%` : ''}</text>`,
+    );
   });
   labels.forEach((l, e) => {
     const y = top + e * 16;
@@ -147,7 +153,19 @@ ${flagged.length ? table(flagged) : '<p>None: no test is both significant after 
 <p class="muted">To record a decision, append a line to <code>review.jsonl</code> in the report folder (or the file given with --review) and run again:
 <code>${esc(JSON.stringify({ id: example, decision: 'confirmed', note: 'why', reviewer: 'you' }))}</code> (or "dismissed"; the last line for an id wins).</p>
 ${r.heatmap.length ? `<h2>Label × probe associations in the label space</h2>\n${heatmapSvg(r.heatmap, r.probeSets)}` : ''}
-${attrs.length ? `<h2>Groups</h2>\n${attrs.map((a) => groupBarsSvg(a, r.groups.filter((g) => g.attribute === a), r.labels)).join('\n')}` : ''}
+${
+  attrs.length
+    ? `<h2>Groups</h2>\n${attrs
+        .map((a) =>
+          groupBarsSvg(
+            a,
+            r.groups.filter((g) => g.attribute === a),
+            r.labels,
+          ),
+        )
+        .join('\n')}`
+    : ''
+}
 <h2>All tests</h2>
 <details><summary>${r.findings.length} tests</summary>${table(r.findings)}</details>
 <p class="muted">tinyemo ${esc(r.tinyemo)} · thresholds: effect sizes ≥ ${r.settings.thresholds.weat}, rate and recall gaps ≥ ${r.settings.thresholds['prediction-rate']}, context ΔV ≥ ${r.settings.thresholds.context} · seed ${r.settings.seed}</p>

@@ -30,7 +30,7 @@ import { packageVersion } from '../version';
 import { GroupSummary, Grouping, Sample, datasetProbes } from './dataset_probes';
 import { AssociationCell, Embed, embeddingTests } from './embedding_tests';
 import { DEFAULT_THRESHOLDS, Finding, FindingKind, Test, decide, rank } from './findings';
-import { readMetadata } from './metadata';
+import { Metadata, readMetadata } from './metadata';
 import { Probes, readProbes } from './probes';
 import { applyReviews, readReviews } from './review';
 import { reportHtml } from './report_html';
@@ -85,7 +85,8 @@ export interface BiasReport {
 
 function positive(x: number | undefined, name: string, fallback: number, integer: boolean): number {
   const v = x ?? fallback;
-  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isSafeInteger(v))) throw new TinyEmoError('INVALID_ARGUMENT', `${name} must be a positive ${integer ? 'integer' : 'number'}`);
+  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isSafeInteger(v)))
+    throw new TinyEmoError('INVALID_ARGUMENT', `${name} must be a positive ${integer ? 'integer' : 'number'}`);
   return v;
 }
 
@@ -112,7 +113,9 @@ function sampleIds(data: string, s: FeatureSet): string[] {
 /** What runBias uses where an option is not given. */
 export const BIAS_DEFAULTS = { alpha: 0.05, minGroup: 10, bootstrap: 1000, permutations: 1000, seed: 0 } as const;
 
-export async function runBias(o: BiasOptions): Promise<BiasReport> {
+type Settings = { alpha: number; minGroup: number; bootstrap: number; permutations: number; seed: number; thresholds: typeof DEFAULT_THRESHOLDS };
+
+function settingsOf(o: BiasOptions): Settings {
   const d = BIAS_DEFAULTS;
   const alpha = o.alpha ?? d.alpha;
   if (!(alpha > 0 && alpha < 1)) throw new TinyEmoError('INVALID_ARGUMENT', 'alpha must be in (0, 1)');
@@ -121,89 +124,113 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
   const permutations = positive(o.permutations, 'permutations', d.permutations, true);
   const seed = o.seed ?? d.seed;
   if (!Number.isSafeInteger(seed)) throw new TinyEmoError('INVALID_ARGUMENT', 'seed must be an integer');
-  const thresholds = { ...DEFAULT_THRESHOLDS, ...(o.thresholds ?? {}) };
+  return { alpha, minGroup, bootstrap, permutations, seed, thresholds: { ...DEFAULT_THRESHOLDS, ...(o.thresholds ?? {}) } };
+}
+
+/** Notes for the reader and warnings about the inputs, gathered as the run goes. */
+interface Remarks {
+  notes: string[];
+  warnings: string[];
+}
+
+/** Where probe words can be placed: the label space's own LLM, or --llm (then labels are re-embedded there). */
+interface EmbeddingSide {
+  embed?: Embed;
+  labelVectors?: LabelSpace;
+  embeddingSpace: string | null;
+  /** Whether probe words and the projector's outputs live in one space (then samples can be grouped by probe terms). */
+  sameSpace: boolean;
+}
+
+function embeddingSide(o: BiasOptions, labels: LabelSpace, r: Remarks): EmbeddingSide {
+  const src = labels.source;
+  if (o.llm) {
+    const labelVectors = LabelSpace.fromLlm(labels.names, o.llm, { tokenizerDir: o.tokenizer, template: src.kind === 'llm' ? src.template : undefined });
+    const sameSpace = src.kind === 'llm' && labelVectors.sameSpaceAs(labels);
+    if (!sameSpace)
+      r.notes.push(`The projector was trained in ${labels.describe()}; --llm's space is another, so probes test the LLM alone and data samples are not grouped by probe terms.`);
+    return { embed: llmEmbedder(o.llm, o.tokenizer), labelVectors, embeddingSpace: `token embeddings of ${path.basename(o.llm)}`, sameSpace };
+  }
+  if (src.kind === 'llm') {
+    if (fs.existsSync(src.llm)) return { labelVectors: labels, embed: llmEmbedder(src.llm, src.tokenizer), embeddingSpace: labels.describe(), sameSpace: true };
+    r.warnings.push(`the label space's LLM folder ${src.llm} is gone: give --llm (and --tokenizer) to run the embedding tests`);
+    return { embeddingSpace: null, sameSpace: false };
+  }
+  r.notes.push(
+    `The label space is ${labels.describe()}: words have no place in it, so the association tests and probe groupings are skipped. ` +
+      'Give --llm DIR (with --tokenizer where needed) to test that LLM, or train the projector with --llm.',
+  );
+  return { embeddingSpace: null, sameSpace: false };
+}
+
+/** The association tests in the embedding space, and the heatmap of label-probe associations. */
+function embeddingSideTests(side: EmbeddingSide, probes: Probes, st: Settings, r: Remarks): { tests: Test[]; heatmap: AssociationCell[] } {
+  const { embed, labelVectors: lv } = side;
+  if (!embed || !lv) return { tests: [], heatmap: [] };
+  const e = embeddingTests({ names: lv.names, vectors: lv.names.map((_, i) => lv.table.subarray(i * lv.dim, (i + 1) * lv.dim)) }, probes, embed, {
+    samples: st.permutations,
+    seed: st.seed,
+  });
+  const weak = e.tests.filter((t) => t.kind === 'weat' && (t.details.smallestP as number) > st.alpha);
+  if (weak.length) {
+    r.notes.push(
+      `WEAT compares ${String((weak[0].details.X as string[]).length)} positive with ${String((weak[0].details.Y as string[]).length)} negative labels: ` +
+        `their re-partitions cannot give p below ${(weak[0].details.smallestP as number).toFixed(2)}, so WEAT cannot flag anything here; the per-label associations (which permute the probe words) can.`,
+    );
+  }
+  return { tests: e.tests, heatmap: e.heatmap };
+}
+
+/** The data-set tests: the classifier's predictions on --data, grouped by attributes and probe terms. */
+async function dataSideTests(
+  o: BiasOptions & { data: string },
+  metadata: Metadata | undefined,
+  bundle: { projector: Projector; labels: LabelSpace },
+  side: EmbeddingSide,
+  probes: Probes,
+  st: Settings,
+  r: Remarks,
+): Promise<{ tests: Test[]; groups: GroupSummary[]; n: number }> {
+  const { projector, labels } = bundle;
+  const set = await loadData(o.data, o.model, o.vision, r.warnings);
+  if (set.skipped.length) r.warnings.push(`${set.skipped.length} unreadable feature files skipped`);
+  if (set.dim !== projector.inDim) throw new TinyEmoError('SHAPE_MISMATCH', `${o.data} holds ${set.dim}-value features; the projector takes ${projector.inDim}`);
+  const ids = sampleIds(o.data, set);
+  const truthOf = set.classes.map((c) => labels.names.indexOf(c));
+  const unknown = set.classes.filter((_, i) => truthOf[i] < 0);
+  if (unknown.length) r.notes.push(`Folders not among the labels (${unknown.join(', ')}): their samples count for prediction rates, not recall.`);
+  const pred = predict(projector, labels, set, 1);
+  const samples: Sample[] = ids.map((id, i) => ({ id, predicted: pred.ranked[i][0], truth: truthOf[set.y[i]] }));
+  const groupings: Grouping[] = [];
+  if (metadata) groupings.push(...metadataGroupings(metadata, ids, o.attributes!, r.warnings));
+  if (side.embed && side.sameSpace) groupings.push(...probeGroupings(projector, set, probes, side.embed));
+  const contexts = o.contextAttributes ?? groupings.map((g) => g.attribute).filter((a) => /^(probe:)?(object|scene)s?$/i.test(a));
+  const d = datasetProbes(labels.names, samples, groupings, {
+    minGroup: st.minGroup,
+    bootstrap: st.bootstrap,
+    permutations: st.permutations,
+    seed: st.seed,
+    contextAttributes: contexts,
+  });
+  if (groupings.length === 0) r.notes.push('No grouping of the samples was available (no --attributes, and no LLM label space for probe groupings): no data-set tests.');
+  return { tests: d.tests, groups: d.summaries, n: set.y.length };
+}
+
+export async function runBias(o: BiasOptions): Promise<BiasReport> {
+  const st = settingsOf(o);
   const probes: Probes = readProbes(o.probes);
   const metadata = o.attributes ? readMetadata(o.attributes) : undefined;
   if (o.attributes && !o.data) throw new TinyEmoError('INVALID_ARGUMENT', 'attributes describe samples: give --data too');
-  const reviewFile = o.review ?? path.join(o.out, 'review.jsonl');
-  const reviews = readReviews(reviewFile);
-
-  const notes: string[] = [];
-  const warnings: string[] = [];
+  const reviews = readReviews(o.review ?? path.join(o.out, 'review.jsonl'));
+  const r: Remarks = { notes: [], warnings: [] };
   const { projector, labels } = readBundle(o.model);
   try {
-    // Where probe words can be placed: the label space's own LLM, or --llm (then labels are re-embedded there).
-    let embed: Embed | undefined;
-    let labelVectors: LabelSpace | undefined;
-    let embeddingSpace: string | null = null;
-    let sameSpace = false;
-    const src = labels.source;
-    if (o.llm) {
-      const tmpl = src.kind === 'llm' ? src.template : undefined;
-      labelVectors = LabelSpace.fromLlm(labels.names, o.llm, { tokenizerDir: o.tokenizer, template: tmpl });
-      embed = llmEmbedder(o.llm, o.tokenizer);
-      embeddingSpace = `token embeddings of ${path.basename(o.llm)}`;
-      sameSpace = src.kind === 'llm' && labelVectors.sameSpaceAs(labels);
-      if (!sameSpace) notes.push(`The projector was trained in ${labels.describe()}; --llm's space is another, so probes test the LLM alone and data samples are not grouped by probe terms.`);
-    } else if (src.kind === 'llm') {
-      if (fs.existsSync(src.llm)) {
-        labelVectors = labels;
-        embed = llmEmbedder(src.llm, src.tokenizer);
-        embeddingSpace = labels.describe();
-        sameSpace = true;
-      } else {
-        warnings.push(`the label space's LLM folder ${src.llm} is gone: give --llm (and --tokenizer) to run the embedding tests`);
-      }
-    } else {
-      notes.push(
-        `The label space is ${labels.describe()}: words have no place in it, so the association tests and probe groupings are skipped. ` +
-          'Give --llm DIR (with --tokenizer where needed) to test that LLM, or train the projector with --llm.',
-      );
-    }
-
-    const tests: Test[] = [];
-    let heatmap: AssociationCell[] = [];
-    const permOpts = { samples: permutations, seed };
-    if (embed && labelVectors) {
-      const lv = labelVectors;
-      const e = embeddingTests({ names: lv.names, vectors: lv.names.map((_, i) => lv.table.subarray(i * lv.dim, (i + 1) * lv.dim)) }, probes, embed, permOpts);
-      tests.push(...e.tests);
-      heatmap = e.heatmap;
-      const weak = e.tests.filter((t) => t.kind === 'weat' && (t.details.smallestP as number) > alpha);
-      if (weak.length) {
-        notes.push(
-          `WEAT compares ${String((weak[0].details.X as string[]).length)} positive with ${String((weak[0].details.Y as string[]).length)} negative labels: ` +
-            `their re-partitions cannot give p below ${(weak[0].details.smallestP as number).toFixed(2)}, so WEAT cannot flag anything here; the per-label associations (which permute the probe words) can.`,
-        );
-      }
-    }
-
-    let n = 0;
-    let groups: GroupSummary[] = [];
-    if (o.data) {
-      const set = await loadData(o.data, o.model, o.vision, warnings);
-      if (set.skipped.length) warnings.push(`${set.skipped.length} unreadable feature files skipped`);
-      if (set.dim !== projector.inDim) throw new TinyEmoError('SHAPE_MISMATCH', `${o.data} holds ${set.dim}-value features; the projector takes ${projector.inDim}`);
-      n = set.y.length;
-      const ids = sampleIds(o.data, set);
-      const truthOf = set.classes.map((c) => labels.names.indexOf(c));
-      const unknown = set.classes.filter((_, i) => truthOf[i] < 0);
-      if (unknown.length) notes.push(`Folders not among the labels (${unknown.join(', ')}): their samples count for prediction rates, not recall.`);
-      const pred = predict(projector, labels, set, 1);
-      const samples: Sample[] = ids.map((id, i) => ({ id, predicted: pred.ranked[i][0], truth: truthOf[set.y[i]] }));
-      const groupings: Grouping[] = [];
-      if (metadata) groupings.push(...metadataGroupings(metadata, ids, o.attributes!, warnings));
-      if (embed && sameSpace) groupings.push(...probeGroupings(projector, set, probes, embed));
-      const contexts = o.contextAttributes ?? groupings.map((g) => g.attribute).filter((a) => /^(probe:)?(object|scene)s?$/i.test(a));
-      const d = datasetProbes(labels.names, samples, groupings, { minGroup, bootstrap, permutations, seed, contextAttributes: contexts });
-      tests.push(...d.tests);
-      groups = d.summaries;
-      if (groupings.length === 0) notes.push('No grouping of the samples was available (no --attributes, and no LLM label space for probe groupings): no data-set tests.');
-    }
-
-    const findings = rank(decide(tests, alpha, thresholds));
+    const side = embeddingSide(o, labels, r);
+    const emb = embeddingSideTests(side, probes, st, r);
+    const data = o.data ? await dataSideTests({ ...o, data: o.data }, metadata, { projector, labels }, side, probes, st, r) : { tests: [], groups: [], n: 0 };
+    const findings = rank(decide([...emb.tests, ...data.tests], st.alpha, st.thresholds));
     const stale = applyReviews(findings, reviews);
-    if (stale.length) warnings.push(`${stale.length} reviewed ids are not among this run's tests (inputs changed?): ${stale.slice(0, 5).join(', ')}`);
+    if (stale.length) r.warnings.push(`${stale.length} reviewed ids are not among this run's tests (inputs changed?): ${stale.slice(0, 5).join(', ')}`);
     const flagged = findings.filter((f) => f.flagged);
     const report: BiasReport = {
       tinyemo: packageVersion(),
@@ -212,12 +239,12 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
       attributes: o.attributes ? path.resolve(o.attributes) : null,
       labels: [...labels.names],
       labelSpace: labels.describe(),
-      embeddingSpace,
+      embeddingSpace: side.embeddingSpace,
       probeSets: probes.sets.map((s) => ({ id: s.id, a: s.a.name, b: s.b.name })),
-      settings: { alpha, minGroup, bootstrap, permutations, seed, thresholds },
-      n,
-      groups,
-      heatmap,
+      settings: st,
+      n: data.n,
+      groups: data.groups,
+      heatmap: emb.heatmap,
       findings,
       counts: {
         tests: findings.length,
@@ -226,8 +253,8 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
         confirmed: findings.filter((f) => f.review?.decision === 'confirmed').length,
         dismissed: findings.filter((f) => f.review?.decision === 'dismissed').length,
       },
-      notes,
-      warnings,
+      notes: r.notes,
+      warnings: r.warnings,
     };
     fs.mkdirSync(o.out, { recursive: true });
     writeFileAtomic(path.join(o.out, 'report.json'), [Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]);
@@ -248,7 +275,11 @@ async function loadData(data: string, model: string, vision: string | undefined,
   if (!images.length) return loadFeatureFolder(data);
   const ic = ImageClassifier.load(model, { vision, onNote: (m) => warnings.push(m) });
   try {
-    const r = await encodeImages(ic.tower, images.map((f) => path.join(data, f)), { embeds: true });
+    const r = await encodeImages(
+      ic.tower,
+      images.map((f) => path.join(data, f)),
+      { embeds: true },
+    );
     for (const s of r.skipped) warnings.push(`skipped ${path.relative(data, s.file)}: ${s.reason}`);
     const classes = [...new Set(r.encoded.map((e) => path.relative(data, e.file).split(path.sep)[0]))].sort();
     const dim = ic.classifier.inDim;

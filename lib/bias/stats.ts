@@ -140,7 +140,12 @@ export interface WeatResult {
 }
 
 export function weat(X: readonly Vec[], Y: readonly Vec[], A: readonly Vec[], B: readonly Vec[], opts: PermutationOptions = {}): WeatResult {
-  for (const [name, set] of [['X', X], ['Y', Y], ['A', A], ['B', B]] as const) {
+  for (const [name, set] of [
+    ['X', X],
+    ['Y', Y],
+    ['A', A],
+    ['B', B],
+  ] as const) {
     if (set.length === 0) throw new TinyEmoError('INVALID_ARGUMENT', `WEAT: the set ${name} is empty`);
   }
   const scores = [...X, ...Y].map((w) => association(w, A, B));

@@ -33,7 +33,6 @@ export function registerBias(program: Command): void {
   });
 }
 
-
 export async function biasCommand(f: BiasFlags): Promise<BiasReport> {
   return runBias({
     model: f.model,

@@ -113,7 +113,13 @@ export function evalCommand(f: EvalFlags): EvalResult {
       const x = Tensor.from(data.x, [data.y.length, data.dim]);
       const y = projector.forwardSync(x);
       const map = data.classes.map((c) => labels.names.indexOf(c));
-      const svg = embeddingMapSvg(y.toArray() as Float32Array, Int32Array.from(data.y, (t) => map[t]), labels.table, labels.names, labels.dim);
+      const svg = embeddingMapSvg(
+        y.toArray() as Float32Array,
+        Int32Array.from(data.y, (t) => map[t]),
+        labels.table,
+        labels.names,
+        labels.dim,
+      );
       x.dispose();
       y.dispose();
       writeFileAtomic(embeddings, [Buffer.from(svg)]);

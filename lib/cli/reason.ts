@@ -23,15 +23,11 @@ const FLAGS = {
 export type ReasonFlags = FlagValues<typeof FLAGS>;
 
 export function registerReason(program: Command): void {
-  const cmd = program
-    .command('reason')
-    .description("the projector's emotion label, then the multimodal model's reasoning about the image")
-    .argument('<image>', 'an image file');
+  const cmd = program.command('reason').description("the projector's emotion label, then the multimodal model's reasoning about the image").argument('<image>', 'an image file');
   addFlags(cmd, FLAGS).action(async (image: string, raw: Record<string, unknown>) => {
     await reasonCommand(image, readFlags(FLAGS, raw), (s) => process.stdout.write(s));
   });
 }
-
 
 /** Runs the flow, writing events as they come (--stream) or one result at the end. */
 export async function reasonCommand(image: string, f: ReasonFlags, write: (s: string) => void): Promise<void> {

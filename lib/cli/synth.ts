@@ -36,7 +36,6 @@ export function registerSynth(program: Command): void {
   });
 }
 
-
 export async function synthCommand(f: SynthFlags): Promise<SynthStats> {
   const url = f.teacher ?? process.env.TINYEMO_TEACHER_URL;
   if (!url) throw invalid('give --teacher URL (an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1) or set TINYEMO_TEACHER_URL');
@@ -64,7 +63,10 @@ export async function synthCommand(f: SynthFlags): Promise<SynthStats> {
 }
 
 export function formatSynth(s: SynthStats, out: string): string {
-  const rejected = Object.entries(s.rejected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const rejected =
+    Object.entries(s.rejected)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none';
   return [
     `${s.written} records written, ${s.resumed} already there, ${s.duplicates} duplicates skipped; ${s.records} ${s.task} records in ${out}`,
     `rejected images: ${rejected}; ${s.transientRetries} transient retries; answers ${s.answerChars.median} characters (median)`,

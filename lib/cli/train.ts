@@ -111,9 +111,7 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
 export function formatTrainResult(r: TrainResult): string {
   const lines = [
     `trained on ${r.trainSamples} samples, validated on ${r.valSamples}; label space: ${r.labelSpace}`,
-    r.best && Number.isFinite(r.best.top1)
-      ? `best epoch ${r.best.epoch}: validation top-1 ${pct(r.best.top1)}`
-      : `no validation: the last epoch is kept`,
+    r.best && Number.isFinite(r.best.top1) ? `best epoch ${r.best.epoch}: validation top-1 ${pct(r.best.top1)}` : `no validation: the last epoch is kept`,
     `model folder: ${r.out} (tinyemo.json, projector.safetensors, labels.safetensors, checkpoint.safetensors, log.jsonl)`,
   ];
   return lines.join('\n');

@@ -14,7 +14,6 @@ import { IMAGE_PLACEHOLDER } from '../text/tinyllava_prompt';
 
 export { IMAGE_PLACEHOLDER };
 
-
 export interface Turn {
   from: 'human' | 'gpt';
   value: string;

@@ -139,35 +139,59 @@ class RateLimit {
 /** What synthesize uses where an option is not given (rpm 0: no limit). */
 export const SYNTH_DEFAULTS = { concurrency: 4, rpm: 0, retries: 4, attempts: 3, seed: 0 } as const;
 
-export async function synthesize(o: SynthOptions): Promise<SynthStats> {
-  const t0 = Date.now();
+interface Settings {
+  concurrency: number;
+  rpm: number;
+  retries: number;
+  attempts: number;
+  backoff: number;
+  seed: number;
+}
+
+function settingsOf(o: SynthOptions): Settings {
   if (!SYNTH_TASKS.includes(o.task)) throw new TinyEmoError('INVALID_ARGUMENT', `--task is one of ${SYNTH_TASKS.join(', ')}, not "${String(o.task)}"`);
-  const int = (v: number | undefined, name: string, d: number, min: number) => {
-    const x = v ?? d;
-    if (!Number.isSafeInteger(x) || x < min) throw new TinyEmoError('INVALID_ARGUMENT', `${name} must be an integer ≥ ${min}`);
-    return x;
-  };
   const d = SYNTH_DEFAULTS;
-  const concurrency = int(o.concurrency, 'concurrency', d.concurrency, 1);
-  const rpm = int(o.rpm, 'rpm', d.rpm, 0);
-  const retries = int(o.retries, 'retries', d.retries, 0);
-  const attempts = int(o.attempts, 'attempts', d.attempts, 1);
-  const backoff = o.backoffMs ?? 500;
-  const seed = o.seed ?? d.seed;
+  return {
+    concurrency: intSetting(o.concurrency, 'concurrency', d.concurrency, 1),
+    rpm: intSetting(o.rpm, 'rpm', d.rpm, 0),
+    retries: intSetting(o.retries, 'retries', d.retries, 0),
+    attempts: intSetting(o.attempts, 'attempts', d.attempts, 1),
+    backoff: o.backoffMs ?? 500,
+    seed: o.seed ?? d.seed,
+  };
+}
+
+function intSetting(v: number | undefined, name: string, fallback: number, min: number): number {
+  const x = v ?? fallback;
+  if (!Number.isSafeInteger(x) || x < min) throw new TinyEmoError('INVALID_ARGUMENT', `${name} must be an integer ≥ ${min}`);
+  return x;
+}
+
+/** The images of the data folder as items (their class folder is the label), and the taxonomy they span. */
+function itemsOf(o: SynthOptions): { chosen: SynthItem[]; taxonomy: string[] } {
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${o.data} is not a folder`);
   teacherEndpoint(o.teacher.url);
   if (!o.teacher.model) throw new TinyEmoError('INVALID_ARGUMENT', 'the teacher needs a model name');
-
   const files = listImages(o.data).filter((f) => f.includes(path.sep));
   const items: SynthItem[] = files.map((f) => ({
-    id: f.slice(0, f.length - path.extname(f).length).split(path.sep).join('/'),
+    id: f
+      .slice(0, f.length - path.extname(f).length)
+      .split(path.sep)
+      .join('/'),
     image: f.split(path.sep).join('/'),
     label: f.split(path.sep)[0],
   }));
   const taxonomy = [...new Set(items.map((i) => i.label))].sort();
   if (o.task === 'reason' && taxonomy.length < 2) throw new TinyEmoError('INVALID_ARGUMENT', `${o.data} needs at least two class folders for the reason task`);
-  const chosen = o.limit !== undefined ? items.slice(0, int(o.limit, 'limit', 0, 1)) : items;
+  return { chosen: o.limit !== undefined ? items.slice(0, intSetting(o.limit, 'limit', 0, 1)) : items, taxonomy };
+}
 
+const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
+
+export async function synthesize(o: SynthOptions): Promise<SynthStats> {
+  const t0 = Date.now();
+  const settings = settingsOf(o);
+  const { chosen, taxonomy } = itemsOf(o);
   fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
   const existing = loadExisting(o.out);
   const todo = chosen.filter((it) => !existing.ids.has(`${o.task}:${it.id}`));
@@ -187,27 +211,70 @@ export async function synthesize(o: SynthOptions): Promise<SynthStats> {
     seconds: 0,
     repairedBytes: existing.repaired,
   };
-  const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
   const fd = fs.openSync(o.out, 'a');
-  const limiter = new RateLimit(rpm);
-  let done = stats.resumed;
-  o.onProgress?.(done, chosen.length);
+  try {
+    await new Synthesis(o, settings, taxonomy, existing, stats, fd).run(todo, chosen.length);
+  } finally {
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+  }
+  summarise(o, existing.records, stats);
+  stats.seconds = (Date.now() - t0) / 1000;
+  writeFileAtomic(`${o.out}.stats.json`, [Buffer.from(`${JSON.stringify(stats, null, 2)}\n`)]);
+  writeFileAtomic(`${o.out}.stats.svg`, [Buffer.from(statsSvg(stats))]);
+  return stats;
+}
 
-  const ask = async (prompt: string, bytes: Uint8Array, mime: string): Promise<string> => {
+/** One run over the images still to do: workers ask the teacher, judge the answers, and append the records. */
+class Synthesis {
+  private readonly limiter: RateLimit;
+
+  constructor(
+    private readonly o: SynthOptions,
+    private readonly settings: Settings,
+    private readonly taxonomy: string[],
+    private readonly existing: ReturnType<typeof loadExisting>,
+    private readonly stats: SynthStats,
+    private readonly fd: number,
+  ) {
+    this.limiter = new RateLimit(settings.rpm);
+  }
+
+  async run(todo: SynthItem[], total: number): Promise<void> {
+    const o = this.o;
+    let done = this.stats.resumed;
+    o.onProgress?.(done, total);
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        if (o.signal?.aborted) throw new TinyEmoError('CANCELLED', 'synth was cancelled');
+        const item = todo[next++];
+        await this.one(item);
+        o.onProgress?.(++done, total);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, Math.max(1, todo.length)) }, worker));
+  }
+
+  /** The teacher's answer, retried with backoff after transient failures. */
+  private async ask(prompt: string, bytes: Uint8Array, mime: string): Promise<string> {
+    const { o, settings } = this;
     for (let r = 0; ; ++r) {
-      await limiter.wait(o.signal);
+      await this.limiter.wait(o.signal);
       try {
         return await askTeacher(o.teacher, prompt, { bytes, mime }, o.signal);
       } catch (e) {
-        if (!(e instanceof TeacherError) || !e.retryable || r >= retries || o.signal?.aborted) throw e;
-        stats.transientRetries += 1;
-        const wait = e.retryAfter !== undefined ? e.retryAfter * 1000 : Math.min(30_000, backoff * 2 ** r) * (0.5 + Math.random());
+        if (!(e instanceof TeacherError) || !e.retryable || r >= settings.retries || o.signal?.aborted) throw e;
+        this.stats.transientRetries += 1;
+        const wait = e.retryAfter !== undefined ? e.retryAfter * 1000 : Math.min(30_000, settings.backoff * 2 ** r) * (0.5 + Math.random());
         await sleep(wait, o.signal);
       }
     }
-  };
+  }
 
-  const one = async (item: SynthItem): Promise<void> => {
+  /** One image: up to `attempts` answers until one passes, then one record appended. */
+  private async one(item: SynthItem): Promise<void> {
+    const { o, stats, settings } = this;
     const file = path.join(o.data, ...item.image.split('/'));
     let bytes: Uint8Array;
     try {
@@ -217,55 +284,41 @@ export async function synthesize(o: SynthOptions): Promise<SynthStats> {
       count(stats.rejected, `unreadable image (${e instanceof TinyEmoError ? e.code : 'error'})`);
       return;
     }
-    for (let attempt = 1; attempt <= attempts; ++attempt) {
-      const req = teacherRequest(o.task, item, taxonomy, new Rng(itemSeed(seed, item.id, attempt)), o.fullLabels === true);
+    for (let attempt = 1; attempt <= settings.attempts; ++attempt) {
+      const req = teacherRequest(o.task, item, this.taxonomy, new Rng(itemSeed(settings.seed, item.id, attempt)), o.fullLabels === true);
       let answer: string;
       try {
-        answer = await ask(req.prompt, bytes, mimeOf(file));
+        answer = await this.ask(req.prompt, bytes, mimeOf(file));
       } catch (e) {
         if (!(e instanceof TeacherError)) throw e;
         count(stats.rejected, e.status ? `teacher error ${e.status}` : 'teacher unreachable or too slow');
         return;
       }
       const v = judgeAnswer(o.task, req, item, answer);
-      if (!v.ok) {
-        if (attempt === attempts) count(stats.rejected, v.reason);
-        else count(stats.retriedAnswers, v.reason);
-        continue;
-      }
-      const record = makeRecord(o.task, item, v.human, v.answer, o.teacher.model);
-      const key = contentKey(record);
-      if (existing.keys.has(key)) {
-        stats.duplicates += 1;
-        return;
-      }
-      existing.keys.add(key);
-      existing.ids.add(record.id);
-      // One write of one whole line: a crash can tear only this line, which the next run cuts off.
-      fs.writeSync(fd, `${JSON.stringify(record)}\n`);
-      existing.records.push(record);
-      stats.written += 1;
-      return;
+      if (v.ok) return this.append(makeRecord(o.task, item, v.human, v.answer, o.teacher.model));
+      if (attempt === settings.attempts) count(stats.rejected, v.reason);
+      else count(stats.retriedAnswers, v.reason);
     }
-  };
-
-  try {
-    let next = 0;
-    const worker = async () => {
-      while (next < todo.length) {
-        if (o.signal?.aborted) throw new TinyEmoError('CANCELLED', 'synth was cancelled');
-        const item = todo[next++];
-        await one(item);
-        o.onProgress?.(++done, chosen.length);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, todo.length)) }, worker));
-  } finally {
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
   }
 
-  const mine = existing.records.filter((r) => r.task === o.task || String(r.id).startsWith(`${o.task}:`));
+  private append(record: InstructRecord): void {
+    const key = contentKey(record);
+    if (this.existing.keys.has(key)) {
+      this.stats.duplicates += 1;
+      return;
+    }
+    this.existing.keys.add(key);
+    this.existing.ids.add(record.id);
+    // One write of one whole line: a crash can tear only this line, which the next run cuts off.
+    fs.writeSync(this.fd, `${JSON.stringify(record)}\n`);
+    this.existing.records.push(record);
+    this.stats.written += 1;
+  }
+}
+
+/** The task's records in the file: their count per label and the spread of answer lengths. */
+function summarise(o: SynthOptions, records: InstructRecord[], stats: SynthStats): void {
+  const mine = records.filter((r) => r.task === o.task || String(r.id).startsWith(`${o.task}:`));
   stats.records = mine.length;
   for (const r of mine) count(stats.perLabel, String(r.label ?? ''));
   const lengths = mine.map((r) => r.conversations[r.conversations.length - 1].value.length).sort((a, b) => a - b);
@@ -277,10 +330,6 @@ export async function synthesize(o: SynthOptions): Promise<SynthStats> {
       max: lengths[lengths.length - 1],
     };
   }
-  stats.seconds = (Date.now() - t0) / 1000;
-  writeFileAtomic(`${o.out}.stats.json`, [Buffer.from(`${JSON.stringify(stats, null, 2)}\n`)]);
-  writeFileAtomic(`${o.out}.stats.svg`, [Buffer.from(statsSvg(stats))]);
-  return stats;
 }
 
 /** Two bar groups: records per label, and images rejected per reason. */

@@ -53,8 +53,7 @@ export function teacherRequest(task: SynthTask, item: SynthItem, taxonomy: reado
     case 'vqa':
       return {
         prompt:
-          'Ask one specific question about the content of this image and answer it yourself. ' +
-          'Reply in exactly this form:\nQuestion: <the question>\nAnswer: <the answer>',
+          'Ask one specific question about the content of this image and answer it yourself. ' + 'Reply in exactly this form:\nQuestion: <the question>\nAnswer: <the answer>',
       };
     case 'sqa':
       return {

@@ -8,7 +8,6 @@ import { EvalReport } from './report';
 
 const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
-
 function classColor(c: number): string {
   if (c < PALETTE.length) return PALETTE[c];
   return `hsl(${(c * 137.508) % 360}, 55%, 50%)`;
@@ -147,7 +146,9 @@ export function embeddingMapSvg(
   lab.forEach(([a, b], c) => {
     const X = sx(a);
     const Y = sy(b);
-    out.push(`<path d="M${(X - 7).toFixed(1)} ${(Y - 7).toFixed(1)} L${(X + 7).toFixed(1)} ${(Y + 7).toFixed(1)} M${(X + 7).toFixed(1)} ${(Y - 7).toFixed(1)} L${(X - 7).toFixed(1)} ${(Y + 7).toFixed(1)}" stroke="${classColor(c)}" stroke-width="4"/>`);
+    out.push(
+      `<path d="M${(X - 7).toFixed(1)} ${(Y - 7).toFixed(1)} L${(X + 7).toFixed(1)} ${(Y + 7).toFixed(1)} M${(X + 7).toFixed(1)} ${(Y - 7).toFixed(1)} L${(X - 7).toFixed(1)} ${(Y + 7).toFixed(1)}" stroke="${classColor(c)}" stroke-width="4"/>`,
+    );
     out.push(`<text x="${(X + 9).toFixed(1)}" y="${(Y - 6).toFixed(1)}" font-weight="bold">${escapeXml(names[c])}</text>`);
   });
   names.forEach((name, c) => {

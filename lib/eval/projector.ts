@@ -25,5 +25,9 @@ export function evaluateProjector(projector: Projector, labels: LabelSpace, s: F
     throw new TinyEmoError('INVALID_ARGUMENT', `classes ${s.classes.filter((_, i) => map[i] < 0).join(', ')} are not in the label space (${labels.names.join(', ')})`);
   }
   const { ranked } = predict(projector, labels, s);
-  return evaluate(labels.names, Int32Array.from(s.y, (t) => map[t]), ranked);
+  return evaluate(
+    labels.names,
+    Int32Array.from(s.y, (t) => map[t]),
+    ranked,
+  );
 }

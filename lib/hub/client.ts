@@ -290,7 +290,17 @@ export async function pull(repo: string, opts: PullOptions = {}): Promise<PullRe
     }
     if (!fs.existsSync(snap)) link(snap, blob);
   }
-  fs.mkdirSync(path.join(base, 'refs', ...path.dirname(revision).split('/').filter((x) => x !== '.')), { recursive: true });
+  fs.mkdirSync(
+    path.join(
+      base,
+      'refs',
+      ...path
+        .dirname(revision)
+        .split('/')
+        .filter((x) => x !== '.'),
+    ),
+    { recursive: true },
+  );
   if (revision !== commit) writeFileAtomic(path.join(base, 'refs', ...revision.split('/')), [Buffer.from(commit)]);
   return { repo, revision, commit, dir, files: chosen.map((f) => f.path), downloaded };
 }

@@ -2,22 +2,7 @@
 import { DType } from '../dtype';
 
 /** safetensors' names; torch storages and .npy descriptors map onto these. */
-export type FileDType =
-  | 'F64'
-  | 'F32'
-  | 'F16'
-  | 'BF16'
-  | 'I64'
-  | 'I32'
-  | 'I16'
-  | 'I8'
-  | 'U8'
-  | 'U16'
-  | 'U32'
-  | 'U64'
-  | 'BOOL'
-  | 'F8_E4M3'
-  | 'F8_E5M2';
+export type FileDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'U16' | 'U32' | 'U64' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
 
 export const FILE_DTYPE_SIZE: Readonly<Record<FileDType, number>> = {
   F64: 8,

@@ -90,7 +90,7 @@ export function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): v
   try {
     fd = fs.openSync(tmp, 'wx', 0o644);
     for (const c of chunks) {
-      for (let done = 0; done < c.byteLength; ) {
+      for (let done = 0; done < c.byteLength;) {
         done += fs.writeSync(fd, c, done, Math.min(CHUNK, c.byteLength - done));
       }
     }

@@ -14,6 +14,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+// sharp's types are a CommonJS namespace; this form names them without loading sharp at import time.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 import type SharpModule = require('sharp');
 
 import { TinyEmoError } from '../errors';

@@ -17,6 +17,8 @@ export interface JsonOptions {
   allowNonFinite?: boolean;
 }
 
+// One scanner over the text with its position, depth and limits in scope: split up, each piece would take and return them all.
+// eslint-disable-next-line max-lines-per-function
 export function parseStrictJson(text: string, opts: JsonOptions = {}): Json {
   let i = 0;
   const fail = (msg: string): never => {
@@ -99,6 +101,7 @@ export function parseStrictJson(text: string, opts: JsonOptions = {}): Json {
     if (!Number.isFinite(v)) fail('number out of range');
     return v;
   };
+  // eslint-disable-next-line max-lines-per-function -- the value grammar, one case per JSON type (see above)
   const value = (depth: number): Json => {
     if (depth > MAX_DEPTH) fail('nesting too deep');
     ws();
@@ -170,7 +173,11 @@ export function parseStrictJson(text: string, opts: JsonOptions = {}): Json {
       return null;
     }
     if (opts.allowNonFinite) {
-      for (const [word, v] of [['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]] as const) {
+      for (const [word, v] of [
+        ['NaN', NaN],
+        ['Infinity', Infinity],
+        ['-Infinity', -Infinity],
+      ] as const) {
         if (text.startsWith(word, i)) {
           i += word.length;
           return v;

@@ -148,9 +148,7 @@ export class ModelFolder {
     const want = new Set(expected);
     const missing = [...want].filter((n) => !this.where.has(n));
     const allow = opts.allowUnexpected;
-    const unexpected = [...this.where.keys()].filter(
-      (n) => !want.has(n) && !(allow === true || (typeof allow === 'function' && allow(n))),
-    );
+    const unexpected = [...this.where.keys()].filter((n) => !want.has(n) && !(allow === true || (typeof allow === 'function' && allow(n))));
     if (missing.length || unexpected.length) {
       const list = (xs: string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, ... (${xs.length} in all)` : '');
       const parts = [];

@@ -11,20 +11,7 @@ import { FileDType } from './dtypes';
 
 export class PickleError extends Error {}
 
-export type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PyValue[]
-  | PyTuple
-  | PyDict
-  | PySet
-  | PyGlobal
-  | PyStorage
-  | PyTensor;
+export type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PyDict | PySet | PyGlobal | PyStorage | PyTensor;
 
 export interface PyTuple {
   kind: 'tuple';
@@ -100,6 +87,9 @@ export interface Unpickled {
 /** Maps a persistent id (a tuple) to a storage, or throws. */
 export type PersistentLoad = (pid: PyValue) => PyStorage;
 
+// The pickle machine is one loop over opcodes sharing a stack, a memo and the stream position; a switch with a case per
+// opcode reads like the protocol's table, and every opcode it does not know is refused in one place.
+// eslint-disable-next-line max-lines-per-function
 export function unpickle(data: Uint8Array, start: number, persistentLoad: PersistentLoad | undefined): Unpickled {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let pos = start;

@@ -104,11 +104,7 @@ export function readSafetensorsHeader(file: ReadableFile): SafetensorsHeader {
 export function loadSafetensor(file: ReadableFile, header: SafetensorsHeader, name: string, want?: FloatDType): Tensor {
   const e = header.entries.find((x) => x.name === name);
   if (!e) throw new TinyEmoError('NOT_FOUND', `${file.path} has no tensor "${name}"`);
-  return readTensor(
-    file,
-    { name, dtype: e.dtype, shape: e.shape, base: header.dataStart + e.begin, storageElements: numel(e.shape), offset: 0 },
-    want,
-  );
+  return readTensor(file, { name, dtype: e.dtype, shape: e.shape, base: header.dataStart + e.begin, storageElements: numel(e.shape), offset: 0 }, want);
 }
 
 const FILE_DTYPE: Record<DType, FileDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32', i64: 'I64' };

@@ -88,7 +88,7 @@ export function readTensor(file: ReadableFile, src: TensorSource, want?: FloatDT
       const total = n * es;
       const start = src.base + src.offset * es;
       const buf = Buffer.allocUnsafe(Math.min(STREAM_CHUNK, Math.max(total, 1)));
-      for (let done = 0; done < total; ) {
+      for (let done = 0; done < total;) {
         const len = Math.min(buf.length, total - done);
         const part = buf.subarray(0, len);
         file.readInto(part, start + done, src.name);

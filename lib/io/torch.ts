@@ -11,17 +11,7 @@ import * as path from 'path';
 import { invalidFile } from '../errors';
 import { FILE_DTYPE_SIZE } from './dtypes';
 import { ReadableFile } from './file';
-import {
-  PickleError,
-  PyStorage,
-  PyValue,
-  STORAGE_TYPES,
-  collectTensors,
-  isDict,
-  isGlobal,
-  isTuple,
-  unpickle,
-} from './pickle';
+import { PickleError, PyStorage, PyValue, STORAGE_TYPES, collectTensors, isDict, isGlobal, isTuple, unpickle } from './pickle';
 import { TensorSource } from './tensor_reader';
 import { ZipEntry, readZipDirectory, requireStored, verifyRecord } from './zip';
 
@@ -120,13 +110,19 @@ export function readTorchLegacy(file: ReadableFile): TorchIndex {
   const declared = new Map<string, PyStorage>();
   let pos = 0;
   const next = (persistent: boolean) => {
-    const r = unpickle(head, pos, persistent ? (pid) => {
-      const s = storageFromPid(pid, true);
-      const prev = declared.get(s.key);
-      if (prev && (prev.numel !== s.numel || prev.dtype !== s.dtype)) throw new PickleError(`storage ${s.key} declared twice differently`);
-      declared.set(s.key, s);
-      return s;
-    } : undefined);
+    const r = unpickle(
+      head,
+      pos,
+      persistent
+        ? (pid) => {
+            const s = storageFromPid(pid, true);
+            const prev = declared.get(s.key);
+            if (prev && (prev.numel !== s.numel || prev.dtype !== s.dtype)) throw new PickleError(`storage ${s.key} declared twice differently`);
+            declared.set(s.key, s);
+            return s;
+          }
+        : undefined,
+    );
     pos = r.end;
     return r.value;
   };

@@ -22,8 +22,8 @@ export interface ZipEntry {
 
 const MAX_ENTRIES = 1 << 20;
 
-export function readZipDirectory(file: ReadableFile): Map<string, ZipEntry> {
-  const bad = (msg: string) => invalidFile(file.path, `not a valid PyTorch zip archive: ${msg}`);
+/** Where the central directory is and how many records it holds (zip64 included). */
+function centralDirectory(file: ReadableFile, bad: (msg: string) => Error): { count: number; cdSize: number; cdOffset: number } {
   // The end-of-central-directory record is within the last 64 KiB + 22 bytes.
   const tailLen = Math.min(file.size, 65557);
   const tail = file.read(file.size - tailLen, tailLen, 'end of the archive');
@@ -51,6 +51,12 @@ export function readZipDirectory(file: ReadableFile): Map<string, ZipEntry> {
     cdSize = num64(rec.readBigUInt64LE(40), bad);
     cdOffset = num64(rec.readBigUInt64LE(48), bad);
   }
+  return { count, cdSize, cdOffset };
+}
+
+export function readZipDirectory(file: ReadableFile): Map<string, ZipEntry> {
+  const bad = (msg: string) => invalidFile(file.path, `not a valid PyTorch zip archive: ${msg}`);
+  const { count, cdSize, cdOffset } = centralDirectory(file, bad);
   if (count > MAX_ENTRIES) throw bad(`${count} records`);
   if (count * 46 > cdSize) throw bad('central directory too small for its records');
   const cd = file.read(cdOffset, cdSize, 'central directory');
@@ -78,7 +84,7 @@ export function readZipDirectory(file: ReadableFile): Map<string, ZipEntry> {
     }
     // zip64 extra field: the 64-bit values of the fields that read 0xffffffff, in order.
     const extra = cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen);
-    for (let e = 0; e + 4 <= extra.length; ) {
+    for (let e = 0; e + 4 <= extra.length;) {
       const id = extra.readUInt16LE(e);
       const len = extra.readUInt16LE(e + 2);
       if (e + 4 + len > extra.length) throw bad('bad extra field');
@@ -135,7 +141,7 @@ export function verifyRecord(file: ReadableFile, e: ZipEntry): void {
   if (!crc32Impl) return;
   let crc = 0;
   const chunk = Buffer.allocUnsafe(Math.min(e.size, 8 << 20) || 1);
-  for (let done = 0; done < e.size; ) {
+  for (let done = 0; done < e.size;) {
     const n = Math.min(chunk.length, e.size - done);
     file.readInto(chunk.subarray(0, n), e.dataOffset + done, `record ${e.name}`);
     crc = crc32Impl(chunk.subarray(0, n), crc);

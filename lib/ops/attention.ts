@@ -14,7 +14,11 @@ export interface AttentionOptions {
 }
 
 function plan(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, opts: AttentionOptions = {}): Planned<Tensor<'f32'>> {
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
     expectTensor(t, name);
     expectDType(t, name, ['f32']);
     expectNdim(t, name, 4);

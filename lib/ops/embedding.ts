@@ -31,10 +31,7 @@ function planPatchEmbed(pixels: Tensor<'f32'>, weight: Tensor, opts: PatchEmbedO
   const [b, c, h, w] = pixels.shape;
   const [e, wc, p] = weight.shape;
   if (wc !== c || weight.shape[3] !== p || h % p !== 0 || w % p !== 0) {
-    throw new TinyEmoError(
-      'SHAPE_MISMATCH',
-      `pixels [${pixels.shape.join(', ')}] do not tile into patches of weight [${weight.shape.join(', ')}]`,
-    );
+    throw new TinyEmoError('SHAPE_MISMATCH', `pixels [${pixels.shape.join(', ')}] do not tile into patches of weight [${weight.shape.join(', ')}]`);
   }
   if (opts.bias !== undefined) {
     expectTensor(opts.bias, 'bias');

@@ -47,16 +47,13 @@ function plan(a: Tensor, b: Tensor, opts: GemmOptions): Planned<Tensor<'f32'>> {
   return {
     result: out,
     owned: opts.out ? [] : [out],
-    invoke: (async) =>
-      binding().gemm(a.handle, b.handle, bias?.handle ?? null, out.handle, aTrans, bTrans, alpha, beta, act, async),
+    invoke: (async) => binding().gemm(a.handle, b.handle, bias?.handle ?? null, out.handle, aTrans, bTrans, alpha, beta, act, async),
   };
 }
 
 const gemmOp = defineOp(plan);
 
 /** C = act(alpha * A.B^T + bias + beta * C), off the event loop. B may be f32, f16 or bf16. */
-export const gemm: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Promise<Tensor<'f32'>> = (a, b, opts = {}) =>
-  gemmOp.async(a, b, opts);
+export const gemm: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Promise<Tensor<'f32'>> = (a, b, opts = {}) => gemmOp.async(a, b, opts);
 /** The same, on the calling thread. */
-export const gemmSync: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Tensor<'f32'> = (a, b, opts = {}) =>
-  gemmOp.sync(a, b, opts);
+export const gemmSync: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Tensor<'f32'> = (a, b, opts = {}) => gemmOp.sync(a, b, opts);

@@ -53,13 +53,7 @@ export interface MetricLossResult {
   grad: Tensor<'f32'>;
 }
 
-function planMetricLoss(
-  name: LossName,
-  y: Tensor<'f32'>,
-  targets: Tensor<'i32'>,
-  labels: Tensor<'f32'>,
-  opts: MetricLossOptions = {},
-): Planned<MetricLossResult> {
+function planMetricLoss(name: LossName, y: Tensor<'f32'>, targets: Tensor<'i32'>, labels: Tensor<'f32'>, opts: MetricLossOptions = {}): Planned<MetricLossResult> {
   if (!LOSSES.includes(name)) throw invalid(`loss must be one of ${LOSSES.join(', ')}, not ${String(name)}`);
   expectTensor(y, 'y');
   expectTensor(targets, 'targets');

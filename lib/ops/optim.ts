@@ -32,7 +32,12 @@ function plan(s: AdamWState, o: AdamWOptions): Planned<void> {
     if (!Array.isArray(s[key]) || s[key].length !== n) throw invalid(`${key} must list one tensor per parameter`);
   }
   s.params.forEach((p, i) => {
-    for (const [name, t] of [['params', p], ['grads', s.grads[i]], ['expAvg', s.expAvg[i]], ['expAvgSq', s.expAvgSq[i]]] as const) {
+    for (const [name, t] of [
+      ['params', p],
+      ['grads', s.grads[i]],
+      ['expAvg', s.expAvg[i]],
+      ['expAvgSq', s.expAvgSq[i]],
+    ] as const) {
       expectTensor(t, `${name}[${i}]`);
       expectDType(t, `${name}[${i}]`, ['f32']);
       expectShape(t, `${name}[${i}]`, p.shape);
@@ -48,8 +53,7 @@ function plan(s: AdamWState, o: AdamWOptions): Planned<void> {
   return {
     result: undefined,
     owned: [],
-    invoke: (async) =>
-      binding().adamwStep(h(s.params), h(s.grads), h(s.expAvg), h(s.expAvgSq), lr, beta1, beta2, eps, wd, o.step, async),
+    invoke: (async) => binding().adamwStep(h(s.params), h(s.grads), h(s.expAvg), h(s.expAvgSq), lr, beta1, beta2, eps, wd, o.step, async),
   };
 }
 

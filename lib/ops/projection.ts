@@ -164,8 +164,7 @@ function planForwardTrain(x: Tensor<'f32'>, w: ProjectionWeights, opts: Projecti
   return {
     result: { y, saved },
     owned: [y, saved.z1, saved.mean, saved.rstd],
-    invoke: (async) =>
-      binding().projectionForwardTrain(x.handle, d.native, momentum, p, seed, nativeSaved(saved), y.handle, async),
+    invoke: (async) => binding().projectionForwardTrain(x.handle, d.native, momentum, p, seed, nativeSaved(saved), y.handle, async),
   };
 }
 
@@ -183,13 +182,7 @@ export interface ProjectionBackwardResult {
   dx?: Tensor<'f32'>;
 }
 
-function planBackward(
-  dy: Tensor<'f32'>,
-  x: Tensor<'f32'>,
-  w: ProjectionWeights,
-  saved: ProjectionSaved,
-  opts: ProjectionBackwardOptions = {},
-): Planned<ProjectionBackwardResult> {
+function planBackward(dy: Tensor<'f32'>, x: Tensor<'f32'>, w: ProjectionWeights, saved: ProjectionSaved, opts: ProjectionBackwardOptions = {}): Planned<ProjectionBackwardResult> {
   const d = projectionDims(w);
   const b = checkX(x, d, 'x', 2);
   expectTensor(dy, 'dy');

@@ -31,7 +31,9 @@ export function runSync<R>(p: Planned<R>): R {
 }
 
 /** The async and sync entry points of an op from its planner. */
-export function defineOp<A extends unknown[], R>(plan: (...args: A) => Planned<R>): {
+export function defineOp<A extends unknown[], R>(
+  plan: (...args: A) => Planned<R>,
+): {
   async: (...args: A) => Promise<R>;
   sync: (...args: A) => R;
 } {

@@ -62,7 +62,10 @@ const chatml: ChatTemplate = {
 const phiInstruct: ChatTemplate = {
   name: 'phi-instruct',
   render(messages) {
-    const user = messages.filter((m) => m.role === 'user').map((m) => m.content).join('\n');
+    const user = messages
+      .filter((m) => m.role === 'user')
+      .map((m) => m.content)
+      .join('\n');
     return [tpl('Instruct: '), txt(user), tpl('\nOutput:')];
   },
 };

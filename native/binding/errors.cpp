@@ -12,12 +12,8 @@ Napi::Error make_error(Napi::Env env, te_status status, const std::string& messa
   return make_error(env, te_status_name(status), message);
 }
 
-void throw_error(Napi::Env env, const char* code, const std::string& message) {
-  throw make_error(env, code, message);
-}
+void throw_error(Napi::Env env, const char* code, const std::string& message) { throw make_error(env, code, message); }
 
-void throw_status(Napi::Env env, te_status status) {
-  throw make_error(env, status, te_last_error());
-}
+void throw_status(Napi::Env env, te_status status) { throw make_error(env, status, te_last_error()); }
 
 }  // namespace te::binding

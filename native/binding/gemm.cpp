@@ -14,8 +14,8 @@ Napi::Value gemm(const Napi::CallbackInfo& info) {
     const bool has_bias = args.optional_tensor("bias", &bias);
     te_tensor c = args.tensor("c");
     const te_gemm_options opt{args.boolean("aTrans") ? 1 : 0, args.boolean("bTrans") ? 1 : 0,
-                              static_cast<float>(args.number("alpha")),
-                              static_cast<float>(args.number("beta")), args.int32("activation")};
+                              static_cast<float>(args.number("alpha")), static_cast<float>(args.number("beta")),
+                              args.int32("activation")};
     return [=]() mutable { return te_gemm(&a, &b, has_bias ? &bias : nullptr, &c, &opt); };
   });
 }

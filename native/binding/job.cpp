@@ -23,7 +23,8 @@ bool Job::optional_tensor(Napi::Env env, Napi::Value v, const std::string& name,
 
 size_t ArgCursor::take(const char* name) {
   if (next_ >= count_)
-    throw_error(env(), "INTERNAL", std::string("binding: argument ") + name + " was not sent (the TypeScript and C++ sides disagree)");
+    throw_error(env(), "INTERNAL",
+                std::string("binding: argument ") + name + " was not sent (the TypeScript and C++ sides disagree)");
   return next_++;
 }
 

@@ -41,8 +41,7 @@ Napi::Value set_threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value set_isa(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsString())
-    throw_error(info.Env(), "INVALID_ARGUMENT", "isa must be a string");
+  if (info.Length() < 1 || !info[0].IsString()) throw_error(info.Env(), "INVALID_ARGUMENT", "isa must be a string");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   const te_status st = te_set_cpu_isa(name.c_str());
   if (st != TE_OK) throw_status(info.Env(), st);

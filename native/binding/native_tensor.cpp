@@ -32,8 +32,7 @@ int32_t parse_dtype(Napi::Env env, Napi::Value v) {
 int32_t parse_dims(Napi::Env env, Napi::Value v, int64_t out[TE_MAX_DIMS], const char* what) {
   if (!v.IsArray()) throw_error(env, "INVALID_ARGUMENT", std::string(what) + " must be an array");
   Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() > TE_MAX_DIMS)
-    throw_error(env, "INVALID_ARGUMENT", std::string(what) + " has more than 8 dimensions");
+  if (a.Length() > TE_MAX_DIMS) throw_error(env, "INVALID_ARGUMENT", std::string(what) + " has more than 8 dimensions");
   for (uint32_t i = 0; i < a.Length(); ++i) {
     Napi::Value e = a.Get(i);
     const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1.0;
@@ -93,8 +92,10 @@ Storage::Storage(size_t n) : bytes(n) {
 Storage::Storage(void* device_data, size_t n, int32_t d) : data(device_data), bytes(n), device(d) {}
 
 Storage::~Storage() {
-  if (device >= 0) te_cuda_free(device, data);  // a failure here has no one to report to
-  else te_host_free(data);
+  if (device >= 0)
+    te_cuda_free(device, data);  // a failure here has no one to report to
+  else
+    te_host_free(data);
 }
 
 Napi::Function NativeTensor::define(Napi::Env env) {
@@ -212,8 +213,8 @@ void NativeTensor::release() {
 
 te_tensor NativeTensor::view() const {
   te_tensor t{};
-  t.data = storage_ ? static_cast<char*>(storage_->data) + offset_ * static_cast<int64_t>(te_dtype_size(dtype_))
-                    : nullptr;
+  t.data =
+      storage_ ? static_cast<char*>(storage_->data) + offset_ * static_cast<int64_t>(te_dtype_size(dtype_)) : nullptr;
   t.dtype = dtype_;
   t.device = device_ >= 0 ? TE_DEVICE_CUDA : TE_DEVICE_CPU;
   t.device_index = device_ >= 0 ? device_ : 0;
@@ -246,8 +247,9 @@ Napi::Value NativeTensor::array_buffer(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
     if (on_device())
-      throw_error(env, "DEVICE", "the tensor lives on CUDA device " + std::to_string(device_) +
-                                     ": read() it into a host buffer, or copy it to the CPU");
+      throw_error(env, "DEVICE",
+                  "the tensor lives on CUDA device " + std::to_string(device_) +
+                      ": read() it into a host buffer, or copy it to the CPU");
     auto* hold = new std::shared_ptr<Storage>(storage_);
     napi_value ab;
     const napi_status st = napi_create_external_arraybuffer(
@@ -274,7 +276,8 @@ Napi::Value NativeTensor::as_strided(const Napi::CallbackInfo& info) {
     if (parse_dims(env, info[1], strides, "strides") != nd)
       throw_error(env, "INVALID_ARGUMENT", "shape and strides differ in length");
     const double off_d = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1.0;
-    if (!(off_d >= 0 && off_d <= static_cast<double>(kMaxElements)) || off_d != static_cast<double>(static_cast<int64_t>(off_d)))
+    if (!(off_d >= 0 && off_d <= static_cast<double>(kMaxElements)) ||
+        off_d != static_cast<double>(static_cast<int64_t>(off_d)))
       throw_error(env, "INVALID_ARGUMENT", "offset must be a non-negative integer");
     const int64_t off = static_cast<int64_t>(off_d);
     const int64_t capacity = static_cast<int64_t>(storage_->bytes / te_dtype_size(dtype_));
@@ -324,8 +327,10 @@ Napi::Value NativeTensor::write(const Napi::CallbackInfo& info) {
     if (info.Length() < 2 || info[1].IsUndefined()) {
       const void* src = matching_buffer(info, "write(source)");
       const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
-      if (on_device()) device_transfer(env, const_cast<void*>(src), 0, static_cast<int64_t>(elements()), true);
-      else if (bytes) std::memmove(view().data, src, bytes);
+      if (on_device())
+        device_transfer(env, const_cast<void*>(src), 0, static_cast<int64_t>(elements()), true);
+      else if (bytes)
+        std::memmove(view().data, src, bytes);
       return env.Undefined();
     }
     if (disposed()) throw_error(env, "DISPOSED", "tensor was disposed");
@@ -359,8 +364,10 @@ Napi::Value NativeTensor::read(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     void* dst = matching_buffer(info, "read(dest)");
     const size_t bytes = static_cast<size_t>(te_dtype_size(dtype_)) * elements();
-    if (on_device()) device_transfer(env, dst, 0, static_cast<int64_t>(elements()), false);
-    else if (bytes) std::memmove(dst, view().data, bytes);
+    if (on_device())
+      device_transfer(env, dst, 0, static_cast<int64_t>(elements()), false);
+    else if (bytes)
+      std::memmove(dst, view().data, bytes);
     return env.Undefined();
   });
 }

@@ -18,7 +18,7 @@ struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
   int32_t device = -1;
-  explicit Storage(size_t n);                      // host; throws std::bad_alloc
+  explicit Storage(size_t n);                       // host; throws std::bad_alloc
   Storage(void* device_data, size_t n, int32_t d);  // adopts te_cuda_malloc memory
   ~Storage();
   Storage(const Storage&) = delete;

@@ -22,8 +22,8 @@ std::vector<te_tensor> tensor_list(ArgCursor& args, const char* name) {
 // adamwStep(params[], grads[], expAvg[], expAvgSq[], lr, beta1, beta2, eps, weightDecay, step, async)
 Napi::Value adamw_step(const Napi::CallbackInfo& info) {
   return run_job(info, [&](ArgCursor& args) {
-    std::vector<te_tensor> p = tensor_list(args, "params"), g = tensor_list(args, "grads"), m = tensor_list(args, "expAvg"),
-                           v = tensor_list(args, "expAvgSq");
+    std::vector<te_tensor> p = tensor_list(args, "params"), g = tensor_list(args, "grads"),
+                           m = tensor_list(args, "expAvg"), v = tensor_list(args, "expAvgSq");
     if (g.size() != p.size() || m.size() != p.size() || v.size() != p.size())
       throw_error(info.Env(), "INVALID_ARGUMENT", "params, grads and moments must be lists of the same length");
     te_adamw_options opt{};

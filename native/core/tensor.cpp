@@ -8,22 +8,32 @@ namespace te {
 
 const char* dtype_name(int32_t dtype) {
   switch (dtype) {
-    case TE_F32: return "f32";
-    case TE_F16: return "f16";
-    case TE_BF16: return "bf16";
-    case TE_I32: return "i32";
-    case TE_I64: return "i64";
+    case TE_F32:
+      return "f32";
+    case TE_F16:
+      return "f16";
+    case TE_BF16:
+      return "bf16";
+    case TE_I32:
+      return "i32";
+    case TE_I64:
+      return "i64";
   }
   return "unknown";
 }
 
 size_t dtype_size(int32_t dtype) {
   switch (dtype) {
-    case TE_F32: return 4;
-    case TE_F16: return 2;
-    case TE_BF16: return 2;
-    case TE_I32: return 4;
-    case TE_I64: return 8;
+    case TE_F32:
+      return 4;
+    case TE_F16:
+      return 2;
+    case TE_BF16:
+      return 2;
+    case TE_I32:
+      return 4;
+    case TE_I64:
+      return 8;
   }
   return 0;
 }
@@ -136,8 +146,7 @@ void expect_same_shape(const te_tensor& a, const char* an, const te_tensor& b, c
   bool same = a.ndim == b.ndim;
   for (int i = 0; same && i < a.ndim; ++i) same = a.shape[i] == b.shape[i];
   if (!same)
-    fail(TE_ERR_SHAPE, "%s %s and %s %s must have the same shape", an, shape_str(a).c_str(), bn,
-         shape_str(b).c_str());
+    fail(TE_ERR_SHAPE, "%s %s and %s %s must have the same shape", an, shape_str(a).c_str(), bn, shape_str(b).c_str());
 }
 
 void expect_last_contiguous(const te_tensor& t, const char* name) {
@@ -196,8 +205,7 @@ bool same_view(const te_tensor& a, const te_tensor& b) {
   return true;
 }
 
-void expect_disjoint(const te_tensor& out, const char* on, const te_tensor& in, const char* in_name,
-                     bool in_place_ok) {
+void expect_disjoint(const te_tensor& out, const char* on, const te_tensor& in, const char* in_name, bool in_place_ok) {
   if (in_place_ok && same_view(out, in)) return;
   uintptr_t a0, a1, b0, b1;
   byte_range(out, a0, a1);
@@ -222,16 +230,16 @@ Rows as_rows(const te_tensor& t, const char* name) {
     if (inner_stride < 0) {
       inner_stride = t.strides[i];
     } else if (t.strides[i] != inner_stride * inner_size) {
-      fail(TE_ERR_INVALID_ARGUMENT, "%s: leading dims of shape %s do not collapse into rows of one stride",
-           name, shape_str(t).c_str());
+      fail(TE_ERR_INVALID_ARGUMENT, "%s: leading dims of shape %s do not collapse into rows of one stride", name,
+           shape_str(t).c_str());
     }
     inner_size *= n;
   }
   r.rows = rows;
   if (inner_stride >= 0) r.stride = inner_stride;
   if (r.rows > 1 && r.cols > r.stride)
-    fail(TE_ERR_INVALID_ARGUMENT, "%s: rows overlap (row stride %lld < %lld columns)", name,
-         (long long)r.stride, (long long)r.cols);
+    fail(TE_ERR_INVALID_ARGUMENT, "%s: rows overlap (row stride %lld < %lld columns)", name, (long long)r.stride,
+         (long long)r.cols);
   return r;
 }
 

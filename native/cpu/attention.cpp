@@ -41,8 +41,8 @@ struct Shape {
 // pack K (for S = Q K^T) and V (for O = P V) once into the GEMM's panel
 // layouts, then walk the keys in blocks, keeping per row the running
 // maximum m, the running sum l and the unnormalised output O.
-void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o,
-                   int64_t b, int64_t hk, int64_t s0, int64_t s1) {
+void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o, int64_t b,
+                   int64_t hk, int64_t s0, int64_t s1) {
   const int mr = is.mr, nr = is.nr;
   const int64_t D = a.D, Dp = (D + nr - 1) / nr * nr;
   const int64_t kv_end = a.visible(s1 - 1);
@@ -155,8 +155,7 @@ void decode_head(const Isa& is, const Shape& a, const In4& q, const In4& k, cons
       std::fill(acc.data() + r0 * D, acc.data() + (r0 + rows) * D, 0.0f);
     }
   }
-  for (int64_t r = 0; r < R; ++r)
-    is.scale(inv_sum[r], acc.data() + r * D, o.row(b, r / a.G, hk * a.G + r % a.G), D);
+  for (int64_t r = 0; r < R; ++r) is.scale(inv_sum[r], acc.data() + r * D, o.row(b, r / a.G, hk * a.G + r % a.G), D);
 }
 
 }  // namespace

@@ -22,14 +22,19 @@ void convert_run(const Isa& is, const void* src, int32_t sd, void* dst, int32_t 
     f = static_cast<const float*>(src);
   } else {
     float* out = dd == TE_F32 ? static_cast<float*>(dst) : tmp;
-    if (sd == TE_F16) is.f16_to_f32(static_cast<const uint16_t*>(src), out, n);
-    else is.bf16_to_f32(static_cast<const uint16_t*>(src), out, n);
+    if (sd == TE_F16)
+      is.f16_to_f32(static_cast<const uint16_t*>(src), out, n);
+    else
+      is.bf16_to_f32(static_cast<const uint16_t*>(src), out, n);
     if (dd == TE_F32) return;
     f = tmp;
   }
-  if (dd == TE_F16) is.f32_to_f16(f, static_cast<uint16_t*>(dst), n);
-  else if (dd == TE_BF16) is.f32_to_bf16(f, static_cast<uint16_t*>(dst), n);
-  else std::memcpy(dst, f, n * 4);
+  if (dd == TE_F16)
+    is.f32_to_f16(f, static_cast<uint16_t*>(dst), n);
+  else if (dd == TE_BF16)
+    is.f32_to_bf16(f, static_cast<uint16_t*>(dst), n);
+  else
+    std::memcpy(dst, f, n * 4);
 }
 
 float load_as_f32(const Isa& is, const char* p, int32_t dt) {

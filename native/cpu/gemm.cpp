@@ -74,8 +74,8 @@ void pack_a(const Isa& is, const GemmA& a, const GemmPrologue* pro, int64_t K, i
     for (int64_t i = 0; i < w; ++i) {
       const int64_t m = m0 + i0 + i;
       float* row = row_buf + i * kc;
-      is.affine_act(a.p + m * a.ld + pc, pro->scale ? pro->scale + pc : nullptr,
-                    pro->shift ? pro->shift + pc : nullptr, pro->act, row, kc);
+      is.affine_act(a.p + m * a.ld + pc, pro->scale ? pro->scale + pc : nullptr, pro->shift ? pro->shift + pc : nullptr,
+                    pro->act, row, kc);
       if (pro->drop_p > 0.0f) {
         const uint64_t base = static_cast<uint64_t>(m) * static_cast<uint64_t>(K) + static_cast<uint64_t>(pc);
         for (int64_t kk = 0; kk < kc; ++kk) row[kk] *= dropout_factor(pro->seed, base + kk, pro->drop_p);
@@ -91,8 +91,8 @@ void pack_a(const Isa& is, const GemmA& a, const GemmPrologue* pro, int64_t K, i
 thread_local Buffer<float> tl_apack, tl_bpack, tl_rows;
 
 // One task: C(m0:m1, n0:n1), serially.
-void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
-                const GemmEpilogue& ep, const GemmPrologue* pro, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc, const GemmEpilogue& ep,
+                const GemmPrologue* pro, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int mr = is.mr, nr = is.nr;
   const int64_t mc_max = std::min<int64_t>(kMC, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = std::min<int64_t>(kNC, (n1 - n0 + nr - 1) / nr * nr);
@@ -159,8 +159,7 @@ void plan_grid(const Isa& is, int64_t M, int64_t N, int64_t K, int threads, int6
 }
 
 // One output row: stream B's rows once (memory-bound), then the epilogue.
-void gemv(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c,
-          const GemmEpilogue& ep) {
+void gemv(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, const GemmEpilogue& ep) {
   Buffer<float> xbuf;
   const float* x = a.p;
   if (a.trans && K > 1) {
@@ -202,8 +201,8 @@ void gemv(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, f
 // Few rows of A (a batch of 2..32 embeddings) against nn.Linear weights:
 // packing the weights would cost as much as the products, so rows of A and
 // B are multiplied in place, tile by tile, B's rows split over the threads.
-void gemm_small_m(const Isa& is, int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c,
-                  int64_t ldc, const GemmEpilogue& ep) {
+void gemm_small_m(const Isa& is, int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
+                  const GemmEpilogue& ep) {
   const float* w = static_cast<const float*>(b.p);
   const int threads = pool_threads();
   int64_t chunk = (N + 4 * threads - 1) / (4 * threads);

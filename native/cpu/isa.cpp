@@ -17,15 +17,12 @@ namespace te::cpu {
 
 namespace {
 
-#define TE_ISA_TABLE(ns, label)                                                                              \
-  Isa {                                                                                                      \
-    label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::kDotMR, ns::kDotNR, ns::dot_tile, ns::gemv_f32,  \
-        ns::gemv_f16, ns::gemv_bf16,                                                                         \
-        ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act,                    \
-        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale,                   \
-        ns::weighted_rows, ns::adamw,                                                                        \
-        ns::fma_probe,                                                                                       \
-        ns::kProbeFlopsPerIter                                                                               \
+#define TE_ISA_TABLE(ns, label)                                                                                        \
+  Isa {                                                                                                                \
+    label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::kDotMR, ns::kDotNR, ns::dot_tile, ns::gemv_f32,         \
+        ns::gemv_f16, ns::gemv_bf16, ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act, \
+        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::weighted_rows,      \
+        ns::adamw, ns::fma_probe, ns::kProbeFlopsPerIter                                                               \
   }
 
 const Isa kGeneric = TE_ISA_TABLE(generic, "generic");

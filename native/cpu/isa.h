@@ -65,7 +65,7 @@ struct Isa {
   float (*dot)(const float* a, const float* b, int64_t n);
   float (*sum_sq)(const float* x, int64_t n);
   float (*max)(const float* x, int64_t n);
-  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  void (*axpy)(float a, const float* x, float* y, int64_t n);   // y += a * x
   void (*scale)(float a, const float* x, float* y, int64_t n);  // y = a * x
 
   // y[r, 0:d] = sum_j p[r, j] * v[j, 0:d] for r < rows <= 4, j < n: a few

@@ -22,8 +22,8 @@
 
 namespace te::cpu {
 
-TE_HOST_DEVICE inline double metric_loss_row(int32_t kind, double tau, int64_t B, int64_t C, int32_t t,
-                                             const double* S, const int32_t* counts, double pairs, double* G) {
+TE_HOST_DEVICE inline double metric_loss_row(int32_t kind, double tau, int64_t B, int64_t C, int32_t t, const double* S,
+                                             const int32_t* counts, double pairs, double* G) {
   for (int64_t c = 0; c < C; ++c) G[c] = 0.0;
   if (kind == TE_LOSS_COSINE) {
     G[t] = -1.0 / double(B);

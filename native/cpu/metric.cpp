@@ -35,7 +35,9 @@ void inverse_norms(const Isa& is, const Rows& t, float* out) {
   });
 }
 
-Rows dense_rows(float* p, int64_t rows, int64_t cols) { return Rows{reinterpret_cast<char*>(p), rows, cols, cols, TE_F32}; }
+Rows dense_rows(float* p, int64_t rows, int64_t cols) {
+  return Rows{reinterpret_cast<char*>(p), rows, cols, cols, TE_F32};
+}
 
 struct Candidate {
   float score;
@@ -103,8 +105,7 @@ void cosine(const Rows& q, const Rows& table, float* out, int64_t ldo) {
        ep);
 }
 
-void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_t k, float* scores,
-                 int32_t* indices) {
+void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_t k, float* scores, int32_t* indices) {
   const Isa& is = isa();
   const int64_t B = q.rows, C = table.rows, H = q.cols;
   Buffer<float> qn(B * H);

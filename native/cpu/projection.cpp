@@ -68,7 +68,8 @@ void projection_forward_train(const float* x, int64_t batch, ProjectionParams& p
 
   // Batch statistics need the whole batch, so they come after the first GEMM.
   std::vector<double> sum(H), sq(H);
-  column_sums(batch, H, [&](int64_t b, int64_t c) { return static_cast<double>(z1[b * H + c]); }, sum.data());
+  column_sums(
+      batch, H, [&](int64_t b, int64_t c) { return static_cast<double>(z1[b * H + c]); }, sum.data());
   for (int64_t c = 0; c < H; ++c) sum[c] /= static_cast<double>(batch);
   column_sums(
       batch, H,
@@ -128,7 +129,8 @@ void projection_backward(const float* dy, const float* x, int64_t batch, const P
 
   // Second Linear: dW2 = dy^T d, db2 = sum_b dy, dd = dy W2.
   std::vector<double> acc(std::max(H, OUT));
-  column_sums(batch, OUT, [&](int64_t b, int64_t c) { return static_cast<double>(dy[b * OUT + c]); }, acc.data());
+  column_sums(
+      batch, OUT, [&](int64_t b, int64_t c) { return static_cast<double>(dy[b * OUT + c]); }, acc.data());
   for (int64_t c = 0; c < OUT; ++c) g.b2[c] = static_cast<float>(acc[c]);
   gemm(OUT, H, batch, {dy, OUT, true}, {d.data(), TE_F32, H, true}, g.w2, H, GemmEpilogue{});
   Buffer<float> dd(batch * H);
@@ -147,7 +149,8 @@ void projection_backward(const float* dy, const float* x, int64_t batch, const P
   //   dgamma = sum_b da * xhat,  dbeta = sum_b da,  dxhat = da * gamma,
   //   dz1 = rstd * (dxhat - mean_b(dxhat) - xhat * mean_b(dxhat * xhat)).
   std::vector<double> s_da(H), s_da_xhat(H);
-  column_sums(batch, H, [&](int64_t b, int64_t c) { return static_cast<double>(da[b * H + c]); }, s_da.data());
+  column_sums(
+      batch, H, [&](int64_t b, int64_t c) { return static_cast<double>(da[b * H + c]); }, s_da.data());
   column_sums(
       batch, H, [&](int64_t b, int64_t c) { return static_cast<double>(da[b * H + c]) * xhat[b * H + c]; },
       s_da_xhat.data());
@@ -167,7 +170,8 @@ void projection_backward(const float* dy, const float* x, int64_t batch, const P
   });
 
   // First Linear: dW1 = dz^T x, db1 = sum_b dz, dx = dz W1.
-  column_sums(batch, H, [&](int64_t b, int64_t c) { return static_cast<double>(dz[b * H + c]); }, acc.data());
+  column_sums(
+      batch, H, [&](int64_t b, int64_t c) { return static_cast<double>(dz[b * H + c]); }, acc.data());
   for (int64_t c = 0; c < H; ++c) g.b1[c] = static_cast<float>(acc[c]);
   gemm(H, IN, batch, {dz.data(), H, true}, {x, TE_F32, IN, true}, g.w1, IN, GemmEpilogue{});
   if (dx) gemm(batch, IN, H, {dz.data(), H, false}, {p.w1, p.w1_dtype, IN, true}, dx, IN, GemmEpilogue{});

@@ -10,12 +10,12 @@ struct ProjectionParams {
   int64_t in, hidden, out;
   const void* w1;  // [hidden, in]
   int32_t w1_dtype;
-  const float* b1;            // [hidden]
-  const float* gamma;         // [hidden]
-  const float* beta;          // [hidden]
-  float* running_mean;        // [hidden]
-  float* running_var;         // [hidden]
-  const void* w2;             // [out, hidden]
+  const float* b1;      // [hidden]
+  const float* gamma;   // [hidden]
+  const float* beta;    // [hidden]
+  float* running_mean;  // [hidden]
+  float* running_var;   // [hidden]
+  const void* w2;       // [out, hidden]
   int32_t w2_dtype;
   const float* b2;  // [out]
   float eps;

@@ -19,8 +19,8 @@ void rope(const te_tensor& x, const te_tensor* positions, int64_t offset, int32_
     inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(rotary_dim));
   auto position = [&](int64_t b, int64_t s) -> int64_t {
     if (!positions) return offset + s;
-    const int64_t idx = positions->ndim == 2 ? b * positions->strides[0] + s * positions->strides[1]
-                                             : s * positions->strides[0];
+    const int64_t idx =
+        positions->ndim == 2 ? b * positions->strides[0] + s * positions->strides[1] : s * positions->strides[0];
     return positions->dtype == TE_I64 ? static_cast<const int64_t*>(positions->data)[idx]
                                       : static_cast<const int32_t*>(positions->data)[idx];
   };

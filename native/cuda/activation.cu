@@ -80,8 +80,10 @@ void activation(const Rows& x, int32_t act, const Rows& y) {
   const int64_t n = x.rows * x.cols;
   if (!n) return;
   const bool flat = dense(x) && dense(y);
-  if (flat) activation_kernel<true><<<blocks_for(n, 256), 256, 0, stream()>>>(view(x, y), act);
-  else activation_kernel<false><<<blocks_for(n, 256), 256, 0, stream()>>>(view(x, y), act);
+  if (flat)
+    activation_kernel<true><<<blocks_for(n, 256), 256, 0, stream()>>>(view(x, y), act);
+  else
+    activation_kernel<false><<<blocks_for(n, 256), 256, 0, stream()>>>(view(x, y), act);
   check_launch("activation");
 }
 
@@ -89,8 +91,10 @@ void swiglu(const Rows& gate, const Rows& up, const Rows& y) {
   const int64_t n = gate.rows * gate.cols;
   if (!n) return;
   const auto* u = reinterpret_cast<const float*>(up.data);
-  if (dense(gate) && dense(up) && dense(y)) swiglu_kernel<true><<<blocks_for(n, 256), 256, 0, stream()>>>(view(gate, y), u, up.stride);
-  else swiglu_kernel<false><<<blocks_for(n, 256), 256, 0, stream()>>>(view(gate, y), u, up.stride);
+  if (dense(gate) && dense(up) && dense(y))
+    swiglu_kernel<true><<<blocks_for(n, 256), 256, 0, stream()>>>(view(gate, y), u, up.stride);
+  else
+    swiglu_kernel<false><<<blocks_for(n, 256), 256, 0, stream()>>>(view(gate, y), u, up.stride);
   check_launch("swiglu");
 }
 

@@ -170,16 +170,40 @@ void attention(const te_tensor& q, const te_tensor& k, const te_tensor& v, const
   if (!B || !Sq || !Hq || !D) return;
   if (D > 128) fail(TE_ERR_UNSUPPORTED, "attention on CUDA takes head sizes up to 128 (got %lld)", (long long)D);
   if (B > 65535 || Hq > 65535) fail(TE_ERR_UNSUPPORTED, "attention on CUDA: batch and heads must be <= 65535");
-  AttnArgs a{static_cast<const float*>(q.data), static_cast<const float*>(k.data), static_cast<const float*>(v.data),
-             static_cast<float*>(out.data), q.strides[0], q.strides[1], q.strides[2], k.strides[0], k.strides[1],
-             k.strides[2], v.strides[0], v.strides[1], v.strides[2], out.strides[0], out.strides[1], out.strides[2],
-             Sq, Skv, Hq, Hq / Hkv, D, scale, causal ? 1 : 0, 1, Skv > 0 ? Skv : 1, nullptr, nullptr};
+  AttnArgs a{static_cast<const float*>(q.data),
+             static_cast<const float*>(k.data),
+             static_cast<const float*>(v.data),
+             static_cast<float*>(out.data),
+             q.strides[0],
+             q.strides[1],
+             q.strides[2],
+             k.strides[0],
+             k.strides[1],
+             k.strides[2],
+             v.strides[0],
+             v.strides[1],
+             v.strides[2],
+             out.strides[0],
+             out.strides[1],
+             out.strides[2],
+             Sq,
+             Skv,
+             Hq,
+             Hq / Hkv,
+             D,
+             scale,
+             causal ? 1 : 0,
+             1,
+             Skv > 0 ? Skv : 1,
+             nullptr,
+             nullptr};
   const int64_t qblocks = (Sq + kQueriesPerBlock - 1) / kQueriesPerBlock;
   const int64_t work = qblocks * Hq * B;
   // Split the keys when the query blocks alone leave most of the GPU idle.
   const int64_t want = 2LL * sm_count();
   int64_t splits = 1;
-  if (work < want && Skv > 2 * kTile) splits = std::min<int64_t>((want + work - 1) / work, (Skv + 2 * kTile - 1) / (2 * kTile));
+  if (work < want && Skv > 2 * kTile)
+    splits = std::min<int64_t>((want + work - 1) / work, (Skv + 2 * kTile - 1) / (2 * kTile));
   splits = std::min<int64_t>(splits, 64);
   if (qblocks * splits > 0x7fffffff) fail(TE_ERR_UNSUPPORTED, "attention on CUDA: too many queries");
   a.splits = static_cast<int>(splits);
@@ -191,13 +215,18 @@ void attention(const te_tensor& q, const te_tensor& k, const te_tensor& v, const
   a.part_acc = part.as<float>();
   const dim3 grid(static_cast<unsigned>(qblocks * splits), static_cast<unsigned>(Hq), static_cast<unsigned>(B));
   const size_t smem = sizeof(float) * static_cast<size_t>(2 * kTile * (D + 1) + kQueriesPerBlock * D);
-  if (D <= 32) launch<1>(a, grid, smem);
-  else if (D <= 64) launch<2>(a, grid, smem);
-  else if (D <= 96) launch<3>(a, grid, smem);
-  else launch<4>(a, grid, smem);
+  if (D <= 32)
+    launch<1>(a, grid, smem);
+  else if (D <= 64)
+    launch<2>(a, grid, smem);
+  else if (D <= 96)
+    launch<3>(a, grid, smem);
+  else
+    launch<4>(a, grid, smem);
   check_launch("attention");
   if (splits > 1) {
-    combine_kernel<<<blocks_for(static_cast<int64_t>(rows) * 32, 256), 256, 0, stream()>>>(a, static_cast<int64_t>(rows));
+    combine_kernel<<<blocks_for(static_cast<int64_t>(rows) * 32, 256), 256, 0, stream()>>>(a,
+                                                                                           static_cast<int64_t>(rows));
     check_launch("attention (combine)");
   }
 }

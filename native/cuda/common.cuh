@@ -128,15 +128,20 @@ __device__ __forceinline__ float block_max(float v, float* shared) {
 // The element activations of te_act, as the CPU kernels compute them.
 __device__ __forceinline__ float activate(float x, int act) {
   switch (act) {
-    case TE_ACT_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case TE_ACT_GELU_ERF:
+      return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     case TE_ACT_GELU_TANH: {
       const float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
       return 0.5f * x * (1.0f + tanhf(u));
     }
-    case TE_ACT_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
-    case TE_ACT_SILU: return x / (1.0f + expf(-x));
-    case TE_ACT_RELU: return x > 0.0f ? x : 0.0f;
-    default: return x;
+    case TE_ACT_QUICK_GELU:
+      return x / (1.0f + expf(-1.702f * x));
+    case TE_ACT_SILU:
+      return x / (1.0f + expf(-x));
+    case TE_ACT_RELU:
+      return x > 0.0f ? x : 0.0f;
+    default:
+      return x;
   }
 }
 

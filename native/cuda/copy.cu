@@ -50,9 +50,16 @@ template <class S>
 void launch_from(const te_tensor& src, const te_tensor& dst, int64_t n, const View& v) {
   const unsigned blocks = blocks_for(n, 256);
   switch (dst.dtype) {
-    case TE_F32: copy_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const S*>(src.data), static_cast<float*>(dst.data), n, v); break;
-    case TE_F16: copy_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const S*>(src.data), static_cast<__half*>(dst.data), n, v); break;
-    default: copy_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const S*>(src.data), static_cast<__nv_bfloat16*>(dst.data), n, v); break;
+    case TE_F32:
+      copy_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const S*>(src.data), static_cast<float*>(dst.data), n, v);
+      break;
+    case TE_F16:
+      copy_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const S*>(src.data), static_cast<__half*>(dst.data), n, v);
+      break;
+    default:
+      copy_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const S*>(src.data), static_cast<__nv_bfloat16*>(dst.data),
+                                                n, v);
+      break;
   }
 }
 
@@ -77,8 +84,8 @@ void copy(const te_tensor& src, const te_tensor& dst) {
   }
   use_device(src.device_index);
   if (src.dtype == dst.dtype && is_contiguous(src) && is_contiguous(dst)) {
-    check(cudaMemcpyAsync(dst.data, src.data, static_cast<size_t>(n) * dtype_size(src.dtype),
-                          cudaMemcpyDeviceToDevice, stream()),
+    check(cudaMemcpyAsync(dst.data, src.data, static_cast<size_t>(n) * dtype_size(src.dtype), cudaMemcpyDeviceToDevice,
+                          stream()),
           "device copy");
     return;
   }
@@ -92,15 +99,30 @@ void copy(const te_tensor& src, const te_tensor& dst) {
   const unsigned blocks = blocks_for(n, 256);
   if (src.dtype == dst.dtype) {
     switch (dtype_size(src.dtype)) {
-      case 2: copy_same_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const uint16_t*>(src.data), static_cast<uint16_t*>(dst.data), n, v); break;
-      case 4: copy_same_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const uint32_t*>(src.data), static_cast<uint32_t*>(dst.data), n, v); break;
-      default: copy_same_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const uint64_t*>(src.data), static_cast<uint64_t*>(dst.data), n, v); break;
+      case 2:
+        copy_same_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const uint16_t*>(src.data),
+                                                       static_cast<uint16_t*>(dst.data), n, v);
+        break;
+      case 4:
+        copy_same_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const uint32_t*>(src.data),
+                                                       static_cast<uint32_t*>(dst.data), n, v);
+        break;
+      default:
+        copy_same_kernel<<<blocks, 256, 0, stream()>>>(static_cast<const uint64_t*>(src.data),
+                                                       static_cast<uint64_t*>(dst.data), n, v);
+        break;
     }
   } else {
     switch (src.dtype) {
-      case TE_F32: launch_from<float>(src, dst, n, v); break;
-      case TE_F16: launch_from<__half>(src, dst, n, v); break;
-      default: launch_from<__nv_bfloat16>(src, dst, n, v); break;
+      case TE_F32:
+        launch_from<float>(src, dst, n, v);
+        break;
+      case TE_F16:
+        launch_from<__half>(src, dst, n, v);
+        break;
+      default:
+        launch_from<__nv_bfloat16>(src, dst, n, v);
+        break;
     }
   }
   check_launch("copy");

@@ -95,8 +95,10 @@ Scratch::Scratch(size_t bytes) {
 
 Scratch::~Scratch() {
   if (!p_) return;
-  if (pooled_) cudaFreeAsync(p_, stream());
-  else cudaFree(p_);  // waits for the kernels that use it
+  if (pooled_)
+    cudaFreeAsync(p_, stream());
+  else
+    cudaFree(p_);  // waits for the kernels that use it
 }
 
 namespace {
@@ -148,7 +150,8 @@ extern "C" TE_API te_status te_cuda_free(int32_t device, void* ptr) {
     {
       std::lock_guard<std::mutex> lock(te::cuda::g_sizes_mu);
       auto it = te::cuda::g_sizes.find(ptr);
-      if (it == te::cuda::g_sizes.end()) te::fail(TE_ERR_INVALID_ARGUMENT, "te_cuda_free: not a te_cuda_malloc pointer");
+      if (it == te::cuda::g_sizes.end())
+        te::fail(TE_ERR_INVALID_ARGUMENT, "te_cuda_free: not a te_cuda_malloc pointer");
       bytes = it->second;
       te::cuda::g_sizes.erase(it);
     }

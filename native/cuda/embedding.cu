@@ -54,9 +54,15 @@ void embedding(const Rows& table, const te_tensor& ids, const Rows& out) {
   if (!N) return;
   const FirstBad bad;
   switch (table.dtype) {
-    case TE_F32: launch_embedding<float>(table, ids, out, bad.where()); break;
-    case TE_F16: launch_embedding<__half>(table, ids, out, bad.where()); break;
-    default: launch_embedding<__nv_bfloat16>(table, ids, out, bad.where()); break;
+    case TE_F32:
+      launch_embedding<float>(table, ids, out, bad.where());
+      break;
+    case TE_F16:
+      launch_embedding<__half>(table, ids, out, bad.where());
+      break;
+    default:
+      launch_embedding<__nv_bfloat16>(table, ids, out, bad.where());
+      break;
   }
   check_launch("embedding");
   unsigned long long at = 0;

@@ -151,8 +151,8 @@ void launch(const Args& g) {
 bool mma_sync_applies(const Args& g) {
   const auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
   // Whole 16-byte chunks of B rows and float4s of A rows, no transposed operand.
-  return !g.a_trans && !g.b_trans && g.K % 8 == 0 && g.lda % 4 == 0 && g.ldb % 8 == 0 && aligned(g.a) &&
-         aligned(g.b) && (g.M + BM - 1) / BM <= 65535;
+  return !g.a_trans && !g.b_trans && g.K % 8 == 0 && g.lda % 4 == 0 && g.ldb % 8 == 0 && aligned(g.a) && aligned(g.b) &&
+         (g.M + BM - 1) / BM <= 65535;
 }
 
 void launch_mma_sync_f16(const Args& g) { launch<__half>(g); }

@@ -18,20 +18,20 @@ constexpr int64_t kMaxLabels = 2048;
 
 // Samples per class over the batch (counts zeroed first); a target outside
 // 0..C-1 is counted nowhere and reported by its lowest position.
-__global__ void count_targets(const int32_t* targets, int64_t B, int64_t C, int32_t* counts,
-                              unsigned long long* bad) {
+__global__ void count_targets(const int32_t* targets, int64_t B, int64_t C, int32_t* counts, unsigned long long* bad) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < B; j += int64_t(gridDim.x) * blockDim.x) {
     const int32_t t = targets[j];
-    if (t < 0 || t >= C) atomicMin(bad, static_cast<unsigned long long>(j));
-    else atomicAdd(&counts[t], 1);
+    if (t < 0 || t >= C)
+      atomicMin(bad, static_cast<unsigned long long>(j));
+    else
+      atomicAdd(&counts[t], 1);
   }
 }
 
-__global__ void __launch_bounds__(kThreads) metric_loss_rows(const float* y, int64_t ys, const int32_t* targets,
-                                                             const int32_t* class_counts, int64_t B,
-                                                             const float* labels, int64_t ls, int64_t C, int64_t H,
-                                                             int32_t kind, double tau, float* grad, int64_t gstride,
-                                                             double* part) {
+__global__ void __launch_bounds__(kThreads)
+    metric_loss_rows(const float* y, int64_t ys, const int32_t* targets, const int32_t* class_counts, int64_t B,
+                     const float* labels, int64_t ls, int64_t C, int64_t H, int32_t kind, double tau, float* grad,
+                     int64_t gstride, double* part) {
   extern __shared__ double tables[];
   double* S = tables;
   double* G = S + C;
@@ -91,15 +91,15 @@ __global__ void __launch_bounds__(kThreads) sum_rows(const double* part, int64_t
 void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int32_t kind, float tau, const Rows& grad,
                  float* loss) {
   const int64_t B = y.rows, H = y.cols, C = labels.rows;
-  if (C > kMaxLabels) fail(TE_ERR_UNSUPPORTED, "metric losses on CUDA take up to %lld labels (got %lld)",
-                           (long long)kMaxLabels, (long long)C);
+  if (C > kMaxLabels)
+    fail(TE_ERR_UNSUPPORTED, "metric losses on CUDA take up to %lld labels (got %lld)", (long long)kMaxLabels,
+         (long long)C);
   if (B > 0x7fffffff) fail(TE_ERR_UNSUPPORTED, "metric losses over more than 2^31 rows");
   Scratch part(sizeof(double) * static_cast<size_t>(B > 0 ? B : 1)), counts(sizeof(int32_t) * static_cast<size_t>(C));
   const FirstBad bad;
   check(cudaMemsetAsync(counts.as<int32_t>(), 0, sizeof(int32_t) * static_cast<size_t>(C), stream()), "metric loss");
   if (B > 0) {
-    count_targets<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(targets, B, C, counts.as<int32_t>(),
-                                                                       bad.where());
+    count_targets<<<blocks_for(B, kThreads), kThreads, 0, stream()>>>(targets, B, C, counts.as<int32_t>(), bad.where());
     check_launch("metric loss (class counts)");
     const size_t smem = static_cast<size_t>(C) * (2 * sizeof(double) + sizeof(int32_t));
     metric_loss_rows<<<static_cast<unsigned>(B), kThreads, smem, stream()>>>(
@@ -111,7 +111,8 @@ void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int3
   sum_rows<<<1, kThreads, 0, stream()>>>(part.as<double>(), B, loss);
   check_launch("metric loss (sum)");
   unsigned long long at = 0;
-  if (bad.first(at)) fail(TE_ERR_INVALID_ARGUMENT, "targets[%llu] is not a label index (0..%lld)", at, (long long)C - 1);
+  if (bad.first(at))
+    fail(TE_ERR_INVALID_ARGUMENT, "targets[%llu] is not a label index (0..%lld)", at, (long long)C - 1);
 }
 
 }  // namespace te::cuda

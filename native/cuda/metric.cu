@@ -75,9 +75,9 @@ constexpr int kMaxChunk = 16384;
 // For query b: the best k of (the `have` best so far in scores/indices) and
 // this chunk's scores row[0..cn) for table rows c0 + j. k rounds of a block
 // arg-best; taken entries are marked in shared memory.
-__global__ void __launch_bounds__(kSelectThreads) merge_topk_kernel(const float* tile, int64_t cn, int32_t c0,
-                                                                    int32_t k, int32_t have, float* scores,
-                                                                    int32_t* indices) {
+__global__ void __launch_bounds__(kSelectThreads)
+    merge_topk_kernel(const float* tile, int64_t cn, int32_t c0, int32_t k, int32_t have, float* scores,
+                      int32_t* indices) {
   __shared__ unsigned taken_chunk[kMaxChunk / 32];
   __shared__ unsigned char taken_prev[kMaxK];
   __shared__ Cand prev[kMaxK];
@@ -137,9 +137,18 @@ void normalize_rows(const float* x, int64_t xs, int64_t rows, int64_t cols, floa
 void inverse_norms(const Rows& t, float* inv) {
   const unsigned blocks = static_cast<unsigned>((t.rows + 7) / 8);
   switch (t.dtype) {
-    case TE_F32: inverse_norms_kernel<<<blocks, 256, 0, stream()>>>(reinterpret_cast<const float*>(t.data), t.stride, t.rows, t.cols, inv); break;
-    case TE_F16: inverse_norms_kernel<<<blocks, 256, 0, stream()>>>(reinterpret_cast<const __half*>(t.data), t.stride, t.rows, t.cols, inv); break;
-    default: inverse_norms_kernel<<<blocks, 256, 0, stream()>>>(reinterpret_cast<const __nv_bfloat16*>(t.data), t.stride, t.rows, t.cols, inv); break;
+    case TE_F32:
+      inverse_norms_kernel<<<blocks, 256, 0, stream()>>>(reinterpret_cast<const float*>(t.data), t.stride, t.rows,
+                                                         t.cols, inv);
+      break;
+    case TE_F16:
+      inverse_norms_kernel<<<blocks, 256, 0, stream()>>>(reinterpret_cast<const __half*>(t.data), t.stride, t.rows,
+                                                         t.cols, inv);
+      break;
+    default:
+      inverse_norms_kernel<<<blocks, 256, 0, stream()>>>(reinterpret_cast<const __nv_bfloat16*>(t.data), t.stride,
+                                                         t.rows, t.cols, inv);
+      break;
   }
   check_launch("table norms");
 }
@@ -163,8 +172,7 @@ void cosine(const Rows& q, const Rows& table, float* out, int64_t ldo) {
   cuda::gemm(B, C, H, {qn.as<float>(), H, false}, {table.data, table.dtype, table.stride, false}, out, ldo, ep);
 }
 
-void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_t k, float* scores,
-                 int32_t* indices) {
+void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_t k, float* scores, int32_t* indices) {
   const int64_t B = q.rows, C = table.rows, H = q.cols;
   if (!B) return;
   if (k > kMaxK) fail(TE_ERR_UNSUPPORTED, "cosine_topk on CUDA takes k <= %d (got %d)", kMaxK, k);
@@ -182,8 +190,9 @@ void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_
     const int64_t cn = std::min(cb, C - c0);
     GemmEpilogue ep;
     ep.col_scale = table_normalized ? nullptr : inv.as<float>() + c0;
-    cuda::gemm(B, cn, H, {qn.as<float>(), H, false}, {table.data + c0 * table.stride * static_cast<int64_t>(es), table.dtype, table.stride, false},
-         tile.as<float>(), cn, ep);
+    cuda::gemm(B, cn, H, {qn.as<float>(), H, false},
+               {table.data + c0 * table.stride * static_cast<int64_t>(es), table.dtype, table.stride, false},
+               tile.as<float>(), cn, ep);
     const int32_t have = static_cast<int32_t>(std::min<int64_t>(k, c0));
     merge_topk_kernel<<<static_cast<unsigned>(B), kSelectThreads, 0, stream()>>>(
         tile.as<float>(), cn, static_cast<int32_t>(c0), k, have, scores, indices);

@@ -59,8 +59,8 @@ __global__ void __launch_bounds__(kThreads) layer_norm_regs(const float* x, int6
   }
 }
 
-__global__ void __launch_bounds__(kThreads) rms_norm_regs(const float* x, int64_t xs, const float* w, float eps,
-                                                          float* y, int64_t ys, int64_t n) {
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_regs(const float* x, int64_t xs, const float* w, float eps, float* y, int64_t ys, int64_t n) {
   __shared__ float red[32];
   RowRegs r;
   r.load(x + blockIdx.x * xs, n);
@@ -95,8 +95,8 @@ __global__ void __launch_bounds__(kThreads) layer_norm_long(const float* x, int6
   for (int64_t c = threadIdx.x; c < n; c += blockDim.x) yr[c] = affine((xr[c] - mean) * rstd, w, b, c);
 }
 
-__global__ void __launch_bounds__(kThreads) rms_norm_long(const float* x, int64_t xs, const float* w, float eps,
-                                                          float* y, int64_t ys, int64_t n) {
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_long(const float* x, int64_t xs, const float* w, float eps, float* y, int64_t ys, int64_t n) {
   __shared__ float red[32];
   const float* xr = x + blockIdx.x * xs;
   float* yr = y + blockIdx.x * ys;

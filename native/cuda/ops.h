@@ -56,8 +56,7 @@ void patch_embed(const float* pixels, int64_t B, int64_t C, int64_t H, int64_t W
 
 void l2_normalize(const Rows& x, float eps, const Rows& y);
 void cosine(const Rows& q, const Rows& table, float* out, int64_t ldo);
-void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_t k, float* scores,
-                 int32_t* indices);
+void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_t k, float* scores, int32_t* indices);
 
 void attention(const te_tensor& q, const te_tensor& k, const te_tensor& v, const te_tensor& out, float scale,
                bool causal);

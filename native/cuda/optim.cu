@@ -9,8 +9,8 @@ namespace te::cuda {
 
 namespace {
 
-__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float beta1,
-                             float beta2, float eps, float decay, float step_size, float bc2_sqrt) {
+__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float beta1, float beta2,
+                             float eps, float decay, float step_size, float bc2_sqrt) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float gi = g[i];
     float pi = p[i] * decay;

@@ -140,7 +140,7 @@ __global__ void to_float_kernel(const double* a, int64_t n, float* out) {
 
 void column_sums(const float* a, const float* times, int64_t rows, int64_t n, double* sum, double* sum_times) {
   column_sums_kernel<<<static_cast<unsigned>((n + 31) / 32), dim3(32, 8), 0, stream()>>>(a, times, rows, n, sum,
-                                                                                       sum_times);
+                                                                                         sum_times);
   check_launch("projection column sums");
 }
 

@@ -28,13 +28,13 @@ extern "C" {
 #endif
 
 #if defined(_WIN32)
-#  if defined(TE_BUILD_SHARED)
-#    define TE_API __declspec(dllexport)
-#  else
-#    define TE_API
-#  endif
+#if defined(TE_BUILD_SHARED)
+#define TE_API __declspec(dllexport)
 #else
-#  define TE_API __attribute__((visibility("default")))
+#define TE_API
+#endif
+#else
+#define TE_API __attribute__((visibility("default")))
 #endif
 
 #define TE_ABI_VERSION 1
@@ -47,23 +47,14 @@ typedef enum te_status {
   TE_ERR_DTYPE = 3,            /* a dtype the op does not take */
   TE_ERR_DEVICE = 4,           /* tensors on the wrong device, or no device */
   TE_ERR_OUT_OF_MEMORY = 5,
-  TE_ERR_UNSUPPORTED = 6,      /* valid, but not implemented for these arguments */
+  TE_ERR_UNSUPPORTED = 6, /* valid, but not implemented for these arguments */
   TE_ERR_INTERNAL = 7,
   TE_ERR_CANCELLED = 8
 } te_status;
 
-typedef enum te_dtype {
-  TE_F32 = 0,
-  TE_F16 = 1,
-  TE_BF16 = 2,
-  TE_I32 = 3,
-  TE_I64 = 4
-} te_dtype;
+typedef enum te_dtype { TE_F32 = 0, TE_F16 = 1, TE_BF16 = 2, TE_I32 = 3, TE_I64 = 4 } te_dtype;
 
-typedef enum te_device {
-  TE_DEVICE_CPU = 0,
-  TE_DEVICE_CUDA = 1
-} te_device;
+typedef enum te_device { TE_DEVICE_CPU = 0, TE_DEVICE_CUDA = 1 } te_device;
 
 typedef enum te_act {
   TE_ACT_NONE = 0,
@@ -76,10 +67,10 @@ typedef enum te_act {
 
 typedef struct te_tensor {
   void* data;
-  int32_t dtype;        /* te_dtype */
-  int32_t device;       /* te_device */
+  int32_t dtype;  /* te_dtype */
+  int32_t device; /* te_device */
   int32_t device_index;
-  int32_t ndim;         /* 0..TE_MAX_DIMS */
+  int32_t ndim; /* 0..TE_MAX_DIMS */
   int64_t shape[TE_MAX_DIMS];
   int64_t strides[TE_MAX_DIMS]; /* in elements */
 } te_tensor;
@@ -155,8 +146,8 @@ TE_API te_status te_copy(const te_tensor* src, te_tensor* dst);
 /* ---- gemm --------------------------------------------------------------- */
 
 typedef struct te_gemm_options {
-  int32_t a_trans;    /* 0: a is [M,K]; 1: a is [K,M] */
-  int32_t b_trans;    /* 0: b is [N,K] (nn.Linear's weight); 1: b is [K,N] */
+  int32_t a_trans; /* 0: a is [M,K]; 1: a is [K,M] */
+  int32_t b_trans; /* 0: b is [N,K] (nn.Linear's weight); 1: b is [K,N] */
   float alpha;
   float beta;
   int32_t activation; /* te_act */
@@ -254,8 +245,8 @@ TE_API te_status te_cosine(const te_tensor* queries, const te_tensor* table, te_
 /* The k largest cosines per query, best first (ties: lower index first),
  * without ever holding the B x C score matrix. table_normalized != 0 promises
  * unit rows and skips their norms. scores: [B,k] f32, indices: [B,k] i32. */
-TE_API te_status te_cosine_topk(const te_tensor* queries, const te_tensor* table, int32_t table_normalized,
-                                int32_t k, te_tensor* scores, te_tensor* indices);
+TE_API te_status te_cosine_topk(const te_tensor* queries, const te_tensor* table, int32_t table_normalized, int32_t k,
+                                te_tensor* scores, te_tensor* indices);
 
 /* ---- attention ---------------------------------------------------------- */
 

@@ -82,7 +82,10 @@ try {
     fs.mkdirSync(path.join(data, c), { recursive: true });
     const centre = Float32Array.from({ length: dim }, () => 1.8 * rnd());
     for (let i = 0; i < 30; ++i) {
-      const x = Tensor.from(Float32Array.from(centre, (m) => m + rnd()), [dim]);
+      const x = Tensor.from(
+        Float32Array.from(centre, (m) => m + rnd()),
+        [dim],
+      );
       writeSafetensors(path.join(data, c, `${i}.safetensors`), { image_embeds: x });
       x.dispose();
       const site = (c === 'joy') === rnd() < 0.7 ? 'north' : 'south';
@@ -109,7 +112,8 @@ try {
     check('title', (await page.title()) === 'tinyemo bias report');
     check('heading', (await page.textContent('h1')) === 'Bias report');
     const headings = await page.$$eval('h2', (hs) => hs.map((h) => h.textContent));
-    for (const h of ['Flagged findings', 'Label × probe associations in the label space', 'Groups', 'All tests']) check(`section "${h}"`, headings.includes(h), headings.join(' | '));
+    for (const h of ['Flagged findings', 'Label × probe associations in the label space', 'Groups', 'All tests'])
+      check(`section "${h}"`, headings.includes(h), headings.join(' | '));
     const flaggedRows = await page.$$eval('h2 + table tbody tr.flagged', (rs) => rs.length);
     check('one row per flagged finding', flaggedRows === report.counts.flagged, `${flaggedRows} rows, ${report.counts.flagged} flagged`);
     const svgs = await page.$$eval('svg', (ss) => ss.map((x) => x.getBoundingClientRect().width));

@@ -95,7 +95,6 @@ export function metricLossReference(name: LossName, y: Float32Array, targets: In
     }
   }
   const scale = pairs ? 1 / pairs : 0;
-  for (let b = 0; b < B; ++b)
-    for (let j = 0; j < B; ++j) if (dS[b * B + j] !== 0) addCosGrad(grad, c, b, L, targets[j] * H, s[b * B + j], dS[b * B + j] * scale, H);
+  for (let b = 0; b < B; ++b) for (let j = 0; j < B; ++j) if (dS[b * B + j] !== 0) addCosGrad(grad, c, b, L, targets[j] * H, s[b * B + j], dS[b * B + j] * scale, H);
   return { loss: loss * scale, grad };
 }

@@ -75,7 +75,8 @@ export function decoderConfig(c: Record<string, unknown>, where: string): Decode
     const mult = c.ffn_multipliers;
     const divisor = intField(cfg, 'ffn_dim_divisor', 256, where);
     const mults = Array.isArray(mult) ? mult : Array.from({ length: layers }, () => mult);
-    if (mults.length !== layers || !mults.every((m) => typeof m === 'number' && m > 0)) throw invalidFile(where, 'config field "ffn_multipliers" must be a number or one per layer');
+    if (mults.length !== layers || !mults.every((m) => typeof m === 'number' && m > 0))
+      throw invalidFile(where, 'config field "ffn_multipliers" must be a number or one per layer');
     const layerIntermediate = (mults as number[]).map((m) => openelmWidth(m * hidden, divisor));
     return {
       family,
@@ -100,7 +101,8 @@ export function decoderConfig(c: Record<string, unknown>, where: string): Decode
     };
   }
   const wantAct = family === 'phi' ? ['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast'] : ['silu'];
-  if (c.hidden_act !== undefined && !wantAct.includes(String(c.hidden_act))) throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${String(c.hidden_act)}" (${wantAct.join(', ')})`);
+  if (c.hidden_act !== undefined && !wantAct.includes(String(c.hidden_act)))
+    throw new TinyEmoError('UNSUPPORTED', `${where}: hidden_act "${String(c.hidden_act)}" (${wantAct.join(', ')})`);
   if (family === 'phi' && c.qk_layernorm === true) throw new TinyEmoError('UNSUPPORTED', `${where}: Phi with qk_layernorm`);
   const hidden = intField(cfg, 'hidden_size', undefined, where);
   const heads = intField(cfg, 'num_attention_heads', undefined, where);

@@ -89,7 +89,8 @@ function loadPhi(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): D
   const names = ['model.embed_tokens.weight', 'model.final_layernorm.weight', 'model.final_layernorm.bias', 'lm_head.weight', 'lm_head.bias'];
   for (let i = 0; i < c.layers; ++i) {
     const p = `model.layers.${i}`;
-    for (const n of ['input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.dense', 'mlp.fc1', 'mlp.fc2']) names.push(`${p}.${n}.weight`, `${p}.${n}.bias`);
+    for (const n of ['input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.dense', 'mlp.fc1', 'mlp.fc2'])
+      names.push(`${p}.${n}.weight`, `${p}.${n}.bias`);
   }
   folder.checkWeights(names, { allowUnexpected: (n) => n.endsWith('rotary_emb.inv_freq') });
   const layers: DecoderLayer[] = [];

@@ -91,10 +91,7 @@ export class EmotionReasoner {
     const a = classifier.tower.model;
     const b = mllm.vision;
     this.sharedVision =
-      a instanceof ClipVision &&
-      b instanceof ClipVision &&
-      JSON.stringify(classifier.tower.preprocess) === JSON.stringify(mllm.preprocess) &&
-      a.fingerprint() === b.fingerprint();
+      a instanceof ClipVision && b instanceof ClipVision && JSON.stringify(classifier.tower.preprocess) === JSON.stringify(mllm.preprocess) && a.fingerprint() === b.fingerprint();
   }
 
   /** From a model folder (tinyemo.json: the projector, its labels and tower, optionally `reasoning`). */

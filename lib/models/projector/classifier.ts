@@ -72,7 +72,8 @@ export class MetricClassifier {
       }
       return MetricClassifier.placed(b.projector, labels, opts.device);
     }
-    if (!opts.labels) throw new TinyEmoError('INVALID_ARGUMENT', `${where} has no ${BUNDLE_FILE}: give the label space it was trained in (--llm DIR or --labels FILE; opts.labels in the API)`);
+    if (!opts.labels)
+      throw new TinyEmoError('INVALID_ARGUMENT', `${where} has no ${BUNDLE_FILE}: give the label space it was trained in (--llm DIR or --labels FILE; opts.labels in the API)`);
     const p = fs.existsSync(where) && fs.statSync(where).isDirectory() ? Projector.fromFolder(where) : Projector.load(where);
     return MetricClassifier.placed(p, opts.labels, opts.device);
   }

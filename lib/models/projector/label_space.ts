@@ -61,11 +61,7 @@ export class LabelSpace {
   }
 
   /** From an LLM folder: its embedding table and tokenizer only (tokenizer from another folder when it has none, as OpenELM). */
-  static fromLlm(
-    names: readonly string[],
-    llmDir: string,
-    opts: { tokenizerDir?: string; template?: string; synonyms?: Record<string, readonly string[]> } = {},
-  ): LabelSpace {
+  static fromLlm(names: readonly string[], llmDir: string, opts: { tokenizerDir?: string; template?: string; synonyms?: Record<string, readonly string[]> } = {}): LabelSpace {
     const m = ModelFolder.open(llmDir, { requireConfig: false });
     let table: Tensor;
     let embName: string;

@@ -79,7 +79,11 @@ export class Projector {
   static load(file: string): Projector {
     const w = WeightFile.open(file);
     try {
-      return Projector.fromSource(file, w.tensors.map((t) => t.name), (name) => w.load(name));
+      return Projector.fromSource(
+        file,
+        w.tensors.map((t) => t.name),
+        (name) => w.load(name),
+      );
     } finally {
       w.close();
     }

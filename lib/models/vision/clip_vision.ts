@@ -19,16 +19,7 @@ import { patchEmbed } from '../../ops/embedding';
 import { layerNorm } from '../../ops/norm';
 import { Device, FloatDType, Tensor } from '../../tensor';
 import { Norm, WeightLoader, intField, numberField } from '../weight_loader';
-import {
-  EncoderLayer,
-  VitConfig,
-  activationOf,
-  checkPixels,
-  encoderWeightNames,
-  loadEncoderLayer,
-  resolveLayers,
-  runEncoder,
-} from './vit';
+import { EncoderLayer, VitConfig, activationOf, checkPixels, encoderWeightNames, loadEncoderLayer, resolveLayers, runEncoder } from './vit';
 
 export interface ClipVisionConfig extends VitConfig {
   /** Width of the image embedding (visual_projection's rows); undefined without a projection. */
@@ -125,7 +116,22 @@ export class ClipVision {
       feed(n.weight);
       feed(n.bias);
     }
-    for (const L of this.w.layers) for (const t of [L.norm1.weight, L.norm1.bias, L.qkv.weight, L.qkv.bias, L.out.weight, L.out.bias, L.norm2.weight, L.norm2.bias, L.fc1.weight, L.fc1.bias, L.fc2.weight, L.fc2.bias]) feed(t);
+    for (const L of this.w.layers)
+      for (const t of [
+        L.norm1.weight,
+        L.norm1.bias,
+        L.qkv.weight,
+        L.qkv.bias,
+        L.out.weight,
+        L.out.bias,
+        L.norm2.weight,
+        L.norm2.bias,
+        L.fc1.weight,
+        L.fc1.bias,
+        L.fc2.weight,
+        L.fc2.bias,
+      ])
+        feed(t);
     this.print = h.digest('hex');
     return this.print;
   }

@@ -18,7 +18,6 @@ import { ENCODE_BATCH_SIZE, encodeImages, loadVisionTower } from './tower';
 import { Device, Tensor } from '../../tensor';
 import { FEATURES_INFO_FILE, FeaturesInfo } from '../../data/features_info';
 
-
 /** What extractFeatures uses where an option is not given. */
 export const EXTRACT_DEFAULTS = { batchSize: ENCODE_BATCH_SIZE, dtype: 'f32' } as const;
 export interface ExtractOptions {
@@ -75,7 +74,10 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult>
     if (fs.existsSync(infoFile)) {
       const prev = readJsonFile(infoFile) as unknown as FeaturesInfo;
       if (prev.vision !== info.vision || prev.dim !== info.dim || prev.dtype !== info.dtype) {
-        throw new TinyEmoError('INVALID_ARGUMENT', `${o.out} holds features of ${prev.vision} (${prev.dim}, ${prev.dtype}); use another --out for ${info.vision} (${info.dim}, ${info.dtype})`);
+        throw new TinyEmoError(
+          'INVALID_ARGUMENT',
+          `${o.out} holds features of ${prev.vision} (${prev.dim}, ${prev.dtype}); use another --out for ${info.vision} (${info.dim}, ${info.dtype})`,
+        );
       }
     }
     fs.mkdirSync(o.out, { recursive: true });

@@ -20,16 +20,7 @@ import { layerNorm } from '../../ops/norm';
 import { Tensor } from '../../tensor';
 import { VisionForwardOptions, VisionLoadOptions, VisionOutput, checkVitShape } from './clip_vision';
 import { Linear, Norm, WeightLoader, intField, numberField } from '../weight_loader';
-import {
-  EncoderLayer,
-  VitConfig,
-  activationOf,
-  checkPixels,
-  encoderWeightNames,
-  loadEncoderLayer,
-  resolveLayers,
-  runEncoder,
-} from './vit';
+import { EncoderLayer, VitConfig, activationOf, checkPixels, encoderWeightNames, loadEncoderLayer, resolveLayers, runEncoder } from './vit';
 
 interface Head {
   probe: Tensor<'f32'>;

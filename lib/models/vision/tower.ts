@@ -12,7 +12,6 @@ import { ClipVision, VisionForwardOptions, VisionOutput } from './clip_vision';
 import { ImagePreprocess, preprocessForFolder, resizeAndCrop, toPixels } from './preprocess';
 import { SiglipVision } from './siglip_vision';
 
-
 /** Images per forward pass unless told otherwise. */
 export const ENCODE_BATCH_SIZE = 8;
 export type VisionFamily = 'clip' | 'siglip';
@@ -108,7 +107,12 @@ export async function encodeImages(tower: VisionTower, files: readonly string[],
       } finally {
         pixels.dispose();
       }
-      encoded.push(...split(batch.map((b) => b.file), out));
+      encoded.push(
+        ...split(
+          batch.map((b) => b.file),
+          out,
+        ),
+      );
     }
     opts.onProgress?.(Math.min(at + batchSize, files.length), files.length);
   }

@@ -47,7 +47,8 @@ extern "C" TE_API te_status te_add(const te_tensor* a_, const te_tensor* b_, flo
     te::expect_dtype(b, "b", {TE_F32});
     te::expect_dtype(y, "y", {TE_F32});
     te::expect_same_shape(a, "a", y, "y");
-    if (b.ndim > a.ndim) te::fail(TE_ERR_SHAPE, "b %s has more dims than a %s", te::shape_str(b).c_str(), te::shape_str(a).c_str());
+    if (b.ndim > a.ndim)
+      te::fail(TE_ERR_SHAPE, "b %s has more dims than a %s", te::shape_str(b).c_str(), te::shape_str(a).c_str());
     for (int i = 0; i < b.ndim; ++i)
       if (b.shape[b.ndim - 1 - i] != a.shape[a.ndim - 1 - i])
         te::fail(TE_ERR_SHAPE, "b %s must match the trailing dims of a %s", te::shape_str(b).c_str(),
@@ -60,8 +61,8 @@ extern "C" TE_API te_status te_add(const te_tensor* a_, const te_tensor* b_, flo
     const int64_t n = te::numel(a), bl = te::numel(b);
     if (n == 0) return;
     if (bl == 0) te::fail(TE_ERR_SHAPE, "b is empty");
-    TE_DISPATCH(te::device_of({&a, &b, &y}), add, static_cast<const float*>(a.data), static_cast<const float*>(b.data), n,
-                bl, alpha, static_cast<float*>(y.data));
+    TE_DISPATCH(te::device_of({&a, &b, &y}), add, static_cast<const float*>(a.data), static_cast<const float*>(b.data),
+                n, bl, alpha, static_cast<float*>(y.data));
   });
 }
 

@@ -4,8 +4,8 @@
 #include "../dispatch.h"
 #include "../tensor.h"
 
-extern "C" TE_API te_status te_attention(const te_tensor* q_, const te_tensor* k_, const te_tensor* v_,
-                                         te_tensor* out_, const te_attention_options* opt) {
+extern "C" TE_API te_status te_attention(const te_tensor* q_, const te_tensor* k_, const te_tensor* v_, te_tensor* out_,
+                                         const te_attention_options* opt) {
   return te::guard([&] {
     const te_tensor& q = te::arg_any(q_, "q");
     const te_tensor& k = te::arg_any(k_, "k");

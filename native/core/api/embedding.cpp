@@ -35,8 +35,8 @@ extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tenso
     std::vector<int64_t> idx(static_cast<size_t>(N));
     for (int64_t i = 0; i < N; ++i) {
       const int64_t off = i * ids.strides[0];
-      const int64_t id = ids.dtype == TE_I64 ? static_cast<const int64_t*>(ids.data)[off]
-                                             : static_cast<const int32_t*>(ids.data)[off];
+      const int64_t id =
+          ids.dtype == TE_I64 ? static_cast<const int64_t*>(ids.data)[off] : static_cast<const int32_t*>(ids.data)[off];
       if (id < 0 || id >= V)
         te::fail(TE_ERR_INVALID_ARGUMENT, "ids[%lld] = %lld is outside the table's %lld rows", (long long)i,
                  (long long)id, (long long)V);
@@ -46,8 +46,8 @@ extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tenso
   });
 }
 
-extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_tensor* weight_,
-                                           const te_tensor* bias_, te_tensor* out_) {
+extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_tensor* weight_, const te_tensor* bias_,
+                                           te_tensor* out_) {
   return te::guard([&] {
     const te_tensor& px = te::arg_any(pixels_, "pixels");
     const te_tensor& w = te::arg_any(weight_, "weight");
@@ -67,8 +67,8 @@ extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_te
     te::expect_dim(w, "weight", 1, C, "the pixel channels");
     if (w.shape[3] != P || P < 1) te::fail(TE_ERR_SHAPE, "weight must be [E,C,P,P], got %s", te::shape_str(w).c_str());
     if (H % P || W % P)
-      te::fail(TE_ERR_SHAPE, "image %lldx%lld is not a whole number of %lldx%lld patches", (long long)H,
-               (long long)W, (long long)P, (long long)P);
+      te::fail(TE_ERR_SHAPE, "image %lldx%lld is not a whole number of %lldx%lld patches", (long long)H, (long long)W,
+               (long long)P, (long long)P);
     te::expect_dim(out, "out", 0, B, "B");
     te::expect_dim(out, "out", 1, (H / P) * (W / P), "the number of patches");
     te::expect_dim(out, "out", 2, E, "E");
@@ -81,6 +81,7 @@ extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_te
     te::expect_disjoint(out, "out", px, "pixels");
     te::expect_disjoint(out, "out", w, "weight");
     TE_DISPATCH(te::device_of({&px, &w, bias, &out}), patch_embed, static_cast<const float*>(px.data), B, C, H, W, P,
-                w.data, w.dtype, bias ? static_cast<const float*>(bias->data) : nullptr, E, static_cast<float*>(out.data));
+                w.data, w.dtype, bias ? static_cast<const float*>(bias->data) : nullptr, E,
+                static_cast<float*>(out.data));
   });
 }

@@ -12,8 +12,10 @@ void vec(const te_tensor& t, const char* name, int64_t n) {
 }
 
 void mat(const te_tensor& t, const char* name, int64_t rows, int64_t cols, bool any_float) {
-  if (any_float) te::expect_dtype(t, name, {TE_F32, TE_F16, TE_BF16});
-  else te::expect_dtype(t, name, {TE_F32});
+  if (any_float)
+    te::expect_dtype(t, name, {TE_F32, TE_F16, TE_BF16});
+  else
+    te::expect_dtype(t, name, {TE_F32});
   te::expect_ndim(t, name, 2);
   te::expect_dim(t, name, 0, rows, "rows");
   te::expect_dim(t, name, 1, cols, "columns");
@@ -100,8 +102,7 @@ float dropout_p(const te_dropout* d) {
 
 }  // namespace
 
-extern "C" TE_API te_status te_projection_forward(const te_tensor* x_, const te_projection_weights* w,
-                                                  te_tensor* y_) {
+extern "C" TE_API te_status te_projection_forward(const te_tensor* x_, const te_projection_weights* w, te_tensor* y_) {
   return te::guard([&] {
     const te_tensor& x = te::arg_any(x_, "x");
     const te_tensor& y = te::arg_any(y_, "y");
@@ -117,9 +118,9 @@ extern "C" TE_API te_status te_projection_forward(const te_tensor* x_, const te_
   });
 }
 
-extern "C" TE_API te_status te_projection_forward_train(const te_tensor* x_, te_projection_weights* w,
-                                                        float momentum, const te_dropout* dropout,
-                                                        te_projection_saved* saved, te_tensor* y_) {
+extern "C" TE_API te_status te_projection_forward_train(const te_tensor* x_, te_projection_weights* w, float momentum,
+                                                        const te_dropout* dropout, te_projection_saved* saved,
+                                                        te_tensor* y_) {
   return te::guard([&] {
     const te_tensor& x = te::arg_any(x_, "x");
     const te_tensor& y = te::arg_any(y_, "y");
@@ -195,9 +196,10 @@ extern "C" TE_API te_status te_projection_backward(const te_tensor* dy_, const t
       in.expect_disjoint(*dx, "dx");
       for (int i = 0; i < 6; ++i) te::expect_disjoint(*dx, "dx", *gs[i], gn[i]);
     }
-    const te::cpu::ProjectionGrads g{static_cast<float*>(grads->w1.data),        static_cast<float*>(grads->b1.data),
-                                     static_cast<float*>(grads->bn_weight.data), static_cast<float*>(grads->bn_bias.data),
-                                     static_cast<float*>(grads->w2.data),        static_cast<float*>(grads->b2.data)};
+    const te::cpu::ProjectionGrads g{
+        static_cast<float*>(grads->w1.data),        static_cast<float*>(grads->b1.data),
+        static_cast<float*>(grads->bn_weight.data), static_cast<float*>(grads->bn_bias.data),
+        static_cast<float*>(grads->w2.data),        static_cast<float*>(grads->b2.data)};
     const te::Device dev = device(*w, {&x, &dy, dx, &saved->z1, &saved->mean, &saved->rstd, &grads->w1, &grads->b1,
                                        &grads->bn_weight, &grads->bn_bias, &grads->w2, &grads->b2});
     TE_DISPATCH(dev, projection_backward, static_cast<const float*>(dy.data), static_cast<const float*>(x.data), B, p,

@@ -34,8 +34,8 @@ void f32_to_bf16(const float* x, uint16_t* y, int64_t n) {
     const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(b, 16), one);
     __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, round), odd), 16);
     const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(0x40));
-    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet),
-                                             _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    r = _mm256_castps_si256(
+        _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
     // Pack 8 x u32 (each < 65536) into 8 x u16.
     const __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm_packus_epi32(lo, hi));

@@ -11,8 +11,8 @@ namespace te::cpu::avx2 {
 // 6 x 16 outer-product tile: 12 accumulators, 2 B vectors and 1 broadcast
 // of A fill 15 of the 16 ymm registers; each k step is 12 FMAs for 2 loads
 // and 6 broadcasts, so the two FMA ports stay busy.
-void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
-               float alpha, float beta) {
+void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
+               float beta) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int i = 0; i < mr_eff; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);

@@ -18,8 +18,8 @@ inline __m256 activate(__m256 x) {
   } else if constexpr (A == kActGeluTanh) {
     // 0.5 x (1 + tanh(u)) == x * sigmoid(2u).
     const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
-    const __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f),
-                                   _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+    const __m256 u =
+        _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
     return _mm256_mul_ps(x, sigmoid(_mm256_add_ps(u, u)));
   } else if constexpr (A == kActQuickGelu) {
     return _mm256_mul_ps(x, sigmoid(_mm256_mul_ps(_mm256_set1_ps(1.702f), x)));
@@ -55,12 +55,18 @@ void affine_act_impl(const float* x, const float* scale, const float* shift, flo
 
 void affine_act(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n) {
   switch (act) {
-    case kActGeluErf: return affine_act_impl<kActGeluErf>(x, scale, shift, y, n);
-    case kActGeluTanh: return affine_act_impl<kActGeluTanh>(x, scale, shift, y, n);
-    case kActQuickGelu: return affine_act_impl<kActQuickGelu>(x, scale, shift, y, n);
-    case kActSilu: return affine_act_impl<kActSilu>(x, scale, shift, y, n);
-    case kActRelu: return affine_act_impl<kActRelu>(x, scale, shift, y, n);
-    default: return affine_act_impl<kActNone>(x, scale, shift, y, n);
+    case kActGeluErf:
+      return affine_act_impl<kActGeluErf>(x, scale, shift, y, n);
+    case kActGeluTanh:
+      return affine_act_impl<kActGeluTanh>(x, scale, shift, y, n);
+    case kActQuickGelu:
+      return affine_act_impl<kActQuickGelu>(x, scale, shift, y, n);
+    case kActSilu:
+      return affine_act_impl<kActSilu>(x, scale, shift, y, n);
+    case kActRelu:
+      return affine_act_impl<kActRelu>(x, scale, shift, y, n);
+    default:
+      return affine_act_impl<kActNone>(x, scale, shift, y, n);
   }
 }
 
@@ -269,10 +275,14 @@ void weighted_rows_n(const float* p, int64_t ldp, const float* v, int64_t ldv, i
 void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
                    int64_t ldy) {
   switch (rows) {
-    case 1: return weighted_rows_n<1>(p, ldp, v, ldv, n, d, y, ldy);
-    case 2: return weighted_rows_n<2>(p, ldp, v, ldv, n, d, y, ldy);
-    case 3: return weighted_rows_n<3>(p, ldp, v, ldv, n, d, y, ldy);
-    default: return weighted_rows_n<4>(p, ldp, v, ldv, n, d, y, ldy);
+    case 1:
+      return weighted_rows_n<1>(p, ldp, v, ldv, n, d, y, ldy);
+    case 2:
+      return weighted_rows_n<2>(p, ldp, v, ldv, n, d, y, ldy);
+    case 3:
+      return weighted_rows_n<3>(p, ldp, v, ldv, n, d, y, ldy);
+    default:
+      return weighted_rows_n<4>(p, ldp, v, ldv, n, d, y, ldy);
   }
 }
 

@@ -33,8 +33,8 @@ inline void store_row(float* c, __m512 lo, __m512 hi, int nr_eff, __m512 va, __m
 // 12 x 32 outer-product tile: 24 ZMM accumulators, 2 ZMM of B, A broadcast
 // straight from memory; 24 FMAs for 2 loads and 12 broadcasts per k step.
 // Partial tiles use masked loads and stores, no scratch tile.
-void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
-               float alpha, float beta) {
+void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
+               float beta) {
   __m512 c0l = _mm512_setzero_ps(), c0h = c0l, c1l = c0l, c1h = c0l, c2l = c0l, c2h = c0l, c3l = c0l, c3h = c0l;
   __m512 c4l = c0l, c4h = c0l, c5l = c0l, c5h = c0l, c6l = c0l, c6h = c0l, c7l = c0l, c7h = c0l;
   __m512 c8l = c0l, c8h = c0l, c9l = c0l, c9h = c0l, cal = c0l, cah = c0l, cbl = c0l, cbh = c0l;
@@ -226,10 +226,14 @@ void weighted_rows_n(const float* p, int64_t ldp, const float* v, int64_t ldv, i
 void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
                    int64_t ldy) {
   switch (rows) {
-    case 1: return weighted_rows_n<1>(p, ldp, v, ldv, n, d, y, ldy);
-    case 2: return weighted_rows_n<2>(p, ldp, v, ldv, n, d, y, ldy);
-    case 3: return weighted_rows_n<3>(p, ldp, v, ldv, n, d, y, ldy);
-    default: return weighted_rows_n<4>(p, ldp, v, ldv, n, d, y, ldy);
+    case 1:
+      return weighted_rows_n<1>(p, ldp, v, ldv, n, d, y, ldy);
+    case 2:
+      return weighted_rows_n<2>(p, ldp, v, ldv, n, d, y, ldy);
+    case 3:
+      return weighted_rows_n<3>(p, ldp, v, ldv, n, d, y, ldy);
+    default:
+      return weighted_rows_n<4>(p, ldp, v, ldv, n, d, y, ldy);
   }
 }
 

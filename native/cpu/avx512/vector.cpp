@@ -12,8 +12,8 @@ inline __m512 activate(__m512 x) {
     return _mm512_mul_ps(x, phi(x));
   } else if constexpr (A == kActGeluTanh) {
     const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-    const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286536f),
-                                   _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+    const __m512 u =
+        _mm512_mul_ps(_mm512_set1_ps(0.79788456080286536f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
     return _mm512_mul_ps(x, sigmoid(_mm512_add_ps(u, u)));
   } else if constexpr (A == kActQuickGelu) {
     return _mm512_mul_ps(x, sigmoid(_mm512_mul_ps(_mm512_set1_ps(1.702f), x)));
@@ -41,12 +41,18 @@ void affine_act_impl(const float* x, const float* scale, const float* shift, flo
 
 void affine_act(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n) {
   switch (act) {
-    case kActGeluErf: return affine_act_impl<kActGeluErf>(x, scale, shift, y, n);
-    case kActGeluTanh: return affine_act_impl<kActGeluTanh>(x, scale, shift, y, n);
-    case kActQuickGelu: return affine_act_impl<kActQuickGelu>(x, scale, shift, y, n);
-    case kActSilu: return affine_act_impl<kActSilu>(x, scale, shift, y, n);
-    case kActRelu: return affine_act_impl<kActRelu>(x, scale, shift, y, n);
-    default: return affine_act_impl<kActNone>(x, scale, shift, y, n);
+    case kActGeluErf:
+      return affine_act_impl<kActGeluErf>(x, scale, shift, y, n);
+    case kActGeluTanh:
+      return affine_act_impl<kActGeluTanh>(x, scale, shift, y, n);
+    case kActQuickGelu:
+      return affine_act_impl<kActQuickGelu>(x, scale, shift, y, n);
+    case kActSilu:
+      return affine_act_impl<kActSilu>(x, scale, shift, y, n);
+    case kActRelu:
+      return affine_act_impl<kActRelu>(x, scale, shift, y, n);
+    default:
+      return affine_act_impl<kActNone>(x, scale, shift, y, n);
   }
 }
 

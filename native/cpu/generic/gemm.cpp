@@ -7,8 +7,8 @@
 
 namespace te::cpu::generic {
 
-void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
-               float alpha, float beta) {
+void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
+               float beta) {
   float acc[kMR][kNR] = {};
   for (int64_t p = 0; p < k; ++p) {
     const float* a = ap + p * kMR;

@@ -19,16 +19,21 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 inline float activate(int32_t act, float x) {
   switch (act) {
-    case kActGeluErf: return x * phi(x);
+    case kActGeluErf:
+      return x * phi(x);
     case kActGeluTanh: {
       // 0.5 x (1 + tanh(u)) == x * sigmoid(2u): no cancellation near u = 0.
       const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
       return x * sigmoid(2.0f * u);
     }
-    case kActQuickGelu: return x * sigmoid(1.702f * x);
-    case kActSilu: return x * sigmoid(x);
-    case kActRelu: return x < 0.0f ? 0.0f : x;  // NaN passes through, as in PyTorch
-    default: return x;
+    case kActQuickGelu:
+      return x * sigmoid(1.702f * x);
+    case kActSilu:
+      return x * sigmoid(x);
+    case kActRelu:
+      return x < 0.0f ? 0.0f : x;  // NaN passes through, as in PyTorch
+    default:
+      return x;
   }
 }
 
