@@ -1,4 +1,5 @@
 import { Tensor, TinyEmoError, hostBytesInUse } from '../lib';
+import { binding } from '../lib/native';
 
 describe('Tensor', () => {
   test('from / data / toArray / shape and strides', () => {
@@ -101,4 +102,13 @@ describe('Tensor', () => {
     expect(() => t.handle.asStrided([2], [3], 1)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => t.handle.asStrided([2], [2 ** 52], 0)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
+});
+
+test('a tensor is refused before anything is allocated when its init is not zeros, empty or a buffer (every device)', () => {
+  const N = binding().NativeTensor as unknown as new (...args: unknown[]) => unknown;
+  const before = hostBytesInUse();
+  expect(() => new N(0, [4], 'ones')).toThrow(/init must be 'zeros', 'empty'/);
+  expect(() => new N(0, [4], 'ones', -1)).toThrow(/init must be 'zeros', 'empty'/);
+  expect(() => new N(0, [4], 'zeros', 'gpu')).toThrow(/device must be -1/);
+  expect(hostBytesInUse()).toBe(before);
 });

@@ -130,75 +130,95 @@ NativeTensor* NativeTensor::unwrap(Napi::Value v) {
 // "empty" or an ArrayBuffer / view whose bytes are copied, and device -1 (or
 // absent) for host memory, else a CUDA device's ordinal; or, from native code only,
 // new NativeTensor(External<NativeTensor> parent, shape, strides, offset).
+namespace {
+
+// How a new tensor's memory starts: a copy of a JS buffer, zeros, or as it comes.
+struct Init {
+  enum Kind { kCopy, kZeros, kEmpty } kind;
+  const void* src = nullptr;
+  size_t len = 0;
+};
+
+// Checked before anything is allocated, on every device.
+Init parse_init(Napi::Env env, Napi::Value v, size_t bytes) {
+  Init init{Init::kCopy};
+  if (buffer_bytes(v, init.src, init.len)) {
+    if (init.len != bytes)
+      throw_error(env, "SHAPE_MISMATCH",
+                  "source has " + std::to_string(init.len) + " bytes, shape needs " + std::to_string(bytes) +
+                      (init.len == 0 && bytes ? " (is the buffer detached?)" : ""));
+    return init;
+  }
+  const std::string mode = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (mode == "zeros") return Init{Init::kZeros};
+  if (mode == "empty") return Init{Init::kEmpty};
+  throw_error(env, "INVALID_ARGUMENT", "init must be 'zeros', 'empty' or an ArrayBuffer/view to copy");
+}
+
+int32_t parse_device(Napi::Env env, Napi::Value v) {
+  if (v.IsUndefined()) return -1;
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2.0;
+  if (!(d >= -1 && d < 1024) || d != static_cast<double>(static_cast<int32_t>(d)))
+    throw_error(env, "INVALID_ARGUMENT", "device must be -1 (host) or a CUDA device's ordinal");
+  return static_cast<int32_t>(d);
+}
+
+}  // namespace
+
+// Two jobs: NativeTensor(External parent, shape, strides, offset) is a view of the parent's storage;
+// NativeTensor(dtype, shape, init[, device]) allocates.
 NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {
   Napi::Env env = info.Env();
   guarded(env, [&] {
     if (napi_type_tag_object(env, info.This(), &kTensorTag) != napi_ok)
       throw_error(env, "INTERNAL", "could not tag the tensor object");
-    if (info.Length() == 4 && info[0].IsExternal()) {
-      NativeTensor* parent = info[0].As<Napi::External<NativeTensor>>().Data();
-      storage_ = parent->storage_;
-      dtype_ = parent->dtype_;
-      device_ = parent->device_;
-      ndim_ = parse_dims(env, info[1], shape_, "shape");
-      parse_dims(env, info[2], strides_, "strides");
-      offset_ = static_cast<int64_t>(info[3].As<Napi::Number>().DoubleValue());
-      return;
-    }
+    if (info.Length() == 4 && info[0].IsExternal()) return init_view(info);
     if (info.Length() != 3 && info.Length() != 4)
       throw_error(env, "INVALID_ARGUMENT", "NativeTensor(dtype, shape, init[, device])");
-    if (info.Length() == 4 && !info[3].IsUndefined()) {
-      const double d = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : -2.0;
-      if (!(d >= -1 && d < 1024) || d != static_cast<double>(static_cast<int32_t>(d)))
-        throw_error(env, "INVALID_ARGUMENT", "device must be -1 (host) or a CUDA device's ordinal");
-      device_ = static_cast<int32_t>(d);
-    }
-    dtype_ = parse_dtype(env, info[0]);
-    ndim_ = parse_dims(env, info[1], shape_, "shape");
-    const int64_t n = checked_numel(env, shape_, ndim_);
-    int64_t stride = 1;
-    for (int i = ndim_ - 1; i >= 0; --i) {
-      strides_[i] = stride;
-      stride *= shape_[i];
-    }
-    const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
-    const void* src = nullptr;
-    size_t src_len = 0;
-    const bool copy = buffer_bytes(info[2], src, src_len);
-    if (copy) {
-      if (src_len != bytes)
-        throw_error(env, "SHAPE_MISMATCH",
-                    "source has " + std::to_string(src_len) + " bytes, shape needs " + std::to_string(bytes) +
-                        (src_len == 0 && bytes ? " (is the buffer detached?)" : ""));
-    } else if (!info[2].IsString()) {
-      throw_error(env, "INVALID_ARGUMENT", "init must be 'zeros', 'empty' or an ArrayBuffer/view to copy");
-    }
-    if (device_ >= 0) {
-      void* p = nullptr;
-      if (te_cuda_malloc(device_, bytes, &p) != TE_OK) throw_error(env, "DEVICE", te_last_error());
-      storage_ = std::make_shared<Storage>(p, bytes, device_);
-      if (copy) {
-        device_transfer(env, const_cast<void*>(src), 0, n, true);
-      } else if (info[2].As<Napi::String>().Utf8Value() == "zeros") {
-        std::vector<char> zeros(bytes);
-        device_transfer(env, zeros.data(), 0, n, true);
-      }
-      return;  // device memory is not counted as the JS heap's external memory
-    }
-    storage_ = std::make_shared<Storage>(bytes);
-    if (copy) {
-      if (bytes) std::memcpy(storage_->data, src, bytes);
-    } else {
-      const std::string mode = info[2].As<Napi::String>().Utf8Value();
-      if (mode == "zeros") {
-        std::memset(storage_->data, 0, bytes);
-      } else if (mode != "empty") {
-        throw_error(env, "INVALID_ARGUMENT", "init must be 'zeros', 'empty' or an ArrayBuffer/view to copy");
-      }
-    }
-    counted_bytes_ = static_cast<int64_t>(bytes);
-    Napi::MemoryManagement::AdjustExternalMemory(env, counted_bytes_);
+    init_allocated(info);
   });
+}
+
+void NativeTensor::init_view(const Napi::CallbackInfo& info) {
+  NativeTensor* parent = info[0].As<Napi::External<NativeTensor>>().Data();
+  storage_ = parent->storage_;
+  dtype_ = parent->dtype_;
+  device_ = parent->device_;
+  ndim_ = parse_dims(info.Env(), info[1], shape_, "shape");
+  parse_dims(info.Env(), info[2], strides_, "strides");
+  offset_ = static_cast<int64_t>(info[3].As<Napi::Number>().DoubleValue());
+}
+
+void NativeTensor::init_allocated(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  device_ = parse_device(env, info.Length() == 4 ? info[3] : env.Undefined());
+  dtype_ = parse_dtype(env, info[0]);
+  ndim_ = parse_dims(env, info[1], shape_, "shape");
+  const int64_t n = checked_numel(env, shape_, ndim_);
+  int64_t stride = 1;
+  for (int i = ndim_ - 1; i >= 0; --i) {
+    strides_[i] = stride;
+    stride *= shape_[i];
+  }
+  const size_t bytes = static_cast<size_t>(n) * te_dtype_size(dtype_);
+  const Init init = parse_init(env, info[2], bytes);
+  if (device_ >= 0) {
+    void* p = nullptr;
+    if (te_cuda_malloc(device_, bytes, &p) != TE_OK) throw_error(env, "DEVICE", te_last_error());
+    storage_ = std::make_shared<Storage>(p, bytes, device_);
+    if (init.kind == Init::kCopy) {
+      device_transfer(env, const_cast<void*>(init.src), 0, n, true);
+    } else if (init.kind == Init::kZeros) {
+      std::vector<char> zeros(bytes);
+      device_transfer(env, zeros.data(), 0, n, true);
+    }
+    return;  // device memory is not counted as the JS heap's external memory
+  }
+  storage_ = std::make_shared<Storage>(bytes);
+  if (init.kind == Init::kCopy && bytes) std::memcpy(storage_->data, init.src, bytes);
+  if (init.kind == Init::kZeros) std::memset(storage_->data, 0, bytes);
+  counted_bytes_ = static_cast<int64_t>(bytes);
+  Napi::MemoryManagement::AdjustExternalMemory(env, counted_bytes_);
 }
 
 NativeTensor::~NativeTensor() { release(); }

@@ -53,6 +53,9 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   Napi::Value read(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
+  // The constructor's two jobs.
+  void init_view(const Napi::CallbackInfo& info);
+  void init_allocated(const Napi::CallbackInfo& info);
   void release();
   void* matching_buffer(const Napi::CallbackInfo& info, const char* what) const;
   // Copies between a host buffer and this tensor's elements [first, first + count).

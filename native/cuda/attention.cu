@@ -170,33 +170,33 @@ void attention(const te_tensor& q, const te_tensor& k, const te_tensor& v, const
   if (!B || !Sq || !Hq || !D) return;
   if (D > 128) fail(TE_ERR_UNSUPPORTED, "attention on CUDA takes head sizes up to 128 (got %lld)", (long long)D);
   if (B > 65535 || Hq > 65535) fail(TE_ERR_UNSUPPORTED, "attention on CUDA: batch and heads must be <= 65535");
-  AttnArgs a{static_cast<const float*>(q.data),
-             static_cast<const float*>(k.data),
-             static_cast<const float*>(v.data),
-             static_cast<float*>(out.data),
-             q.strides[0],
-             q.strides[1],
-             q.strides[2],
-             k.strides[0],
-             k.strides[1],
-             k.strides[2],
-             v.strides[0],
-             v.strides[1],
-             v.strides[2],
-             out.strides[0],
-             out.strides[1],
-             out.strides[2],
-             Sq,
-             Skv,
-             Hq,
-             Hq / Hkv,
-             D,
-             scale,
-             causal ? 1 : 0,
-             1,
-             Skv > 0 ? Skv : 1,
-             nullptr,
-             nullptr};
+  // Filled by name (C++17 has no designated initialisers); what is not named here is zero.
+  AttnArgs a{};
+  a.q = static_cast<const float*>(q.data);
+  a.k = static_cast<const float*>(k.data);
+  a.v = static_cast<const float*>(v.data);
+  a.out = static_cast<float*>(out.data);
+  a.qs0 = q.strides[0];
+  a.qs1 = q.strides[1];
+  a.qs2 = q.strides[2];
+  a.ks0 = k.strides[0];
+  a.ks1 = k.strides[1];
+  a.ks2 = k.strides[2];
+  a.vs0 = v.strides[0];
+  a.vs1 = v.strides[1];
+  a.vs2 = v.strides[2];
+  a.os0 = out.strides[0];
+  a.os1 = out.strides[1];
+  a.os2 = out.strides[2];
+  a.Sq = Sq;
+  a.Skv = Skv;
+  a.Hq = Hq;
+  a.group = Hq / Hkv;
+  a.D = D;
+  a.scale = scale;
+  a.causal = causal ? 1 : 0;
+  a.splits = 1;
+  a.split_len = Skv > 0 ? Skv : 1;
   const int64_t qblocks = (Sq + kQueriesPerBlock - 1) / kQueriesPerBlock;
   const int64_t work = qblocks * Hq * B;
   // Split the keys when the query blocks alone leave most of the GPU idle.

@@ -365,9 +365,24 @@ void run(const Args& g) {
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
           const GemmEpilogue& ep, const GemmPrologue* pro) {
   if (M == 0 || N == 0) return;
-  Args g{M,       N,       K,   a.p,      a.ld,    a.trans,      b.p,          b.ld,
-         b.trans, c,       ldc, ep.alpha, ep.beta, ep.col_scale, ep.col_shift, ep.act,
-         nullptr, nullptr, 0,   0.0f,     0,       false};
+  // Filled by name (C++17 has no designated initialisers); what is not named here is zero.
+  Args g{};
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.a = a.p;
+  g.lda = a.ld;
+  g.a_trans = a.trans;
+  g.b = b.p;
+  g.ldb = b.ld;
+  g.b_trans = b.trans;
+  g.c = c;
+  g.ldc = ldc;
+  g.alpha = ep.alpha;
+  g.beta = ep.beta;
+  g.col_scale = ep.col_scale;
+  g.col_shift = ep.col_shift;
+  g.act = ep.act;
   if (pro) {
     g.p_scale = pro->scale;
     g.p_shift = pro->shift;

@@ -72,24 +72,26 @@ void rope(const te_tensor& x, const te_tensor* positions, int64_t offset, int32_
   Scratch inv_freq(sizeof(float) * (half ? half : 1));
   check(cudaMemcpyAsync(inv_freq.as<float>(), inv_freq_host, sizeof(float) * half, cudaMemcpyHostToDevice, stream()),
         "rope frequencies");
-  RopeArgs a{static_cast<const float*>(x.data),
-             static_cast<float*>(y.data),
-             S,
-             H,
-             x.strides[0],
-             x.strides[1],
-             x.strides[2],
-             y.strides[0],
-             y.strides[1],
-             y.strides[2],
-             positions ? positions->data : nullptr,
-             positions && positions->dtype == TE_I64,
-             positions && positions->ndim == 2,
-             positions ? positions->strides[0] : 0,
-             positions && positions->ndim == 2 ? positions->strides[1] : 0,
-             offset,
-             half,
-             inv_freq.as<float>()};
+  // Filled by name (C++17 has no designated initialisers); what is not named here is zero.
+  RopeArgs a{};
+  a.x = static_cast<const float*>(x.data);
+  a.y = static_cast<float*>(y.data);
+  a.S = S;
+  a.H = H;
+  a.xs0 = x.strides[0];
+  a.xs1 = x.strides[1];
+  a.xs2 = x.strides[2];
+  a.ys0 = y.strides[0];
+  a.ys1 = y.strides[1];
+  a.ys2 = y.strides[2];
+  a.pos = positions ? positions->data : nullptr;
+  a.pos_i64 = positions && positions->dtype == TE_I64;
+  a.pos_2d = positions && positions->ndim == 2;
+  a.ps0 = positions ? positions->strides[0] : 0;
+  a.ps1 = positions && positions->ndim == 2 ? positions->strides[1] : 0;
+  a.offset = offset;
+  a.half = half;
+  a.inv_freq = inv_freq.as<float>();
   const unsigned blocks = static_cast<unsigned>(B * S);
   if (half) rope_kernel<<<blocks, 128, 0, stream()>>>(a);
   if (x.data != y.data && rotary_dim < D) rope_tail_kernel<<<blocks, 128, 0, stream()>>>(a, D, rotary_dim);
