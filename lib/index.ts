@@ -121,5 +121,7 @@ export type { DecoderConfig, DecoderFamily } from './models/llm/decoder';
 export { generateTokens, generateText, sampleToken } from './models/llm/generate';
 export type { SamplingOptions, GenerateOptions, TextPiece } from './models/llm/generate';
 export { TinyLlava } from './models/llm/tinyllava';
+export { ChatModel, CHAT_DEFAULTS } from './models/llm/chat';
+export type { ChatModelOptions, ChatEvent } from './models/llm/chat';
 export { EmotionReasoner, reasonPrompt } from './models/llm/reasoner';
 export type { ReasonerOptions, ReasonEvent, ReasonTemplate } from './models/llm/reasoner';

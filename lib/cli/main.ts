@@ -8,6 +8,7 @@ import { registerClassify } from './classify';
 import { registerDoctor } from './doctor';
 import { registerEval } from './eval';
 import { registerFeatures } from './features';
+import { registerGenerate } from './generate';
 import { registerInspect } from './inspect';
 import { registerPull } from './pull';
 import { registerReason } from './reason';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerBias(program);
   registerSynth(program);
   registerReason(program);
+  registerGenerate(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {
