@@ -78,6 +78,12 @@ export interface NativeBinding {
   projectionForward: Op<[x: T, weights: NativeProjectionWeights, y: T]>;
   projectionForwardTrain: Op<[x: T, weights: NativeProjectionWeights, momentum: number, dropP: number, seed: Seed, saved: NativeProjectionSaved, y: T]>;
   metricLoss: Op<[y: T, targets: T, labels: T, kind: number, tau: number, grad: T, loss: T]>;
+  crossEntropy: Op<[logits: T, targets: T, scale: number, grad: T, loss: T]>;
+  layerNormBackward: Op<[x: T, weight: Maybe<T>, eps: number, dy: T, dx: T, dweight: Maybe<T>, dbias: Maybe<T>, accumulate: boolean]>;
+  rmsNormBackward: Op<[x: T, weight: Maybe<T>, eps: number, dy: T, dx: T, dweight: Maybe<T>, accumulate: boolean]>;
+  activationBackward: Op<[x: T, dy: T, act: number, dx: T]>;
+  swigluBackward: Op<[gate: T, up: T, dy: T, dgate: T, dup: T]>;
+  embeddingBackward: Op<[ids: T, dy: T, dtable: T, accumulate: boolean]>;
   projectionBackward: Op<[dy: T, x: T, weights: NativeProjectionWeights, saved: NativeProjectionSaved, dropP: number, seed: Seed, grads: NativeProjectionGrads, dx: Maybe<T>]>;
   attention: Op<[q: T, k: T, v: T, out: T, scale: number, causal: boolean]>;
   adamwStep: Op<[params: T[], grads: T[], expAvg: T[], expAvgSq: T[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number]>;

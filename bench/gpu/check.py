@@ -491,7 +491,61 @@ def check_loss(h):
                    TOL["f32"], refused))
 
 
-CHECKS = [check_gemm, check_projection, check_metric, check_attention, check_elementwise, check_adamw, check_loss]
+def check_backward(h):
+    """The backward ops a decoder trains through, against torch autograd in float64 on odd sizes."""
+    R, n = 37, 1029
+    x, dy = h.rand(R, n) + 0.5, h.rand(R, n)
+    w, b = h.rand(n) + 1.0, h.rand(n)
+    for layer in (True, False):
+        xd, wd, bd = (t.double().clone().requires_grad_(True) for t in (x, w, b))
+        y = F.layer_norm(xd, (n,), wd, bd, 1e-5) if layer else xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-6) * wd
+        (y * dy.double()).sum().backward()
+        dx, dw, db = h.poison(R, n), h.poison(n), h.poison(n)
+        name = "layer_norm" if layer else "rms_norm"
+        if layer:
+            h.call("te_layer_norm_backward", h.ref(x), h.ref(w), 1e-5, h.ref(dy), h.ref(dx), h.ref(dw), h.ref(db), 0)
+            h.expect(f"{name} backward: dbias", db, bd.grad, "f32")
+        else:
+            h.call("te_rms_norm_backward", h.ref(x), h.ref(w), 1e-6, h.ref(dy), h.ref(dx), h.ref(dw), 0)
+        h.expect(f"{name} backward: dx", dx, xd.grad, "f32")
+        h.expect(f"{name} backward: dweight", dw, wd.grad, "f32")
+    xa, da = h.rand(33, 515) * 3, h.rand(33, 515)
+    for act in ACT_REF:
+        xd = xa.double().clone().requires_grad_(True)
+        (ACT_REF[act](xd) * da.double()).sum().backward()
+        dx = h.poison(33, 515)
+        h.call("te_activation_backward", h.ref(xa), h.ref(da), capi.ACTIVATIONS[act], h.ref(dx))
+        h.expect(f"activation backward {act}", dx, xd.grad, "f32")
+    g, u = h.rand(17, 515) * 2, h.rand(17, 515)
+    gd, ud = g.double().clone().requires_grad_(True), u.double().clone().requires_grad_(True)
+    (F.silu(gd) * ud * da[:17].double()).sum().backward()
+    dg, du = h.poison(17, 515), h.poison(17, 515)
+    h.call("te_swiglu_backward", h.ref(g), h.ref(u), h.ref(da[:17].contiguous()), h.ref(dg), h.ref(du))
+    h.expect("swiglu backward: dgate", dg, gd.grad, "f32")
+    h.expect("swiglu backward: dup", du, ud.grad, "f32")
+    V = 5003
+    z = h.rand(23, V) * 3
+    t = torch.randint(0, V, (23,), device=h.device, dtype=torch.int32)
+    t[::4] = -100
+    zd = z.double().clone().requires_grad_(True)
+    want = F.cross_entropy(zd, t.long(), ignore_index=-100, reduction="sum")
+    want.backward()
+    trained = int((t != -100).sum().item())
+    grad, loss = h.poison(23, V), h.poison(1)
+    h.call("te_cross_entropy", h.ref(z), h.ref(t), 1.0 / trained, h.ref(grad), h.ref(loss))
+    h.expect("cross_entropy: loss", loss, want.detach().reshape(1), "f32")
+    h.expect("cross_entropy: grad (scaled)", grad, zd.grad / trained, "f32")
+    ids = torch.tensor([3, 5, -200, 3, 999, 0, 3], device=h.device, dtype=torch.int32)
+    dye = h.rand(7, 96)
+    table = h.poison(1000, 96)
+    h.call("te_embedding_backward", h.ref(ids), h.ref(dye), h.ref(table), 0)
+    keep = ids >= 0
+    want = torch.zeros(1000, 96, device=h.device, dtype=torch.float64).index_add_(0, ids[keep].long(), dye[keep].double())
+    h.expect("embedding backward (image positions skipped)", table, want, "f32")
+
+
+CHECKS = [check_gemm, check_projection, check_metric, check_attention, check_elementwise, check_adamw, check_loss,
+          check_backward]
 
 
 # ---- timing ------------------------------------------------------------------

@@ -24,7 +24,9 @@ import { IMAGE_PLACEHOLDER, TINYLLAVA_STYLES, TinyLlavaStyle, joinConversation, 
 import { TextTokenizer } from '../text/tokenizer';
 import { InstructRecord, readInstructFile } from './instruct';
 
-export const IGNORE_INDEX = -100;
+import { IGNORE_INDEX } from '../ops/loss';
+
+export { IGNORE_INDEX };
 
 /** The TinyLLaVA conversation styles a record can be trained in. */
 export type TrainTemplate = TinyLlavaStyle;

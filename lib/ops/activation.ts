@@ -47,6 +47,38 @@ function planSwiglu(gate: Tensor<'f32'>, up: Tensor<'f32'>, opts: OutOption = {}
   return { result: y, owned, invoke: (async) => binding().swiglu(gate.handle, up.handle, y.handle, async) };
 }
 
+export interface ActivationBackwardOptions {
+  /** Where dL/dx goes: dy itself (in place) or a tensor apart from x (allocated when absent). */
+  dx?: Tensor<'f32'>;
+}
+
+function planActivationBackward(x: Tensor<'f32'>, dy: Tensor<'f32'>, act: Activation, opts: ActivationBackwardOptions = {}): Planned<Tensor<'f32'>> {
+  f32(x, 'x');
+  f32(dy, 'dy');
+  const code = activationCode(act);
+  const { y: dx, owned } = sameShapeOut(dy, opts.dx);
+  return { result: dx, owned, invoke: (async) => binding().activationBackward(x.handle, dy.handle, code, dx.handle, async) };
+}
+
+export interface SwigluGrads {
+  dgate: Tensor<'f32'>;
+  dup: Tensor<'f32'>;
+}
+
+function planSwigluBackward(gate: Tensor<'f32'>, up: Tensor<'f32'>, dy: Tensor<'f32'>, opts: Partial<SwigluGrads> = {}): Planned<SwigluGrads> {
+  f32(gate, 'gate');
+  f32(up, 'up');
+  f32(dy, 'dy');
+  const { y: dgate, owned } = sameShapeOut(gate, opts.dgate);
+  const du = sameShapeOut(gate, opts.dup);
+  owned.push(...du.owned);
+  return {
+    result: { dgate, dup: du.y },
+    owned,
+    invoke: (async) => binding().swigluBackward(gate.handle, up.handle, dy.handle, dgate.handle, du.y.handle, async),
+  };
+}
+
 export interface SoftmaxOptions extends OutOption {
   /** Multiplies x before the softmax (attention's 1/sqrt(d)). Default 1. */
   scale?: number;
@@ -85,6 +117,8 @@ function planScale(x: Tensor<'f32'>, alpha: number, opts: OutOption = {}): Plann
 
 const activationOp = defineOp(planActivation);
 const swigluOp = defineOp(planSwiglu);
+const activationBackwardOp = defineOp(planActivationBackward);
+const swigluBackwardOp = defineOp(planSwigluBackward);
 const softmaxOp = defineOp(planSoftmax);
 const addOp = defineOp(planAdd);
 const scaleOp = defineOp(planScale);
@@ -95,6 +129,12 @@ export const activationSync = activationOp.sync;
 /** y = silu(gate) * up (LLaMA's and OpenELM's gated MLP). */
 export const swiglu = swigluOp.async;
 export const swigluSync = swigluOp.sync;
+/** dL/dx = dy · act'(x), x the activation's input. */
+export const activationBackward = activationBackwardOp.async;
+export const activationBackwardSync = activationBackwardOp.sync;
+/** SwiGLU's input gradients: dgate = dy · up · silu'(gate), dup = dy · silu(gate). */
+export const swigluBackward = swigluBackwardOp.async;
+export const swigluBackwardSync = swigluBackwardOp.sync;
 /** Softmax over the last dimension. */
 export const softmax = softmaxOp.async;
 export const softmaxSync = softmaxOp.sync;

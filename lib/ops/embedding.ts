@@ -47,7 +47,20 @@ function planPatchEmbed(pixels: Tensor<'f32'>, weight: Tensor, opts: PatchEmbedO
   };
 }
 
+export interface EmbeddingBackwardOptions {
+  /** Add into dtable instead of overwriting it (tied input and output embeddings sum their two gradients). */
+  accumulate?: boolean;
+}
+
+function planEmbeddingBackward(ids: Tensor<'i32' | 'i64'>, dy: Tensor<'f32'>, dtable: Tensor<'f32'>, opts: EmbeddingBackwardOptions = {}): Planned<Tensor<'f32'>> {
+  expectTensor(ids, 'ids');
+  expectTensor(dy, 'dy');
+  expectTensor(dtable, 'dtable');
+  return { result: dtable, owned: [], invoke: (async) => binding().embeddingBackward(ids.handle, dy.handle, dtable.handle, opts.accumulate === true, async) };
+}
+
 const embeddingOp = defineOp(planEmbedding);
+const embeddingBackwardOp = defineOp(planEmbeddingBackward);
 const patchEmbedOp = defineOp(planPatchEmbed);
 
 /** out[n] = table[ids[n]] as f32; every id is checked against the table. */
@@ -56,3 +69,9 @@ export const embeddingSync = embeddingOp.sync;
 /** Conv2d(kernel = stride = P) over pixels [B, C, H, W] -> [B, patches, E]. */
 export const patchEmbed = patchEmbedOp.async;
 export const patchEmbedSync = patchEmbedOp.sync;
+/**
+ * The embedding's backward: dtable[ids[i]] += dy[i] for ids >= 0 (negative ids, the image positions, are
+ * skipped); dtable is zeroed first unless `accumulate`. Deterministic whatever the thread count.
+ */
+export const embeddingBackward = embeddingBackwardOp.async;
+export const embeddingBackwardSync = embeddingBackwardOp.sync;

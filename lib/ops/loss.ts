@@ -85,3 +85,44 @@ const metricLossOp = defineOp(planMetricLoss);
  */
 export const metricLoss = metricLossOp.async;
 export const metricLossSync = metricLossOp.sync;
+
+/** Targets equal to this are not trained on (PyTorch's ignore_index; the prompt and image positions). */
+export const IGNORE_INDEX = -100;
+
+export interface CrossEntropyOptions {
+  /** The gradient's factor: 1 / (trained rows in the whole batch) for the mean over a batch split in chunks (default 1). */
+  scale?: number;
+  /** Where dLoss/dlogits goes: the logits themselves (in place) or a tensor apart from them (allocated when absent). */
+  grad?: Tensor<'f32'>;
+}
+
+export interface CrossEntropyResult {
+  /** [1]: the sum over trained rows of logsumexp(z) - z[target] (not scaled), on the logits' device. */
+  loss: Tensor<'f32'>;
+  /** scale · (softmax(z) - onehot(target)) per trained row, zero on ignored rows. */
+  grad: Tensor<'f32'>;
+}
+
+function planCrossEntropy(logits: Tensor<'f32'>, targets: Tensor<'i32'>, opts: CrossEntropyOptions = {}): Planned<CrossEntropyResult> {
+  expectTensor(logits, 'logits');
+  expectTensor(targets, 'targets');
+  expectDType(logits, 'logits', ['f32']);
+  expectNdim(logits, 'logits', 2);
+  const scale = finiteNumber(opts.scale ?? 1, 'scale');
+  const grad = output(opts.grad, 'grad', logits.shape, 'f32', logits) as Tensor<'f32'>;
+  const loss = Tensor.empty([1], 'f32', logits.device);
+  return {
+    result: { loss, grad },
+    owned: opts.grad ? [loss] : [loss, grad],
+    invoke: (async) => binding().crossEntropy(logits.handle, targets.handle, scale, grad.handle, loss.handle, async),
+  };
+}
+
+const crossEntropyOp = defineOp(planCrossEntropy);
+
+/**
+ * Language-model cross-entropy over rows of logits [R, V] at token targets [R] (or IGNORE_INDEX), with its
+ * gradient. A long sequence is chunked by the caller (never all B×T×V logits at once); see lmCrossEntropy.
+ */
+export const crossEntropy = crossEntropyOp.async;
+export const crossEntropySync = crossEntropyOp.sync;

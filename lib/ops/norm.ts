@@ -62,3 +62,62 @@ export const layerNormSync = layerNormOp.sync;
 /** x / sqrt(mean(x^2) + eps) * weight, per row. */
 export const rmsNorm = rmsNormOp.async;
 export const rmsNormSync = rmsNormOp.sync;
+
+export interface NormBackwardOptions {
+  weight?: Tensor<'f32'>;
+  /** The forward's eps (default 1e-5 for LayerNorm, 1e-6 for RMSNorm, as the forwards). */
+  eps?: number;
+  /** Where dL/dx goes (allocated when absent); overwritten. */
+  dx?: Tensor<'f32'>;
+  /** dL/dweight: a tensor to write, or true to allocate one; absent skips it. */
+  dweight?: Tensor<'f32'> | true;
+  /** dL/dbias (LayerNorm): the same. */
+  dbias?: Tensor<'f32'> | true;
+  /** Add the parameter gradients into dweight/dbias instead of overwriting them (gradient accumulation). */
+  accumulate?: boolean;
+}
+
+export interface NormBackwardResult {
+  dx: Tensor<'f32'>;
+  dweight?: Tensor<'f32'>;
+  dbias?: Tensor<'f32'>;
+}
+
+function gradOut(g: Tensor<'f32'> | true | undefined, name: string, n: number, like: Tensor, owned: Tensor[]): Tensor<'f32'> | undefined {
+  if (g === undefined) return undefined;
+  if (g === true) {
+    const t = Tensor.empty([n], 'f32', like.device);
+    owned.push(t);
+    return t;
+  }
+  return output(g, name, [n], 'f32', like) as Tensor<'f32'>;
+}
+
+function planNormBackward(layer: boolean, x: Tensor<'f32'>, dy: Tensor<'f32'>, opts: NormBackwardOptions): Planned<NormBackwardResult> {
+  const { y: dx, owned, n } = io(x, opts.dx);
+  expectTensor(dy, 'dy');
+  const w = vectorParam(opts.weight, 'weight', n);
+  const eps = finiteNumber(opts.eps ?? (layer ? 1e-5 : 1e-6), 'eps');
+  const dweight = gradOut(opts.dweight, 'dweight', n, x, owned);
+  const dbias = layer ? gradOut(opts.dbias, 'dbias', n, x, owned) : undefined;
+  const acc = opts.accumulate === true;
+  const b = binding();
+  return {
+    result: { dx, ...(dweight ? { dweight } : {}), ...(dbias ? { dbias } : {}) },
+    owned,
+    invoke: (async) =>
+      layer
+        ? b.layerNormBackward(x.handle, w?.handle ?? null, eps, dy.handle, dx.handle, dweight?.handle ?? null, dbias?.handle ?? null, acc, async)
+        : b.rmsNormBackward(x.handle, w?.handle ?? null, eps, dy.handle, dx.handle, dweight?.handle ?? null, acc, async),
+  };
+}
+
+const layerNormBackwardOp = defineOp((x: Tensor<'f32'>, dy: Tensor<'f32'>, opts: NormBackwardOptions = {}) => planNormBackward(true, x, dy, opts));
+const rmsNormBackwardOp = defineOp((x: Tensor<'f32'>, dy: Tensor<'f32'>, opts: Omit<NormBackwardOptions, 'dbias'> = {}) => planNormBackward(false, x, dy, opts));
+
+/** LayerNorm's backward from its input x and dL/dy (statistics recomputed; sums in double). */
+export const layerNormBackward = layerNormBackwardOp.async;
+export const layerNormBackwardSync = layerNormBackwardOp.sync;
+/** RMSNorm's backward from its input x and dL/dy. */
+export const rmsNormBackward = rmsNormBackwardOp.async;
+export const rmsNormBackwardSync = rmsNormBackwardOp.sync;

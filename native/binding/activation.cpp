@@ -55,11 +55,32 @@ Napi::Value scale(const Napi::CallbackInfo& info) {
   });
 }
 
+// activationBackward(x, dy, act, dx, async)
+Napi::Value activation_backward(const Napi::CallbackInfo& info) {
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x"), dy = args.tensor("dy");
+    const int32_t act = args.int32("act");
+    te_tensor dx = args.tensor("dx");
+    return [=]() mutable { return te_activation_backward(&x, &dy, act, &dx); };
+  });
+}
+
+// swigluBackward(gate, up, dy, dgate, dup, async)
+Napi::Value swiglu_backward(const Napi::CallbackInfo& info) {
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor g = args.tensor("gate"), u = args.tensor("up"), dy = args.tensor("dy");
+    te_tensor dg = args.tensor("dgate"), du = args.tensor("dup");
+    return [=]() mutable { return te_swiglu_backward(&g, &u, &dy, &dg, &du); };
+  });
+}
+
 }  // namespace
 
 void register_activation(Napi::Env env, Napi::Object exports) {
   exports.Set("activation", Napi::Function::New<export_fn<activation>>(env, "activation"));
   exports.Set("swiglu", Napi::Function::New<export_fn<swiglu>>(env, "swiglu"));
+  exports.Set("activationBackward", Napi::Function::New<export_fn<activation_backward>>(env, "activationBackward"));
+  exports.Set("swigluBackward", Napi::Function::New<export_fn<swiglu_backward>>(env, "swigluBackward"));
   exports.Set("softmax", Napi::Function::New<export_fn<softmax>>(env, "softmax"));
   exports.Set("add", Napi::Function::New<export_fn<add>>(env, "add"));
   exports.Set("scale", Napi::Function::New<export_fn<scale>>(env, "scale"));

@@ -26,10 +26,21 @@ Napi::Value patch_embed(const Napi::CallbackInfo& info) {
   });
 }
 
+// embeddingBackward(ids, dy, dtable, accumulate, async)
+Napi::Value embedding_backward(const Napi::CallbackInfo& info) {
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor ids = args.tensor("ids"), dy = args.tensor("dy");
+    te_tensor dtable = args.tensor("dtable");
+    const int32_t acc = args.boolean("accumulate") ? 1 : 0;
+    return [=]() mutable { return te_embedding_backward(&ids, &dy, &dtable, acc); };
+  });
+}
+
 }  // namespace
 
 void register_embedding(Napi::Env env, Napi::Object exports) {
   exports.Set("embedding", Napi::Function::New<export_fn<embedding>>(env, "embedding"));
+  exports.Set("embeddingBackward", Napi::Function::New<export_fn<embedding_backward>>(env, "embeddingBackward"));
   exports.Set("patchEmbed", Napi::Function::New<export_fn<patch_embed>>(env, "patchEmbed"));
 }
 

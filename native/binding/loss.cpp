@@ -17,10 +17,21 @@ Napi::Value metric_loss(const Napi::CallbackInfo& info) {
   });
 }
 
+// crossEntropy(logits, targets, scale, grad, loss, async)
+Napi::Value cross_entropy(const Napi::CallbackInfo& info) {
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor z = args.tensor("logits"), t = args.tensor("targets");
+    const float scale = static_cast<float>(args.number("scale"));
+    te_tensor grad = args.tensor("grad"), loss = args.tensor("loss");
+    return [=]() mutable { return te_cross_entropy(&z, &t, scale, &grad, &loss); };
+  });
+}
+
 }  // namespace
 
 void register_loss(Napi::Env env, Napi::Object exports) {
   exports.Set("metricLoss", Napi::Function::New<export_fn<metric_loss>>(env, "metricLoss"));
+  exports.Set("crossEntropy", Napi::Function::New<export_fn<cross_entropy>>(env, "crossEntropy"));
 }
 
 }  // namespace te::binding

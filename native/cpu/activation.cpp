@@ -1,5 +1,7 @@
 #include "activation.h"
 
+#include <cmath>
+
 #include "isa.h"
 #include "rows.h"
 
@@ -64,6 +66,74 @@ void scale(const float* x, int64_t n, float alpha, float* y) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t i = c * chunk;
       is.scale(alpha, x + i, y + i, std::min(chunk, n - i));
+    }
+  });
+}
+
+}  // namespace te::cpu
+
+namespace te::cpu {
+
+namespace {
+
+double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+
+// d/dv of each activation, in double (the backward of a training step, not its hot path).
+double act_grad(int32_t act, double v) {
+  switch (act) {
+    case kActGeluTanh: {
+      const double k = 0.7978845608028654;  // sqrt(2/pi)
+      const double t = std::tanh(k * (v + 0.044715 * v * v * v));
+      return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * v * v);
+    }
+    case kActQuickGelu: {
+      const double s = sigmoid(1.702 * v);
+      return s + 1.702 * v * s * (1.0 - s);
+    }
+    case kActSilu: {
+      const double s = sigmoid(v);
+      return s * (1.0 + v * (1.0 - s));
+    }
+    case kActRelu:
+      return v > 0.0 ? 1.0 : 0.0;
+    default:
+      return 1.0;
+  }
+}
+
+}  // namespace
+
+void activation_backward(const Rows& x, const Rows& dy, int32_t act, const Rows& dx) {
+  const Isa& is = isa();
+  for_rows(x.rows, x.cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* a = x.row<float>(r);
+      const float* g = dy.row<float>(r);
+      float* out = dx.row<float>(r);
+      if (act == kActGeluErf) {
+        is.gelu_erf_backward(a, g, out, x.cols);
+        continue;
+      }
+      for (int64_t i = 0; i < x.cols; ++i) out[i] = static_cast<float>(g[i] * act_grad(act, a[i]));
+    }
+  });
+}
+
+// y = silu(g) u:  dg = dy u silu'(g),  du = dy silu(g).
+void swiglu_backward(const Rows& gate, const Rows& up, const Rows& dy, const Rows& dgate, const Rows& dup) {
+  for_rows(gate.rows, gate.cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* g = gate.row<float>(r);
+      const float* u = up.row<float>(r);
+      const float* d = dy.row<float>(r);
+      float* dg = dgate.row<float>(r);
+      float* du = dup.row<float>(r);
+      for (int64_t i = 0; i < gate.cols; ++i) {
+        const double s = sigmoid(g[i]);
+        const double gi = g[i], ui = u[i], di = d[i];
+        dg[i] = static_cast<float>(di * ui * s * (1.0 + gi * (1.0 - s)));
+        du[i] = static_cast<float>(di * gi * s);
+      }
     }
   });
 }

@@ -1,5 +1,6 @@
 #include "embedding.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "../core/buffer.h"
@@ -46,6 +47,30 @@ void patch_embed(const float* pixels, int64_t B, int64_t C, int64_t H, int64_t W
     });
     gemm(np, E, cols, {patches.data(), cols, false}, {weight, weight_dtype, cols, false}, out + b * np * E, E, ep);
   }
+}
+
+}  // namespace te::cpu
+
+namespace te::cpu {
+
+// dtable[ids[i]] (+)= dy[i], ids below 0 (image positions) skipped. Threads own blocks of columns and add the rows
+// in order, so a token seen many times sums to the same bits for any thread count.
+void embedding_backward(const int64_t* ids, int64_t n, const Rows& dy, const Rows& dtable, bool accumulate) {
+  const int64_t cols = dtable.cols, block = 256;
+  if (!accumulate) {
+    for_rows(dtable.rows, cols, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) std::memset(dtable.row<float>(r), 0, cols * sizeof(float));
+    });
+  }
+  parallel_for((cols + block - 1) / block, [&](int64_t t, int) {
+    const int64_t c0 = t * block, c1 = std::min(cols, c0 + block);
+    for (int64_t i = 0; i < n; ++i) {
+      if (ids[i] < 0) continue;
+      const float* src = dy.row<float>(i);
+      float* dst = dtable.row<float>(ids[i]);
+      for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
+    }
+  });
 }
 
 }  // namespace te::cpu

@@ -64,3 +64,38 @@ void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int3
 }
 
 }  // namespace te::cpu
+
+namespace te::cpu {
+
+// Language-model cross-entropy over rows of logits [R, V]: for a row with target t (not ignored),
+//   loss_r = logsumexp(z_r) - z_rt,   grad_r = scale (softmax(z_r) - onehot(t));
+// ignored rows get a zero gradient. grad may be the logits themselves. The loss is the sum of the rows' parts
+// (not scaled), in double, added in row order.
+void cross_entropy(const Rows& logits, const int32_t* targets, float scale, const Rows& grad, float* loss) {
+  const int64_t R = logits.rows, V = logits.cols;
+  std::vector<double> part(static_cast<size_t>(R), 0.0);
+  for_rows(R, V, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* z = logits.row<float>(r);
+      float* g = grad.row<float>(r);
+      const int32_t t = targets[r];
+      if (t < 0) {
+        std::fill(g, g + V, 0.0f);
+        continue;
+      }
+      double m = z[0];
+      for (int64_t v = 1; v < V; ++v) m = std::max(m, static_cast<double>(z[v]));
+      double s = 0.0;
+      for (int64_t v = 0; v < V; ++v) s += std::exp(z[v] - m);
+      const double lse = m + std::log(s);
+      part[r] = lse - z[t];
+      for (int64_t v = 0; v < V; ++v) g[v] = static_cast<float>(scale * std::exp(z[v] - lse));
+      g[t] -= scale;
+    }
+  });
+  double total = 0.0;
+  for (int64_t r = 0; r < R; ++r) total += part[r];
+  *loss = static_cast<float>(total);
+}
+
+}  // namespace te::cpu

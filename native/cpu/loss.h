@@ -12,4 +12,7 @@ namespace te::cpu {
 void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int32_t kind, float tau, const Rows& grad,
                  float* loss);
 
+// LM cross-entropy over rows of logits (see loss.cpp); targets < 0 are ignored (checked: < V).
+void cross_entropy(const Rows& logits, const int32_t* targets, float scale, const Rows& grad, float* loss);
+
 }  // namespace te::cpu

@@ -117,4 +117,74 @@ void scale(const float* x, int64_t n, float alpha, float* y) {
   check_launch("scale");
 }
 
+namespace {
+
+// d/dv of each activation (the backward of a training step), in float as the forward.
+__device__ __forceinline__ float act_grad(float v, int act) {
+  switch (act) {
+    case TE_ACT_GELU_ERF: {
+      const float phi = 0.3989422804014327f * expf(-0.5f * v * v);
+      return normcdff(v) + v * phi;
+    }
+    case TE_ACT_GELU_TANH: {
+      const float k = 0.7978845608028654f;
+      const float t = tanhf(k * (v + 0.044715f * v * v * v));
+      return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * v * v);
+    }
+    case TE_ACT_QUICK_GELU: {
+      const float s = 1.0f / (1.0f + expf(-1.702f * v));
+      return s + 1.702f * v * s * (1.0f - s);
+    }
+    case TE_ACT_SILU: {
+      const float s = 1.0f / (1.0f + expf(-v));
+      return s * (1.0f + v * (1.0f - s));
+    }
+    case TE_ACT_RELU:
+      return v > 0.0f ? 1.0f : 0.0f;
+    default:
+      return 1.0f;
+  }
+}
+
+// Element i of a [rows, cols] view with row stride `stride`.
+__device__ __forceinline__ int64_t strided(int64_t i, int64_t cols, int64_t stride) {
+  return (i / cols) * stride + i % cols;
+}
+
+__global__ void activation_backward_kernel(Rows x, Rows dy, int act, Rows dx) {
+  const int64_t n = x.rows * x.cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = reinterpret_cast<const float*>(x.data)[strided(i, x.cols, x.stride)];
+    const float g = reinterpret_cast<const float*>(dy.data)[strided(i, x.cols, dy.stride)];
+    reinterpret_cast<float*>(dx.data)[strided(i, x.cols, dx.stride)] = g * act_grad(v, act);
+  }
+}
+
+// y = silu(g) u:  dg = dy u silu'(g),  du = dy silu(g).
+__global__ void swiglu_backward_kernel(Rows gate, Rows up, Rows dy, Rows dgate, Rows dup) {
+  const int64_t n = gate.rows * gate.cols, cols = gate.cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = reinterpret_cast<const float*>(gate.data)[strided(i, cols, gate.stride)];
+    const float u = reinterpret_cast<const float*>(up.data)[strided(i, cols, up.stride)];
+    const float d = reinterpret_cast<const float*>(dy.data)[strided(i, cols, dy.stride)];
+    const float s = 1.0f / (1.0f + expf(-g));
+    reinterpret_cast<float*>(dgate.data)[strided(i, cols, dgate.stride)] = d * u * s * (1.0f + g * (1.0f - s));
+    reinterpret_cast<float*>(dup.data)[strided(i, cols, dup.stride)] = d * g * s;
+  }
+}
+
+}  // namespace
+
+void activation_backward(const Rows& x, const Rows& dy, int32_t act, const Rows& dx) {
+  if (!x.rows || !x.cols) return;
+  activation_backward_kernel<<<blocks_for(x.rows * x.cols, 256), 256, 0, stream()>>>(x, dy, act, dx);
+  check_launch("activation backward");
+}
+
+void swiglu_backward(const Rows& gate, const Rows& up, const Rows& dy, const Rows& dgate, const Rows& dup) {
+  if (!gate.rows || !gate.cols) return;
+  swiglu_backward_kernel<<<blocks_for(gate.rows * gate.cols, 256), 256, 0, stream()>>>(gate, up, dy, dgate, dup);
+  check_launch("swiglu backward");
+}
+
 }  // namespace te::cuda

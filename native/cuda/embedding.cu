@@ -82,4 +82,65 @@ void patch_embed(const float* pixels, int64_t B, int64_t C, int64_t H, int64_t W
   cuda::gemm(M, E, K, {rows.as<float>(), K, false}, {weight, weight_dtype, K, false}, out, E, ep);
 }
 
+namespace {
+
+template <class ID>
+__global__ void check_ids_below(const ID* ids, int64_t is, int64_t N, int64_t V, unsigned long long* bad) {
+  for (int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; n < N; n += int64_t(gridDim.x) * blockDim.x)
+    if (ids[n * is] >= V) atomicMin(bad, static_cast<unsigned long long>(n));
+}
+
+// dtable[ids[n]] += dy[n] for ids >= 0: a thread per column adds the positions in order, so a token seen many
+// times sums to the same bits on every run.
+template <class ID>
+__global__ void embedding_backward_kernel(const ID* ids, int64_t is, int64_t N, const float* dy, int64_t ds,
+                                          float* dtable, int64_t H) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= H) return;
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t id = ids[n * is];
+    if (id >= 0) dtable[id * H + c] += dy[n * ds + c];
+  }
+}
+
+template <class ID>
+void launch_embedding_backward(const te_tensor& ids, const Rows& dy, const Rows& dtable, unsigned long long* bad,
+                               bool check_only) {
+  const auto* p = static_cast<const ID*>(ids.data);
+  const int64_t N = ids.shape[0];
+  if (check_only)
+    check_ids_below<<<blocks_for(N, 256), 256, 0, stream()>>>(p, ids.strides[0], N, dtable.rows, bad);
+  else
+    embedding_backward_kernel<<<blocks_for(dtable.cols, 128), 128, 0, stream()>>>(
+        p, ids.strides[0], N, reinterpret_cast<const float*>(dy.data), dy.stride, reinterpret_cast<float*>(dtable.data),
+        dtable.cols);
+}
+
+}  // namespace
+
+void embedding_backward(const te_tensor& ids, const Rows& dy, const Rows& dtable, bool accumulate) {
+  const int64_t N = ids.shape[0];
+  const bool i64 = ids.dtype == TE_I64;
+  if (N > 0) {
+    const FirstBad bad;
+    if (i64)
+      launch_embedding_backward<int64_t>(ids, dy, dtable, bad.where(), true);
+    else
+      launch_embedding_backward<int32_t>(ids, dy, dtable, bad.where(), true);
+    check_launch("embedding backward (ids)");
+    unsigned long long at = 0;
+    if (bad.first(at))
+      fail(TE_ERR_INVALID_ARGUMENT, "ids[%llu] is outside the table's %lld rows", at, (long long)dtable.rows);
+  }
+  if (!accumulate)
+    check(cudaMemsetAsync(dtable.data, 0, sizeof(float) * static_cast<size_t>(dtable.rows * dtable.cols), stream()),
+          "embedding backward");
+  if (N == 0 || dtable.cols == 0) return;
+  if (i64)
+    launch_embedding_backward<int64_t>(ids, dy, dtable, nullptr, false);
+  else
+    launch_embedding_backward<int32_t>(ids, dy, dtable, nullptr, false);
+  check_launch("embedding backward");
+}
+
 }  // namespace te::cuda

@@ -115,4 +115,67 @@ void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int3
     fail(TE_ERR_INVALID_ARGUMENT, "targets[%llu] is not a label index (0..%lld)", at, (long long)C - 1);
 }
 
+namespace {
+
+// Positions whose target is neither a token id below V nor the ignore index.
+__global__ void check_lm_targets(const int32_t* t, int64_t R, int64_t V, unsigned long long* bad) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < R; r += int64_t(gridDim.x) * blockDim.x)
+    if (t[r] >= V || (t[r] < 0 && t[r] != TE_IGNORE_INDEX)) atomicMin(bad, static_cast<unsigned long long>(r));
+}
+
+// One block per row: logsumexp in double, then grad = scale (softmax - onehot) and the row's loss part.
+__global__ void __launch_bounds__(kThreads)
+    cross_entropy_rows(const float* z, int64_t zs, const int32_t* targets, int64_t V, float scale, float* grad,
+                       int64_t gs, double* part) {
+  __shared__ float fred[32];
+  __shared__ double dred[32];
+  const float* zr = z + blockIdx.x * zs;
+  float* gr = grad + blockIdx.x * gs;
+  const int32_t t = targets[blockIdx.x];
+  if (t < 0) {
+    for (int64_t v = threadIdx.x; v < V; v += kThreads) gr[v] = 0.0f;
+    if (threadIdx.x == 0) part[blockIdx.x] = 0.0;
+    return;
+  }
+  float m = -INFINITY;
+  for (int64_t v = threadIdx.x; v < V; v += kThreads) m = fmaxf(m, zr[v]);
+  m = block_max(m, fred);
+  double s = 0.0;
+  for (int64_t v = threadIdx.x; v < V; v += kThreads) s += exp(double(zr[v]) - m);
+  const double lse = m + log(block_sum(s, dred));
+  const float zt = zr[t];  // read before the row may be overwritten (grad may be z)
+  __syncthreads();
+  for (int64_t v = threadIdx.x; v < V; v += kThreads) gr[v] = float(scale * exp(double(zr[v]) - lse));
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    gr[t] -= scale;
+    part[blockIdx.x] = lse - zt;
+  }
+}
+
+}  // namespace
+
+void cross_entropy(const Rows& logits, const int32_t* targets, float scale, const Rows& grad, float* loss) {
+  const int64_t R = logits.rows, V = logits.cols;
+  if (R > 0x7fffffff) fail(TE_ERR_UNSUPPORTED, "cross-entropy over more than 2^31 rows");
+  const FirstBad bad;
+  if (R > 0) {
+    check_lm_targets<<<blocks_for(R, kThreads), kThreads, 0, stream()>>>(targets, R, V, bad.where());
+    check_launch("cross-entropy (targets)");
+  }
+  unsigned long long at = 0;
+  if (bad.first(at))
+    fail(TE_ERR_INVALID_ARGUMENT, "targets[%llu] is neither a token id (0..%lld) nor the ignore index %d", at,
+         (long long)V - 1, TE_IGNORE_INDEX);
+  Scratch part(sizeof(double) * static_cast<size_t>(R > 0 ? R : 1));
+  if (R > 0) {
+    cross_entropy_rows<<<static_cast<unsigned>(R), kThreads, 0, stream()>>>(
+        reinterpret_cast<const float*>(logits.data), logits.stride, targets, V, scale,
+        reinterpret_cast<float*>(grad.data), grad.stride, part.as<double>());
+    check_launch("cross-entropy");
+  }
+  sum_rows<<<1, kThreads, 0, stream()>>>(part.as<double>(), R, loss);
+  check_launch("cross-entropy (sum)");
+}
+
 }  // namespace te::cuda

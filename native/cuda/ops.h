@@ -39,11 +39,15 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
 void activation(const Rows& x, int32_t act, const Rows& y);
 void swiglu(const Rows& gate, const Rows& up, const Rows& y);
 void softmax(const Rows& x, float scale, const Rows& y);
+void activation_backward(const Rows& x, const Rows& dy, int32_t act, const Rows& dx);
+void swiglu_backward(const Rows& gate, const Rows& up, const Rows& dy, const Rows& dgate, const Rows& dup);
 void add(const float* a, const float* b, int64_t n, int64_t b_len, float alpha, float* y);
 void scale(const float* x, int64_t n, float alpha, float* y);
 
 void layer_norm(const Rows& x, const float* weight, const float* bias, float eps, const Rows& y);
 void rms_norm(const Rows& x, const float* weight, float eps, const Rows& y);
+void norm_backward(const Rows& x, const float* weight, float eps, bool centre, const Rows& dy, const Rows& dx,
+                   float* dweight, float* dbias, bool accumulate);
 
 void rope(const te_tensor& x, const te_tensor* positions, int64_t offset, int32_t rotary_dim, float theta,
           const te_tensor& y);
@@ -51,6 +55,8 @@ void rope(const te_tensor& x, const te_tensor* positions, int64_t offset, int32_
 // ids are checked on the device; an id outside the table fails before the
 // caller can rely on `out` (rows of valid ids may have been written).
 void embedding(const Rows& table, const te_tensor& ids, const Rows& out);
+// ids are checked on the device before anything is written.
+void embedding_backward(const te_tensor& ids, const Rows& dy, const Rows& dtable, bool accumulate);
 void patch_embed(const float* pixels, int64_t B, int64_t C, int64_t H, int64_t W, int64_t P, const void* weight,
                  int32_t weight_dtype, const float* bias, int64_t E, float* out);
 
@@ -73,5 +79,7 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamW&
 // targets are checked on the device: one outside 0..C-1 fails the call (after the kernels ran).
 void metric_loss(const Rows& y, const int32_t* targets, const Rows& labels, int32_t kind, float tau, const Rows& grad,
                  float* loss);
+// targets are checked on the device before anything is written.
+void cross_entropy(const Rows& logits, const int32_t* targets, float scale, const Rows& grad, float* loss);
 
 }  // namespace te::cuda

@@ -222,6 +222,16 @@ typedef enum te_metric_loss_kind {
 TE_API te_status te_metric_loss(const te_tensor* y, const te_tensor* targets, const te_tensor* labels, int32_t kind,
                                 float tau, te_tensor* grad, te_tensor* loss);
 
+/* Targets equal to this are not trained on (PyTorch's ignore_index). */
+#define TE_IGNORE_INDEX (-100)
+
+/* Language-model cross-entropy over rows of logits [R,V] f32 with targets [R] i32 (token ids, or
+ * TE_IGNORE_INDEX): loss [1] f32 = the sum over trained rows of logsumexp(z_r) - z_r,t (not scaled);
+ * grad [R,V] f32 (the logits' exact view or disjoint from them) = scale (softmax(z_r) - onehot(t_r)), zero on
+ * ignored rows. A caller chunks a long sequence into calls and passes scale = 1 / (trained rows in all). */
+TE_API te_status te_cross_entropy(const te_tensor* logits, const te_tensor* targets, float scale, te_tensor* grad,
+                                  te_tensor* loss);
+
 /* ---- optimiser ---------------------------------------------------------- */
 
 typedef struct te_adamw_options {
@@ -269,10 +279,24 @@ TE_API te_status te_layer_norm(const te_tensor* x, const te_tensor* weight, cons
                                te_tensor* y);
 TE_API te_status te_rms_norm(const te_tensor* x, const te_tensor* weight, float eps, te_tensor* y);
 
+/* Backward of te_layer_norm / te_rms_norm from x (the forward's input, statistics recomputed) and dy: dx [..,n]
+ * f32 overwritten (disjoint from x and dy); dweight, dbias [n] f32 (each may be NULL; RMSNorm has no dbias)
+ * overwritten, or added to when accumulate != 0. Sums in double; bit-identical for any thread count. */
+TE_API te_status te_layer_norm_backward(const te_tensor* x, const te_tensor* weight, float eps, const te_tensor* dy,
+                                        te_tensor* dx, te_tensor* dweight, te_tensor* dbias, int32_t accumulate);
+TE_API te_status te_rms_norm_backward(const te_tensor* x, const te_tensor* weight, float eps, const te_tensor* dy,
+                                      te_tensor* dx, te_tensor* dweight, int32_t accumulate);
+
 /* y = act(x), same shape. In place allowed. */
 TE_API te_status te_activation(const te_tensor* x, int32_t activation, te_tensor* y);
 /* y = silu(gate) * up, same shapes (views of one fused buffer are fine). */
 TE_API te_status te_swiglu(const te_tensor* gate, const te_tensor* up, te_tensor* y);
+
+/* Backward passes: dx = dy act'(x) (x the activation's input; dx may be dy's exact view); SwiGLU's
+ * dgate = dy up silu'(gate), dup = dy silu(gate) (both disjoint from the inputs and each other). */
+TE_API te_status te_activation_backward(const te_tensor* x, const te_tensor* dy, int32_t activation, te_tensor* dx);
+TE_API te_status te_swiglu_backward(const te_tensor* gate, const te_tensor* up, const te_tensor* dy, te_tensor* dgate,
+                                    te_tensor* dup);
 /* Softmax over the last dimension of x * scale. In place allowed. */
 TE_API te_status te_softmax(const te_tensor* x, float scale, te_tensor* y);
 /* y = a + alpha * b, b broadcast over a's leading dimensions when its shape
@@ -290,6 +314,13 @@ TE_API te_status te_rope(const te_tensor* x, const te_tensor* positions, int64_t
 /* out[n,:] = table[ids[n],:]. table: [V,H] f32/f16/bf16, ids: [N] i32/i64
  * (each checked against V), out: [N,H] f32. */
 TE_API te_status te_embedding(const te_tensor* table, const te_tensor* ids, te_tensor* out);
+
+/* Backward of te_embedding: dtable[ids[n],:] += dy[n,:] for ids >= 0; negative ids (image positions, -200) are
+ * skipped, ids >= V refused. dtable [V,H] f32 contiguous, zeroed first unless accumulate != 0. Deterministic: a
+ * token seen many times sums in sequence order whatever the thread count. Tied input and output embeddings get
+ * both gradients by calling this with accumulate on the head's gradient. */
+TE_API te_status te_embedding_backward(const te_tensor* ids, const te_tensor* dy, te_tensor* dtable,
+                                       int32_t accumulate);
 
 /* A ViT's patch embedding, a stride-P convolution done as a GEMM.
  * pixels: [B,C,H,W] f32; weight: [E,C,P,P]; bias: [E] or NULL;

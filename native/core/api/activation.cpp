@@ -80,3 +80,45 @@ extern "C" TE_API te_status te_scale(const te_tensor* x_, float alpha, te_tensor
                 static_cast<float*>(y.data));
   });
 }
+
+extern "C" TE_API te_status te_activation_backward(const te_tensor* x_, const te_tensor* dy_, int32_t activation,
+                                                   te_tensor* dx_) {
+  return te::guard([&] {
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& dy = te::arg_any(dy_, "dy");
+    const te_tensor& dx = te::arg_any(dx_, "dx");
+    if (activation < TE_ACT_NONE || activation > TE_ACT_RELU)
+      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", activation);
+    te::expect_dtype(x, "x", {TE_F32});
+    te::expect_dtype(dy, "dy", {TE_F32});
+    te::expect_same_shape(x, "x", dy, "dy");
+    const te::Rows rdx = te::same_shape_output(dy, "dy", dx, "dx");
+    te::expect_disjoint(dx, "dx", x, "x");
+    TE_DISPATCH(te::device_of({&x, &dy, &dx}), activation_backward, te::as_rows(x, "x"), te::as_rows(dy, "dy"),
+                activation, rdx);
+  });
+}
+
+extern "C" TE_API te_status te_swiglu_backward(const te_tensor* gate_, const te_tensor* up_, const te_tensor* dy_,
+                                               te_tensor* dgate_, te_tensor* dup_) {
+  return te::guard([&] {
+    const te_tensor& gate = te::arg_any(gate_, "gate");
+    const te_tensor& up = te::arg_any(up_, "up");
+    const te_tensor& dy = te::arg_any(dy_, "dy");
+    const te_tensor& dgate = te::arg_any(dgate_, "dgate");
+    const te_tensor& dup = te::arg_any(dup_, "dup");
+    for (const auto& [t, name] : {std::pair{&gate, "gate"}, {&up, "up"}, {&dy, "dy"}})
+      te::expect_dtype(*t, name, {TE_F32});
+    te::expect_same_shape(gate, "gate", up, "up");
+    te::expect_same_shape(gate, "gate", dy, "dy");
+    const te::Rows rg = te::same_shape_output(gate, "gate", dgate, "dgate");
+    const te::Rows ru = te::same_shape_output(gate, "gate", dup, "dup");
+    for (const auto& [t, name] : {std::pair{&gate, "gate"}, {&up, "up"}, {&dy, "dy"}}) {
+      te::expect_disjoint(dgate, "dgate", *t, name);
+      te::expect_disjoint(dup, "dup", *t, name);
+    }
+    te::expect_disjoint(dup, "dup", dgate, "dgate");
+    TE_DISPATCH(te::device_of({&gate, &up, &dy, &dgate, &dup}), swiglu_backward, te::as_rows(gate, "gate"),
+                te::as_rows(up, "up"), te::as_rows(dy, "dy"), rg, ru);
+  });
+}

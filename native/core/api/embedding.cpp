@@ -85,3 +85,46 @@ extern "C" TE_API te_status te_patch_embed(const te_tensor* pixels_, const te_te
                 static_cast<float*>(out.data));
   });
 }
+
+extern "C" TE_API te_status te_embedding_backward(const te_tensor* ids_, const te_tensor* dy_, te_tensor* dtable_,
+                                                  int32_t accumulate) {
+  return te::guard([&] {
+    const te_tensor& ids = te::arg_any(ids_, "ids");
+    const te_tensor& dy = te::arg_any(dy_, "dy");
+    const te_tensor& dtable = te::arg_any(dtable_, "dtable");
+    te::expect_dtype(ids, "ids", {TE_I32, TE_I64});
+    te::expect_dtype(dy, "dy", {TE_F32});
+    te::expect_dtype(dtable, "dtable", {TE_F32});
+    te::expect_ndim(ids, "ids", 1);
+    te::expect_ndim(dy, "dy", 2);
+    te::expect_ndim(dtable, "dtable", 2);
+    const int64_t V = dtable.shape[0], H = dtable.shape[1], N = ids.shape[0];
+    te::expect_dim(dy, "dy", 0, N, "the number of ids");
+    te::expect_dim(dy, "dy", 1, H, "the table width");
+    te::expect_contiguous(dtable, "dtable");
+    te::expect_writable(dtable, "dtable");
+    te::expect_disjoint(dtable, "dtable", dy, "dy");
+    te::expect_disjoint(dtable, "dtable", ids, "ids");
+    const te::Device dev = te::device_of({&ids, &dy, &dtable});
+    (void)dev;
+#if defined(TE_WITH_CUDA)
+    if (dev.type == TE_DEVICE_CUDA) {
+      // The ids live on the device: they are checked there, before anything is written.
+      te::cuda::use_device(dev.index);
+      te::cuda::embedding_backward(ids, te::as_rows(dy, "dy"), te::as_rows(dtable, "dtable"), accumulate != 0);
+      return;
+    }
+#endif
+    std::vector<int64_t> idx(static_cast<size_t>(N));
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t off = i * ids.strides[0];
+      const int64_t id =
+          ids.dtype == TE_I64 ? static_cast<const int64_t*>(ids.data)[off] : static_cast<const int32_t*>(ids.data)[off];
+      if (id >= V)
+        te::fail(TE_ERR_INVALID_ARGUMENT, "ids[%lld] = %lld is outside the table's %lld rows", (long long)i,
+                 (long long)id, (long long)V);
+      idx[i] = id;
+    }
+    te::cpu::embedding_backward(idx.data(), N, te::as_rows(dy, "dy"), te::as_rows(dtable, "dtable"), accumulate != 0);
+  });
+}
