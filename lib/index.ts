@@ -35,8 +35,8 @@ export type {
 } from './ops/projection';
 export { adamwStep, adamwStepSync } from './ops/optim';
 export type { AdamWOptions, AdamWState } from './ops/optim';
-export { attention, attentionSync } from './ops/attention';
-export type { AttentionOptions } from './ops/attention';
+export { attention, attentionSync, attentionBackward, attentionBackwardSync } from './ops/attention';
+export type { AttentionOptions, AttentionGrads, AttentionBackwardOptions } from './ops/attention';
 export { WeightFile, withWeights } from './io/weights';
 export type { WeightFormat, WeightInfo, OpenOptions, LoadOptions } from './io/weights';
 export type { FileDType } from './io/dtypes';

@@ -79,6 +79,7 @@ export interface NativeBinding {
   projectionForwardTrain: Op<[x: T, weights: NativeProjectionWeights, momentum: number, dropP: number, seed: Seed, saved: NativeProjectionSaved, y: T]>;
   metricLoss: Op<[y: T, targets: T, labels: T, kind: number, tau: number, grad: T, loss: T]>;
   crossEntropy: Op<[logits: T, targets: T, scale: number, grad: T, loss: T]>;
+  attentionBackward: Op<[q: T, k: T, v: T, out: T, dout: T, dq: T, dk: T, dv: T, scale: number, causal: boolean]>;
   layerNormBackward: Op<[x: T, weight: Maybe<T>, eps: number, dy: T, dx: T, dweight: Maybe<T>, dbias: Maybe<T>, accumulate: boolean]>;
   rmsNormBackward: Op<[x: T, weight: Maybe<T>, eps: number, dy: T, dx: T, dweight: Maybe<T>, accumulate: boolean]>;
   activationBackward: Op<[x: T, dy: T, act: number, dx: T]>;

@@ -117,6 +117,7 @@ def load(path=None):
         "te_activation_backward": [T, T, i32, T],
         "te_swiglu_backward": [T, T, T, T, T],
         "te_embedding_backward": [T, T, T, i32],
+        "te_attention_backward": [T, T, T, T, T, T, T, T, ctypes.POINTER(AttentionOptions)],
         "te_cuda_synchronize": [i32],
         "te_cuda_device_name": [i32, ctypes.c_char_p, ctypes.c_size_t],
         "te_cuda_allow_tf32": [i32],

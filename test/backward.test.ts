@@ -6,6 +6,8 @@
 import {
   Tensor,
   activationBackwardSync,
+  attentionBackwardSync,
+  attentionSync,
   crossEntropySync,
   embeddingBackwardSync,
   layerNormBackwardSync,
@@ -283,5 +285,79 @@ describe('embedding backward', () => {
     const bad = Tensor.fromArray('i32', Int32Array.from([1, V]), [2]);
     expect(() => embeddingBackwardSync(bad, dyt.narrow(0, 0, 2), a)).toThrow(/ids\[1\] = 37 is outside/);
     for (const t of [it, dyt, a, b, bad]) t.dispose();
+  });
+});
+
+describe('attention backward', () => {
+  /** out = softmax(q k^T scale) v per head, float64, from the definition (every score, then the softmax). */
+  function attentionRef(q: Float64Array, k: Float64Array, v: Float64Array, dims: number[], causal: boolean): Float64Array {
+    const [B, Sq, Skv, Hq, Hkv, D] = dims;
+    const G = Hq / Hkv;
+    const out = new Float64Array(B * Sq * Hq * D);
+    const scale = 1 / Math.sqrt(D);
+    for (let b = 0; b < B; ++b)
+      for (let h = 0; h < Hq; ++h)
+        for (let i = 0; i < Sq; ++i) {
+          const hk = Math.floor(h / G);
+          const n = causal ? Math.min(Skv, i + 1 + (Skv - Sq)) : Skv;
+          const s = Array.from({ length: n }, (_, j) => {
+            let d2 = 0;
+            for (let d = 0; d < D; ++d) d2 += q[((b * Sq + i) * Hq + h) * D + d] * k[((b * Skv + j) * Hkv + hk) * D + d];
+            return d2 * scale;
+          });
+          const m = Math.max(...s);
+          const e = s.map((x) => Math.exp(x - m));
+          const z = e.reduce((a, x) => a + x, 0);
+          for (let d = 0; d < D; ++d) out[((b * Sq + i) * Hq + h) * D + d] = e.reduce((a, p, j) => a + (p / z) * v[((b * Skv + j) * Hkv + hk) * D + d], 0);
+        }
+    return out;
+  }
+
+  test.each([
+    ['causal GQA, more keys than queries', true, [2, 5, 7, 4, 2, 9]],
+    ['full, one kv head', false, [1, 6, 6, 3, 1, 16]],
+  ] as const)('%s: dq, dk, dv equal central differences of a float64 forward', async (_name, causal, dims) => {
+    const [B, Sq, Skv, Hq, Hkv, D] = dims;
+    const rng = new Rng(Sq * 31 + D);
+    const q = rng.floats(B * Sq * Hq * D, 1);
+    const k = rng.floats(B * Skv * Hkv * D, 1);
+    const v = rng.floats(B * Skv * Hkv * D, 1);
+    const dout = rng.floats(B * Sq * Hq * D, 1);
+    const Q = Float64Array.from(q);
+    const K = Float64Array.from(k);
+    const Vv = Float64Array.from(v);
+    const L = (qq: Float64Array, kk: Float64Array, vv: Float64Array) => attentionRef(qq, kk, vv, [...dims], causal).reduce((s, o, i) => s + o * dout[i], 0);
+    const want = { dq: numericGrad((x) => L(x, K, Vv), Q), dk: numericGrad((x) => L(Q, x, Vv), K), dv: numericGrad((x) => L(Q, K, x), Vv) };
+    const qt = Tensor.from(q, [B, Sq, Hq, D]);
+    const kt = Tensor.from(k, [B, Skv, Hkv, D]);
+    const vt = Tensor.from(v, [B, Skv, Hkv, D]);
+    const dot = Tensor.from(dout, [B, Sq, Hq, D]);
+    const out = attentionSync(qt, kt, vt, { causal });
+    await forEachIsa(() => {
+      const g = attentionBackwardSync(qt, kt, vt, out, dot, { causal });
+      expect(relError(g.dq.toArray(), want.dq)).toBeLessThan(2e-5);
+      expect(relError(g.dk.toArray(), want.dk)).toBeLessThan(2e-5);
+      expect(relError(g.dv.toArray(), want.dv)).toBeLessThan(2e-5);
+      for (const t of [g.dq, g.dk, g.dv]) t.dispose();
+    });
+    for (const t of [qt, kt, vt, dot, out]) t.dispose();
+  });
+
+  test('the same bits for one thread and the pool; gradients apart from the inputs', () => {
+    const rng = new Rng(3);
+    const [B, S, H, D] = [1, 67, 4, 32];
+    const [q, k, v, dout] = [0, 1, 2, 3].map(() => Tensor.from(rng.floats(B * S * H * D, 1), [B, S, H, D]));
+    const out = attentionSync(q, k, v, { causal: true });
+    const threads = backendInfo().threads;
+    try {
+      setThreads(1);
+      const one = attentionBackwardSync(q, k, v, out, dout, { causal: true });
+      setThreads(Math.max(2, threads));
+      const many = attentionBackwardSync(q, k, v, out, dout, { causal: true });
+      for (const key of ['dq', 'dk', 'dv'] as const) expect(Buffer.from(many[key].toArray().buffer).equals(Buffer.from(one[key].toArray().buffer))).toBe(true);
+    } finally {
+      setThreads(threads);
+    }
+    expect(() => attentionBackwardSync(q, k, v, out, dout, { causal: true, grads: { dk: k } })).toThrow(/overlap|disjoint|share/);
   });
 });

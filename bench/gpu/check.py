@@ -542,6 +542,22 @@ def check_backward(h):
     keep = ids >= 0
     want = torch.zeros(1000, 96, device=h.device, dtype=torch.float64).index_add_(0, ids[keep].long(), dye[keep].double())
     h.expect("embedding backward (image positions skipped)", table, want, "f32")
+    # Attention: causal GQA with more keys than queries, and full.
+    for causal, (B, Sq, Skv, Hq, Hkv, D) in ((True, (2, 37, 45, 8, 2, 64)), (False, (1, 19, 19, 4, 4, 80))):
+        q, k, v, do = h.rand(B, Sq, Hq, D), h.rand(B, Skv, Hkv, D), h.rand(B, Skv, Hkv, D), h.rand(B, Sq, Hq, D)
+        qd, kd, vd = (t.double().clone().requires_grad_(True) for t in (q, k, v))
+        o = attention_ref(qd, kd, vd, causal, 1 / math.sqrt(D))
+        (o * do.double()).sum().backward()
+        out = h.poison(B, Sq, Hq, D)
+        opt = capi.AttentionOptions(1 / math.sqrt(D), int(causal))
+        h.call("te_attention", h.ref(q), h.ref(k), h.ref(v), h.ref(out), ctypes.byref(opt))
+        dq, dk, dv = h.poison(B, Sq, Hq, D), h.poison(B, Skv, Hkv, D), h.poison(B, Skv, Hkv, D)
+        h.call("te_attention_backward", h.ref(q), h.ref(k), h.ref(v), h.ref(out), h.ref(do), h.ref(dq), h.ref(dk),
+               h.ref(dv), ctypes.byref(opt))
+        tag = f"attention backward {'causal GQA' if causal else 'full'}"
+        h.expect(f"{tag}: dq", dq, qd.grad, "f32")
+        h.expect(f"{tag}: dk", dk, kd.grad, "f32")
+        h.expect(f"{tag}: dv", dv, vd.grad, "f32")
 
 
 CHECKS = [check_gemm, check_projection, check_metric, check_attention, check_elementwise, check_adamw, check_loss,

@@ -10,4 +10,10 @@ namespace te::cpu {
 void attention(const te_tensor& q, const te_tensor& k, const te_tensor& v, const te_tensor& out, float scale,
                bool causal);
 
+// Its backward (attention_backward.cpp): from q, k, v, the forward's output o and dL/do, writes dq [B,Sq,Hq,D],
+// dk and dv [B,Skv,Hkv,D] (overwritten; each summed in a fixed order).
+void attention_backward(const te_tensor& q, const te_tensor& k, const te_tensor& v, const te_tensor& o,
+                        const te_tensor& dout, const te_tensor& dq, const te_tensor& dk, const te_tensor& dv,
+                        float scale, bool causal);
+
 }  // namespace te::cpu

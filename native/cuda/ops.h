@@ -66,6 +66,9 @@ void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_
 
 void attention(const te_tensor& q, const te_tensor& k, const te_tensor& v, const te_tensor& out, float scale,
                bool causal);
+void attention_backward(const te_tensor& q, const te_tensor& k, const te_tensor& v, const te_tensor& o,
+                        const te_tensor& dout, const te_tensor& dq, const te_tensor& dk, const te_tensor& dv,
+                        float scale, bool causal);
 
 void projection_forward(const float* x, int64_t batch, const ProjectionParams& p, float* y);
 void projection_forward_train(const float* x, int64_t batch, ProjectionParams& p, float momentum, float drop_p,

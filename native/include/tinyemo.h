@@ -272,6 +272,14 @@ typedef struct te_attention_options {
 TE_API te_status te_attention(const te_tensor* q, const te_tensor* k, const te_tensor* v, te_tensor* out,
                               const te_attention_options* opt);
 
+/* The backward of te_attention from q, k, v, its output `out` and dL/dout: dq [B,Sq,Hq,D], dk and dv
+ * [B,Skv,Hkv,D] f32, overwritten, each disjoint from the inputs and the others. Flash-style: each row's
+ * log-sum-exp is recomputed once, no S x S matrix is held, and dk and dv are summed over the query rows (and the
+ * grouped heads) in a fixed order, so results do not depend on the thread count. */
+TE_API te_status te_attention_backward(const te_tensor* q, const te_tensor* k, const te_tensor* v, const te_tensor* out,
+                                       const te_tensor* dout, te_tensor* dq, te_tensor* dk, te_tensor* dv,
+                                       const te_attention_options* opt);
+
 /* ---- transformer pieces -------------------------------------------------- */
 
 /* Over the last dimension. weight/bias may be NULL. In place allowed. */
