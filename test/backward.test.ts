@@ -361,3 +361,18 @@ describe('attention backward', () => {
     expect(() => attentionBackwardSync(q, k, v, out, dout, { causal: true, grads: { dk: k } })).toThrow(/overlap|disjoint|share/);
   });
 });
+
+test('outputs may be interleaved column blocks of one buffer, never blocks that share elements', () => {
+  const g = Tensor.from(new Rng(2).floats(6 * 8, 1), [6, 8]);
+  const u = Tensor.from(new Rng(3).floats(6 * 8, 1), [6, 8]);
+  const dy = Tensor.from(new Rng(4).floats(6 * 8, 1), [6, 8]);
+  const fused = Tensor.zeros([6, 16], 'f32');
+  const r = swigluBackwardSync(g, u, dy, { dgate: fused.narrow(1, 0, 8), dup: fused.narrow(1, 8, 8) });
+  const apart = swigluBackwardSync(g, u, dy);
+  const f = fused.toArray();
+  expect(Array.from({ length: 6 }, (_, i) => Array.from(f.subarray(i * 16, i * 16 + 8)))).toEqual(
+    Array.from({ length: 6 }, (_, i) => Array.from(apart.dgate.toArray().subarray(i * 8, i * 8 + 8))),
+  );
+  expect(() => swigluBackwardSync(g, u, dy, { dgate: fused.narrow(1, 0, 8), dup: fused.narrow(1, 5, 8) })).toThrow(/dup overlaps dgate/);
+  for (const t of [g, u, dy, fused, r.dgate, r.dup, apart.dgate, apart.dup]) t.dispose();
+});

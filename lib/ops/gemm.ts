@@ -57,3 +57,35 @@ const gemmOp = defineOp(plan);
 export const gemm: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Promise<Tensor<'f32'>> = (a, b, opts = {}) => gemmOp.async(a, b, opts);
 /** The same, on the calling thread. */
 export const gemmSync: (a: Tensor<'f32'>, b: Tensor, opts?: GemmOptions) => Tensor<'f32'> = (a, b, opts = {}) => gemmOp.sync(a, b, opts);
+
+export interface LinearBackwardOptions {
+  /** Where dL/dx goes ([T, in]): overwritten, or added to with `accumulateDx`. Absent: allocated. null: not computed. */
+  dx?: Tensor<'f32'> | null;
+  accumulateDx?: boolean;
+  /** dL/dW [out, in] (f32): the product is added to it (gradients accumulate over a batch). Absent: not computed. */
+  dw?: Tensor<'f32'>;
+  /** dL/db [out]: the column sums of dy are added to it. */
+  db?: Tensor<'f32'>;
+}
+
+/**
+ * The backward of y = x·Wᵀ (+ b), as products on the GEMM kernels: dx = dy·W, dW += dyᵀ·x, db += 1ᵀ·dy.
+ * x [T, in] f32, w [out, in] (f32, f16 or bf16), dy [T, out]. Returns dx (undefined when not asked for).
+ */
+export function linearBackwardSync(x: Tensor<'f32'>, w: Tensor, dy: Tensor<'f32'>, opts: LinearBackwardOptions = {}): Tensor<'f32'> | undefined {
+  let dx: Tensor<'f32'> | undefined;
+  if (opts.dx !== null) dx = gemmSync(dy, w, { bTrans: true, ...(opts.dx ? { out: opts.dx, beta: opts.accumulateDx ? 1 : 0 } : {}) });
+  if (opts.dw) gemmSync(dy, x, { aTrans: true, bTrans: true, out: opts.dw, beta: 1 });
+  if (opts.db) {
+    const T = dy.shape[0];
+    const ones = Tensor.from(new Float32Array(T).fill(1), [1, T], dy.device);
+    const row = opts.db.reshape([1, opts.db.shape[0]]);
+    try {
+      gemmSync(ones, dy, { bTrans: true, out: row, beta: 1 });
+    } finally {
+      ones.dispose();
+      row.dispose();
+    }
+  }
+  return dx;
+}

@@ -51,3 +51,24 @@ const ropeOp = defineOp(plan);
 /** Rotates x [B, S, H, D] by position. */
 export const rope = ropeOp.async;
 export const ropeSync = ropeOp.sync;
+
+/**
+ * Rotary's backward: a rotation's gradient is the rotation by the opposite angle, so dL/dx is dL/dy rotated at
+ * the negated positions (sin is odd and cos even, so this is exact). Runs the forward kernel with positions
+ * -(offset + s); `out` may be dy itself.
+ */
+export function ropeBackwardSync(dy: Tensor<'f32'>, opts: Omit<RopeOptions, 'positions'> & { offset?: number } = {}): Tensor<'f32'> {
+  const S = dy.shape[1] ?? 0;
+  const offset = opts.offset ?? 0;
+  const neg = Tensor.fromArray(
+    'i32',
+    Int32Array.from({ length: S }, (_, s) => -(offset + s)),
+    [S],
+    dy.device,
+  );
+  try {
+    return ropeSync(dy, { ...opts, offset: 0, positions: neg });
+  } finally {
+    neg.dispose();
+  }
+}

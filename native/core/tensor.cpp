@@ -205,8 +205,43 @@ bool same_view(const te_tensor& a, const te_tensor& b) {
   return true;
 }
 
+// Views that interleave without sharing an element, as the q, k and v column blocks of one fused buffer: with
+// P the largest stride of either (in bytes), each view's elements lie in blocks base + kP + [0, e), e its extent
+// without that dimension (e <= P), and the two views' blocks fall on different parts of the period.
+static bool interleaved_disjoint(const te_tensor& a, const te_tensor& b) {
+  const int64_t size = dtype_size(a.dtype);
+  if (size == 0 || size != dtype_size(b.dtype)) return false;
+  int64_t period = 0;
+  for (const te_tensor* t : {&a, &b})
+    for (int i = 0; i < t->ndim; ++i) {
+      if (t->shape[i] > 1 && t->strides[i] <= 0) return false;
+      if (t->shape[i] > 1) period = std::max(period, t->strides[i] * size);
+    }
+  if (period == 0) return false;
+  // A view's block extent: every dimension but one of stride `period` (the repetition).
+  const auto block = [&](const te_tensor& t) {
+    int64_t e = size;
+    bool outer = false;
+    for (int i = 0; i < t.ndim; ++i) {
+      if (t.shape[i] <= 1) continue;
+      if (!outer && t.strides[i] * size == period) {
+        outer = true;
+        continue;
+      }
+      e += (t.shape[i] - 1) * t.strides[i] * size;
+    }
+    return e;
+  };
+  const int64_t ea = block(a), eb = block(b);
+  if (ea > period || eb > period) return false;
+  const int64_t delta = static_cast<int64_t>(reinterpret_cast<uintptr_t>(b.data) - reinterpret_cast<uintptr_t>(a.data));
+  const int64_t r = ((delta % period) + period) % period;  // where b's block starts within a's period
+  return r >= ea && r + eb <= period;
+}
+
 void expect_disjoint(const te_tensor& out, const char* on, const te_tensor& in, const char* in_name, bool in_place_ok) {
   if (in_place_ok && same_view(out, in)) return;
+  if (interleaved_disjoint(out, in)) return;
   uintptr_t a0, a1, b0, b1;
   byte_range(out, a0, a1);
   byte_range(in, b0, b1);
