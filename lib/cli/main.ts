@@ -8,6 +8,7 @@ import { registerClassify } from './classify';
 import { registerDoctor } from './doctor';
 import { registerEval } from './eval';
 import { registerFeatures } from './features';
+import { registerFinetune } from './finetune';
 import { registerGenerate } from './generate';
 import { registerInspect } from './inspect';
 import { registerPull } from './pull';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSynth(program);
   registerReason(program);
   registerGenerate(program);
+  registerFinetune(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {

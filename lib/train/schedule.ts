@@ -27,6 +27,8 @@ export interface Cosine {
   totalSteps: number;
   minLr?: number;
   beta1?: number;
+  /** Steps of linear warm-up from 0 before the cosine decay (Hugging Face's cosine-with-warm-up; default 0). */
+  warmupSteps?: number;
 }
 
 export type Schedule = OneCycle | Cosine;
@@ -39,8 +41,11 @@ function annealCos(start: number, end: number, pct: number): number {
 export function scheduleAt(s: Schedule, step: number): ScheduleValues {
   if (s.kind === 'cosine') {
     const min = s.minLr ?? 0;
-    const t = Math.min(step, s.totalSteps) / Math.max(1, s.totalSteps);
-    return { lr: min + ((s.maxLr - min) * (1 + Math.cos(Math.PI * t))) / 2, beta1: s.beta1 ?? 0.9 };
+    const warm = s.warmupSteps ?? 0;
+    const beta1 = s.beta1 ?? 0.9;
+    if (step < warm) return { lr: (s.maxLr * step) / warm, beta1 };
+    const t = Math.min(step - warm, s.totalSteps - warm) / Math.max(1, s.totalSteps - warm);
+    return { lr: min + ((s.maxLr - min) * (1 + Math.cos(Math.PI * t))) / 2, beta1 };
   }
   const pct = s.pctStart ?? 0.3;
   const initial = s.maxLr / (s.divFactor ?? 25);

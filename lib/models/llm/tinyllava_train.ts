@@ -68,6 +68,16 @@ export class TrainableTinyLlava {
     return { loss, tokens };
   }
 
+  /** The loss summed over the example's trained tokens, and their count, with no gradient (evaluation). */
+  evaluate(ex: TrainExample): { loss: number; tokens: number } {
+    using scope = new Scope();
+    const seq = expand(ex);
+    const conn = ex.features ? this.connectorForward(ex.features, scope) : undefined;
+    const x = scope.use(this.inputEmbeddings(seq, conn?.out, scope));
+    const tape = scope.use(this.decoder.forward(x));
+    return this.headLoss(tape.hf, seq.targets, 1, undefined);
+  }
+
   /** Each layer's input and pre-activation, and the output [Np, hidden]. */
   private connectorForward(features: Tensor<'f32'>, scope: Scope): { inputs: Tensor<'f32'>[]; pre: Tensor<'f32'>[]; out: Tensor<'f32'> } {
     const inputs: Tensor<'f32'>[] = [];
@@ -110,8 +120,8 @@ export class TrainableTinyLlava {
     }
   }
 
-  /** The cross-entropy of the head over the rows with a target, chunk by chunk; dL/dhf written into `dhf`. */
-  private headLoss(hf: Tensor<'f32'>, targets: Int32Array, scale: number, dhf: Tensor<'f32'>): { loss: number; tokens: number } {
+  /** The cross-entropy of the head over the rows with a target, chunk by chunk; dL/dhf written into `dhf` (when given). */
+  private headLoss(hf: Tensor<'f32'>, targets: Int32Array, scale: number, dhf: Tensor<'f32'> | undefined): { loss: number; tokens: number } {
     const w = this.decoder.weights;
     let loss = 0;
     let tokens = 0;
@@ -122,7 +132,7 @@ export class TrainableTinyLlava {
       const logits = scope.use(gemmSync(rows, w.head.value, { bias: w.headBias?.value }));
       const ce = crossEntropySync(logits, t, { scale, grad: logits });
       loss += scope.use(ce.loss).toArray()[0];
-      linearBackwardSync(rows, w.head.value, logits, { dx: scope.use(dhf.narrow(0, r0, r1 - r0)), dw: w.head.grad, db: w.headBias?.grad });
+      if (dhf) linearBackwardSync(rows, w.head.value, logits, { dx: scope.use(dhf.narrow(0, r0, r1 - r0)), dw: w.head.grad, db: w.headBias?.grad });
       tokens += targets.subarray(r0, r1).filter((x) => x !== IGNORE_INDEX).length;
     }
     return { loss, tokens };

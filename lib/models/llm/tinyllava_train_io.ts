@@ -1,0 +1,213 @@
+/**
+ * Where a trainable TinyLLaVA comes from and where it goes: a TinyLLaVA
+ * Factory folder (config.json with text_config and vision_config;
+ * language_model.*, vision_tower._vision_tower.*, connector._connector.*), or
+ * parts for stage 1 (a CLIP or SigLIP folder, a decoder folder, a connector
+ * initialised from a seed as nn.Linear initialises itself); and the folder a
+ * run writes, in the same layout, which TinyLlava.load, `tinyemo generate` and
+ * TinyLLaVA's own loader read.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TinyEmoError, invalidFile } from '../../errors';
+import { writeFileAtomic } from '../../io/file';
+import { JsonObject, ModelFolder } from '../../io/model_folder';
+import { writeSafetensors } from '../../io/safetensors';
+import { Device, Tensor } from '../../tensor';
+import { Rng } from '../../util/rng';
+import { ClipVision } from '../vision/clip_vision';
+import { ImagePreprocess, preprocessForFolder } from '../vision/preprocess';
+import { SiglipVision } from '../vision/siglip_vision';
+import { visionFamily } from '../vision/tower';
+import { WeightLoader } from '../weight_loader';
+import { decoderConfig } from './decoder_config';
+import { DecoderTrainer } from './decoder_train';
+import { Param, TrainLinear, loadTrainWeights } from './decoder_train_weights';
+import { TrainableTinyLlava } from './tinyllava_train';
+
+export type MllmSource = { kind: 'mllm'; dir: string } | { kind: 'parts'; vision: string; llm: string; connector: string; seed: number };
+
+/** A TinyLLaVA in training with its frozen tower and what saving it needs. */
+export interface LoadedMllm {
+  model: TrainableTinyLlava;
+  vision: ClipVision | SiglipVision;
+  preprocess: ImagePreprocess;
+  featureLayer: number;
+  selectStrategy: 'patch' | 'cls_patch';
+  /** config.json of the folder a run writes (TinyLLaVA's keys). */
+  config: JsonObject;
+  /** The tower's weights as the source stores them: folder and name prefix. */
+  visionWeights: { dir: string; prefix: string };
+  dispose(): void;
+}
+
+const CONNECTOR = /^mlp(\d+)x_gelu$/;
+
+export function loadTrainableMllm(src: MllmSource, opts: { device?: Device } = {}): LoadedMllm {
+  return src.kind === 'mllm' ? fromFolder(src.dir, opts.device) : fromParts(src, opts.device);
+}
+
+function fromFolder(dir: string, device: Device | undefined): LoadedMllm {
+  const folder = ModelFolder.open(dir);
+  try {
+    const c = folder.config;
+    if (c.model_type !== 'tinyllava') throw new TinyEmoError('UNSUPPORTED', `${dir}: model_type "${String(c.model_type)}" is not tinyllava`);
+    const text = objectField(c, 'text_config', dir);
+    const vis = objectField(c, 'vision_config', dir);
+    const depth = connectorDepth(c.connector_type, dir);
+    const vision = loadTower(folder.part('vision_tower._vision_tower.', { ...vis }), device);
+    const llmPart = folder.part('language_model.', { ...text });
+    // The LLM's names are its own inside the part; the connector's are the folder's.
+    const llmLoader = new WeightLoader(llmPart, 'f32', device);
+    const loader = new WeightLoader(folder, 'f32', device);
+    try {
+      const cfg = decoderConfig(text, dir);
+      const weights = loadTrainWeights(llmPart, cfg, llmLoader);
+      const E = cfg.hidden;
+      const connector = Array.from({ length: depth }, (_, i) => {
+        const p = `connector._connector.${2 * i}`;
+        const inp = i === 0 ? vision.config.hiddenSize : E;
+        return { w: param(`${p}.weight`, loader.tensor(`${p}.weight`, [E, inp], 'f32')), b: param(`${p}.bias`, loader.tensor(`${p}.bias`, [E], 'f32')) };
+      });
+      return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector), vision, c, { dir, prefix: 'vision_tower._vision_tower.' }, dir, [llmLoader, loader]);
+    } catch (e) {
+      llmLoader.disposeAll();
+      loader.disposeAll();
+      vision.dispose();
+      throw e;
+    }
+  } finally {
+    folder.close();
+  }
+}
+
+function fromParts(src: Extract<MllmSource, { kind: 'parts' }>, device: Device | undefined): LoadedMllm {
+  const depth = connectorDepth(src.connector, src.connector);
+  const vfolder = ModelFolder.open(src.vision);
+  let vision: ClipVision | SiglipVision;
+  try {
+    vision = loadTower(vfolder, device);
+  } finally {
+    vfolder.close();
+  }
+  const folder = ModelFolder.open(src.llm);
+  const loader = new WeightLoader(folder, 'f32', device);
+  try {
+    const cfg = decoderConfig(folder.config, src.llm);
+    const weights = loadTrainWeights(folder, cfg, loader);
+    const connector = initConnector(depth, vision.config.hiddenSize, cfg.hidden, src.seed, device);
+    for (const l of connector) loader.owned.push(l.w.value, l.b!.value);
+    const visionConfig = JSON.parse(fs.readFileSync(path.join(src.vision, 'config.json'), 'utf8')) as JsonObject;
+    const config: JsonObject = {
+      model_type: 'tinyllava',
+      architectures: ['TinyLlavaForConditionalGeneration'],
+      text_config: folder.config,
+      vision_config: visionConfig,
+      connector_type: src.connector,
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'patch',
+      ignore_index: -100,
+      image_token_index: -200,
+    };
+    return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector), vision, config, { dir: src.vision, prefix: '' }, src.vision, [loader]);
+  } catch (e) {
+    loader.disposeAll();
+    vision.dispose();
+    throw e;
+  } finally {
+    folder.close();
+  }
+}
+
+function assemble(
+  model: TrainableTinyLlava,
+  vision: ClipVision | SiglipVision,
+  config: JsonObject,
+  visionWeights: LoadedMllm['visionWeights'],
+  preDir: string,
+  loaders: WeightLoader[],
+): LoadedMllm {
+  const family = vision instanceof SiglipVision ? 'siglip' : 'clip';
+  const layer = typeof config.vision_feature_layer === 'number' ? config.vision_feature_layer : -2;
+  const strategy = config.vision_feature_select_strategy === 'cls_patch' ? 'cls_patch' : 'patch';
+  return {
+    model,
+    vision,
+    preprocess: preprocessForFolder(path.resolve(preDir), family, vision.config.imageSize),
+    featureLayer: layer,
+    selectStrategy: strategy,
+    config,
+    visionWeights,
+    dispose: () => {
+      for (const l of loaders) l.disposeAll();
+      vision.dispose();
+    },
+  };
+}
+
+function loadTower(folder: ModelFolder, device: Device | undefined): ClipVision | SiglipVision {
+  return visionFamily(folder) === 'siglip' ? SiglipVision.load(folder, { device }) : ClipVision.load(folder, { device });
+}
+
+/**
+ * mlpNx_gelu's N Linear layers as nn.Linear initialises them: weights and biases uniform in ±1/sqrt(fan_in)
+ * (kaiming_uniform with a = sqrt(5)), drawn from `seed`.
+ */
+export function initConnector(depth: number, inDim: number, hidden: number, seed: number, device: Device | undefined): TrainLinear[] {
+  const rng = new Rng(seed);
+  const uniform = (n: number, bound: number) => Float32Array.from({ length: n }, () => (2 * rng.next() - 1) * bound);
+  return Array.from({ length: depth }, (_, i) => {
+    const fanIn = i === 0 ? inDim : hidden;
+    const bound = 1 / Math.sqrt(fanIn);
+    const p = `connector._connector.${2 * i}`;
+    return {
+      w: param(`${p}.weight`, Tensor.from(uniform(hidden * fanIn, bound), [hidden, fanIn], device)),
+      b: param(`${p}.bias`, Tensor.from(uniform(hidden, bound), [hidden], device)),
+    };
+  });
+}
+
+/** Writes the model in TinyLLaVA's layout: config.json, model.safetensors, and the tokenizer files. */
+export function saveTinyLlava(out: string, m: LoadedMllm, opts: { tokenizerDir?: string; metadata?: Record<string, string> } = {}): void {
+  fs.mkdirSync(out, { recursive: true });
+  const tensors: Record<string, Tensor> = {};
+  for (const p of m.model.params()) tensors[p.name.startsWith('connector.') ? p.name : `language_model.${p.name}`] = p.value;
+  const src = ModelFolder.open(m.visionWeights.dir);
+  const loaded: Tensor[] = [];
+  try {
+    for (const name of src.weightNames) {
+      if (!name.startsWith(`${m.visionWeights.prefix}vision_model.`)) continue;
+      const t = src.load(name);
+      loaded.push(t);
+      tensors[`vision_tower._vision_tower.${name.slice(m.visionWeights.prefix.length)}`] = t;
+    }
+    writeSafetensors(path.join(out, 'model.safetensors'), tensors, opts.metadata);
+  } finally {
+    for (const t of loaded) t.dispose();
+    src.close();
+  }
+  writeFileAtomic(path.join(out, 'config.json'), [Buffer.from(`${JSON.stringify(m.config, null, 2)}\n`)]);
+  if (opts.tokenizerDir) {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+      const from = path.join(opts.tokenizerDir, f);
+      if (fs.existsSync(from) && path.resolve(from) !== path.resolve(out, f)) fs.copyFileSync(from, path.join(out, f));
+    }
+  }
+}
+
+function param(name: string, value: Tensor): Param {
+  return { name, value: value as Tensor<'f32'> };
+}
+
+function objectField(c: JsonObject, key: string, where: string): JsonObject {
+  const v = c[key];
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw invalidFile(where, `config.json has no "${key}" object`);
+  return v as JsonObject;
+}
+
+function connectorDepth(type: unknown, where: string): number {
+  const m = CONNECTOR.exec(typeof type === 'string' ? type : '');
+  if (!m || Number(m[1]) < 1) throw new TinyEmoError('UNSUPPORTED', `${where}: connector "${String(type)}" (only mlpNx_gelu, e.g. mlp2x_gelu)`);
+  return Number(m[1]);
+}

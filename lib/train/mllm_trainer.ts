@@ -1,0 +1,385 @@
+/**
+ * Training a TinyLLaVA-format MM-LLM natively (`tinyemo finetune`): stage 1
+ * (connector pretraining on captions) and stage 2 (connector and LLM on
+ * instruct data), as TinyLLaVA Factory runs them. The tower stays frozen: each
+ * image's patch features are computed once and kept. A step sums the
+ * gradients of `batchSize × gradAccum` examples, each example's loss weighted
+ * so a micro-batch gives the mean over its trained tokens (divided by
+ * gradAccum), clips their global norm, and takes one AdamW step over all the
+ * trainable tensors in one native call, at the cosine-with-warm-up schedule's
+ * rate. Checkpoints (the model in TinyLLaVA's layout, AdamW's moments, where
+ * the run stands) are written every `saveEvery` steps, at the end, and when
+ * told to stop; a resumed run continues bit for bit on the CPU.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { TinyEmoError } from '../errors';
+import { EncodedExample, TrainTemplate, loadInstructDataset } from '../data/instruct_loader';
+import { readImage } from '../io/image';
+import { writeFileAtomic } from '../io/file';
+import { WeightFile } from '../io/weights';
+import { writeSafetensors } from '../io/safetensors';
+import { Param } from '../models/llm/decoder_train_weights';
+import { LoadedMllm, MllmSource, loadTrainableMllm, saveTinyLlava } from '../models/llm/tinyllava_train_io';
+import { preprocess } from '../models/vision/preprocess';
+import { scaleSync } from '../ops/activation';
+import { adamwStepSync } from '../ops/optim';
+import { TextTokenizer } from '../text/tokenizer';
+import { Tensor } from '../tensor';
+import { Rng } from '../util/rng';
+import { FinetuneConfig, MLLM_ADAMW, checkFinetuneConfig } from './mllm_config';
+import { Schedule, scheduleAt } from './schedule';
+
+export interface StepLog {
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  tokensPerSecond: number;
+}
+
+export interface FinetuneHooks {
+  onStart?: (info: { examples: number; val: number; rejected: Record<string, number>; truncated: number; totalSteps: number; resumedAtStep: number; trainable: number }) => void;
+  onStep?: (log: StepLog, total: number) => void;
+  onEval?: (info: { epoch: number; loss: number; tokens: number }) => void;
+  /** Aborting stops the run after the step in progress, with a checkpoint. */
+  signal?: AbortSignal;
+}
+
+export interface FinetuneResult {
+  out: string;
+  steps: number;
+  totalSteps: number;
+  lastLoss: number | undefined;
+  evalLoss: number | undefined;
+  examples: number;
+  rejected: Record<string, number>;
+  truncated: number;
+  /** Stopped by the signal before the end (a checkpoint holds the state). */
+  stopped: boolean;
+}
+
+interface RunState {
+  step: number;
+  /** Where the run was when the checkpoint was written: the epoch and the next example of its order. */
+  epoch: number;
+  cursor: number;
+  config: string;
+}
+
+const STATE_FILE = 'trainer_state.json';
+const MOMENTS_FILE = 'trainer_state.safetensors';
+
+export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hooks?: FinetuneHooks } = {}): Promise<FinetuneResult> {
+  checkFinetuneConfig(c);
+  const source: MllmSource = opts.resume
+    ? { kind: 'mllm', dir: c.out }
+    : c.mllm
+      ? { kind: 'mllm', dir: c.mllm }
+      : { kind: 'parts', vision: c.vision!, llm: c.llm!, connector: c.connector, seed: c.seed };
+  if (opts.resume && !fs.existsSync(path.join(c.out, STATE_FILE))) throw new TinyEmoError('NOT_FOUND', `--resume: no checkpoint in ${c.out}`);
+  const tokDir = c.tokenizer ?? c.mllm ?? c.llm!;
+  if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR`);
+  const tokenizer = TextTokenizer.fromFolder(tokDir);
+  const m = loadTrainableMllm(source, { device: c.device });
+  const run = new MllmRun(c, m, tokenizer, tokDir, opts.hooks ?? {});
+  try {
+    run.prepare(opts.resume === true);
+    return await run.train();
+  } finally {
+    run.dispose();
+  }
+}
+
+/** TinyLLaVA's conversation style for a stage and an LLM family. */
+export function templateFor(stage: FinetuneConfig['stage'], family: string): TrainTemplate {
+  if (stage === 'pretrain') return 'pretrain';
+  return family === 'phi' ? 'phi' : family === 'qwen2' ? 'qwen2_base' : 'llama';
+}
+
+class MllmRun {
+  private train_: EncodedExample[] = [];
+  private val: EncodedExample[] = [];
+  private rejected: Record<string, number> = {};
+  private truncated = 0;
+  private params: Param[] = [];
+  private m: Tensor<'f32'>[] = [];
+  private v: Tensor<'f32'>[] = [];
+  private state: RunState = { step: 0, epoch: 0, cursor: 0, config: '' };
+  private readonly features = new Map<string, Tensor<'f32'>>();
+  private order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
+  private schedule!: Schedule;
+  private totalSteps = 0;
+
+  constructor(
+    private readonly c: FinetuneConfig,
+    private readonly m_: LoadedMllm,
+    private readonly tok: TextTokenizer,
+    private readonly tokDir: string,
+    private readonly hooks: FinetuneHooks,
+  ) {}
+
+  /** Data, the trainable tensors and their optimizer state (fresh, or the checkpoint's), the schedule. */
+  prepare(resume: boolean): void {
+    const c = this.c;
+    const ds = loadInstructDataset(c.data, this.tok, templateFor(c.stage, this.m_.model.decoder.config.family), { maxLength: c.maxLength, imageRoot: c.images });
+    this.rejected = ds.rejected;
+    this.truncated = ds.truncated;
+    if (ds.examples.length === 0) throw new TinyEmoError('INVALID_ARGUMENT', `${c.data}: no record could be encoded (${JSON.stringify(ds.rejected)})`);
+    const order = new Rng(c.seed).shuffle(ds.examples.map((_, i) => i));
+    const nVal = Math.floor(ds.examples.length * c.valSplit);
+    this.val = order.slice(0, nVal).map((i) => ds.examples[i]);
+    this.train_ = order.slice(nVal).map((i) => ds.examples[i]);
+    this.params = this.trainable();
+    checkMemory(this.params, this.m_, c);
+    for (const p of this.params) p.grad = Tensor.zeros(p.value.shape, 'f32', p.value.device);
+    this.state.config = configKey(c);
+    if (resume) this.resumeState();
+    else {
+      this.m = this.params.map((p) => Tensor.zeros(p.value.shape, 'f32', p.value.device));
+      this.v = this.params.map((p) => Tensor.zeros(p.value.shape, 'f32', p.value.device));
+    }
+    const perEpoch = Math.ceil(this.train_.length / (c.batchSize * c.gradAccum));
+    this.totalSteps = c.maxSteps ?? perEpoch * c.epochs;
+    this.schedule = { kind: 'cosine', maxLr: c.lr, totalSteps: this.totalSteps, warmupSteps: Math.ceil(this.totalSteps * c.warmupRatio), beta1: MLLM_ADAMW.beta1 };
+  }
+
+  /** The connector's and the LLM's Params as --tune says. */
+  private trainable(): Param[] {
+    const { tune } = this.c;
+    const conn = this.m_.model.connector.flatMap((l) => [l.w, ...(l.b ? [l.b] : [])]);
+    const llm = this.m_.model.params().filter((p) => !p.name.startsWith('connector.'));
+    return [...(tune.connector === 'full' ? conn : []), ...(tune.llm === 'full' ? llm : [])];
+  }
+
+  async train(): Promise<FinetuneResult> {
+    const c = this.c;
+    const st = this.state;
+    this.hooks.onStart?.({
+      examples: this.train_.length,
+      val: this.val.length,
+      rejected: this.rejected,
+      truncated: this.truncated,
+      totalSteps: this.totalSteps,
+      resumedAtStep: st.step,
+      trainable: this.params.reduce((n, p) => n + p.value.size, 0),
+    });
+    let lastLoss: number | undefined;
+    let evalLoss: number | undefined;
+    let stopped = false;
+    fs.mkdirSync(c.out, { recursive: true });
+    while (st.step < this.totalSteps) {
+      if (this.hooks.signal?.aborted) {
+        stopped = true;
+        break;
+      }
+      const log = await this.step();
+      lastLoss = log.loss;
+      fs.appendFileSync(path.join(c.out, 'log.jsonl'), `${JSON.stringify(log)}\n`);
+      this.hooks.onStep?.(log, this.totalSteps);
+      if (st.step % c.saveEvery === 0 && st.step < this.totalSteps) this.checkpoint();
+      // Let the event loop breathe between steps (signals, progress).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (!stopped && this.val.length) evalLoss = await this.evaluate();
+    this.checkpoint();
+    if (!stopped)
+      writeFileAtomic(path.join(c.out, 'finetune.json'), [
+        Buffer.from(`${JSON.stringify({ config: c, steps: st.step, lastLoss, evalLoss, rejected: this.rejected, truncated: this.truncated }, null, 2)}\n`),
+      ]);
+    return {
+      out: c.out,
+      steps: st.step,
+      totalSteps: this.totalSteps,
+      lastLoss,
+      evalLoss,
+      examples: this.train_.length,
+      rejected: this.rejected,
+      truncated: this.truncated,
+      stopped,
+    };
+  }
+
+  /** One optimizer step: gradAccum micro-batches of batchSize examples, clipping, AdamW. */
+  private async step(): Promise<StepLog> {
+    const c = this.c;
+    const st = this.state;
+    const t0 = Date.now();
+    for (const p of this.params) scaleSync(p.grad!, 0, { out: p.grad! });
+    let lossSum = 0;
+    let tokens = 0;
+    for (let a = 0; a < c.gradAccum; ++a) {
+      const batch = this.nextBatch();
+      const batchTokens = batch.reduce((n, e) => n + trainedTokens(e), 0);
+      if (batchTokens === 0) continue;
+      for (const e of batch) {
+        const r = this.m_.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum));
+        lossSum += r.loss;
+        tokens += r.tokens;
+      }
+    }
+    const loss = tokens ? lossSum / tokens : 0;
+    if (!Number.isFinite(loss))
+      throw new TinyEmoError('INTERNAL', `the loss became ${loss} at step ${st.step + 1}: the run stops; the last checkpoint in ${c.out} is kept (try a lower --lr)`);
+    const gradNorm = this.clipGradients();
+    const sv = scheduleAt(this.schedule, st.step);
+    adamwStepSync(
+      { params: this.params.map((p) => p.value), grads: this.params.map((p) => p.grad!), expAvg: this.m, expAvgSq: this.v },
+      { lr: sv.lr, beta1: sv.beta1, beta2: MLLM_ADAMW.beta2, eps: MLLM_ADAMW.eps, weightDecay: c.weightDecay, step: st.step + 1 },
+    );
+    st.step += 1;
+    const seconds = Math.max(1e-3, (Date.now() - t0) / 1000);
+    return { step: st.step, epoch: st.epoch, loss, lr: sv.lr, gradNorm, tokens, tokensPerSecond: tokens / seconds };
+  }
+
+  /** The next batchSize examples of this epoch's order (a new epoch reshuffles). */
+  private nextBatch(): EncodedExample[] {
+    const st = this.state;
+    const out: EncodedExample[] = [];
+    while (out.length < this.c.batchSize) {
+      if (st.cursor >= this.train_.length) {
+        st.epoch += 1;
+        st.cursor = 0;
+      }
+      if (this.order.epoch !== st.epoch) this.order = { epoch: st.epoch, order: epochOrder(this.train_.length, this.c.seed, st.epoch) };
+      out.push(this.train_[this.order.order[st.cursor]]);
+      st.cursor += 1;
+      if (out.length && st.cursor >= this.train_.length) break;
+    }
+    return out;
+  }
+
+  /** The global gradient norm, and the gradients scaled down to maxGradNorm when above it. */
+  private clipGradients(): number {
+    let sq = 0;
+    for (const p of this.params) {
+      const g = p.grad!.toArray() as Float32Array;
+      for (let i = 0; i < g.length; ++i) sq += g[i] * g[i];
+    }
+    const norm = Math.sqrt(sq);
+    const max = this.c.maxGradNorm;
+    if (max > 0 && norm > max) {
+      const f = max / (norm + 1e-6);
+      for (const p of this.params) scaleSync(p.grad!, f, { out: p.grad! });
+    }
+    return norm;
+  }
+
+  /** The frozen tower's patch features of an image [Np, Ev], computed once. */
+  private async imageFeatures(image: string): Promise<Tensor<'f32'>> {
+    const file = path.resolve(this.c.images, image);
+    const cached = this.features.get(file);
+    if (cached) return cached;
+    const { vision, preprocess: pre, featureLayer, selectStrategy } = this.m_;
+    const pixels = preprocess([await readImage(file)], pre);
+    try {
+      const out = await vision.forward(pixels, { hiddenStates: [featureLayer], embeds: false });
+      const states = out.hiddenStates.get(featureLayer)!;
+      const [, S, Ev] = states.shape;
+      const keep = selectStrategy === 'patch' ? states.narrow(1, 1, S - 1) : states;
+      const f = keep.toSync('f32').reshape([keep.shape[1], Ev]);
+      for (const t of new Set([keep, states])) t.dispose();
+      this.features.set(file, f);
+      return f;
+    } finally {
+      pixels.dispose();
+    }
+  }
+
+  private async evaluate(): Promise<number> {
+    let loss = 0;
+    let tokens = 0;
+    for (const e of this.val) {
+      const r = this.m_.model.evaluate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) });
+      loss += r.loss;
+      tokens += r.tokens;
+    }
+    const mean = tokens ? loss / tokens : 0;
+    this.hooks.onEval?.({ epoch: this.state.epoch, loss: mean, tokens });
+    return mean;
+  }
+
+  /** The model in TinyLLaVA's layout, then AdamW's moments and the run's state (written last: it marks a whole checkpoint). */
+  private checkpoint(): void {
+    const c = this.c;
+    saveTinyLlava(c.out, this.m_, { tokenizerDir: this.tokDir });
+    const moments: Record<string, Tensor> = {};
+    this.params.forEach((p, i) => {
+      moments[`m.${p.name}`] = this.m[i];
+      moments[`v.${p.name}`] = this.v[i];
+    });
+    writeSafetensors(path.join(c.out, MOMENTS_FILE), moments);
+    writeFileAtomic(path.join(c.out, STATE_FILE), [Buffer.from(`${JSON.stringify(this.state)}\n`)]);
+  }
+
+  private resumeState(): void {
+    const c = this.c;
+    const saved = JSON.parse(fs.readFileSync(path.join(c.out, STATE_FILE), 'utf8')) as RunState;
+    if (saved.config !== this.state.config)
+      throw new TinyEmoError('INVALID_ARGUMENT', `${c.out} was written by a run with other settings; resume with the same flags or use another --out`);
+    const w = WeightFile.open(path.join(c.out, MOMENTS_FILE));
+    try {
+      this.m = this.params.map((p) => w.load(`m.${p.name}`, { dtype: 'f32' }).toDevice(p.value.device) as Tensor<'f32'>);
+      this.v = this.params.map((p) => w.load(`v.${p.name}`, { dtype: 'f32' }).toDevice(p.value.device) as Tensor<'f32'>);
+    } finally {
+      w.close();
+    }
+    this.state = saved;
+  }
+
+  dispose(): void {
+    for (const t of [...this.m, ...this.v, ...this.features.values()]) t.dispose();
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = undefined;
+    }
+    this.m_.dispose();
+  }
+}
+
+/** Positions whose next token is trained (labels after the first that are not −100). */
+function trainedTokens(e: EncodedExample): number {
+  let n = 0;
+  for (let i = 1; i < e.labels.length; ++i) if (e.labels[i] !== -100) n += 1;
+  return n;
+}
+
+/** The order of the examples in an epoch: a shuffle from the seed and the epoch. */
+function epochOrder(n: number, seed: number, epoch: number): number[] {
+  return new Rng((seed ^ Math.imul(epoch + 1, 0x9e3779b9)) >>> 0).shuffle(Array.from({ length: n }, (_, i) => i));
+}
+
+function configKey(c: FinetuneConfig): string {
+  const { out, device, mllm, vision, llm, maxSteps, ...rest } = c;
+  void out;
+  void device;
+  void mllm;
+  void vision;
+  void llm;
+  void maxSteps;
+  return JSON.stringify(rest, Object.keys(rest).sort());
+}
+
+/**
+ * Refuses a run that cannot fit: weights, gradients and AdamW's two moments of the trainable tensors, the frozen
+ * ones, and an estimate of one sequence's activations (about 14 floats per hidden unit per layer and position,
+ * for the longest sequence allowed), against this machine's memory.
+ */
+function checkMemory(params: Param[], m: LoadedMllm, c: FinetuneConfig): void {
+  const trainable = params.reduce((n, p) => n + p.value.size, 0);
+  const all = m.model.params().reduce((n, p) => n + p.value.size, 0);
+  const cfg = m.model.decoder.config;
+  const activations = 14 * cfg.hidden * cfg.layers * (c.maxLength + 1024);
+  const bytes = 4 * (all + 3 * trainable + activations);
+  const total = os.totalmem();
+  if (bytes > 0.9 * total) {
+    throw new TinyEmoError(
+      'OUT_OF_MEMORY',
+      `this run needs about ${(bytes / 2 ** 30).toFixed(1)} GiB (weights ${((4 * all) / 2 ** 30).toFixed(1)}, gradients and AdamW ${((12 * trainable) / 2 ** 30).toFixed(1)}, activations ${((4 * activations) / 2 ** 30).toFixed(1)}) and this machine has ${(total / 2 ** 30).toFixed(1)} GiB: freeze the LLM (--tune llm=frozen) or lower --max-length`,
+    );
+  }
+}
