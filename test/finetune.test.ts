@@ -148,6 +148,60 @@ test('pretrain from parts, then finetune: the model names the colour of held-out
   expect(right).toBe(heldOut.length);
 }, 600000);
 
+test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, --merge-lora folds them in', () => {
+  const stage1 = path.join(tmp, 'stage1');
+  const common = [
+    'finetune',
+    '--stage',
+    'finetune',
+    '--mllm',
+    stage1,
+    '--tune',
+    'llm=lora',
+    '--lora-r',
+    '8',
+    '--lora-alpha',
+    '16',
+    '--data',
+    path.join(tmp, 'questions.jsonl'),
+    '--images',
+    images,
+    '--epochs',
+    '20',
+    '--batch-size',
+    '6',
+    '--lr',
+    '3e-3',
+    '--json',
+  ];
+  const lora = path.join(tmp, 'lora');
+  expect(run(...common, '--out', lora).status).toBe(0);
+  const adapter = JSON.parse(fs.readFileSync(path.join(lora, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  expect(adapter).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 16, lora_dropout: 0.05 });
+  const w = WeightFile.open(path.join(lora, 'adapter_model.safetensors'));
+  expect(w.tensors.map((t) => t.name)).toContain('base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.weight');
+  w.close();
+  // The base weights are stage 1's LLM, untouched.
+  const base = WeightFile.open(path.join(stage1, 'model.safetensors'));
+  const after = WeightFile.open(path.join(lora, 'model.safetensors'));
+  const name = 'language_model.model.layers.1.mlp.down_proj.weight';
+  expect(Buffer.from(after.load(name).toArray().buffer).equals(Buffer.from(base.load(name).toArray().buffer))).toBe(true);
+  base.close();
+  after.close();
+  const merged = path.join(tmp, 'merged');
+  expect(run(...common, '--out', merged, '--merge-lora').status).toBe(0);
+  expect(fs.existsSync(path.join(merged, 'adapter_config.json'))).toBe(false);
+  for (const [file, colour] of heldOut) {
+    const ask = (dir: string) =>
+      (
+        JSON.parse(run('generate', '--mllm', dir, '--image', file, '--prompt', 'What colour is the square?', '--max-new-tokens', '4', '--json').stdout) as { text: string }
+      ).text.trim();
+    const a = ask(lora);
+    expect(a.toLowerCase().startsWith(colour)).toBe(true);
+    expect(ask(merged)).toBe(a);
+  }
+}, 600000);
+
 test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted one bit for bit', async () => {
   const base: FinetuneConfig = {
     ...FINETUNE_DEFAULTS,
@@ -162,6 +216,8 @@ test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted o
     batchSize: 4,
     lr: 3e-3,
     saveEvery: 100,
+    lora: { r: 4, alpha: 8, dropout: 0.1 },
+    mergeLora: false,
   };
   const whole = await finetune({ ...base, out: path.join(tmp, 'whole') });
   expect(whole.steps).toBe(10);
@@ -181,10 +237,11 @@ test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted o
   b.close();
 }, 300000);
 
-test('refusals: mixed sources, LoRA, a frozen everything, a missing resume, records that do not encode are counted', () => {
+test('refusals: mixed sources, LoRA on the connector or on no layer, a frozen everything, a missing resume, records that do not encode are counted', () => {
   const base = ['finetune', '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', path.join(tmp, 'x')];
   expect(run(...base, '--mllm', tmp, '--llm', llm).stderr).toMatch(/--mllm, or --vision and --llm, not both/);
-  expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'llm=lora').stderr).toMatch(/LoRA is not built yet/);
+  expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'connector=lora').stderr).toMatch(/LoRA is for the LLM/);
+  expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'llm=lora', '--lora-targets', 'qkv').stderr).toMatch(/LoRA targets qkv are not linear layers/);
   expect(run(...base, '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'connector=frozen').stderr).toMatch(/nothing trains/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--resume').stderr).toMatch(/--resume: no checkpoint/);
   const bad = path.join(tmp, 'bad.jsonl');

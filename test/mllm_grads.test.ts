@@ -12,7 +12,9 @@ import { WeightFile } from '../lib/io/weights';
 import { decoderConfig } from '../lib/models/llm/decoder_config';
 import { DecoderTrainer } from '../lib/models/llm/decoder_train';
 import { Param, TrainLinear, loadTrainWeights } from '../lib/models/llm/decoder_train_weights';
+import { attachLora } from '../lib/models/llm/lora';
 import { TrainableTinyLlava } from '../lib/models/llm/tinyllava_train';
+import { copyIntoSync } from '../lib/ops/copy';
 import { WeightLoader } from '../lib/models/weight_loader';
 import { adamwStepSync } from '../lib/ops/optim';
 import { Tensor } from '../lib/tensor';
@@ -21,24 +23,34 @@ import { relError } from './helpers/compare';
 const DEC = path.join(__dirname, 'fixtures', 'decoders');
 const FIX = path.join(__dirname, 'fixtures', 'mllm_grads');
 
-function build(family: string): { model: TrainableTinyLlava; features: Tensor<'f32'>; dispose: () => void } {
+function build(
+  family: string,
+  lora?: { r: number; alpha: number; targets: string[] },
+): { model: TrainableTinyLlava; features: Tensor<'f32'>; trainable: Param[]; dispose: () => void } {
+  const fix = lora ? `${family}_lora` : family;
   const folder = ModelFolder.open(path.join(DEC, family));
   const loader = new WeightLoader(folder, 'f32');
   const config = decoderConfig(folder.config, folder.dir);
   const weights = loadTrainWeights(folder, config, loader);
   folder.close();
-  const inputs = WeightFile.open(path.join(FIX, family, 'inputs.safetensors'));
+  const inputs = WeightFile.open(path.join(FIX, fix, 'inputs.safetensors'));
   const param = (name: string): Param => ({ name, value: inputs.load(name, { dtype: 'f32' }) as Tensor<'f32'> });
   const connector: TrainLinear[] = [0, 2].map((i) => ({ w: param(`connector._connector.${i}.weight`), b: param(`connector._connector.${i}.bias`) }));
   const features = inputs.load('features', { dtype: 'f32' }) as Tensor<'f32'>;
+  // LoRA: the factors attached, then set to the fixture's values; only they and the connector train.
+  const pairs = lora ? attachLora(weights, { ...lora, dropout: 0, seed: 0 }) : [];
+  for (const p of pairs.flatMap((x) => [x.a, x.b])) copyIntoSync(inputs.load(p.name, { dtype: 'f32' }), p.value);
   inputs.close();
   const model = new TrainableTinyLlava(new DecoderTrainer(config, weights), connector);
-  for (const p of model.params()) p.grad = Tensor.zeros(p.value.shape, 'f32');
+  const trainable = lora ? [...connector.flatMap((l) => [l.w, l.b!]), ...pairs.flatMap((x) => [x.a, x.b])] : model.params();
+  for (const p of trainable) p.grad = Tensor.zeros(p.value.shape, 'f32');
   return {
     model,
     features,
+    trainable,
     dispose: () => {
-      for (const p of model.params()) p.grad?.dispose();
+      for (const p of trainable) p.grad?.dispose();
+      for (const x of pairs) [x.a.value, x.b.value].forEach((t) => t.dispose());
       for (const l of connector) [l.w.value, l.b!.value].forEach((t) => t.dispose());
       features.dispose();
       loader.disposeAll();
@@ -46,18 +58,24 @@ function build(family: string): { model: TrainableTinyLlava; features: Tensor<'f
   };
 }
 
-describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s + mlp2x_gelu', (family) => {
+const LORA: Record<string, { r: number; alpha: number; targets: string[] }> = {
+  llama_lora: { r: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] },
+  phi_lora: { r: 3, alpha: 6, targets: ['dense', 'fc1'] },
+};
+
+describe.each(['llama', 'qwen2', 'openelm', 'phi', 'llama_lora', 'phi_lora'])('%s + mlp2x_gelu', (fixture) => {
   test('the loss and every gradient equal torch autograd within 1e-4; one AdamW step matches', () => {
-    const ex = JSON.parse(fs.readFileSync(path.join(FIX, family, 'example.json'), 'utf8')) as { ids: number[]; labels: number[]; loss: number };
-    const { model, features, dispose } = build(family);
+    const family = fixture.replace(/_lora$/, '');
+    const ex = JSON.parse(fs.readFileSync(path.join(FIX, fixture, 'example.json'), 'utf8')) as { ids: number[]; labels: number[]; loss: number };
+    const { model, features, trainable, dispose } = build(family, LORA[fixture]);
     try {
       // Position t predicts label t + 1: every label but one at position 0 is a target.
       const trained = ex.labels.slice(1).filter((l) => l !== -100).length;
       const r = model.accumulate({ ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), features }, 1 / trained);
       expect(r.tokens).toBe(trained);
       expect(Math.abs(r.loss / r.tokens - ex.loss) / ex.loss).toBeLessThan(1e-5);
-      const want = WeightFile.open(path.join(FIX, family, 'grads.safetensors'));
-      const params = model.params();
+      const want = WeightFile.open(path.join(FIX, fixture, 'grads.safetensors'));
+      const params = trainable;
       expect(params.map((p) => p.name).sort()).toEqual(want.tensors.map((t) => t.name).sort());
       const worst: Array<[string, number]> = [];
       for (const p of params) {
@@ -80,8 +98,8 @@ describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s + mlp2x_gelu', (family) 
       );
       // Adam's first step moves each element by lr·g/(|g| + eps): where |g| is within a few hundred eps (1e-8) of 0
       // that ratio amplifies rounding of g itself, so those elements are left out; elsewhere within 1e-5.
-      const after = WeightFile.open(path.join(FIX, family, 'adamw.safetensors'));
-      const grads = WeightFile.open(path.join(FIX, family, 'grads.safetensors'));
+      const after = WeightFile.open(path.join(FIX, fixture, 'adamw.safetensors'));
+      const grads = WeightFile.open(path.join(FIX, fixture, 'grads.safetensors'));
       for (const p of params) {
         const a = after.load(p.name, { dtype: 'f32' }).toArray() as Float32Array;
         const g = grads.load(p.name, { dtype: 'f32' }).toArray() as Float32Array;
@@ -96,4 +114,56 @@ describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s + mlp2x_gelu', (family) 
       dispose();
     }
   });
+});
+
+test("LoRA with dropout: the factors' gradients equal central differences of the loss under the same masks", () => {
+  const ex = JSON.parse(fs.readFileSync(path.join(FIX, 'llama', 'example.json'), 'utf8')) as { ids: number[]; labels: number[] };
+  const folder = ModelFolder.open(path.join(DEC, 'llama'));
+  const loader = new WeightLoader(folder, 'f32');
+  const config = decoderConfig(folder.config, folder.dir);
+  const weights = loadTrainWeights(folder, config, loader);
+  folder.close();
+  const inputs = WeightFile.open(path.join(FIX, 'llama', 'inputs.safetensors'));
+  const connector: TrainLinear[] = [0, 2].map((i) => ({
+    w: { name: `c${i}w`, value: inputs.load(`connector._connector.${i}.weight`, { dtype: 'f32' }) as Tensor<'f32'> },
+    b: { name: `c${i}b`, value: inputs.load(`connector._connector.${i}.bias`, { dtype: 'f32' }) as Tensor<'f32'> },
+  }));
+  const features = inputs.load('features', { dtype: 'f32' }) as Tensor<'f32'>;
+  inputs.close();
+  const pairs = attachLora(weights, { r: 3, alpha: 6, dropout: 0.3, targets: ['q_proj', 'up_proj'], seed: 5 });
+  // B starts at zero (PEFT): give it values so that A's gradient is not zero too.
+  for (const p of pairs)
+    copyIntoSync(
+      Tensor.from(
+        new Float32Array(p.b.value.size).map((_, i) => Math.sin(i) * 0.05),
+        p.b.value.shape,
+      ),
+      p.b.value,
+    );
+  const model = new TrainableTinyLlava(new DecoderTrainer(config, weights), connector);
+  const factors = pairs.flatMap((p) => [p.a, p.b]);
+  for (const p of factors) p.grad = Tensor.zeros(p.value.shape, 'f32');
+  const example = { ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), features };
+  const loss = () => {
+    model.decoder.maskSeed = 1234;
+    return model.accumulate(example, 0).loss;
+  };
+  model.decoder.maskSeed = 1234;
+  model.accumulate(example, 1);
+  const h = 1e-3;
+  for (const p of [factors[0], factors[1], factors[3]]) {
+    const v = p.value.data as Float32Array;
+    const g = p.grad!.toArray() as Float32Array;
+    for (const i of [0, 7, v.length - 1]) {
+      const keep = v[i];
+      v[i] = keep + h;
+      const a = loss();
+      v[i] = keep - h;
+      const b = loss();
+      v[i] = keep;
+      expect(Math.abs((a - b) / (2 * h) - g[i])).toBeLessThan(2e-3 * Math.max(1, Math.abs(g[i])));
+    }
+  }
+  for (const t of [...factors.flatMap((p) => [p.value, p.grad!]), ...connector.flatMap((l) => [l.w.value, l.b!.value]), features]) t.dispose();
+  loader.disposeAll();
 });

@@ -20,8 +20,11 @@ const FLAGS = {
   tokenizer: { arg: '<dir>', help: "the tokenizer folder when the model has none (OpenELM: TinyLlama's)" },
   stage: { arg: '<stage>', default: d.stage, help: `pretrain (connector only, lr ${STAGES.pretrain.lr}, captions) | finetune (connector and llm, lr ${STAGES.finetune.lr})` },
   tune: { arg: '<spec>', help: "override the stage's parts, e.g. vision=frozen,connector=full,llm=frozen" },
-  loraR: { arg: '<n>', kind: 'int', help: 'LoRA rank (LoRA is not built yet: refused)' },
-  loraAlpha: { arg: '<n>', kind: 'int', help: 'LoRA alpha (LoRA is not built yet: refused)' },
+  loraR: { arg: '<n>', kind: 'int', default: d.loraR, help: 'LoRA rank (--tune llm=lora)' },
+  loraAlpha: { arg: '<n>', kind: 'number', default: d.loraAlpha, help: 'LoRA alpha (the factor is alpha/r)' },
+  loraDropout: { arg: '<p>', kind: 'number', default: d.loraDropout, help: 'dropout on the LoRA branch' },
+  loraTargets: { arg: '<names>', help: 'modules LoRA adapts, comma-separated, e.g. q_proj,v_proj (default: every linear layer)' },
+  mergeLora: { kind: 'boolean', help: 'fold the trained LoRA factors into the weights at the end (no adapter files)' },
   epochs: { arg: '<n>', kind: 'int', default: d.epochs, help: 'passes over the data' },
   maxSteps: { arg: '<n>', kind: 'int', help: 'stop after this many optimizer steps' },
   batchSize: { arg: '<n>', kind: 'int', default: d.batchSize, help: 'examples per micro-batch' },
@@ -51,7 +54,6 @@ export function registerFinetune(program: Command): void {
 
 export function finetuneConfigFromFlags(f: FinetuneFlags): FinetuneConfig {
   if (f.stage !== 'pretrain' && f.stage !== 'finetune') throw invalid(`--stage is pretrain or finetune, not "${f.stage}"`);
-  if (f.loraR !== undefined || f.loraAlpha !== undefined) throw invalid('--lora-r/--lora-alpha: LoRA is not built yet');
   const stage: Stage = f.stage;
   return {
     data: f.data,
@@ -76,6 +78,8 @@ export function finetuneConfigFromFlags(f: FinetuneFlags): FinetuneConfig {
     valSplit: f.valSplit,
     seed: f.seed,
     saveEvery: f.saveEvery,
+    lora: { r: f.loraR, alpha: f.loraAlpha, dropout: f.loraDropout, ...(f.loraTargets ? { targets: f.loraTargets.split(',').map((x) => x.trim()) } : {}) },
+    mergeLora: f.mergeLora,
     ...(f.device !== undefined ? { device: f.device } : {}),
   };
 }

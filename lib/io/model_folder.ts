@@ -57,17 +57,30 @@ export class ModelFolder {
   /** Names inside the files start with this (a part of a composite checkpoint, see `part`). */
   private readonly prefix: string;
 
+  /** Full weight name -> a change applied as it loads (an adapter merged in); shared with the parts. */
+  private readonly transforms: Map<string, (w: Tensor<'f32'>) => Tensor<'f32'>>;
+
   private constructor(
     readonly dir: string,
     config: JsonObject,
     where: Map<string, string>,
     prefix = '',
     open = new Map<string, WeightFile>(),
+    transforms = new Map<string, (w: Tensor<'f32'>) => Tensor<'f32'>>(),
   ) {
     this.config = config;
     this.where = where;
     this.prefix = prefix;
     this.open = open;
+    this.transforms = transforms;
+  }
+
+  /**
+   * Changes weights as they load (full names, the folder's own): each transform receives the stored weight in f32
+   * and returns the one to use, which is then converted to the dtype asked for.
+   */
+  setTransforms(transforms: Map<string, (w: Tensor<'f32'>) => Tensor<'f32'>>): void {
+    for (const [name, fn] of transforms) this.transforms.set(name, fn);
   }
 
   /**
@@ -79,7 +92,7 @@ export class ModelFolder {
   part(prefix: string, config: JsonObject): ModelFolder {
     const where = new Map<string, string>();
     for (const [name, shard] of this.where) if (name.startsWith(prefix)) where.set(name.slice(prefix.length), shard);
-    return new ModelFolder(this.dir, config, where, this.prefix + prefix, this.open);
+    return new ModelFolder(this.dir, config, where, this.prefix + prefix, this.open, this.transforms);
   }
 
   /** Opens a folder: config.json is required unless `requireConfig` is false. */
@@ -137,7 +150,19 @@ export class ModelFolder {
   load<D extends FloatDType>(name: string, opts: { dtype: D }): Tensor<D>;
   load(name: string, opts?: { dtype?: FloatDType }): Tensor;
   load(name: string, opts: { dtype?: FloatDType } = {}): Tensor {
-    return this.file(name).load(this.prefix + name, opts);
+    const transform = this.transforms.get(this.prefix + name);
+    if (!transform) return this.file(name).load(this.prefix + name, opts);
+    const stored = this.file(name).info(this.prefix + name).dtype;
+    const base = this.file(name).load(this.prefix + name, { dtype: 'f32' }) as Tensor<'f32'>;
+    const changed = transform(base);
+    if (changed !== base) base.dispose();
+    const want = opts.dtype ?? (stored === 'F16' ? 'f16' : stored === 'BF16' ? 'bf16' : 'f32');
+    if (want === 'f32') return changed;
+    try {
+      return changed.toSync(want);
+    } finally {
+      changed.dispose();
+    }
   }
 
   /**

@@ -42,6 +42,10 @@ export interface FinetuneConfig {
   seed: number;
   /** A checkpoint every this many optimizer steps. */
   saveEvery: number;
+  /** LoRA on the LLM (--tune llm=lora): rank, alpha, dropout, and the modules it targets (default: every linear layer). */
+  lora: { r: number; alpha: number; dropout: number; targets?: string[] };
+  /** Fold the trained LoRA factors into the weights at the end (no adapter files then). */
+  mergeLora: boolean;
   device?: Device;
 }
 
@@ -64,6 +68,9 @@ export const FINETUNE_DEFAULTS = {
   valSplit: 0,
   seed: 0,
   saveEvery: 500,
+  loraR: 128,
+  loraAlpha: 256,
+  loraDropout: 0.05,
 } as const;
 
 /** AdamW's constants (torch's defaults, as TinyLLaVA trains). */
@@ -102,6 +109,10 @@ export function checkFinetuneConfig(c: FinetuneConfig): void {
   if (!(c.valSplit >= 0 && c.valSplit < 1)) throw invalid('--val-split must be in [0, 1)');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) throw invalid('--seed must be an integer in 0..2^32-1');
   if (c.tune.vision !== 'frozen') throw invalid('--tune vision=frozen only: training the vision tower is not built yet');
-  if (c.tune.connector === 'lora' || c.tune.llm === 'lora') throw invalid('--tune ...=lora: LoRA is not built yet (use full or frozen)');
+  if (c.tune.connector === 'lora') throw invalid('--tune connector=lora: LoRA is for the LLM (the connector trains full or stays frozen)');
+  if (!Number.isSafeInteger(c.lora.r) || c.lora.r < 1) throw invalid('--lora-r must be a positive integer');
+  if (!(c.lora.alpha > 0)) throw invalid('--lora-alpha must be positive');
+  if (!(c.lora.dropout >= 0 && c.lora.dropout < 1)) throw invalid('--lora-dropout must be in [0, 1)');
+  if (c.mergeLora && c.tune.llm !== 'lora') throw invalid('--merge-lora needs --tune llm=lora');
   if (c.tune.connector === 'frozen' && c.tune.llm === 'frozen') throw invalid('--tune: nothing trains (connector and llm both frozen)');
 }

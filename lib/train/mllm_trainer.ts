@@ -22,6 +22,8 @@ import { writeFileAtomic } from '../io/file';
 import { WeightFile } from '../io/weights';
 import { writeSafetensors } from '../io/safetensors';
 import { Param } from '../models/llm/decoder_train_weights';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, LoraPair, attachLora, linearModules, mergeLora, moduleName, writeAdapter } from '../models/llm/lora';
+import { copyIntoSync } from '../ops/copy';
 import { LoadedMllm, MllmSource, loadTrainableMllm, saveTinyLlava } from '../models/llm/tinyllava_train_io';
 import { preprocess } from '../models/vision/preprocess';
 import { scaleSync } from '../ops/activation';
@@ -85,7 +87,8 @@ export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hook
   const tokDir = c.tokenizer ?? c.mllm ?? c.llm!;
   if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR`);
   const tokenizer = TextTokenizer.fromFolder(tokDir);
-  const m = loadTrainableMllm(source, { device: c.device });
+  // Resuming a LoRA run keeps its base and its adapter apart (the adapter's factors are the state).
+  const m = loadTrainableMllm(source, { device: c.device, mergeAdapter: !(opts.resume && c.tune.llm === 'lora') });
   const run = new MllmRun(c, m, tokenizer, tokDir, opts.hooks ?? {});
   try {
     run.prepare(opts.resume === true);
@@ -112,6 +115,7 @@ class MllmRun {
   private state: RunState = { step: 0, epoch: 0, cursor: 0, config: '' };
   private readonly features = new Map<string, Tensor<'f32'>>();
   private order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
+  private lora: LoraPair[] = [];
   private schedule!: Schedule;
   private totalSteps = 0;
 
@@ -134,7 +138,7 @@ class MllmRun {
     const nVal = Math.floor(ds.examples.length * c.valSplit);
     this.val = order.slice(0, nVal).map((i) => ds.examples[i]);
     this.train_ = order.slice(nVal).map((i) => ds.examples[i]);
-    this.params = this.trainable();
+    this.params = this.trainable(resume);
     checkMemory(this.params, this.m_, c);
     for (const p of this.params) p.grad = Tensor.zeros(p.value.shape, 'f32', p.value.device);
     this.state.config = configKey(c);
@@ -148,12 +152,40 @@ class MllmRun {
     this.schedule = { kind: 'cosine', maxLr: c.lr, totalSteps: this.totalSteps, warmupSteps: Math.ceil(this.totalSteps * c.warmupRatio), beta1: MLLM_ADAMW.beta1 };
   }
 
-  /** The connector's and the LLM's Params as --tune says. */
-  private trainable(): Param[] {
+  /** The connector's and the LLM's Params as --tune says (LoRA: the factors it attaches, the LLM frozen). */
+  private trainable(resume: boolean): Param[] {
     const { tune } = this.c;
     const conn = this.m_.model.connector.flatMap((l) => [l.w, ...(l.b ? [l.b] : [])]);
     const llm = this.m_.model.params().filter((p) => !p.name.startsWith('connector.'));
-    return [...(tune.connector === 'full' ? conn : []), ...(tune.llm === 'full' ? llm : [])];
+    if (tune.llm === 'lora') {
+      this.lora = attachLora(this.m_.model.decoder.weights, { ...this.loraOptions(), seed: this.c.seed, device: this.c.device });
+      if (resume) this.loadAdapterFactors();
+    }
+    const lora = this.lora.flatMap((p) => [p.a, p.b]);
+    return [...(tune.connector === 'full' ? conn : []), ...(tune.llm === 'full' ? llm : []), ...lora];
+  }
+
+  private loraOptions(): { r: number; alpha: number; dropout: number; targets: string[] } {
+    const l = this.c.lora;
+    const all = [...new Set(linearModules(this.m_.model.decoder.weights).map((m) => moduleName(m).split('.').pop()!))];
+    return { r: l.r, alpha: l.alpha, dropout: l.dropout, targets: l.targets ?? all };
+  }
+
+  /** The factors a resumed LoRA run had reached (its adapter files in --out). */
+  private loadAdapterFactors(): void {
+    const w = WeightFile.open(path.join(this.c.out, ADAPTER_WEIGHTS));
+    try {
+      for (const p of this.lora.flatMap((x) => [x.a, x.b])) {
+        const t = w.load(`base_model.model.language_model.${p.name}`, { dtype: 'f32' });
+        try {
+          copyIntoSync(t, p.value);
+        } finally {
+          t.dispose();
+        }
+      }
+    } finally {
+      w.close();
+    }
   }
 
   async train(): Promise<FinetuneResult> {
@@ -187,6 +219,7 @@ class MllmRun {
     }
     if (!stopped && this.val.length) evalLoss = await this.evaluate();
     this.checkpoint();
+    if (!stopped && c.mergeLora) this.mergeAdapter();
     if (!stopped)
       writeFileAtomic(path.join(c.out, 'finetune.json'), [
         Buffer.from(`${JSON.stringify({ config: c, steps: st.step, lastLoss, evalLoss, rejected: this.rejected, truncated: this.truncated }, null, 2)}\n`),
@@ -217,6 +250,8 @@ class MllmRun {
       const batchTokens = batch.reduce((n, e) => n + trainedTokens(e), 0);
       if (batchTokens === 0) continue;
       for (const e of batch) {
+        // Each example's LoRA dropout masks: from the seed, the step and its place in the step.
+        this.m_.model.decoder.maskSeed = (Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0;
         const r = this.m_.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum));
         lossSum += r.loss;
         tokens += r.tokens;
@@ -303,10 +338,12 @@ class MllmRun {
     return mean;
   }
 
-  /** The model in TinyLLaVA's layout, then AdamW's moments and the run's state (written last: it marks a whole checkpoint). */
+  /** The model in TinyLLaVA's layout (with LoRA: the base, and the adapter beside it), AdamW's moments, and the
+   * run's state (written last: it marks a whole checkpoint). */
   private checkpoint(): void {
     const c = this.c;
     saveTinyLlava(c.out, this.m_, { tokenizerDir: this.tokDir });
+    if (this.lora.length) writeAdapter(c.out, this.lora, this.loraOptions(), 'language_model.');
     const moments: Record<string, Tensor> = {};
     this.params.forEach((p, i) => {
       moments[`m.${p.name}`] = this.m[i];
@@ -314,6 +351,13 @@ class MllmRun {
     });
     writeSafetensors(path.join(c.out, MOMENTS_FILE), moments);
     writeFileAtomic(path.join(c.out, STATE_FILE), [Buffer.from(`${JSON.stringify(this.state)}\n`)]);
+  }
+
+  /** --merge-lora: the factors folded into the weights, the model written whole, the adapter files gone. */
+  private mergeAdapter(): void {
+    mergeLora(this.m_.model.decoder.weights);
+    saveTinyLlava(this.c.out, this.m_, { tokenizerDir: this.tokDir });
+    for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) fs.rmSync(path.join(this.c.out, f), { force: true });
   }
 
   private resumeState(): void {
@@ -336,6 +380,10 @@ class MllmRun {
     for (const p of this.params) {
       p.grad?.dispose();
       p.grad = undefined;
+    }
+    for (const p of this.lora) {
+      p.a.value.dispose();
+      p.b.value.dispose();
     }
     this.m_.dispose();
   }

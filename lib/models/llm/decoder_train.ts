@@ -28,6 +28,7 @@ import { Tensor } from '../../tensor';
 import { Scope } from '../../util/scope';
 import { DecoderConfig } from './decoder_config';
 import { Param, TrainLayer, TrainLinear, TrainWeights } from './decoder_train_weights';
+import { loraBackward, loraForward } from './lora';
 
 /** What one layer's backward reads: its input and the intermediates of its forward. */
 interface LayerTape {
@@ -63,6 +64,10 @@ export interface DecoderTape {
 const linearParams = (l: TrainLinear): Param[] => [l.w, ...(l.b ? [l.b] : [])];
 
 export class DecoderTrainer {
+  /** The seed of this example's LoRA dropout masks (set per example; the backward redraws the same masks);
+   * undefined turns the dropout off (evaluation). */
+  maskSeed: number | undefined = 0;
+
   constructor(
     readonly config: DecoderConfig,
     readonly weights: TrainWeights,
@@ -146,15 +151,25 @@ export class DecoderTrainer {
     let at = 0;
     for (const p of parts) {
       const n = p.w.value.shape[0];
-      gemmSync(x, p.w.value, { bias: p.b?.value, out: scope.use(out.narrow(1, at, n)) });
+      const view = scope.use(out.narrow(1, at, n));
+      gemmSync(x, p.w.value, { bias: p.b?.value, out: view });
+      if (p.lora) loraForward(x, p.lora, view, this.maskSeed);
       at += n;
     }
     return out;
   }
 
-  /** h += x·Wᵀ (+ b). */
+  /** h += x·Wᵀ (+ b) (+ the LoRA branch). */
   private addLinear(x: Tensor<'f32'>, l: TrainLinear, h: Tensor<'f32'>): void {
     gemmSync(x, l.w.value, { bias: l.b?.value, out: h, beta: 1 });
+    if (l.lora) loraForward(x, l.lora, h, this.maskSeed);
+  }
+
+  /** dL/dx of x·Wᵀ (+ b) (+ LoRA) from dy [T, out], the trainable weights' gradients added. */
+  private linearBack(x: Tensor<'f32'>, l: TrainLinear, dy: Tensor<'f32'>): Tensor<'f32'> {
+    const dx = linearBackwardSync(x, l.w.value, dy, { dw: l.w.grad, db: l.b?.grad })!;
+    if (l.lora) loraBackward(x, l.lora, dy, dx, this.maskSeed);
+    return dx;
   }
 
   /** Backward from dL/dhf (the head's input): adds every Param's gradient; returns dL/dx [T, hidden]. */
@@ -196,7 +211,7 @@ export class DecoderTrainer {
   /** The MLP branch from dh: returns dL/d(its input) (a for Phi, b otherwise), its weights' gradients added. */
   private mlpBackward(dh: Tensor<'f32'>, L: TrainLayer, t: LayerTape, input: Tensor<'f32'>): Tensor<'f32'> {
     using scope = new Scope();
-    const dm = scope.use(linearBackwardSync(t.m, L.down.w.value, dh, { dw: L.down.w.grad, db: L.down.b?.grad })!);
+    const dm = scope.use(this.linearBack(t.m, L.down, dh));
     let dpre: Tensor<'f32'>;
     if (this.config.family === 'phi') {
       dpre = activationBackwardSync(t.pre, dm, 'gelu_tanh', { dx: dm }); // in place: dm's scope frees it
@@ -219,6 +234,7 @@ export class DecoderTrainer {
       const part = scope.use(dout.narrow(1, at, n));
       const dense = part.isContiguous ? part : scope.use(part.contiguous());
       linearBackwardSync(x, p.w.value, dense, { dx: out, accumulateDx: true, dw: p.w.grad, db: p.b?.grad });
+      if (p.lora) loraBackward(x, p.lora, dense, out, this.maskSeed);
       at += n;
     }
     return out;
@@ -232,7 +248,7 @@ export class DecoderTrainer {
     const Dh = c.headDim;
     using scope = new Scope();
     const oFlat = scope.use(t.o.reshape([T, H * Dh]));
-    const dO = scope.use(linearBackwardSync(oFlat, L.o.w.value, dh, { dw: L.o.w.grad, db: L.o.b?.grad })!);
+    const dO = scope.use(this.linearBack(oFlat, L.o, dh));
     const view = (x: Tensor<'f32'>, from: number, n: number) => scope.use(scope.use(x.reshape([1, T, H + 2 * KV, Dh])).narrow(2, from, n));
     const dqkv = scope.use(Tensor.empty(t.qkv.shape, 'f32', dh.device));
     const [q, k, v] = [view(t.qkv, 0, H), view(t.qkv, H, KV), view(t.qkv, H + KV, KV)];

@@ -18,6 +18,19 @@ export interface Param {
 export interface TrainLinear {
   w: Param;
   b?: Param;
+  /** A LoRA pair beside the (then frozen) weight; see lora.ts. */
+  lora?: LoraPair;
+}
+
+/** LoRA's two factors of one linear layer (lora.ts): y += scale · (drop(x)·Aᵀ)·Bᵀ. */
+export interface LoraPair {
+  a: Param;
+  b: Param;
+  /** alpha / r. */
+  scale: number;
+  dropout: number;
+  /** Which layer this is (for its dropout mask). */
+  key: number;
 }
 
 /** One block: its widths and parameters by role. */

@@ -25,6 +25,7 @@ import { DecoderLM, KvCache } from './decoder';
 import { ImagePreprocess, preprocessForFolder } from '../vision/preprocess';
 import { SiglipVision } from '../vision/siglip_vision';
 import { Linear, WeightLoader } from '../weight_loader';
+import { adapterTransforms } from './lora';
 
 function objectField(c: JsonObject, key: string, where: string): JsonObject {
   const v = c[key];
@@ -49,6 +50,9 @@ export class TinyLlava {
   static load(dir: string, opts: { dtype?: FloatDType; device?: Device } = {}): TinyLlava {
     const folder = ModelFolder.open(dir);
     try {
+      // A LoRA adapter beside the weights (PEFT's files) is merged into them as they load.
+      const adapter = adapterTransforms(dir);
+      if (adapter) folder.setTransforms(adapter);
       const c = folder.config;
       if (c.model_type !== 'tinyllava') throw new TinyEmoError('UNSUPPORTED', `${dir}: model_type "${String(c.model_type)}" is not tinyllava`);
       const text = objectField(c, 'text_config', dir);

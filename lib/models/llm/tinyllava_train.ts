@@ -71,6 +71,7 @@ export class TrainableTinyLlava {
   /** The loss summed over the example's trained tokens, and their count, with no gradient (evaluation). */
   evaluate(ex: TrainExample): { loss: number; tokens: number } {
     using scope = new Scope();
+    this.decoder.maskSeed = undefined; // no dropout when evaluating
     const seq = expand(ex);
     const conn = ex.features ? this.connectorForward(ex.features, scope) : undefined;
     const x = scope.use(this.inputEmbeddings(seq, conn?.out, scope));

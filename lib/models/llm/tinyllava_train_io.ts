@@ -24,6 +24,7 @@ import { WeightLoader } from '../weight_loader';
 import { decoderConfig } from './decoder_config';
 import { DecoderTrainer } from './decoder_train';
 import { Param, TrainLinear, loadTrainWeights } from './decoder_train_weights';
+import { adapterTransforms } from './lora';
 import { TrainableTinyLlava } from './tinyllava_train';
 
 export type MllmSource = { kind: 'mllm'; dir: string } | { kind: 'parts'; vision: string; llm: string; connector: string; seed: number };
@@ -44,13 +45,16 @@ export interface LoadedMllm {
 
 const CONNECTOR = /^mlp(\d+)x_gelu$/;
 
-export function loadTrainableMllm(src: MllmSource, opts: { device?: Device } = {}): LoadedMllm {
-  return src.kind === 'mllm' ? fromFolder(src.dir, opts.device) : fromParts(src, opts.device);
+/** With `mergeAdapter` (default), a LoRA adapter beside a TinyLLaVA folder's weights is merged into them. */
+export function loadTrainableMllm(src: MllmSource, opts: { device?: Device; mergeAdapter?: boolean } = {}): LoadedMllm {
+  return src.kind === 'mllm' ? fromFolder(src.dir, opts.device, opts.mergeAdapter ?? true) : fromParts(src, opts.device);
 }
 
-function fromFolder(dir: string, device: Device | undefined): LoadedMllm {
+function fromFolder(dir: string, device: Device | undefined, mergeAdapter: boolean): LoadedMllm {
   const folder = ModelFolder.open(dir);
   try {
+    const adapter = mergeAdapter ? adapterTransforms(dir) : undefined;
+    if (adapter) folder.setTransforms(adapter);
     const c = folder.config;
     if (c.model_type !== 'tinyllava') throw new TinyEmoError('UNSUPPORTED', `${dir}: model_type "${String(c.model_type)}" is not tinyllava`);
     const text = objectField(c, 'text_config', dir);
