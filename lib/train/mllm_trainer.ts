@@ -251,7 +251,8 @@ class MllmRun {
       if (batchTokens === 0) continue;
       for (const e of batch) {
         // Each example's LoRA dropout masks: from the seed, the step and its place in the step.
-        this.m_.model.decoder.maskSeed = (Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0;
+        this.m_.model.decoder.maskSeed =
+          (Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0;
         const r = this.m_.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum));
         lossSum += r.loss;
         tokens += r.tokens;

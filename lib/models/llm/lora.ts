@@ -59,7 +59,11 @@ export function attachLora(w: TrainWeights, o: LoraOptions): LoraPair[] {
     if (!o.targets.includes(name.split('.').pop()!)) return;
     const [out, inp] = l.w.value.shape;
     const bound = 1 / Math.sqrt(inp);
-    const a = Tensor.from(Float32Array.from({ length: o.r * inp }, () => (2 * rng.next() - 1) * bound), [o.r, inp], o.device);
+    const a = Tensor.from(
+      Float32Array.from({ length: o.r * inp }, () => (2 * rng.next() - 1) * bound),
+      [o.r, inp],
+      o.device,
+    );
     const b = Tensor.zeros([out, o.r], 'f32', o.device);
     l.lora = { a: { name: `${name}.lora_A.weight`, value: a }, b: { name: `${name}.lora_B.weight`, value: b }, scale: o.alpha / o.r, dropout: o.dropout, key };
     pairs.push(l.lora);
@@ -84,7 +88,13 @@ function dropped(x: Tensor<'f32'>, l: LoraPair, seed: number | undefined, scope:
   if (l.dropout === 0 || seed === undefined) return x;
   const mask = maskOf(x.size, l, seed);
   const v = x.toArray() as Float32Array;
-  return scope.use(Tensor.from(Float32Array.from(v, (xi, i) => xi * mask[i]), x.shape, x.device));
+  return scope.use(
+    Tensor.from(
+      Float32Array.from(v, (xi, i) => xi * mask[i]),
+      x.shape,
+      x.device,
+    ),
+  );
 }
 
 /** out += scale · (drop(x)·Aᵀ)·Bᵀ. */
@@ -137,7 +147,17 @@ export function writeAdapter(dir: string, pairs: LoraPair[], o: Omit<LoraOptions
     tensors[`base_model.model.${prefix}${p.b.name}`] = p.b.value;
   }
   writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors);
-  const config = { peft_type: 'LORA', task_type: 'CAUSAL_LM', r: o.r, lora_alpha: o.alpha, lora_dropout: o.dropout, target_modules: [...o.targets], bias: 'none', fan_in_fan_out: false, inference_mode: true };
+  const config = {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    r: o.r,
+    lora_alpha: o.alpha,
+    lora_dropout: o.dropout,
+    target_modules: [...o.targets],
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+  };
   writeFileAtomic(path.join(dir, ADAPTER_CONFIG), [Buffer.from(`${JSON.stringify(config, null, 2)}\n`)]);
 }
 
