@@ -45,7 +45,8 @@ function rand(n: number, scale: number, seed: number, offset = 0): Float32Array 
   return a;
 }
 
-function modelFolder(dtype: 'f32' | 'f16'): string {
+/** The model written once per dtype into a temporary folder (each caller releases it with releaseOpenelmFolder). */
+export function openelmFolder(dtype: 'f32' | 'f16'): string {
   users += 1;
   const have = folders.get(dtype);
   if (have) return have;
@@ -111,7 +112,7 @@ function modelFolder(dtype: 'f32' | 'f16'): string {
   return dir;
 }
 
-function release(): void {
+export function releaseOpenelmFolder(): void {
   users -= 1;
   if (users === 0) {
     for (const d of folders.values()) fs.rmSync(d, { recursive: true, force: true });
@@ -131,7 +132,7 @@ export function decodeCase(dtype: 'f32' | 'f16', kv = 512): BenchCase {
     bytes: params * (dtype === 'f32' ? 4 : 2),
     heavy: true,
     async setup() {
-      const m = DecoderLM.load(modelFolder(dtype));
+      const m = DecoderLM.load(openelmFolder(dtype));
       const cache: KvCache = m.newCache(kv + 1);
       await m.forward(
         Array.from({ length: kv }, (_, i) => 3 + ((i * 37) % 30000)),
@@ -147,7 +148,7 @@ export function decodeCase(dtype: 'f32' | 'f16', kv = 512): BenchCase {
         dispose: () => {
           cache.dispose();
           m.dispose();
-          release();
+          releaseOpenelmFolder();
         },
       };
     },

@@ -82,3 +82,24 @@ export class TorchWorker {
     });
   }
 }
+
+/** The core OpenBLAS picked (asked of the benchmark worker). */
+export async function blasCore(threads: number): Promise<string> {
+  const w = new TorchWorker(torchConfigs(threads, 'known', false)[0]);
+  try {
+    return ((await w.request({ op: 'info' })) as { blas_core: string }).blas_core;
+  } finally {
+    await w.close();
+  }
+}
+
+/**
+ * The environment of a baseline run: this process's, without the OpenBLAS core settings some machines set
+ * (inherited, they can halve the baseline), then the configuration's own.
+ */
+export function baselineEnv(c: TorchConfig): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  return { ...env, ...c.env };
+}

@@ -14,7 +14,7 @@ import * as path from 'path';
 import { backendInfo } from '../lib';
 import { TRAIN_DEFAULTS, trainProjector } from '../lib/train/trainer';
 import { summarize } from './stats';
-import { PYTHON, TorchWorker, torchConfigs } from './torch';
+import { PYTHON, blasCore, torchConfigs } from './torch';
 
 interface Options {
   data: string;
@@ -43,16 +43,6 @@ function parseArgs(argv: string[]): Options {
 }
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-/** The core OpenBLAS picked (asked of the benchmark worker). */
-async function blasCore(threads: number): Promise<string> {
-  const w = new TorchWorker(torchConfigs(threads, 'known', false)[0]);
-  try {
-    return ((await w.request({ op: 'info' })) as { blas_core: string }).blas_core;
-  } finally {
-    await w.close();
-  }
-}
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
