@@ -25,6 +25,7 @@ const FLAGS = {
   loraDropout: { arg: '<p>', kind: 'number', default: d.loraDropout, help: 'dropout on the LoRA branch' },
   loraTargets: { arg: '<names>', help: 'modules LoRA adapts, comma-separated, e.g. q_proj,v_proj (default: every linear layer)' },
   mergeLora: { kind: 'boolean', help: 'fold the trained LoRA factors into the weights at the end (no adapter files)' },
+  recompute: { kind: 'boolean', help: "keep only each layer's input and recompute the rest in the backward (less memory)" },
   epochs: { arg: '<n>', kind: 'int', default: d.epochs, help: 'passes over the data' },
   maxSteps: { arg: '<n>', kind: 'int', help: 'stop after this many optimizer steps' },
   batchSize: { arg: '<n>', kind: 'int', default: d.batchSize, help: 'examples per micro-batch' },
@@ -80,6 +81,7 @@ export function finetuneConfigFromFlags(f: FinetuneFlags): FinetuneConfig {
     saveEvery: f.saveEvery,
     lora: { r: f.loraR, alpha: f.loraAlpha, dropout: f.loraDropout, ...(f.loraTargets ? { targets: f.loraTargets.split(',').map((x) => x.trim()) } : {}) },
     mergeLora: f.mergeLora,
+    recompute: f.recompute,
     ...(f.device !== undefined ? { device: f.device } : {}),
   };
 }

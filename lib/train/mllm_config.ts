@@ -46,6 +46,8 @@ export interface FinetuneConfig {
   lora: { r: number; alpha: number; dropout: number; targets?: string[] };
   /** Fold the trained LoRA factors into the weights at the end (no adapter files then). */
   mergeLora: boolean;
+  /** Keep only each layer's input in the forward and rebuild the rest in the backward (less memory, more time). */
+  recompute?: boolean;
   device?: Device;
 }
 

@@ -253,7 +253,9 @@ class MllmRun {
         // Each example's LoRA dropout masks: from the seed, the step and its place in the step.
         this.m_.model.decoder.maskSeed =
           (Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0;
-        const r = this.m_.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum));
+        const r = this.m_.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum), {
+          recompute: c.recompute,
+        });
         lossSum += r.loss;
         tokens += r.tokens;
       }
@@ -422,13 +424,15 @@ function checkMemory(params: Param[], m: LoadedMllm, c: FinetuneConfig): void {
   const trainable = params.reduce((n, p) => n + p.value.size, 0);
   const all = m.model.params().reduce((n, p) => n + p.value.size, 0);
   const cfg = m.model.decoder.config;
-  const activations = 14 * cfg.hidden * cfg.layers * (c.maxLength + 1024);
+  // Recomputing keeps one hidden vector per layer and position, plus one layer's intermediates.
+  const perLayer = c.recompute ? cfg.hidden : 14 * cfg.hidden;
+  const activations = (perLayer * cfg.layers + (c.recompute ? 14 * cfg.hidden : 0)) * (c.maxLength + 1024);
   const bytes = 4 * (all + 3 * trainable + activations);
   const total = os.totalmem();
   if (bytes > 0.9 * total) {
     throw new TinyEmoError(
       'OUT_OF_MEMORY',
-      `this run needs about ${(bytes / 2 ** 30).toFixed(1)} GiB (weights ${((4 * all) / 2 ** 30).toFixed(1)}, gradients and AdamW ${((12 * trainable) / 2 ** 30).toFixed(1)}, activations ${((4 * activations) / 2 ** 30).toFixed(1)}) and this machine has ${(total / 2 ** 30).toFixed(1)} GiB: freeze the LLM (--tune llm=frozen) or lower --max-length`,
+      `this run needs about ${(bytes / 2 ** 30).toFixed(1)} GiB (weights ${((4 * all) / 2 ** 30).toFixed(1)}, gradients and AdamW ${((12 * trainable) / 2 ** 30).toFixed(1)}, activations ${((4 * activations) / 2 ** 30).toFixed(1)}) and this machine has ${(total / 2 ** 30).toFixed(1)} GiB: try --recompute, LoRA (--tune llm=lora), a frozen LLM, or a lower --max-length`,
     );
   }
 }

@@ -52,7 +52,8 @@ interface LayerTape {
 /** A forward pass kept for its backward: the final hidden states before the last norm, and the layers' tapes. */
 export interface DecoderTape {
   T: number;
-  layers: LayerTape[];
+  /** Each layer's tape, or (recomputing) only its input, the rest rebuilt when its backward comes. */
+  layers: Array<LayerTape | { x: Tensor<'f32'> }>;
   /** The residual stream after the last layer (input of the final norm). */
   h: Tensor<'f32'>;
   /** The final norm's output: the head's input. */
@@ -73,14 +74,24 @@ export class DecoderTrainer {
     readonly weights: TrainWeights,
   ) {}
 
-  /** Runs the layers over input embeddings x [T, hidden] (positions 0..T−1), keeping the tape. */
-  forward(x: Tensor<'f32'>): DecoderTape {
+  /**
+   * Runs the layers over input embeddings x [T, hidden] (positions 0..T−1), keeping the tape; with `recompute`,
+   * each layer keeps only its input and its intermediates are rebuilt during the backward (memory for time: about
+   * one more forward).
+   */
+  forward(x: Tensor<'f32'>, opts: { recompute?: boolean } = {}): DecoderTape {
     const c = this.config;
     if (x.ndim !== 2 || x.shape[1] !== c.hidden) throw new TinyEmoError('SHAPE_MISMATCH', `embeddings must be [T, ${c.hidden}], not [${x.shape.join(', ')}]`);
     const held = new Scope();
     try {
       const h = held.use(x.toSync('f32'));
-      const layers = this.weights.layers.map((L) => this.layerForward(h, L, held));
+      const layers = this.weights.layers.map((L) => {
+        if (!opts.recompute) return this.layerForward(h, L, held);
+        const input = held.use(h.toSync('f32'));
+        using scratch = new Scope();
+        this.layerForward(h, L, scratch);
+        return { x: input };
+      });
       const w = this.weights;
       const hf = held.use(
         c.family === 'phi' ? layerNormSync(h, { weight: w.finalNorm.value, bias: w.finalNormBias?.value, eps: c.eps }) : rmsNormSync(h, { weight: w.finalNorm.value, eps: c.eps }),
@@ -181,7 +192,17 @@ export class DecoderTrainer {
         ? layerNormBackwardSync(tape.h, dhf, { weight: w.finalNorm.value, eps: c.eps, ...grads(w.finalNorm, w.finalNormBias) }).dx
         : rmsNormBackwardSync(tape.h, dhf, { weight: w.finalNorm.value, eps: c.eps, ...grads(w.finalNorm) }).dx;
     try {
-      for (let l = w.layers.length - 1; l >= 0; --l) this.layerBackward(dh, w.layers[l], tape.layers[l]);
+      for (let l = w.layers.length - 1; l >= 0; --l) {
+        const t = tape.layers[l];
+        if ('o' in t) {
+          this.layerBackward(dh, w.layers[l], t);
+          continue;
+        }
+        // Recomputing: the layer's forward again from its kept input, then its backward.
+        using scratch = new Scope();
+        const h = scratch.use(t.x.toSync('f32'));
+        this.layerBackward(dh, w.layers[l], this.layerForward(h, w.layers[l], scratch));
+      }
       return dh;
     } catch (e) {
       dh.dispose();

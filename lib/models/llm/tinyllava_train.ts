@@ -49,12 +49,12 @@ export class TrainableTinyLlava {
   }
 
   /** The loss summed over the example's trained tokens, and their count; gradients (× scale) added to the Params. */
-  accumulate(ex: TrainExample, scale: number): { loss: number; tokens: number } {
+  accumulate(ex: TrainExample, scale: number, opts: { recompute?: boolean } = {}): { loss: number; tokens: number } {
     using scope = new Scope();
     const seq = expand(ex);
     const conn = ex.features ? this.connectorForward(ex.features, scope) : undefined;
     const x = scope.use(this.inputEmbeddings(seq, conn?.out, scope));
-    const tape = scope.use(this.decoder.forward(x));
+    const tape = scope.use(this.decoder.forward(x, { recompute: opts.recompute }));
     const dhf = scope.use(Tensor.zeros(tape.hf.shape, 'f32', x.device));
     const { loss, tokens } = this.headLoss(tape.hf, seq.targets, scale, dhf);
     if (tokens === 0) return { loss: 0, tokens: 0 };
