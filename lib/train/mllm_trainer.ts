@@ -61,6 +61,8 @@ export interface FinetuneResult {
   examples: number;
   rejected: Record<string, number>;
   truncated: number;
+  /** Micro-batches left out because every label in them was masked. */
+  skippedBatches: number;
   /** Stopped by the signal before the end (a checkpoint holds the state). */
   stopped: boolean;
 }
@@ -116,6 +118,7 @@ class MllmRun {
   private readonly features = new Map<string, Tensor<'f32'>>();
   private order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
   private lora: LoraPair[] = [];
+  private skippedBatches = 0;
   private schedule!: Schedule;
   private totalSteps = 0;
 
@@ -220,21 +223,9 @@ class MllmRun {
     if (!stopped && this.val.length) evalLoss = await this.evaluate();
     this.checkpoint();
     if (!stopped && c.mergeLora) this.mergeAdapter();
-    if (!stopped)
-      writeFileAtomic(path.join(c.out, 'finetune.json'), [
-        Buffer.from(`${JSON.stringify({ config: c, steps: st.step, lastLoss, evalLoss, rejected: this.rejected, truncated: this.truncated }, null, 2)}\n`),
-      ]);
-    return {
-      out: c.out,
-      steps: st.step,
-      totalSteps: this.totalSteps,
-      lastLoss,
-      evalLoss,
-      examples: this.train_.length,
-      rejected: this.rejected,
-      truncated: this.truncated,
-      stopped,
-    };
+    const result = { steps: st.step, lastLoss, evalLoss, rejected: this.rejected, truncated: this.truncated, skippedBatches: this.skippedBatches };
+    if (!stopped) writeFileAtomic(path.join(c.out, 'finetune.json'), [Buffer.from(`${JSON.stringify({ config: c, ...result }, null, 2)}\n`)]);
+    return { out: c.out, totalSteps: this.totalSteps, examples: this.train_.length, ...result, stopped };
   }
 
   /** One optimizer step: gradAccum micro-batches of batchSize examples, clipping, AdamW. */
@@ -248,7 +239,10 @@ class MllmRun {
     for (let a = 0; a < c.gradAccum; ++a) {
       const batch = this.nextBatch();
       const batchTokens = batch.reduce((n, e) => n + trainedTokens(e), 0);
-      if (batchTokens === 0) continue;
+      if (batchTokens === 0) {
+        this.skippedBatches += 1; // every label masked (cut away by --max-length): nothing to learn
+        continue;
+      }
       for (const e of batch) {
         // Each example's LoRA dropout masks: from the seed, the step and its place in the step.
         this.m_.model.decoder.maskSeed =
