@@ -246,7 +246,31 @@ test('refusals: mixed sources, LoRA on the connector or on no layer, a frozen ev
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--resume').stderr).toMatch(/--resume: no checkpoint/);
   // A loss that becomes infinite stops the run with an error and keeps the last checkpoint.
   const nan = path.join(tmp, 'nan');
-  const n = run('finetune', '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', nan, '--lr', '1e30', '--max-grad-norm', '0', '--batch-size', '2', '--save-every', '1', '--max-steps', '8');
+  const n = run(
+    'finetune',
+    '--stage',
+    'pretrain',
+    '--vision',
+    CLIP_FIXTURE,
+    '--llm',
+    llm,
+    '--data',
+    path.join(tmp, 'captions.jsonl'),
+    '--images',
+    images,
+    '--out',
+    nan,
+    '--lr',
+    '1e30',
+    '--max-grad-norm',
+    '0',
+    '--batch-size',
+    '2',
+    '--save-every',
+    '1',
+    '--max-steps',
+    '8',
+  );
   expect(n.status).toBe(2);
   expect(n.stderr).toMatch(/the loss became (NaN|Infinity) at step \d+: the run stops; the last checkpoint in .* is kept/);
   const kept = JSON.parse(fs.readFileSync(path.join(nan, 'trainer_state.json'), 'utf8')) as { step: number };
