@@ -70,30 +70,13 @@ function logOf(dir: string): Array<{ loss: number }> {
     .map((l) => JSON.parse(l) as { loss: number });
 }
 
+/** `tinyemo finetune --stage pretrain` from the parts (the CLIP fixture and the random LLM) on the captions. */
+const pretrain = (out: string, ...extra: string[]) =>
+  run('finetune', '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', out, ...extra);
+
 test('pretrain from parts, then finetune: the model names the colour of held-out images', () => {
   const stage1 = path.join(tmp, 'stage1');
-  const a = run(
-    'finetune',
-    '--stage',
-    'pretrain',
-    '--vision',
-    CLIP_FIXTURE,
-    '--llm',
-    llm,
-    '--data',
-    path.join(tmp, 'captions.jsonl'),
-    '--images',
-    images,
-    '--out',
-    stage1,
-    '--epochs',
-    '15',
-    '--batch-size',
-    '6',
-    '--lr',
-    '3e-3',
-    '--json',
-  );
+  const a = pretrain(stage1, '--epochs', '15', '--batch-size', '6', '--lr', '3e-3', '--json');
   expect(a.stderr).toBe('');
   expect(a.status).toBe(0);
   const r1 = JSON.parse(a.stdout) as { steps: number; lastLoss: number };
@@ -246,31 +229,7 @@ test('refusals: mixed sources, LoRA on the connector or on no layer, a frozen ev
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--resume').stderr).toMatch(/--resume: no checkpoint/);
   // A loss that becomes infinite stops the run with an error and keeps the last checkpoint.
   const nan = path.join(tmp, 'nan');
-  const n = run(
-    'finetune',
-    '--stage',
-    'pretrain',
-    '--vision',
-    CLIP_FIXTURE,
-    '--llm',
-    llm,
-    '--data',
-    path.join(tmp, 'captions.jsonl'),
-    '--images',
-    images,
-    '--out',
-    nan,
-    '--lr',
-    '1e30',
-    '--max-grad-norm',
-    '0',
-    '--batch-size',
-    '2',
-    '--save-every',
-    '1',
-    '--max-steps',
-    '8',
-  );
+  const n = pretrain(nan, '--lr', '1e30', '--max-grad-norm', '0', '--batch-size', '2', '--save-every', '1', '--max-steps', '8');
   expect(n.status).toBe(2);
   expect(n.stderr).toMatch(/the loss became (NaN|Infinity) at step \d+: the run stops; the last checkpoint in .* is kept/);
   const kept = JSON.parse(fs.readFileSync(path.join(nan, 'trainer_state.json'), 'utf8')) as { step: number };

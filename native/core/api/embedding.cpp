@@ -4,6 +4,27 @@
 #include "../dispatch.h"
 #include "../tensor.h"
 
+namespace {
+
+// The ids of a host tensor (i32 or i64, any stride) as int64, each checked below the table's rows V (and, unless
+// negative ids are skipped positions, not below 0) before anything is written.
+std::vector<int64_t> host_ids(const te_tensor& ids, int64_t V, bool skip_negative) {
+  const int64_t N = ids.shape[0];
+  std::vector<int64_t> idx(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t off = i * ids.strides[0];
+    const int64_t id =
+        ids.dtype == TE_I64 ? static_cast<const int64_t*>(ids.data)[off] : static_cast<const int32_t*>(ids.data)[off];
+    if (id >= V || (id < 0 && !skip_negative))
+      te::fail(TE_ERR_INVALID_ARGUMENT, "ids[%lld] = %lld is outside the table's %lld rows", (long long)i,
+               (long long)id, (long long)V);
+    idx[i] = id;
+  }
+  return idx;
+}
+
+}  // namespace
+
 extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tensor* ids_, te_tensor* out_) {
   return te::guard([&] {
     const te_tensor& table = te::arg_any(table_, "table");
@@ -32,16 +53,7 @@ extern "C" TE_API te_status te_embedding(const te_tensor* table_, const te_tenso
     }
 #endif
     // Every id is checked before anything is written.
-    std::vector<int64_t> idx(static_cast<size_t>(N));
-    for (int64_t i = 0; i < N; ++i) {
-      const int64_t off = i * ids.strides[0];
-      const int64_t id =
-          ids.dtype == TE_I64 ? static_cast<const int64_t*>(ids.data)[off] : static_cast<const int32_t*>(ids.data)[off];
-      if (id < 0 || id >= V)
-        te::fail(TE_ERR_INVALID_ARGUMENT, "ids[%lld] = %lld is outside the table's %lld rows", (long long)i,
-                 (long long)id, (long long)V);
-      idx[i] = id;
-    }
+    const std::vector<int64_t> idx = host_ids(ids, V, /*skip_negative=*/false);
     te::cpu::embedding(te::as_rows(table, "table"), idx.data(), N, te::as_rows(out, "out"));
   });
 }
@@ -115,16 +127,7 @@ extern "C" TE_API te_status te_embedding_backward(const te_tensor* ids_, const t
       return;
     }
 #endif
-    std::vector<int64_t> idx(static_cast<size_t>(N));
-    for (int64_t i = 0; i < N; ++i) {
-      const int64_t off = i * ids.strides[0];
-      const int64_t id =
-          ids.dtype == TE_I64 ? static_cast<const int64_t*>(ids.data)[off] : static_cast<const int32_t*>(ids.data)[off];
-      if (id >= V)
-        te::fail(TE_ERR_INVALID_ARGUMENT, "ids[%lld] = %lld is outside the table's %lld rows", (long long)i,
-                 (long long)id, (long long)V);
-      idx[i] = id;
-    }
+    const std::vector<int64_t> idx = host_ids(ids, V, /*skip_negative=*/true);
     te::cpu::embedding_backward(idx.data(), N, te::as_rows(dy, "dy"), te::as_rows(dtable, "dtable"), accumulate != 0);
   });
 }
