@@ -107,13 +107,13 @@ export function templateFor(stage: FinetuneConfig['stage'], family: string): Tra
 }
 
 class MllmRun {
-  private train_: EncodedExample[] = [];
-  private val: EncodedExample[] = [];
+  private trainSet: EncodedExample[] = [];
+  private valSet: EncodedExample[] = [];
   private rejected: Record<string, number> = {};
   private truncated = 0;
   private params: Param[] = [];
-  private m: Tensor<'f32'>[] = [];
-  private v: Tensor<'f32'>[] = [];
+  private expAvg: Tensor<'f32'>[] = [];
+  private expAvgSq: Tensor<'f32'>[] = [];
   private state: RunState = { step: 0, epoch: 0, cursor: 0, config: '' };
   private readonly features = new Map<string, Tensor<'f32'>>();
   private order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
@@ -124,7 +124,7 @@ class MllmRun {
 
   constructor(
     private readonly c: FinetuneConfig,
-    private readonly m_: LoadedMllm,
+    private readonly mllm: LoadedMllm,
     private readonly tok: TextTokenizer,
     private readonly tokDir: string,
     private readonly hooks: FinetuneHooks,
@@ -133,24 +133,24 @@ class MllmRun {
   /** Data, the trainable tensors and their optimizer state (fresh, or the checkpoint's), the schedule. */
   prepare(resume: boolean): void {
     const c = this.c;
-    const ds = loadInstructDataset(c.data, this.tok, templateFor(c.stage, this.m_.model.decoder.config.family), { maxLength: c.maxLength, imageRoot: c.images });
+    const ds = loadInstructDataset(c.data, this.tok, templateFor(c.stage, this.mllm.model.decoder.config.family), { maxLength: c.maxLength, imageRoot: c.images });
     this.rejected = ds.rejected;
     this.truncated = ds.truncated;
     if (ds.examples.length === 0) throw new TinyEmoError('INVALID_ARGUMENT', `${c.data}: no record could be encoded (${JSON.stringify(ds.rejected)})`);
     const order = new Rng(c.seed).shuffle(ds.examples.map((_, i) => i));
     const nVal = Math.floor(ds.examples.length * c.valSplit);
-    this.val = order.slice(0, nVal).map((i) => ds.examples[i]);
-    this.train_ = order.slice(nVal).map((i) => ds.examples[i]);
+    this.valSet = order.slice(0, nVal).map((i) => ds.examples[i]);
+    this.trainSet = order.slice(nVal).map((i) => ds.examples[i]);
     this.params = this.trainable(resume);
-    checkMemory(this.params, this.m_, c);
+    checkMemory(this.params, this.mllm, c);
     for (const p of this.params) p.grad = Tensor.zeros(p.value.shape, 'f32', p.value.device);
     this.state.config = configKey(c);
     if (resume) this.resumeState();
     else {
-      this.m = this.params.map((p) => Tensor.zeros(p.value.shape, 'f32', p.value.device));
-      this.v = this.params.map((p) => Tensor.zeros(p.value.shape, 'f32', p.value.device));
+      this.expAvg = this.params.map((p) => Tensor.zeros(p.value.shape, 'f32', p.value.device));
+      this.expAvgSq = this.params.map((p) => Tensor.zeros(p.value.shape, 'f32', p.value.device));
     }
-    const perEpoch = Math.ceil(this.train_.length / (c.batchSize * c.gradAccum));
+    const perEpoch = Math.ceil(this.trainSet.length / (c.batchSize * c.gradAccum));
     this.totalSteps = c.maxSteps ?? perEpoch * c.epochs;
     this.schedule = { kind: 'cosine', maxLr: c.lr, totalSteps: this.totalSteps, warmupSteps: Math.ceil(this.totalSteps * c.warmupRatio), beta1: MLLM_ADAMW.beta1 };
   }
@@ -158,10 +158,10 @@ class MllmRun {
   /** The connector's and the LLM's Params as --tune says (LoRA: the factors it attaches, the LLM frozen). */
   private trainable(resume: boolean): Param[] {
     const { tune } = this.c;
-    const conn = this.m_.model.connector.flatMap((l) => [l.w, ...(l.b ? [l.b] : [])]);
-    const llm = this.m_.model.params().filter((p) => !p.name.startsWith('connector.'));
+    const conn = this.mllm.model.connector.flatMap((l) => [l.w, ...(l.b ? [l.b] : [])]);
+    const llm = this.mllm.model.params().filter((p) => !p.name.startsWith('connector.'));
     if (tune.llm === 'lora') {
-      this.lora = attachLora(this.m_.model.decoder.weights, { ...this.loraOptions(), seed: this.c.seed, device: this.c.device });
+      this.lora = attachLora(this.mllm.model.decoder.weights, { ...this.loraOptions(), seed: this.c.seed, device: this.c.device });
       if (resume) this.loadAdapterFactors();
     }
     const lora = this.lora.flatMap((p) => [p.a, p.b]);
@@ -170,7 +170,7 @@ class MllmRun {
 
   private loraOptions(): { r: number; alpha: number; dropout: number; targets: string[] } {
     const l = this.c.lora;
-    const all = [...new Set(linearModules(this.m_.model.decoder.weights).map((m) => moduleName(m).split('.').pop()!))];
+    const all = [...new Set(linearModules(this.mllm.model.decoder.weights).map((m) => moduleName(m).split('.').pop()!))];
     return { r: l.r, alpha: l.alpha, dropout: l.dropout, targets: l.targets ?? all };
   }
 
@@ -195,8 +195,8 @@ class MllmRun {
     const c = this.c;
     const st = this.state;
     this.hooks.onStart?.({
-      examples: this.train_.length,
-      val: this.val.length,
+      examples: this.trainSet.length,
+      val: this.valSet.length,
       rejected: this.rejected,
       truncated: this.truncated,
       totalSteps: this.totalSteps,
@@ -220,12 +220,12 @@ class MllmRun {
       // Let the event loop breathe between steps (signals, progress).
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    if (!stopped && this.val.length) evalLoss = await this.evaluate();
+    if (!stopped && this.valSet.length) evalLoss = await this.evaluate();
     this.checkpoint();
     if (!stopped && c.mergeLora) this.mergeAdapter();
     const result = { steps: st.step, lastLoss, evalLoss, rejected: this.rejected, truncated: this.truncated, skippedBatches: this.skippedBatches };
     if (!stopped) writeFileAtomic(path.join(c.out, 'finetune.json'), [Buffer.from(`${JSON.stringify({ config: c, ...result }, null, 2)}\n`)]);
-    return { out: c.out, totalSteps: this.totalSteps, examples: this.train_.length, ...result, stopped };
+    return { out: c.out, totalSteps: this.totalSteps, examples: this.trainSet.length, ...result, stopped };
   }
 
   /** One optimizer step: gradAccum micro-batches of batchSize examples, clipping, AdamW. */
@@ -245,9 +245,9 @@ class MllmRun {
       }
       for (const e of batch) {
         // Each example's LoRA dropout masks: from the seed, the step and its place in the step.
-        this.m_.model.decoder.maskSeed =
+        this.mllm.model.decoder.maskSeed =
           (Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0;
-        const r = this.m_.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum), {
+        const r = this.mllm.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum), {
           recompute: c.recompute,
         });
         lossSum += r.loss;
@@ -260,7 +260,7 @@ class MllmRun {
     const gradNorm = this.clipGradients();
     const sv = scheduleAt(this.schedule, st.step);
     adamwStepSync(
-      { params: this.params.map((p) => p.value), grads: this.params.map((p) => p.grad!), expAvg: this.m, expAvgSq: this.v },
+      { params: this.params.map((p) => p.value), grads: this.params.map((p) => p.grad!), expAvg: this.expAvg, expAvgSq: this.expAvgSq },
       { lr: sv.lr, beta1: sv.beta1, beta2: MLLM_ADAMW.beta2, eps: MLLM_ADAMW.eps, weightDecay: c.weightDecay, step: st.step + 1 },
     );
     st.step += 1;
@@ -273,14 +273,14 @@ class MllmRun {
     const st = this.state;
     const out: EncodedExample[] = [];
     while (out.length < this.c.batchSize) {
-      if (st.cursor >= this.train_.length) {
+      if (st.cursor >= this.trainSet.length) {
         st.epoch += 1;
         st.cursor = 0;
       }
-      if (this.order.epoch !== st.epoch) this.order = { epoch: st.epoch, order: epochOrder(this.train_.length, this.c.seed, st.epoch) };
-      out.push(this.train_[this.order.order[st.cursor]]);
+      if (this.order.epoch !== st.epoch) this.order = { epoch: st.epoch, order: epochOrder(this.trainSet.length, this.c.seed, st.epoch) };
+      out.push(this.trainSet[this.order.order[st.cursor]]);
       st.cursor += 1;
-      if (out.length && st.cursor >= this.train_.length) break;
+      if (out.length && st.cursor >= this.trainSet.length) break;
     }
     return out;
   }
@@ -306,7 +306,7 @@ class MllmRun {
     const file = path.resolve(this.c.images, image);
     const cached = this.features.get(file);
     if (cached) return cached;
-    const { vision, preprocess: pre, featureLayer, selectStrategy } = this.m_;
+    const { vision, preprocess: pre, featureLayer, selectStrategy } = this.mllm;
     const pixels = preprocess([await readImage(file)], pre);
     try {
       const out = await vision.forward(pixels, { hiddenStates: [featureLayer], embeds: false });
@@ -325,8 +325,8 @@ class MllmRun {
   private async evaluate(): Promise<number> {
     let loss = 0;
     let tokens = 0;
-    for (const e of this.val) {
-      const r = this.m_.model.evaluate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) });
+    for (const e of this.valSet) {
+      const r = this.mllm.model.evaluate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) });
       loss += r.loss;
       tokens += r.tokens;
     }
@@ -339,12 +339,12 @@ class MllmRun {
    * run's state (written last: it marks a whole checkpoint). */
   private checkpoint(): void {
     const c = this.c;
-    saveTinyLlava(c.out, this.m_, { tokenizerDir: this.tokDir });
+    saveTinyLlava(c.out, this.mllm, { tokenizerDir: this.tokDir });
     if (this.lora.length) writeAdapter(c.out, this.lora, this.loraOptions(), 'language_model.');
     const moments: Record<string, Tensor> = {};
     this.params.forEach((p, i) => {
-      moments[`m.${p.name}`] = this.m[i];
-      moments[`v.${p.name}`] = this.v[i];
+      moments[`m.${p.name}`] = this.expAvg[i];
+      moments[`v.${p.name}`] = this.expAvgSq[i];
     });
     writeSafetensors(path.join(c.out, MOMENTS_FILE), moments);
     writeFileAtomic(path.join(c.out, STATE_FILE), [Buffer.from(`${JSON.stringify(this.state)}\n`)]);
@@ -352,8 +352,8 @@ class MllmRun {
 
   /** --merge-lora: the factors folded into the weights, the model written whole, the adapter files gone. */
   private mergeAdapter(): void {
-    mergeLora(this.m_.model.decoder.weights);
-    saveTinyLlava(this.c.out, this.m_, { tokenizerDir: this.tokDir });
+    mergeLora(this.mllm.model.decoder.weights);
+    saveTinyLlava(this.c.out, this.mllm, { tokenizerDir: this.tokDir });
     for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) fs.rmSync(path.join(this.c.out, f), { force: true });
   }
 
@@ -364,8 +364,8 @@ class MllmRun {
       throw new TinyEmoError('INVALID_ARGUMENT', `${c.out} was written by a run with other settings; resume with the same flags or use another --out`);
     const w = WeightFile.open(path.join(c.out, MOMENTS_FILE));
     try {
-      this.m = this.params.map((p) => w.load(`m.${p.name}`, { dtype: 'f32' }).toDevice(p.value.device) as Tensor<'f32'>);
-      this.v = this.params.map((p) => w.load(`v.${p.name}`, { dtype: 'f32' }).toDevice(p.value.device) as Tensor<'f32'>);
+      this.expAvg = this.params.map((p) => w.load(`m.${p.name}`, { dtype: 'f32' }).toDevice(p.value.device) as Tensor<'f32'>);
+      this.expAvgSq = this.params.map((p) => w.load(`v.${p.name}`, { dtype: 'f32' }).toDevice(p.value.device) as Tensor<'f32'>);
     } finally {
       w.close();
     }
@@ -373,7 +373,7 @@ class MllmRun {
   }
 
   dispose(): void {
-    for (const t of [...this.m, ...this.v, ...this.features.values()]) t.dispose();
+    for (const t of [...this.expAvg, ...this.expAvgSq, ...this.features.values()]) t.dispose();
     for (const p of this.params) {
       p.grad?.dispose();
       p.grad = undefined;
@@ -382,7 +382,7 @@ class MllmRun {
       p.a.value.dispose();
       p.b.value.dispose();
     }
-    this.m_.dispose();
+    this.mllm.dispose();
   }
 }
 
