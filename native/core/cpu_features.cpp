@@ -100,8 +100,3 @@ std::string cpu_features_string() {
 }
 
 }  // namespace te
-
-extern "C" TE_API const char* te_cpu_features(void) {
-  static const std::string s = te::cpu_features_string();
-  return s.c_str();
-}

@@ -22,6 +22,8 @@ struct Error {
     ;
 
 void set_last_error(const std::string& message);
+// This thread's last error message (te_last_error).
+const std::string& last_error();
 
 template <class F>
 te_status guard(F&& body) noexcept {

@@ -209,8 +209,8 @@ bool same_view(const te_tensor& a, const te_tensor& b) {
 // P the largest stride of either (in bytes), each view's elements lie in blocks base + kP + [0, e), e its extent
 // without that dimension (e <= P), and the two views' blocks fall on different parts of the period.
 static bool interleaved_disjoint(const te_tensor& a, const te_tensor& b) {
-  const int64_t size = dtype_size(a.dtype);
-  if (size == 0 || size != dtype_size(b.dtype)) return false;
+  const int64_t size = static_cast<int64_t>(dtype_size(a.dtype));
+  if (size == 0 || size != static_cast<int64_t>(dtype_size(b.dtype))) return false;
   int64_t period = 0;
   for (const te_tensor* t : {&a, &b})
     for (int i = 0; i < t->ndim; ++i) {
@@ -287,5 +287,3 @@ Rows same_shape_output(const te_tensor& x, const char* xn, const te_tensor& y, c
 }
 
 }  // namespace te
-
-extern "C" TE_API size_t te_dtype_size(int32_t dtype) { return te::dtype_size(dtype); }

@@ -209,13 +209,3 @@ void parallel_for(int64_t tasks, int max_workers, const std::function<void(int64
 }
 
 }  // namespace te
-
-extern "C" TE_API int32_t te_num_threads(void) { return te::pool_threads(); }
-
-extern "C" TE_API te_status te_set_num_threads(int32_t n) {
-  if (n < 1 || n > 1024) {
-    te::set_last_error("thread count must be in 1..1024");
-    return TE_ERR_INVALID_ARGUMENT;
-  }
-  return te::guard([&] { te::set_pool_threads(n); });
-}

@@ -9,7 +9,7 @@
 #include "../core/error.h"
 #include "../core/threadpool.h"
 #include "isa.h"
-#include "tinyemo.h"
+#include "probe.h"
 
 namespace {
 
@@ -19,7 +19,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-extern "C" TE_API double te_probe_peak_gflops(int32_t threads, int64_t iters) {
+namespace te::cpu {
+
+double probe_peak_gflops(int32_t threads, int64_t iters) {
   const te::cpu::Isa& is = te::cpu::isa();
   threads = std::max(1, std::min(threads, te::pool_threads()));
   std::atomic<float> sink{0.0f};
@@ -30,7 +32,7 @@ extern "C" TE_API double te_probe_peak_gflops(int32_t threads, int64_t iters) {
   return static_cast<double>(threads) * static_cast<double>(iters) * is.probe_flops_per_iter / s / 1e9;
 }
 
-extern "C" TE_API double te_probe_read_gbs(int32_t threads, int64_t bytes) {
+double probe_read_gbs(int32_t threads, int64_t bytes) {
   const te::cpu::Isa& is = te::cpu::isa();
   threads = std::max(1, std::min(threads, te::pool_threads()));
   const int64_t n = std::max<int64_t>(1 << 20, bytes / 4);
@@ -53,3 +55,5 @@ extern "C" TE_API double te_probe_read_gbs(int32_t threads, int64_t bytes) {
   }
   return best;
 }
+
+}  // namespace te::cpu
