@@ -289,7 +289,8 @@ class MllmRun {
   private clipGradients(): number {
     let sq = 0;
     for (const p of this.params) {
-      const g = p.grad!.toArray() as Float32Array;
+      // On the host, a view of the gradient (no copy); a device's comes back to be summed.
+      const g = (p.grad!.device === 'cpu' ? p.grad!.data : p.grad!.toArray()) as Float32Array;
       for (let i = 0; i < g.length; ++i) sq += g[i] * g[i];
     }
     const norm = Math.sqrt(sq);
