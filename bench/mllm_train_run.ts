@@ -8,6 +8,7 @@
  * the same threads, each baseline configuration with OpenBLAS's core detected or named (never inherited). The
  * image features are given (the tower is frozen in training and its features are computed once per image).
  * Medians of the per-step times (the first step of each run is a warm-up), tokens/s and peak memory.
+ * --lora R: the LLM frozen, LoRA (rank R, alpha 2R, dropout 0.05) on every linear layer of the LLM instead.
  */
 import { spawnSync } from 'child_process';
 import * as os from 'os';
@@ -20,6 +21,7 @@ import { DecoderTrainer } from '../lib/models/llm/decoder_train';
 import { loadTrainWeights } from '../lib/models/llm/decoder_train_weights';
 import { TrainableTinyLlava } from '../lib/models/llm/tinyllava_train';
 import { initConnector } from '../lib/models/llm/tinyllava_train_io';
+import { attachLora } from '../lib/models/llm/lora';
 import { WeightLoader } from '../lib/models/weight_loader';
 import { adamwStepSync } from '../lib/ops/optim';
 import { openelmFolder, releaseOpenelmFolder } from './decode_case';
@@ -30,19 +32,28 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const T = 512;
 const TRAINED = 128;
 
-function parseArgs(argv: string[]): { steps: number; reps: number; json: boolean } {
-  const o = { steps: 3, reps: 2, json: false };
+interface Options {
+  steps: number;
+  reps: number;
+  json: boolean;
+  /** LoRA rank (0: the LLM trains full). */
+  lora: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o = { steps: 3, reps: 2, json: false, lora: 0 };
   for (let i = 0; i < argv.length; ++i) {
     if (argv[i] === '--steps') o.steps = Number(argv[++i]);
+    else if (argv[i] === '--lora') o.lora = Number(argv[++i]);
     else if (argv[i] === '--reps') o.reps = Number(argv[++i]);
     else if (argv[i] === '--json') o.json = true;
-    else throw new Error(`unknown argument ${argv[i]} (use --steps N, --reps N, --json)`);
+    else throw new Error(`unknown argument ${argv[i]} (use --steps N, --reps N, --lora R, --json)`);
   }
   return o;
 }
 
 /** The native side: the model loaded once, then `steps` steps timed. */
-function nativeSteps(dir: string, steps: number): number[] {
+function nativeSteps(dir: string, steps: number, lora: number): number[] {
   const folder = ModelFolder.open(dir);
   const loader = new WeightLoader(folder, 'f32');
   const cfg = decoderConfig(folder.config, dir);
@@ -50,7 +61,8 @@ function nativeSteps(dir: string, steps: number): number[] {
   folder.close();
   const conn = initConnector(2, 1024, cfg.hidden, 0, 'cpu');
   const model = new TrainableTinyLlava(new DecoderTrainer(cfg, weights), conn);
-  const params = model.params();
+  const pairs = lora ? attachLora(weights, { r: lora, alpha: 2 * lora, dropout: 0.05, targets: ['qkv_proj', 'out_proj', 'proj_1', 'proj_2'], seed: 0 }) : [];
+  const params = lora ? [...conn.flatMap((l) => [l.w, l.b!]), ...pairs.flatMap((p) => [p.a, p.b])] : model.params();
   for (const p of params) p.grad = Tensor.zeros(p.value.shape, 'f32');
   const m = params.map((p) => Tensor.zeros(p.value.shape, 'f32'));
   const v = params.map((p) => Tensor.zeros(p.value.shape, 'f32'));
@@ -64,6 +76,7 @@ function nativeSteps(dir: string, steps: number): number[] {
   try {
     for (let s = 0; s < steps; ++s) {
       const t0 = process.hrtime.bigint();
+      model.decoder.maskSeed = s + 1;
       model.accumulate({ ids, labels, features }, 1 / TRAINED);
       adamwStepSync(
         { params: params.map((p) => p.value), grads: params.map((p) => p.grad!), expAvg: m, expAvgSq: v },
@@ -74,6 +87,7 @@ function nativeSteps(dir: string, steps: number): number[] {
   } finally {
     for (const t of [...m, ...v, features, ...params.map((p) => p.grad!)]) t.dispose();
     for (const l of conn) [l.w.value, l.b!.value].forEach((t) => t.dispose());
+    for (const p of pairs) [p.a.value, p.b.value].forEach((t) => t.dispose());
     loader.disposeAll();
   }
   return seconds;
@@ -97,20 +111,16 @@ async function main(): Promise<void> {
   report(o, info, ours, theirs, torchRss);
 }
 
-async function runs(
-  o: { steps: number; reps: number },
-  dir: string,
-  configs: ReturnType<typeof torchConfigs>,
-  ours: number[],
-  theirs: Map<string, number[]>,
-  onRss: (gib: number) => void,
-): Promise<void> {
+async function runs(o: Options, dir: string, configs: ReturnType<typeof torchConfigs>, ours: number[], theirs: Map<string, number[]>, onRss: (gib: number) => void): Promise<void> {
   for (let rep = 0; rep < o.reps; ++rep) {
-    const s = nativeSteps(dir, o.steps);
+    const s = nativeSteps(dir, o.steps, o.lora);
     ours.push(...s.slice(1));
     log(`  tinyemo  ${s.map((x) => x.toFixed(2)).join(' ')} s`);
     for (const c of configs) {
-      const p = spawnSync(PYTHON, [path.join(__dirname, '..', '..', 'bench', 'torch_mllm_train.py'), String(o.steps)], { env: baselineEnv(c), encoding: 'utf8' });
+      const p = spawnSync(PYTHON, [path.join(__dirname, '..', '..', 'bench', 'torch_mllm_train.py'), String(o.steps)], {
+        env: { ...baselineEnv(c), ...(o.lora ? { LORA_R: String(o.lora), LORA_ALPHA: String(2 * o.lora) } : {}) },
+        encoding: 'utf8',
+      });
       if (p.status !== 0) throw new Error(`torch_mllm_train.py failed: ${p.stderr.slice(-2000)}`);
       const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { seconds: number[]; max_rss_gib: number };
       theirs.get(c.name)!.push(...j.seconds.slice(1));
@@ -121,7 +131,7 @@ async function runs(
   }
 }
 
-function report(o: { json: boolean }, info: ReturnType<typeof backendInfo>, ours: number[], theirs: Map<string, number[]>, torchRss: number): void {
+function report(o: Options, info: ReturnType<typeof backendInfo>, ours: number[], theirs: Map<string, number[]>, torchRss: number): void {
   const threads = info.threads;
   const med = (a: number[]) => summarize(a).median;
   const [bestName, best] = [...theirs].sort((a, b) => med(a[1]) - med(b[1]))[0];
@@ -131,6 +141,7 @@ function report(o: { json: boolean }, info: ReturnType<typeof backendInfo>, ours
     cpu: os.cpus()[0]?.model ?? 'unknown',
     threads,
     isa: info.isa,
+    lora_rank: o.lora,
     tinyemo: { step_s: summarize(ours), tokens_per_s: T / med(ours), peak_rss_gib: rss },
     torch: { config: bestName, step_s: summarize(best), tokens_per_s: T / med(best), peak_rss_gib: torchRss },
     ratio: med(best) / med(ours),

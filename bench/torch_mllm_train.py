@@ -3,6 +3,8 @@ bench/mllm_train_run.ts does natively: 512 positions (BOS, 256 image tokens from
 1024-wide patch features, 255 text tokens), the loss on the last 128, connector and LLM full, AdamW.
 As OpenELM's modeling code computes it (fused qkv, per-head q/k RMSNorm, rotary, GQA by repeating kv heads,
 SwiGLU from proj_1's halves, shared embeddings), f32, eager (torch 1.13 has no fused attention on the CPU).
+With LORA_R set (and LORA_ALPHA), the LLM is frozen and LoRA factors (PEFT's: x·Aᵀ·Bᵀ·alpha/r, dropout 0.05)
+sit on its four linear layers per block; the connector and the factors train.
 usage: torch_mllm_train.py STEPS  -> one JSON line: per-step seconds (the first is a warm-up) and peak RSS.
 """
 import json
@@ -32,6 +34,31 @@ layers = [dict(an=torch.ones(E, requires_grad=True), fn=torch.ones(E, requires_g
 norm = torch.ones(E, requires_grad=True)
 c0, c0b, c1, c1b = P(E, 1024), P(E), P(E, E), P(E)
 params = [emb, norm, c0, c0b, c1, c1b] + [t for m in layers for t in m.values()]
+R = int(os.environ.get("LORA_R", "0"))
+if R:
+    scale = float(os.environ.get("LORA_ALPHA", str(2 * R))) / R
+    for p in params:
+        p.requires_grad_(False)
+    lora = {}
+    for i, m in enumerate(layers):
+        for name in ("qkv", "out", "p1", "p2"):
+            out_, in_ = m[name].shape
+            lora[(i, name)] = ((torch.rand(R, in_) * 2 - 1) / in_ ** 0.5, torch.zeros(out_, R))
+    for a, b in lora.values():
+        a.requires_grad_(True)
+        b.requires_grad_(True)
+    params = [c0, c0b, c1, c1b] + [t for ab in lora.values() for t in ab]
+    for p in params:
+        p.requires_grad_(True)
+
+
+def lin(x, i, name):
+    y = x @ layers[i][name].T
+    if R:
+        a, b = lora[(i, name)]
+        y = y + (F.dropout(x, 0.05) @ a.T) @ b.T * scale
+    return y
+
 opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
 inv = 1.0 / 10000 ** (torch.arange(0, D, 2, dtype=torch.float32) / D)
 ang = torch.arange(T).view(-1, 1) * inv.view(1, -1)
@@ -49,15 +76,15 @@ def step():
     h = torch.cat([emb[1:2], img, emb[ids[1:]]], 0)
     for i, m in enumerate(layers):
         H, KV = qh[i], kvh[i]
-        qkv = (rms(h, m["an"]) @ m["qkv"].T).view(T, H + 2 * KV, D)
+        qkv = lin(rms(h, m["an"]), i, "qkv").view(T, H + 2 * KV, D)
         q, k, v = qkv[:, :H], qkv[:, H:H + KV], qkv[:, H + KV:]
         q, k = rot(rms(q, m["qn"])), rot(rms(k, m["kn"]))
         k, v = k.repeat_interleave(H // KV, 1), v.repeat_interleave(H // KV, 1)
         s_ = torch.einsum("thd,shd->hts", q, k) / math.sqrt(D)
         o = torch.einsum("hts,shd->thd", torch.softmax(s_.masked_fill(mask, float("-inf")), -1), v).reshape(T, H * D)
-        h = h + o @ m["out"].T
-        y1, y2 = (rms(h, m["fn"]) @ m["p1"].T).chunk(2, -1)
-        h = h + (F.silu(y1) * y2) @ m["p2"].T
+        h = h + lin(o, i, "out")
+        y1, y2 = lin(rms(h, m["fn"]), i, "p1").chunk(2, -1)
+        h = h + lin(F.silu(y1) * y2, i, "p2")
     logits = rms(h, norm) @ emb.T
     loss = F.cross_entropy(logits[:-1], labels[1:], ignore_index=-100)
     opt.zero_grad(); loss.backward(); opt.step()
