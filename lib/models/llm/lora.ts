@@ -93,38 +93,37 @@ function maskOf(n: number, l: LoraPair, seed: number): Float32Array {
   return mask;
 }
 
-/** x itself, or x with the layer's dropout applied (owned by scope). */
-function dropped(x: Tensor<'f32'>, l: LoraPair, seed: number | undefined, scope: Scope): Tensor<'f32'> {
-  if (l.dropout === 0 || seed === undefined) return x;
+/** x itself (no mask), or x with the layer's dropout applied and its mask (the tensor owned by scope). */
+function dropped(x: Tensor<'f32'>, l: LoraPair, seed: number | undefined, scope: Scope): { xd: Tensor<'f32'>; mask?: Float32Array } {
+  if (l.dropout === 0 || seed === undefined) return { xd: x };
   const mask = maskOf(x.size, l, seed);
   const v = x.toArray() as Float32Array;
-  for (let i = 0; i < v.length; ++i) mask[i] *= v[i];
-  return scope.use(Tensor.from(mask, x.shape, x.device));
+  for (let i = 0; i < v.length; ++i) v[i] *= mask[i];
+  return { xd: scope.use(Tensor.from(v, x.shape, x.device)), mask };
 }
 
 /** out += scale · (drop(x)·Aᵀ)·Bᵀ. */
 export function loraForward(x: Tensor<'f32'>, l: LoraPair, out: Tensor<'f32'>, seed: number | undefined): void {
   using scope = new Scope();
-  const t = scope.use(gemmSync(dropped(x, l, seed, scope), l.a.value));
+  const t = scope.use(gemmSync(dropped(x, l, seed, scope).xd, l.a.value));
   gemmSync(t, l.b.value, { out, beta: 1, alpha: l.scale });
 }
 
 /** The LoRA branch's backward: dB += scale·dyᵀ·t, dA += dtᵀ·drop(x) with dt = scale·dy·B, and dx += drop'(dt·A). */
 export function loraBackward(x: Tensor<'f32'>, l: LoraPair, dy: Tensor<'f32'>, dx: Tensor<'f32'> | undefined, seed: number | undefined): void {
   using scope = new Scope();
-  const xd = dropped(x, l, seed, scope);
+  const { xd, mask } = dropped(x, l, seed, scope);
   const t = scope.use(gemmSync(xd, l.a.value));
   if (l.b.grad) gemmSync(dy, t, { aTrans: true, bTrans: true, alpha: l.scale, out: l.b.grad, beta: 1 });
   const dt = scope.use(gemmSync(dy, l.b.value, { bTrans: true, alpha: l.scale }));
   if (l.a.grad) gemmSync(dt, xd, { aTrans: true, bTrans: true, out: l.a.grad, beta: 1 });
   if (!dx) return;
-  if (l.dropout === 0 || seed === undefined) {
+  if (!mask) {
     gemmSync(dt, l.a.value, { bTrans: true, out: dx, beta: 1 });
     return;
   }
-  // drop(x) = x ⊙ mask, so dL/dx gains (dt·A) ⊙ mask.
+  // drop(x) = x ⊙ mask (the same mask as above), so dL/dx gains (dt·A) ⊙ mask.
   const g = scope.use(gemmSync(dt, l.a.value, { bTrans: true })).toArray() as Float32Array;
-  const mask = maskOf(x.size, l, seed);
   const acc = dx.toArray() as Float32Array;
   for (let i = 0; i < acc.length; ++i) acc[i] += g[i] * mask[i];
   copyIntoSync(scope.use(Tensor.from(acc, dx.shape, dx.device)), dx);
