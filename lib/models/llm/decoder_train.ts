@@ -62,8 +62,6 @@ export interface DecoderTape {
   dispose(): void;
 }
 
-const linearParams = (l: TrainLinear): Param[] => [l.w, ...(l.b ? [l.b] : [])];
-
 export class DecoderTrainer {
   /** The seed of this example's LoRA dropout masks (set per example; the backward redraws the same masks);
    * undefined turns the dropout off (evaluation). */
@@ -287,21 +285,6 @@ export class DecoderTrainer {
       }
     }
     this.linearsBackward(t.a, L.qkv, dqkv, da);
-  }
-
-  /** The trainable Params of a layer list, for tests and optimizers. */
-  static layerParams(L: TrainLayer): Param[] {
-    return [
-      L.inNorm,
-      ...(L.inNormBias ? [L.inNormBias] : []),
-      ...L.qkv.flatMap(linearParams),
-      ...(L.qNorm ? [L.qNorm] : []),
-      ...(L.kNorm ? [L.kNorm] : []),
-      ...linearParams(L.o),
-      ...(L.postNorm ? [L.postNorm] : []),
-      ...L.up.flatMap(linearParams),
-      ...linearParams(L.down),
-    ];
   }
 }
 

@@ -35,9 +35,6 @@ export interface LoraOptions {
   device?: Device;
 }
 
-/** TinyLLaVA's LoRA recipe targets every linear layer of the LLM. */
-export const LORA_DEFAULTS = { r: 128, alpha: 256, dropout: 0.05 } as const;
-
 /** The linear layers of a decoder with their module names (the weight's name without ".weight"). */
 export function linearModules(w: TrainWeights): TrainLinear[] {
   return w.layers.flatMap((L) => [...L.qkv, L.o, ...L.up, L.down]);
