@@ -13,6 +13,8 @@ export type { GemmOptions } from './ops/gemm';
 export { activation, activationSync, swiglu, swigluSync, softmax, softmaxSync, add, addSync, scale, scaleSync } from './ops/activation';
 export { activationBackward, activationBackwardSync, swigluBackward, swigluBackwardSync } from './ops/activation';
 export type { OutOption, SoftmaxOptions, AddOptions, ActivationBackwardOptions, SwigluGrads } from './ops/activation';
+export { dropoutApply, dropoutApplySync } from './ops/dropout';
+export type { Dropout, DropoutApplyOptions } from './ops/dropout';
 export { layerNorm, layerNormSync, rmsNorm, rmsNormSync, layerNormBackward, layerNormBackwardSync, rmsNormBackward, rmsNormBackwardSync } from './ops/norm';
 export type { LayerNormOptions, RmsNormOptions, NormBackwardOptions, NormBackwardResult } from './ops/norm';
 export { rope, ropeSync } from './ops/rope';
@@ -27,7 +29,6 @@ export type {
   ProjectionWeights,
   ProjectionSaved,
   ProjectionGrads,
-  Dropout,
   ProjectionTrainOptions,
   ProjectionTrainResult,
   ProjectionBackwardOptions,

@@ -67,6 +67,7 @@ export interface NativeBinding {
   softmax: Op<[x: T, scale: number, y: T]>;
   add: Op<[a: T, b: T, alpha: number, y: T]>;
   scale: Op<[x: T, alpha: number, y: T]>;
+  dropoutApply: Op<[x: T, p: number, seed: Seed, accumulate: boolean, y: T]>;
   layerNorm: Op<[x: T, weight: Maybe<T>, bias: Maybe<T>, eps: number, y: T]>;
   rmsNorm: Op<[x: T, weight: Maybe<T>, eps: number, y: T]>;
   rope: Op<[x: T, positions: Maybe<T>, offset: number, rotaryDim: number, theta: number, y: T]>;

@@ -95,6 +95,7 @@ def load(path=None):
         "te_softmax": [T, f32, T],
         "te_add": [T, T, f32, T],
         "te_scale": [T, f32, T],
+        "te_dropout_apply": [T, ctypes.POINTER(Dropout), i32, T],
         "te_layer_norm": [T, T, T, f32, T],
         "te_rms_norm": [T, T, f32, T],
         "te_rope": [T, T, i64, i32, f32, T],

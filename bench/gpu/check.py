@@ -374,6 +374,29 @@ def check_attention(h):
     h.expect("attention on strided qkv views", out, attention_ref(q, k, v, False, D ** -0.5), "f32")
 
 
+def dropout_factors(n, p, seed):
+    """native/cpu/dropout.h's mask for indices below 2^32, from its words: keys from a 64-bit finaliser of the
+    seed, then two 32-bit finaliser rounds per element; dropped when the top 24 bits fall under p * 2^24."""
+    m64 = (1 << 64) - 1
+
+    def mix64(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m64
+        return z ^ (z >> 31)
+
+    def mix32(v):
+        v = ((v ^ (v >> 16)) * 0x7FEB352D) & 0xFFFFFFFF
+        v = ((v ^ (v >> 15)) * 0x846CA68B) & 0xFFFFFFFF
+        return v ^ (v >> 16)
+
+    key = mix64(seed ^ mix64(0x9E3779B97F4A7C15))
+    k1, k2 = key & 0xFFFFFFFF, key >> 32
+    threshold = int(torch.tensor(p, dtype=torch.float32).item() * 16777216.0)
+    kept = float(torch.tensor(1.0, dtype=torch.float32) / (1 - torch.tensor(p, dtype=torch.float32)))
+    return torch.tensor([0.0 if (mix32(mix32((i + k1) & 0xFFFFFFFF) ^ k2) >> 8) < threshold else kept
+                         for i in range(n)], dtype=torch.float64)
+
+
 def check_elementwise(h):
     x = h.rand(33, 1029)
     for act in ACT_REF:
@@ -394,6 +417,11 @@ def check_elementwise(h):
     y = h.poison(33, 1029)
     h.call("te_scale", h.ref(x), 3.0, h.ref(y))
     h.expect("scale", y, 3 * x.double(), "f32")
+    for p, seed, acc in ((0.05, 7, 0), (0.5, (123 << 32) | 9, 1)):
+        y = h.rand(33, 1029) if acc else h.poison(33, 1029)
+        want = (y.double() if acc else 0) + x.double() * dropout_factors(x.numel(), p, seed).view(33, 1029).to(x.device)
+        h.call("te_dropout_apply", h.ref(x), ctypes.byref(capi.Dropout(p, seed)), acc, h.ref(y))
+        h.expect(f"dropout_apply p {p}{' accumulate' if acc else ''}: the documented mask", y, want, "f32")
     xn = h.rand(41, 1025) + 3.0
     wn, bn = h.rand(1025), h.rand(1025)
     y = h.poison(41, 1025)

@@ -7,6 +7,7 @@ import { TinyEmoError, invalid } from '../errors';
 import { NativeProjectionWeights, NativeTensorHandle, binding } from '../native';
 import { Tensor } from '../tensor';
 import { expectDType, expectNdim, expectShape, expectTensor, finiteNumber, output } from './check';
+import { Dropout, dropoutArgs } from './dropout';
 import { Planned, defineOp } from './run';
 
 export interface ProjectionWeights {
@@ -29,13 +30,6 @@ export interface ProjectionSaved {
   z1: Tensor<'f32'>;
   mean: Tensor<'f32'>;
   rstd: Tensor<'f32'>;
-}
-
-export interface Dropout {
-  /** Drop probability in [0, 1). */
-  p: number;
-  /** The mask is a pure function of (seed, row, column). */
-  seed: number | bigint;
 }
 
 export interface ProjectionGrads {
@@ -116,19 +110,6 @@ function checkX(x: Tensor, d: Dims, name = 'x', minBatch = 1): number {
     throw new TinyEmoError('SHAPE_MISMATCH', `training BatchNorm needs a batch of at least ${minBatch}, got ${x.shape[0]}`);
   }
   return x.shape[0];
-}
-
-function dropoutArgs(d: Dropout | undefined): [number, number | bigint] {
-  if (d === undefined) return [0, 0];
-  const p = finiteNumber(d.p, 'dropout.p');
-  if (p < 0 || p >= 1) throw invalid('dropout.p must be in [0, 1)');
-  const seed = d.seed;
-  if (typeof seed === 'bigint') {
-    if (seed < 0n || seed >= 1n << 64n) throw invalid('dropout.seed must fit in 64 bits');
-  } else if (!Number.isSafeInteger(seed) || seed < 0) {
-    throw invalid('dropout.seed must be a non-negative safe integer or a bigint');
-  }
-  return [p, seed];
 }
 
 function planForward(x: Tensor<'f32'>, w: ProjectionWeights, opts: { out?: Tensor<'f32'> } = {}): Planned<Tensor<'f32'>> {

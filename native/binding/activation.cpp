@@ -55,6 +55,19 @@ Napi::Value scale(const Napi::CallbackInfo& info) {
   });
 }
 
+// dropoutApply(x, p, seed, accumulate, y, async)
+Napi::Value dropout_apply(const Napi::CallbackInfo& info) {
+  return run_job(info, [&](ArgCursor& args) {
+    const te_tensor x = args.tensor("x");
+    te_dropout d{};
+    d.p = static_cast<float>(args.number("p"));
+    d.seed = args.u64("seed");
+    const int32_t accumulate = args.boolean("accumulate") ? 1 : 0;
+    te_tensor y = args.tensor("y");
+    return [=]() mutable { return te_dropout_apply(&x, &d, accumulate, &y); };
+  });
+}
+
 // activationBackward(x, dy, act, dx, async)
 Napi::Value activation_backward(const Napi::CallbackInfo& info) {
   return run_job(info, [&](ArgCursor& args) {
@@ -84,6 +97,7 @@ void register_activation(Napi::Env env, Napi::Object exports) {
   exports.Set("softmax", Napi::Function::New<export_fn<softmax>>(env, "softmax"));
   exports.Set("add", Napi::Function::New<export_fn<add>>(env, "add"));
   exports.Set("scale", Napi::Function::New<export_fn<scale>>(env, "scale"));
+  exports.Set("dropoutApply", Napi::Function::New<export_fn<dropout_apply>>(env, "dropoutApply"));
 }
 
 }  // namespace te::binding

@@ -70,6 +70,15 @@ void scale(const float* x, int64_t n, float alpha, float* y) {
   });
 }
 
+void dropout_apply(const float* x, int64_t n, float p, uint64_t seed, bool accumulate, float* y) {
+  const Isa& is = isa();
+  const int64_t chunk = int64_t{1} << 14;
+  for_rows((n + chunk - 1) / chunk, chunk, [&](int64_t c0, int64_t c1) {
+    const int64_t i = c0 * chunk;
+    is.dropout(x + i, static_cast<uint64_t>(i), std::min(n, c1 * chunk) - i, p, seed, accumulate, y + i);
+  });
+}
+
 }  // namespace te::cpu
 
 namespace te::cpu {

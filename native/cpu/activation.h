@@ -13,5 +13,7 @@ void swiglu_backward(const Rows& gate, const Rows& up, const Rows& dy, const Row
 // y = a + alpha * b, b repeating every b_len elements (a, y contiguous).
 void add(const float* a, const float* b, int64_t n, int64_t b_len, float alpha, float* y);
 void scale(const float* x, int64_t n, float alpha, float* y);
+// y = x * mask (or y += x * mask), the mask of dropout.h over the flat index.
+void dropout_apply(const float* x, int64_t n, float p, uint64_t seed, bool accumulate, float* y);
 
 }  // namespace te::cpu

@@ -21,8 +21,8 @@ namespace {
   Isa {                                                                                                                \
     label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::kDotMR, ns::kDotNR, ns::dot_tile, ns::gemv_f32,         \
         ns::gemv_f16, ns::gemv_bf16, ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act, \
-        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::weighted_rows,      \
-        ns::adamw, ns::fma_probe, ns::kProbeFlopsPerIter                                                               \
+        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::dropout,            \
+        ns::weighted_rows, ns::adamw, ns::fma_probe, ns::kProbeFlopsPerIter                                            \
   }
 
 const Isa kGeneric = TE_ISA_TABLE(generic, "generic");
@@ -42,6 +42,7 @@ Isa make_avx512() {
   t.weighted_rows = avx512::weighted_rows;
   t.affine_act = avx512::affine_act;
   t.exp_sum = avx512::exp_sum;
+  t.dropout = avx512::dropout;
   t.fma_probe = avx512::fma_probe;
   t.probe_flops_per_iter = avx512::kProbeFlopsPerIter;
   return t;

@@ -67,6 +67,8 @@ struct Isa {
   float (*max)(const float* x, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);   // y += a * x
   void (*scale)(float a, const float* x, float* y, int64_t n);  // y = a * x
+  // y = x * m (or y += x * m), m dropout.h's mask from element index0 on.
+  void (*dropout)(const float* x, uint64_t index0, int64_t n, float p, uint64_t seed, bool accumulate, float* y);
 
   // y[r, 0:d] = sum_j p[r, j] * v[j, 0:d] for r < rows <= 4, j < n: a few
   // weighted sums of rows (attention's P V when decoding), v read in place.

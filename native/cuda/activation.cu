@@ -1,4 +1,5 @@
-// Element-wise and row-wise ops: activation, swiglu, softmax, add, scale.
+// Element-wise and row-wise ops: activation, swiglu, softmax, add, scale, dropout.
+#include "../cpu/dropout.h"
 #include "common.cuh"
 #include "ops.h"
 
@@ -68,6 +69,14 @@ __global__ void scale_kernel(const float* x, int64_t n, float alpha, float* y) {
     y[i] = alpha * x[i];
 }
 
+// The CPU's masks (dropout.h), so a run drops the same elements on either device.
+__global__ void dropout_apply_kernel(const float* x, int64_t n, float p, uint64_t seed, bool accumulate, float* y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = x[i] * cpu::dropout_factor(seed, static_cast<uint64_t>(i), p);
+    y[i] = accumulate ? y[i] + v : v;
+  }
+}
+
 bool dense(const Rows& r) { return r.rows <= 1 || r.stride == r.cols; }
 
 RowsView view(const Rows& x, const Rows& y) {
@@ -115,6 +124,12 @@ void scale(const float* x, int64_t n, float alpha, float* y) {
   if (!n) return;
   scale_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(x, n, alpha, y);
   check_launch("scale");
+}
+
+void dropout_apply(const float* x, int64_t n, float p, uint64_t seed, bool accumulate, float* y) {
+  if (!n) return;
+  dropout_apply_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(x, n, p, seed, accumulate, y);
+  check_launch("dropout_apply");
 }
 
 namespace {

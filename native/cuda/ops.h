@@ -43,6 +43,7 @@ void activation_backward(const Rows& x, const Rows& dy, int32_t act, const Rows&
 void swiglu_backward(const Rows& gate, const Rows& up, const Rows& dy, const Rows& dgate, const Rows& dup);
 void add(const float* a, const float* b, int64_t n, int64_t b_len, float alpha, float* y);
 void scale(const float* x, int64_t n, float alpha, float* y);
+void dropout_apply(const float* x, int64_t n, float p, uint64_t seed, bool accumulate, float* y);
 
 void layer_norm(const Rows& x, const float* weight, const float* bias, float eps, const Rows& y);
 void rms_norm(const Rows& x, const float* weight, float eps, const Rows& y);

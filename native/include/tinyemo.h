@@ -312,6 +312,12 @@ TE_API te_status te_softmax(const te_tensor* x, float scale, te_tensor* y);
 TE_API te_status te_add(const te_tensor* a, const te_tensor* b, float alpha, te_tensor* y);
 /* y = alpha * x. In place allowed. */
 TE_API te_status te_scale(const te_tensor* x, float alpha, te_tensor* y);
+/* y = x * m (accumulate = 0) or y += x * m, m the inverted-dropout mask of
+ * `dropout` over x's flat index (0 or 1/(1-p), the same masks as the
+ * projection's on either device). Dropout's forward, and with the same seed
+ * applied to the gradient, its backward. x, y: contiguous f32, one shape; in
+ * place allowed. */
+TE_API te_status te_dropout_apply(const te_tensor* x, const te_dropout* dropout, int32_t accumulate, te_tensor* y);
 
 /* Rotary embedding, rotate-half (NeoX / Hugging Face) layout, on the first
  * rotary_dim of D dims. x, y: [B,S,H,D]. positions: [S] or [B,S] i32/i64, or

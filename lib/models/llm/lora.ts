@@ -16,11 +16,11 @@ import { writeFileAtomic } from '../../io/file';
 import { readJsonFile } from '../../io/model_folder';
 import { writeSafetensors } from '../../io/safetensors';
 import { WeightFile } from '../../io/weights';
+import { Dropout, dropoutApplySync } from '../../ops/dropout';
 import { gemmSync } from '../../ops/gemm';
 import { Device, Tensor } from '../../tensor';
 import { Rng } from '../../util/rng';
 import { Scope } from '../../util/scope';
-import { copyIntoSync } from '../../ops/copy';
 import { LoraPair, TrainLinear, TrainWeights } from './decoder_train_weights';
 
 export type { LoraPair } from './decoder_train_weights';
@@ -73,57 +73,40 @@ export function moduleName(l: TrainLinear): string {
   return l.w.name.replace(/\.weight$/, '');
 }
 
-/** The inverted-dropout mask of a layer for one seed: 1/keep or 0 per element, redrawn identically in the backward. */
-function maskOf(n: number, l: LoraPair, seed: number): Float32Array {
-  // xorshift32 inline: this runs over every input of every adapted layer, twice a step.
-  let z = (Math.imul(seed, 0x2c1b3c6d) ^ Math.imul(l.key + 1, 0x297a2d39)) >>> 0 || 1;
-  const keep = 1 - l.dropout;
-  const threshold = keep * 4294967296;
-  const kept = 1 / keep;
-  const mask = new Float32Array(n);
-  for (let i = 0; i < n; ++i) {
-    z ^= z << 13;
-    z ^= z >>> 17;
-    z ^= z << 5;
-    if (z >>> 0 < threshold) mask[i] = kept;
-  }
-  return mask;
+/** The layer's dropout for one mask seed: its own stream of masks (the seed's bits above, the layer's below). */
+function dropoutOf(l: LoraPair, seed: number | undefined): Dropout | undefined {
+  if (l.dropout === 0 || seed === undefined) return undefined;
+  return { p: l.dropout, seed: (BigInt(seed >>> 0) << 32n) | BigInt(l.key >>> 0) };
 }
 
-/** x itself (no mask), or x with the layer's dropout applied and its mask (the tensor owned by scope). */
-function dropped(x: Tensor<'f32'>, l: LoraPair, seed: number | undefined, scope: Scope): { xd: Tensor<'f32'>; mask?: Float32Array } {
-  if (l.dropout === 0 || seed === undefined) return { xd: x };
-  const mask = maskOf(x.size, l, seed);
-  const v = x.toArray() as Float32Array;
-  for (let i = 0; i < v.length; ++i) v[i] *= mask[i];
-  return { xd: scope.use(Tensor.from(v, x.shape, x.device)), mask };
+/** drop(x), owned by scope (x itself without dropout). */
+function dropped(x: Tensor<'f32'>, d: Dropout | undefined, scope: Scope): Tensor<'f32'> {
+  return d ? scope.use(dropoutApplySync(x, d)) : x;
 }
 
 /** out += scale · (drop(x)·Aᵀ)·Bᵀ. */
 export function loraForward(x: Tensor<'f32'>, l: LoraPair, out: Tensor<'f32'>, seed: number | undefined): void {
   using scope = new Scope();
-  const t = scope.use(gemmSync(dropped(x, l, seed, scope).xd, l.a.value));
+  const t = scope.use(gemmSync(dropped(x, dropoutOf(l, seed), scope), l.a.value));
   gemmSync(t, l.b.value, { out, beta: 1, alpha: l.scale });
 }
 
 /** The LoRA branch's backward: dB += scale·dyᵀ·t, dA += dtᵀ·drop(x) with dt = scale·dy·B, and dx += drop'(dt·A). */
 export function loraBackward(x: Tensor<'f32'>, l: LoraPair, dy: Tensor<'f32'>, dx: Tensor<'f32'> | undefined, seed: number | undefined): void {
   using scope = new Scope();
-  const { xd, mask } = dropped(x, l, seed, scope);
+  const d = dropoutOf(l, seed);
+  const xd = dropped(x, d, scope);
   const t = scope.use(gemmSync(xd, l.a.value));
   if (l.b.grad) gemmSync(dy, t, { aTrans: true, bTrans: true, alpha: l.scale, out: l.b.grad, beta: 1 });
   const dt = scope.use(gemmSync(dy, l.b.value, { bTrans: true, alpha: l.scale }));
   if (l.a.grad) gemmSync(dt, xd, { aTrans: true, bTrans: true, out: l.a.grad, beta: 1 });
   if (!dx) return;
-  if (!mask) {
+  if (!d) {
     gemmSync(dt, l.a.value, { bTrans: true, out: dx, beta: 1 });
     return;
   }
-  // drop(x) = x ⊙ mask (the same mask as above), so dL/dx gains (dt·A) ⊙ mask.
-  const g = scope.use(gemmSync(dt, l.a.value, { bTrans: true })).toArray() as Float32Array;
-  const acc = dx.toArray() as Float32Array;
-  for (let i = 0; i < acc.length; ++i) acc[i] += g[i] * mask[i];
-  copyIntoSync(scope.use(Tensor.from(acc, dx.shape, dx.device)), dx);
+  // drop(x) = x ⊙ mask, so dL/dx gains (dt·A) ⊙ mask: the same op, the same seed.
+  dropoutApplySync(scope.use(gemmSync(dt, l.a.value, { bTrans: true })), d, { out: dx, accumulate: true });
 }
 
 /** W += scale · B·A for every pair (after merging, the adapter is the weights). */

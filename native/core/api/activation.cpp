@@ -81,6 +81,26 @@ extern "C" TE_API te_status te_scale(const te_tensor* x_, float alpha, te_tensor
   });
 }
 
+extern "C" TE_API te_status te_dropout_apply(const te_tensor* x_, const te_dropout* dropout, int32_t accumulate,
+                                             te_tensor* y_) {
+  return te::guard([&] {
+    const te_tensor& x = te::arg_any(x_, "x");
+    const te_tensor& y = te::arg_any(y_, "y");
+    if (!dropout) te::fail(TE_ERR_INVALID_ARGUMENT, "dropout is NULL");
+    if (!(dropout->p >= 0.0f && dropout->p < 1.0f))
+      te::fail(TE_ERR_INVALID_ARGUMENT, "dropout p must be in [0, 1), got %g", static_cast<double>(dropout->p));
+    te::expect_dtype(x, "x", {TE_F32});
+    te::expect_dtype(y, "y", {TE_F32});
+    te::expect_same_shape(x, "x", y, "y");
+    te::expect_contiguous(x, "x");
+    te::expect_contiguous(y, "y");
+    te::expect_writable(y, "y");
+    te::expect_disjoint(y, "y", x, "x", /*in_place_ok=*/true);
+    TE_DISPATCH(te::device_of({&x, &y}), dropout_apply, static_cast<const float*>(x.data), te::numel(x), dropout->p,
+                dropout->seed, accumulate != 0, static_cast<float*>(y.data));
+  });
+}
+
 extern "C" TE_API te_status te_activation_backward(const te_tensor* x_, const te_tensor* dy_, int32_t activation,
                                                    te_tensor* dx_) {
   return te::guard([&] {

@@ -35,6 +35,8 @@ float sum_sq(const float* x, int64_t n);
 float max(const float* x, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
 void scale(float a, const float* x, float* y, int64_t n);
+// y = x * dropout mask (or y += that) from element index0 on (dropout.h).
+void dropout(const float* x, uint64_t index0, int64_t n, float p, uint64_t seed, bool accumulate, float* y);
 
 void adamw(float* p, const float* g, float* m, float* v, int64_t n, const AdamwConsts& c);
 void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "../generic/kernels.h"
+#include "../dropout.h"
 #include "../isa.h"
 #include "kernels.h"
 #include "simd.h"
@@ -169,6 +170,9 @@ void scale(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = a * x[i];
 }
 
+void dropout(const float* x, uint64_t index0, int64_t n, float p, uint64_t seed, bool accumulate, float* y) {
+  dropout_run(x, index0, n, p, seed, accumulate, y);
+}
 }  // namespace te::cpu::avx2
 
 namespace te::cpu::avx2 {

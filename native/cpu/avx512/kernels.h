@@ -28,6 +28,7 @@ void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w
 void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,
                    int64_t ldy);
 void affine_act(const float* x, const float* scale, const float* shift, int32_t act, float* y, int64_t n);
+void dropout(const float* x, uint64_t index0, int64_t n, float p, uint64_t seed, bool accumulate, float* y);
 float exp_sum(const float* x, float shift, float* y, int64_t n);
 float fma_probe(int64_t iters);
 

@@ -1,3 +1,4 @@
+#include "../dropout.h"
 #include "../isa.h"
 #include "kernels.h"
 #include "simd.h"
@@ -54,6 +55,10 @@ void affine_act(const float* x, const float* scale, const float* shift, int32_t 
     default:
       return affine_act_impl<kActNone>(x, scale, shift, y, n);
   }
+}
+
+void dropout(const float* x, uint64_t index0, int64_t n, float p, uint64_t seed, bool accumulate, float* y) {
+  dropout_run(x, index0, n, p, seed, accumulate, y);
 }
 
 float exp_sum(const float* x, float shift, float* y, int64_t n) {

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../dropout.h"
 #include "../isa.h"
 #include "kernels.h"
 
@@ -94,6 +95,9 @@ void scale(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a * x[i];
 }
 
+void dropout(const float* x, uint64_t index0, int64_t n, float p, uint64_t seed, bool accumulate, float* y) {
+  dropout_run(x, index0, n, p, seed, accumulate, y);
+}
 }  // namespace te::cpu::generic
 
 namespace te::cpu::generic {
