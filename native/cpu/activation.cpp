@@ -128,20 +128,27 @@ void activation_backward(const Rows& x, const Rows& dy, int32_t act, const Rows&
   });
 }
 
-// y = silu(g) u:  dg = dy u silu'(g),  du = dy silu(g).
+// y = silu(g) u:  dg = dy u silu'(g),  du = dy silu(g), with s = sigmoid(g) = 1 / (1 + exp(-g)) from the ISA's
+// exponential (in float: this runs over every FFN activation of a training step).
 void swiglu_backward(const Rows& gate, const Rows& up, const Rows& dy, const Rows& dgate, const Rows& dup) {
+  const Isa& is = isa();
   for_rows(gate.rows, gate.cols, [&](int64_t r0, int64_t r1) {
+    float e[256];
     for (int64_t r = r0; r < r1; ++r) {
       const float* g = gate.row<float>(r);
       const float* u = up.row<float>(r);
       const float* d = dy.row<float>(r);
       float* dg = dgate.row<float>(r);
       float* du = dup.row<float>(r);
-      for (int64_t i = 0; i < gate.cols; ++i) {
-        const double s = sigmoid(g[i]);
-        const double gi = g[i], ui = u[i], di = d[i];
-        dg[i] = static_cast<float>(di * ui * s * (1.0 + gi * (1.0 - s)));
-        du[i] = static_cast<float>(di * gi * s);
+      for (int64_t i0 = 0; i0 < gate.cols; i0 += 256) {
+        const int64_t n = std::min<int64_t>(256, gate.cols - i0);
+        is.scale(-1.0f, g + i0, e, n);
+        is.exp_sum(e, 0.0f, e, n);
+        for (int64_t i = 0; i < n; ++i) {
+          const float gi = g[i0 + i], s = 1.0f / (1.0f + e[i]);
+          dg[i0 + i] = d[i0 + i] * u[i0 + i] * s * (1.0f + gi * (1.0f - s));
+          du[i0 + i] = d[i0 + i] * gi * s;
+        }
       }
     }
   });

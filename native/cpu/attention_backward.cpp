@@ -17,6 +17,7 @@
 #include "../core/threadpool.h"
 #include "attention.h"
 #include "gemm.h"
+#include "isa.h"
 
 namespace te::cpu {
 
@@ -58,6 +59,7 @@ void attention_backward(const te_tensor& q, const te_tensor& k, const te_tensor&
   // The last key query row i sees, plus one; and the first query row key j is seen by.
   const auto visible = [&](int64_t i) { return causal ? std::min(Skv, i + 1 + (Skv - Sq)) : Skv; };
   const auto first_seen = [&](int64_t j) { return causal ? std::max<int64_t>(0, j - (Skv - Sq)) : 0; };
+  const Isa& is = isa();
   const View Q = view(q), K = view(k), V = view(v), O = view(o), dO = view(dout), dQ = view(dq), dK = view(dk),
              dV = view(dv);
   std::vector<float> lse(static_cast<size_t>(B * Hq * Sq)), delta(lse.size());
@@ -76,16 +78,14 @@ void attention_backward(const te_tensor& q, const te_tensor& k, const te_tensor&
       const int64_t i = i0 + r, lim = visible(i), at = bh * Sq + i;
       float* sr = s.data() + r * n;
       float* dr = dp.data() + r * n;
-      float m = -INFINITY;
-      for (int64_t j = 0; j < lim; ++j) m = std::max(m, sr[j]);
-      double sum = 0.0;
-      for (int64_t j = 0; j < lim; ++j) sum += std::exp(static_cast<double>(sr[j]) - m);
-      lse[at] = static_cast<float>(m + std::log(sum));
+      // The row's log-sum-exp, then P in place of S, by the ISA's exponential.
+      const float m = is.max(sr, lim);
+      const float sum = is.exp_sum(sr, m, sr, lim);
+      lse[at] = m + std::log(sum);
+      is.scale(1.0f / sum, sr, sr, lim);
       delta[at] = dot(dO.row(b, i, h), O.row(b, i, h), D);
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = j < lim ? std::exp(sr[j] - lse[at]) : 0.0f;
-        dr[j] = p * (dr[j] - delta[at]);  // dS
-      }
+      for (int64_t j = 0; j < lim; ++j) dr[j] = sr[j] * (dr[j] - delta[at]);  // dS
+      std::fill(dr + lim, dr + n, 0.0f);
     }
     product(rows, D, n, dp.data(), n, false, K.row(b, 0, hk), K.ss, true, dQ.row(b, i0, h), dQ.ss, scale, 0.0f);
   });
@@ -109,10 +109,11 @@ void attention_backward(const te_tensor& q, const te_tensor& k, const te_tensor&
         const int64_t i = i_first + r, lim = visible(i), at = (b * Hq + h) * Sq + i;
         float* pr = p.data() + r * cols;
         float* dr = ds.data() + r * cols;
-        for (int64_t c = 0; c < cols; ++c) {
-          pr[c] = j0 + c < lim ? std::exp(pr[c] - lse[at]) : 0.0f;
-          dr[c] = pr[c] * (dr[c] - delta[at]);
-        }
+        const int64_t seen = std::clamp<int64_t>(lim - j0, 0, cols);
+        is.exp_sum(pr, lse[at], pr, seen);
+        for (int64_t c = 0; c < seen; ++c) dr[c] = pr[c] * (dr[c] - delta[at]);
+        std::fill(pr + seen, pr + cols, 0.0f);
+        std::fill(dr + seen, dr + cols, 0.0f);
       }
       // dV += Pᵀ dO and dK += scale dSᵀ Q over the rows (A transposed: A(m = key, k = row)).
       product(cols, D, rows, p.data(), cols, true, dO.row(b, i_first, h), dO.ss, true, dV.row(b, j0, hk), dV.ss, 1.0f,
