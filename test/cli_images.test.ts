@@ -63,7 +63,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test('features: one safetensors per image at the same relative path, equal to the tower on the image; bad ones listed', async () => {
   const r = run('features', images, '--vision', CLIP, '--out', feats, '--batch-size', '3', '--json');
-  expect(r.stderr).toBe('');
+  expect(r.stderr).toMatch(/^skipped joy\/broken\.jpg: [^\n]+\n$/);
   expect(r.status).toBe(0);
   const j = JSON.parse(r.stdout) as { total: number; written: number; kept: number; dim: number; skipped: Array<{ file: string; code: string }> };
   expect(j).toMatchObject({ total: 8, written: 7, kept: 0, dim: 40 });
@@ -110,7 +110,8 @@ test('train on the features, then classify the images: the bundle names the towe
 
   const files = [path.join(images, 'joy', 'photo_640x480.jpg'), path.join(images, 'joy', 'broken.jpg'), path.join(feats, 'sadness', 'grey_225x224.safetensors')];
   const c = run('classify', ...files, '--model', model, '--top-k', '2', '--json');
-  expect(c.stderr).toBe('');
+  // One line for the skipped image, its path said once.
+  expect(c.stderr).toMatch(new RegExp(`^skipped ${files[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (?!.*broken\\.jpg).+\n$`));
   expect(c.status).toBe(0);
   const j = JSON.parse(c.stdout) as { results: Array<{ file: string; predictions: Array<{ label: string; score: number }> }>; skipped: Array<{ file: string }> };
   expect(j.results.map((x) => x.file)).toEqual([files[0], files[2]]);
@@ -230,9 +231,16 @@ test('bias on a folder of images: encoded through the tower the model names, unr
     '--json',
   );
   expect(r.status).toBe(0);
-  const j = JSON.parse(r.stdout) as { n: number; warnings: string[]; groups: Array<{ attribute: string; group: string; n: number }>; findings: Array<{ id: string }> };
+  const j = JSON.parse(r.stdout) as {
+    n: number;
+    warnings: string[];
+    skipped: Array<{ file: string }>;
+    groups: Array<{ attribute: string; group: string; n: number }>;
+    findings: Array<{ id: string }>;
+  };
   expect(j.n).toBe(8);
-  expect(j.warnings.join(' ')).toMatch(/skipped joy\/broken\.jpg/);
+  expect(j.skipped.map((x) => path.relative(images, x.file))).toEqual([path.join('joy', 'broken.jpg')]);
+  expect(r.stderr).toMatch(/skipped .*joy\/broken\.jpg: /);
   expect(j.warnings.join(' ')).toMatch(/1 of 8 samples have no row/);
   expect(j.groups.map((g) => `${g.group}:${g.n}`).sort()).toEqual(['day:3', 'night:4']);
   expect(j.findings.some((f) => f.id.startsWith('rate:light='))).toBe(true);

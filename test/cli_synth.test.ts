@@ -136,9 +136,11 @@ test('reason: good answers kept in the exact form, bad ones retried or discarded
     '2',
     '--json',
   );
-  expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   const s = JSON.parse(r.stdout) as SynthStats;
+  // The CLI's one rule: each image given up on is listed, and said once on stderr.
+  expect(s.skipped.map((x) => x.reason).sort()).toEqual(['teacher error 503', 'unreadable image (INVALID_FILE)', 'wrong label']);
+  expect(r.stderr.trim().split('\n').sort()).toEqual(s.skipped.map((x) => `skipped ${x.file}: ${x.reason}`).sort());
   expect(badAuth).toBe(0);
   expect(s).toMatchObject({ task: 'reason', images: 10, written: 7, resumed: 0, records: 7, duplicates: 0 });
   expect(s.rejected).toEqual({ 'wrong label': 1, 'teacher error 503': 1, 'unreadable image (INVALID_FILE)': 1 });
@@ -216,6 +218,19 @@ test('killed mid-run and resumed (with a torn last line): every id exactly once'
   const ids = lines.map((l) => (JSON.parse(l) as { id: string }).id);
   expect(new Set(ids).size).toBe(ids.length);
   expect(ids.sort()).toEqual(['reason:anger/f', 'reason:anger/g', 'reason:fear/i', 'reason:joy/a', 'reason:joy/b', 'reason:joy/c', 'reason:sadness/d']);
+});
+
+test('a teacher unreachable for every image: no record, each image reported, exit 2', async () => {
+  const out = path.join(tmp, 'nobody.jsonl');
+  const r = await run('synth', '--data', data, '--task', 'caption', '--teacher', 'http://127.0.0.1:1/v1', '--teacher-model', 'm', '--out', out, '--retries', '0', '--json');
+  expect(r.status).toBe(2);
+  const s = JSON.parse(r.stdout) as SynthStats;
+  expect(s.records).toBe(0);
+  expect(s.skipped.length).toBe(s.images);
+  expect(r.stderr).toMatch(/skipped joy\/a\.\w+: teacher unreachable or too slow/);
+  expect(r.stderr).toMatch(/tinyemo: no result: all \d+ inputs were skipped/);
+  // The statistics picture keeps the whole reason.
+  expect(fs.readFileSync(`${out}.stats.svg`, 'utf8')).toContain('>teacher unreachable or too slow</text>');
 });
 
 test('mistakes: no teacher, a bad URL, an unknown task, a file that is not ours', async () => {

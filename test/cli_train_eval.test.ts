@@ -7,6 +7,7 @@ import * as path from 'path';
 import { readFeatureVector } from '../lib/data/features';
 import { MetricClassifier } from '../lib/models/projector/classifier';
 import { LabelSpace } from '../lib/models/projector/label_space';
+import { npyBytes } from '../lib/io/npy';
 import { writeClusters } from './helpers/feature_data';
 
 const bin = path.join(__dirname, '..', 'bin', 'tinyemo.js');
@@ -104,6 +105,53 @@ test('a projector without tinyemo.json needs its label space; bad flags are clea
   const missing = run('train', '--data', path.join(tmp, 'nope'), '--out', path.join(tmp, 'x'));
   expect(missing.status).toBe(2);
   expect(missing.stderr).toMatch(/is not a folder \[NOT_FOUND\]/);
+});
+
+test('the one CLI rule: bad inputs skipped and listed, exit 2 when nothing is produced, --strict fails on a skip', () => {
+  const good = path.join(data, 'joy', '1.npy');
+  const folderPt = path.join(tmp, 'folder.pt');
+  fs.mkdirSync(folderPt, { recursive: true });
+  const wide = path.join(tmp, 'wide.npy');
+  fs.writeFileSync(wide, npyBytes(new Float32Array(14), [14]));
+  const bad = [path.join(tmp, 'missing.pt'), folderPt, wide];
+  const r = run('classify', good, ...bad, '--model', model, '--json');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { results: Array<{ file: string }>; skipped: Array<{ file: string; reason: string; code: string }> };
+  expect(j.results.map((x) => x.file)).toEqual([good]);
+  expect(j.skipped.map((x) => x.file)).toEqual(bad);
+  expect(j.skipped[2].reason).toBe('holds 14 values; the projector takes 13');
+  const lines = r.stderr.trim().split('\n');
+  expect(lines).toHaveLength(3);
+  lines.forEach((l, i) => {
+    expect(l.startsWith(`skipped ${bad[i]}: `)).toBe(true);
+    expect(l.slice(`skipped ${bad[i]}: `.length)).not.toContain(bad[i]); // the path once
+  });
+  const none = run('classify', ...bad, '--model', model, '--json');
+  expect(none.status).toBe(2);
+  expect((JSON.parse(none.stdout) as { skipped: unknown[] }).skipped).toHaveLength(3);
+  expect(none.stderr).toMatch(/tinyemo: no result: all 3 inputs were skipped/);
+  const strict = run('classify', good, wide, '--model', model, '--strict');
+  expect(strict.status).toBe(2);
+  expect(strict.stdout).toMatch(/1\.npy: /);
+  expect(strict.stderr).toMatch(/--strict: 1 input was skipped/);
+  expect(run('classify', good, '--model', model, '--strict').status).toBe(0);
+  // A model folder that is not there says so.
+  const gone = run('classify', good, '--model', path.join(tmp, 'no-such-model'));
+  expect(gone.status).toBe(2);
+  expect(gone.stderr).toMatch(/no-such-model does not exist \(a model folder from tinyemo train, or a projector.s weights\) \[NOT_FOUND\]/);
+});
+
+test('eval lists unreadable feature files and follows the same rule', () => {
+  const copy = path.join(tmp, 'data-with-junk');
+  fs.cpSync(data, copy, { recursive: true });
+  fs.writeFileSync(path.join(copy, 'joy', 'junk.safetensors'), 'not a safetensors file');
+  const r = run('eval', '--data', copy, '--projector', model, '--json');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { n: number; skipped: Array<{ file: string; reason: string }> };
+  expect(j.n).toBe(62);
+  expect(j.skipped.map((x) => path.relative(copy, x.file))).toEqual([path.join('joy', 'junk.safetensors')]);
+  expect(r.stderr).toMatch(/^skipped .*junk\.safetensors: /);
+  expect(run('eval', '--data', copy, '--projector', model, '--strict').status).toBe(2);
 });
 
 test('classify --json: ranked labels per feature file, as the library classifier gives them', async () => {

@@ -81,6 +81,8 @@ export interface BiasReport {
   counts: { tests: number; flagged: number; pending: number; confirmed: number; dismissed: number };
   notes: string[];
   warnings: string[];
+  /** Inputs that could not be read (feature files or images), with the reason. */
+  skipped: Array<{ file: string; reason: string }>;
 }
 
 function positive(x: number | undefined, name: string, fallback: number, integer: boolean): number {
@@ -131,6 +133,7 @@ function settingsOf(o: BiasOptions): Settings {
 interface Remarks {
   notes: string[];
   warnings: string[];
+  skipped: Array<{ file: string; reason: string }>;
 }
 
 /** Where probe words can be placed: the label space's own LLM, or --llm (then labels are re-embedded there). */
@@ -193,7 +196,7 @@ async function dataSideTests(
 ): Promise<{ tests: Test[]; groups: GroupSummary[]; n: number }> {
   const { projector, labels } = bundle;
   const set = await loadData(o.data, o.model, o.vision, r.warnings);
-  if (set.skipped.length) r.warnings.push(`${set.skipped.length} unreadable feature files skipped`);
+  r.skipped.push(...set.skipped);
   if (set.dim !== projector.inDim) throw new TinyEmoError('SHAPE_MISMATCH', `${o.data} holds ${set.dim}-value features; the projector takes ${projector.inDim}`);
   const ids = sampleIds(o.data, set);
   const truthOf = set.classes.map((c) => labels.names.indexOf(c));
@@ -222,7 +225,7 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
   const metadata = o.attributes ? readMetadata(o.attributes) : undefined;
   if (o.attributes && !o.data) throw new TinyEmoError('INVALID_ARGUMENT', 'attributes describe samples: give --data too');
   const reviews = readReviews(o.review ?? path.join(o.out, 'review.jsonl'));
-  const r: Remarks = { notes: [], warnings: [] };
+  const r: Remarks = { notes: [], warnings: [], skipped: [] };
   const { projector, labels } = readBundle(o.model);
   try {
     const side = embeddingSide(o, labels, r);
@@ -255,6 +258,7 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
       },
       notes: r.notes,
       warnings: r.warnings,
+      skipped: r.skipped,
     };
     fs.mkdirSync(o.out, { recursive: true });
     writeFileAtomic(path.join(o.out, 'report.json'), [Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]);
@@ -280,7 +284,6 @@ async function loadData(data: string, model: string, vision: string | undefined,
       images.map((f) => path.join(data, f)),
       { embeds: true },
     );
-    for (const s of r.skipped) warnings.push(`skipped ${path.relative(data, s.file)}: ${s.reason}`);
     const classes = [...new Set(r.encoded.map((e) => path.relative(data, e.file).split(path.sep)[0]))].sort();
     const dim = ic.classifier.inDim;
     const x = new Float32Array(r.encoded.length * dim);

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { BIAS_DEFAULTS, BiasReport, runBias } from '../bias/run';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { STRICT_FLAG, inputsOutcome } from './inputs';
 
 const d = BIAS_DEFAULTS;
 
@@ -21,15 +22,19 @@ const FLAGS = {
   seed: { arg: '<n>', kind: 'int', default: d.seed, help: 'seed of the resampling' },
   review: { arg: '<file>', help: "reviewers' decisions, JSON lines (default OUT/review.jsonl)" },
   json: { kind: 'boolean', help: 'print the report as one JSON document' },
+  ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
 export type BiasFlags = FlagValues<typeof FLAGS>;
 
-export function registerBias(program: Command): void {
+export function registerBias(program: Command, exit: (code: number) => void): void {
   const cmd = program.command('bias').description('semi-automated bias detection: association tests in the label space and group gaps on a data set, ranked for review');
   addFlags(cmd, FLAGS).action(async (raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    printResult(f.json, await biasCommand(f), (r) => formatBias(r, f.out));
+    const r = await biasCommand(f);
+    printResult(f.json, r, (x) => formatBias(x, f.out));
+    // With data, the samples are the inputs; without, the report is the association tests alone.
+    exit(inputsOutcome(r.data ? r.n : 1, r.skipped, f.strict));
   });
 }
 

@@ -2,9 +2,11 @@
  * `tinyemo classify FILE... [--model DIR]`: the nearest emotion labels of
  * images (through the vision tower) or of precomputed image features (.pt,
  * .safetensors, .npy). Without --model, the pinned default models come from
- * the Hugging Face cache. Unreadable images are skipped and reported.
+ * the Hugging Face cache. Inputs follow the CLI's one rule (cli/inputs.ts): an unreadable image or feature file is
+ * skipped and reported; exit 2 when nothing could be classified, or on any skip with --strict.
  */
 import { Command } from 'commander';
+import * as fs from 'fs';
 import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
@@ -12,6 +14,7 @@ import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
 import { MetricClassifier, Prediction } from '../models/projector/classifier';
 import { CLASSIFY_DEFAULTS, DEFAULT_CLASSIFIER, ImageClassifier, ensureDefaultModels } from '../models/projector/image_classifier';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { STRICT_FLAG, Skipped, inputsOutcome, skipOf } from './inputs';
 
 const FLAGS = {
   model: { arg: '<dir>', help: 'a model folder (tinyemo.json); default: the pinned TinyEmo models from the Hugging Face cache' },
@@ -22,18 +25,21 @@ const FLAGS = {
   autoOrient: { kind: 'boolean', help: 'apply EXIF orientation (off by default, as in the reference pipeline)' },
   device: { arg: '<device>', kind: 'device', help: 'where the projector runs: cpu, cuda or cuda:N (default: a GPU when the CUDA build finds one)' },
   json: { kind: 'boolean', help: 'print one JSON document' },
+  ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
 export type ClassifyFlags = FlagValues<typeof FLAGS>;
 
-export function registerClassify(program: Command): void {
+export function registerClassify(program: Command, exit: (code: number) => void): void {
   const cmd = program
     .command('classify')
     .description('the nearest emotion labels of images (or of image features), with a model folder from `tinyemo train` or the default models')
     .argument('<files...>', 'images (.jpg, .png, .webp, ...) or feature files (.pt, .safetensors, .npy)');
   addFlags(cmd, FLAGS).action(async (files: string[], raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    printResult(f.json, await classifyCommand(files, f), formatClassify);
+    const out = await classifyCommand(files, f);
+    printResult(f.json, out, formatClassify);
+    exit(inputsOutcome(out.results.length, out.skipped, f.strict));
   });
 }
 
@@ -44,7 +50,7 @@ export interface ClassifyResult {
 
 export interface ClassifyOutput {
   results: ClassifyResult[];
-  skipped: Array<{ file: string; reason: string; code: string }>;
+  skipped: Array<Skipped & { code: string }>;
 }
 
 const isFeatureFile = (f: string) => FEATURE_EXTENSIONS.includes(path.extname(f).toLowerCase());
@@ -75,8 +81,8 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
     try {
       const r = await ic.classifyFiles(imageFiles, { topK: k, batchSize, image: { autoOrient: f.autoOrient === true } });
       for (const x of r.results) byFile.set(x.file, x.predictions);
-      skipped.push(...r.skipped);
-      if (featureFiles.length) await classifyFeatures(ic.classifier, featureFiles, k, byFile);
+      skipped.push(...r.skipped.map((x) => ({ ...skipOf(x.file, x.reason), code: x.code })));
+      if (featureFiles.length) await classifyFeatures(ic.classifier, featureFiles, k, byFile, skipped);
     } finally {
       ic.dispose();
     }
@@ -84,7 +90,7 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
     if (f.model === undefined) throw new TinyEmoError('INVALID_ARGUMENT', 'feature files need --model DIR (a folder from tinyemo train)');
     const cls = MetricClassifier.load(f.model, { device });
     try {
-      await classifyFeatures(cls, featureFiles, k, byFile);
+      await classifyFeatures(cls, featureFiles, k, byFile, skipped);
     } finally {
       cls.dispose();
     }
@@ -93,20 +99,32 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
   return { results, skipped };
 }
 
-async function classifyFeatures(cls: MetricClassifier, files: string[], k: number, into: Map<string, Prediction[]>): Promise<void> {
+/** Classifies the readable feature files of the projector's width; the others are skipped with their reason. */
+async function classifyFeatures(cls: MetricClassifier, files: string[], k: number, into: Map<string, Prediction[]>, skips: ClassifyOutput['skipped']): Promise<void> {
   const d = cls.inDim;
-  const x = new Float32Array(files.length * d);
-  files.forEach((file, i) => {
-    const v = readFeatureVector(file);
-    if (v.length !== d) throw new TinyEmoError('INVALID_ARGUMENT', `${file} holds ${v.length} values; the projector takes ${d}`);
-    x.set(v, i * d);
-  });
+  const good: string[] = [];
+  const rows: Float32Array[] = [];
+  for (const file of files) {
+    try {
+      if (!fs.existsSync(file)) throw new TinyEmoError('NOT_FOUND', 'no such file');
+      if (fs.statSync(file).isDirectory()) throw new TinyEmoError('INVALID_FILE', 'a folder, not a feature file');
+      const v = readFeatureVector(file);
+      if (v.length !== d) throw new TinyEmoError('SHAPE_MISMATCH', `holds ${v.length} values; the projector takes ${d}`);
+      good.push(file);
+      rows.push(v);
+    } catch (e) {
+      if (!(e instanceof Error)) throw e;
+      skips.push({ ...skipOf(file, e.message), code: e instanceof TinyEmoError ? e.code : 'INVALID_FILE' });
+    }
+  }
+  if (!good.length) return;
+  const x = new Float32Array(good.length * d);
+  rows.forEach((v, i) => x.set(v, i * d));
   const ranked = await cls.classify(x, { topK: k });
-  files.forEach((file, i) => into.set(file, ranked[i]));
+  good.forEach((file, i) => into.set(file, ranked[i]));
 }
 
 export function formatClassify(r: ClassifyOutput): string {
-  const lines = r.results.map((x) => `${x.file}: ${x.predictions.map((p) => `${p.label} ${p.score.toFixed(3)}`).join(', ')}`);
-  for (const s of r.skipped) lines.push(`skipped ${s.file}: ${s.reason}`);
-  return lines.join('\n');
+  // Skips go to stderr (cli/inputs.ts), so stdout holds results only.
+  return r.results.map((x) => `${x.file}: ${x.predictions.map((p) => `${p.label} ${p.score.toFixed(3)}`).join(', ')}`).join('\n');
 }

@@ -20,6 +20,7 @@ import { LabelSpace, readSynonymsFile } from '../models/projector/label_space';
 import { Tensor } from '../tensor';
 import { evaluateProjector } from '../eval/projector';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { STRICT_FLAG, inputsOutcome, skipOf } from './inputs';
 
 const FLAGS = {
   data: { arg: '<dir>', required: true, help: 'one folder per class of feature files' },
@@ -33,15 +34,18 @@ const FLAGS = {
   heldout: { kind: 'boolean', help: 'only the part of --data that training held out (--val-split), split as it was' },
   plots: { arg: '<dir>', help: 'also write confusion.svg and embeddings.svg (PCA map) there' },
   json: { kind: 'boolean', help: 'print one JSON document' },
+  ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
 export type EvalFlags = FlagValues<typeof FLAGS>;
 
-export function registerEval(program: Command): void {
+export function registerEval(program: Command, exit: (code: number) => void): void {
   const cmd = program.command('eval').description('evaluate a projector on a data folder: top-1, top-5, per class, macro-F1, confusion');
   addFlags(cmd, FLAGS).action((raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    printResult(f.json, evalCommand(f), formatEval);
+    const r = evalCommand(f);
+    printResult(f.json, r, formatEval);
+    exit(inputsOutcome(r.n, r.skipped, f.strict));
   });
 }
 
@@ -49,7 +53,8 @@ export interface EvalResult extends EvalReport {
   projector: string;
   data: string;
   labelSpace: string;
-  skipped: number;
+  /** Feature files that could not be read, with the reason. */
+  skipped: Array<{ file: string; reason: string }>;
   heldout: boolean;
   plots?: { confusion: string; embeddings: string };
 }
@@ -102,7 +107,7 @@ export function evalCommand(f: EvalFlags): EvalResult {
       projector: f.projector,
       data: f.data,
       labelSpace: labels.describe(),
-      skipped: all.skipped.length,
+      skipped: all.skipped.map((x) => skipOf(x.file, x.reason)),
       heldout: f.heldout === true,
     };
     if (f.plots) {
@@ -138,7 +143,7 @@ function pct(x: number): string {
 export function formatEval(r: EvalResult): string {
   const w = Math.max(5, ...r.classes.map((c) => c.length));
   const lines = [
-    `${r.n} samples from ${r.data}${r.heldout ? ' (the part held out in training)' : ''}${r.skipped ? ` (${r.skipped} unreadable files skipped)` : ''}; label space: ${r.labelSpace}`,
+    `${r.n} samples from ${r.data}${r.heldout ? ' (the part held out in training)' : ''}${r.skipped.length ? ` (${r.skipped.length} unreadable files skipped)` : ''}; label space: ${r.labelSpace}`,
     `top-1 ${pct(r.top1)}   top-5 ${pct(r.top5)}   macro-F1 ${pct(r.macroF1)}`,
     '',
     `${'class'.padEnd(w)}  support  accuracy  precision       F1`,

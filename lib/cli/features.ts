@@ -9,6 +9,7 @@ import { EXTRACT_DEFAULTS, ExtractResult, extractFeatures } from '../models/visi
 import { resolveModel } from '../hub/client';
 import { clearBar, progressBar } from './progress';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { STRICT_FLAG, inputsOutcome, skipOf } from './inputs';
 
 const FLAGS = {
   vision: { arg: '<dir>', required: true, help: 'the vision tower: a Hugging Face folder or a hub id in the cache' },
@@ -19,18 +20,21 @@ const FLAGS = {
   maxPixels: { arg: '<n>', kind: 'int', default: DEFAULT_MAX_PIXELS, help: 'refuse images larger than this many pixels' },
   device: { arg: '<device>', kind: 'device', help: 'where the vision tower runs: cpu (default), cuda or cuda:N (CLIP towers)' },
   json: { kind: 'boolean', help: 'print one JSON document' },
+  ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
 export type FeaturesFlags = FlagValues<typeof FLAGS>;
 
-export function registerFeatures(program: Command): void {
+export function registerFeatures(program: Command, exit: (code: number) => void): void {
   const cmd = program
     .command('features')
     .description('precompute image embeddings for a folder of images into a data folder of .safetensors files')
     .argument('<images>', 'a folder of images (one sub-folder per class, any depth)');
   addFlags(cmd, FLAGS).action(async (images: string, raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    printResult(f.json, await featuresCommand(images, f), formatFeatures);
+    const r = await featuresCommand(images, f);
+    printResult(f.json, r, formatFeatures);
+    exit(inputsOutcome(r.written + r.kept, r.skipped, f.strict));
   });
 }
 
@@ -55,13 +59,10 @@ export async function featuresCommand(images: string, f: FeaturesFlags): Promise
     onProgress: tty ? bar : undefined,
   });
   if (tty) clearBar();
-  return r;
+  return { ...r, skipped: r.skipped.map((x) => ({ ...skipOf(x.file, x.reason), code: x.code })) };
 }
 
 export function formatFeatures(r: ExtractResult): string {
-  const lines = [
-    `${r.written} feature files written, ${r.kept} already there, ${r.skipped.length} images skipped, of ${r.total} (${r.dim} values each, ${r.seconds.toFixed(1)} s) -> ${r.out}`,
-  ];
-  for (const s of r.skipped) lines.push(`  skipped ${s.file}: ${s.reason}`);
-  return lines.join('\n');
+  // The skipped images themselves go to stderr (cli/inputs.ts).
+  return `${r.written} feature files written, ${r.kept} already there, ${r.skipped.length} images skipped, of ${r.total} (${r.dim} values each, ${r.seconds.toFixed(1)} s) -> ${r.out}`;
 }

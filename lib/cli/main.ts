@@ -19,6 +19,8 @@ import { registerTrain } from './train';
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
   let code = 0;
+  // Commands over many inputs report their outcome here (cli/inputs.ts); the worst code wins.
+  const exit = (c: number) => (code = Math.max(code, c));
   program
     .name('tinyemo')
     .description('TinyEmo emotion classification and reasoning, natively in Node.js')
@@ -29,11 +31,11 @@ export async function main(argv: string[]): Promise<number> {
   registerInspect(program);
   registerPull(program);
   registerTrain(program);
-  registerEval(program);
-  registerClassify(program);
-  registerFeatures(program);
-  registerBias(program);
-  registerSynth(program);
+  registerEval(program, exit);
+  registerClassify(program, exit);
+  registerFeatures(program, exit);
+  registerBias(program, exit);
+  registerSynth(program, exit);
   registerReason(program);
   registerGenerate(program);
   registerFinetune(program);

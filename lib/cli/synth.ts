@@ -6,6 +6,7 @@ import { TEACHER_TIMEOUT_S } from '../data/teacher';
 import { SYNTH_TASKS, SynthTask } from '../data/synth_tasks';
 import { clearBar, progressBar } from './progress';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { STRICT_FLAG, inputsOutcome } from './inputs';
 
 const d = SYNTH_DEFAULTS;
 
@@ -24,15 +25,19 @@ const FLAGS = {
   seed: { arg: '<n>', kind: 'int', default: d.seed, help: 'seed of the label subsets' },
   limit: { arg: '<n>', kind: 'int', help: 'only the first N images' },
   json: { kind: 'boolean', help: 'print the statistics as one JSON document' },
+  ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
 export type SynthFlags = FlagValues<typeof FLAGS>;
 
-export function registerSynth(program: Command): void {
+export function registerSynth(program: Command, exit: (code: number) => void): void {
   const cmd = program.command('synth').description('make instruction data with a teacher model (OpenAI-compatible endpoint) from a folder of labelled images');
   addFlags(cmd, FLAGS).action(async (raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    printResult(f.json, await synthCommand(f), (r) => formatSynth(r, f.out));
+    const r = await synthCommand(f);
+    printResult(f.json, r, (x) => formatSynth(x, f.out));
+    // The records in the file are the results (a resumed run that adds none still has them).
+    exit(inputsOutcome(r.records, r.skipped, f.strict));
   });
 }
 

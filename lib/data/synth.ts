@@ -63,6 +63,8 @@ export interface SynthStats {
   duplicates: number;
   /** Images given up on, by reason (answers that never became usable, requests that kept failing). */
   rejected: Record<string, number>;
+  /** The images given up on, each with its reason (the same reasons `rejected` counts). */
+  skipped: Array<{ file: string; reason: string }>;
   /** Answers asked for again, by reason (before success or rejection). */
   retriedAnswers: Record<string, number>;
   transientRetries: number;
@@ -204,6 +206,7 @@ export async function synthesize(o: SynthOptions): Promise<SynthStats> {
     resumed: chosen.length - todo.length,
     duplicates: 0,
     rejected: {},
+    skipped: [],
     retriedAnswers: {},
     transientRetries: 0,
     perLabel: {},
@@ -281,7 +284,7 @@ class Synthesis {
       await readImage(file); // hostile files never reach the teacher
       bytes = fs.readFileSync(file);
     } catch (e) {
-      count(stats.rejected, `unreadable image (${e instanceof TinyEmoError ? e.code : 'error'})`);
+      this.reject(item, `unreadable image (${e instanceof TinyEmoError ? e.code : 'error'})`);
       return;
     }
     for (let attempt = 1; attempt <= settings.attempts; ++attempt) {
@@ -291,14 +294,19 @@ class Synthesis {
         answer = await this.ask(req.prompt, bytes, mimeOf(file));
       } catch (e) {
         if (!(e instanceof TeacherError)) throw e;
-        count(stats.rejected, e.status ? `teacher error ${e.status}` : 'teacher unreachable or too slow');
+        this.reject(item, e.status ? `teacher error ${e.status}` : 'teacher unreachable or too slow');
         return;
       }
       const v = judgeAnswer(o.task, req, item, answer);
       if (v.ok) return this.append(makeRecord(o.task, item, v.human, v.answer, o.teacher.model));
-      if (attempt === settings.attempts) count(stats.rejected, v.reason);
+      if (attempt === settings.attempts) this.reject(item, v.reason);
       else count(stats.retriedAnswers, v.reason);
     }
+  }
+
+  private reject(item: SynthItem, reason: string): void {
+    count(this.stats.rejected, reason);
+    this.stats.skipped.push({ file: item.image, reason });
   }
 
   private append(record: InstructRecord): void {
@@ -334,15 +342,18 @@ function summarise(o: SynthOptions, records: InstructRecord[], stats: SynthStats
 
 /** Two bar groups: records per label, and images rejected per reason. */
 export function statsSvg(s: SynthStats): string {
+  // Labels right-aligned in a 220-px column (about 34 characters); longer ones end in an ellipsis and keep their
+  // whole text as a tooltip.
   const bars = (title: string, entries: Array<[string, number]>, x0: number, color: string): string[] => {
     const max = Math.max(1, ...entries.map(([, v]) => v));
     const out = [`<text x="${x0}" y="20" font-weight="bold">${escapeXml(title)}</text>`];
     entries.forEach(([k, v], i) => {
       const y = 34 + i * 22;
-      const w = (200 * v) / max;
-      out.push(`<text x="${x0 + 150}" y="${y + 13}" text-anchor="end">${escapeXml(k.slice(0, 24))}</text>`);
-      out.push(`<rect x="${x0 + 156}" y="${y}" width="${w.toFixed(1)}" height="16" fill="${color}"/>`);
-      out.push(`<text x="${x0 + 160 + w}" y="${y + 13}">${v}</text>`);
+      const w = (150 * v) / max;
+      const shown = k.length > 34 ? `${k.slice(0, 33)}…` : k;
+      out.push(`<text x="${x0 + 220}" y="${y + 13}" text-anchor="end"><title>${escapeXml(k)}</title>${escapeXml(shown)}</text>`);
+      out.push(`<rect x="${x0 + 226}" y="${y}" width="${w.toFixed(1)}" height="16" fill="${color}"/>`);
+      out.push(`<text x="${x0 + 230 + w}" y="${y + 13}">${v}</text>`);
     });
     return out;
   };

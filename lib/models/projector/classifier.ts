@@ -72,6 +72,7 @@ export class MetricClassifier {
       }
       return MetricClassifier.placed(b.projector, labels, opts.device);
     }
+    if (!fs.existsSync(where)) throw new TinyEmoError('NOT_FOUND', `${where} does not exist (a model folder from tinyemo train, or a projector's weights)`);
     if (!opts.labels)
       throw new TinyEmoError('INVALID_ARGUMENT', `${where} has no ${BUNDLE_FILE}: give the label space it was trained in (--llm DIR or --labels FILE; opts.labels in the API)`);
     const p = fs.existsSync(where) && fs.statSync(where).isDirectory() ? Projector.fromFolder(where) : Projector.load(where);
