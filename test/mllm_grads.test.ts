@@ -2,7 +2,8 @@
  * The MM-LLM's training step against torch autograd (scripts/fixtures/mllm_grads.py, float64): for a
  * TinyLLaVA-style model over each decoder family (LLaMA, Qwen2, OpenELM, Phi-2) with an mlp2x_gelu connector,
  * the loss of one example and the gradient of every trainable tensor, connector and LLM, within 1e-4; then one
- * AdamW step over all of them.
+ * AdamW step over all of them. With LoRA on the LLM (llama_lora, phi_lora), and with the vision tower training too
+ * (llama_clip, llama_siglip: pixels in, the tower's gradients checked as well).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -14,6 +15,7 @@ import { DecoderTrainer } from '../lib/models/llm/decoder_train';
 import { Param, TrainLinear, loadTrainWeights } from '../lib/models/llm/decoder_train_weights';
 import { attachLora } from '../lib/models/llm/lora';
 import { TrainableTinyLlava } from '../lib/models/llm/tinyllava_train';
+import { VisionTrainer } from '../lib/models/llm/vision_train';
 import { copyIntoSync } from '../lib/ops/copy';
 import { scaleSync } from '../lib/ops/activation';
 import { WeightLoader } from '../lib/models/weight_loader';
@@ -24,11 +26,13 @@ import { relError } from './helpers/compare';
 const DEC = path.join(__dirname, 'fixtures', 'decoders');
 const FIX = path.join(__dirname, 'fixtures', 'mllm_grads');
 
+const TOWERS = path.join(__dirname, 'fixtures', 'vision');
+
 function build(
-  family: string,
+  fix: string,
   lora?: { r: number; alpha: number; targets: string[] },
-): { model: TrainableTinyLlava; features: Tensor<'f32'>; trainable: Param[]; dispose: () => void } {
-  const fix = lora ? `${family}_lora` : family;
+): { model: TrainableTinyLlava; image: { features: Tensor<'f32'> } | { pixels: Tensor<'f32'> }; trainable: Param[]; dispose: () => void } {
+  const [family, tower] = fix.split('_');
   const folder = ModelFolder.open(path.join(DEC, family));
   const loader = new WeightLoader(folder, 'f32');
   const config = decoderConfig(folder.config, folder.dir);
@@ -37,42 +41,49 @@ function build(
   const inputs = WeightFile.open(path.join(FIX, fix, 'inputs.safetensors'));
   const param = (name: string): Param => ({ name, value: inputs.load(name, { dtype: 'f32' }) as Tensor<'f32'> });
   const connector: TrainLinear[] = [0, 2].map((i) => ({ w: param(`connector._connector.${i}.weight`), b: param(`connector._connector.${i}.bias`) }));
-  const features = inputs.load('features', { dtype: 'f32' }) as Tensor<'f32'>;
+  const trainsTower = tower === 'clip' || tower === 'siglip';
+  const input = inputs.load(trainsTower ? 'pixels' : 'features', { dtype: 'f32' }) as Tensor<'f32'>;
+  const towerFolder = trainsTower ? ModelFolder.open(path.join(TOWERS, tower)) : undefined;
+  const towerLoader = towerFolder ? new WeightLoader(towerFolder, 'f32') : undefined;
+  const vision = towerFolder ? VisionTrainer.fromFolder(towerFolder, towerLoader!, { featureLayer: -2, strategy: 'patch' }) : undefined;
+  towerFolder?.close();
   // LoRA: the factors attached, then set to the fixture's values; only they and the connector train.
   const pairs = lora ? attachLora(weights, { ...lora, dropout: 0, seed: 0 }) : [];
   for (const p of pairs.flatMap((x) => [x.a, x.b])) copyIntoSync(inputs.load(p.name, { dtype: 'f32' }), p.value);
   inputs.close();
-  const model = new TrainableTinyLlava(new DecoderTrainer(config, weights), connector);
-  const trainable = lora ? [...connector.flatMap((l) => [l.w, l.b!]), ...pairs.flatMap((x) => [x.a, x.b])] : model.params();
+  const model = new TrainableTinyLlava(new DecoderTrainer(config, weights), connector, vision);
+  const trainable = lora ? [...connector.flatMap((l) => [l.w, l.b!]), ...pairs.flatMap((x) => [x.a, x.b])] : [...model.params(), ...(vision?.params() ?? [])];
   for (const p of trainable) p.grad = Tensor.zeros(p.value.shape, 'f32');
   return {
     model,
-    features,
+    image: trainsTower ? { pixels: input } : { features: input },
     trainable,
     dispose: () => {
       for (const p of trainable) p.grad?.dispose();
       for (const x of pairs) [x.a.value, x.b.value].forEach((t) => t.dispose());
       for (const l of connector) [l.w.value, l.b!.value].forEach((t) => t.dispose());
-      features.dispose();
+      input.dispose();
       loader.disposeAll();
+      towerLoader?.disposeAll();
     },
   };
 }
+
+const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 const LORA: Record<string, { r: number; alpha: number; targets: string[] }> = {
   llama_lora: { r: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] },
   phi_lora: { r: 3, alpha: 6, targets: ['dense', 'fc1'] },
 };
 
-describe.each(['llama', 'qwen2', 'openelm', 'phi', 'llama_lora', 'phi_lora'])('%s + mlp2x_gelu', (fixture) => {
+describe.each(['llama', 'qwen2', 'openelm', 'phi', 'llama_lora', 'phi_lora', 'llama_clip', 'llama_siglip'])('%s + mlp2x_gelu', (fixture) => {
   test('the loss and every gradient equal torch autograd within 1e-4; one AdamW step matches', () => {
-    const family = fixture.replace(/_lora$/, '');
     const ex = JSON.parse(fs.readFileSync(path.join(FIX, fixture, 'example.json'), 'utf8')) as { ids: number[]; labels: number[]; loss: number };
-    const { model, features, trainable, dispose } = build(family, LORA[fixture]);
+    const { model, image, trainable, dispose } = build(fixture, LORA[fixture]);
     try {
       // Position t predicts label t + 1: every label but one at position 0 is a target.
       const trained = ex.labels.slice(1).filter((l) => l !== -100).length;
-      const r = model.accumulate({ ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), features }, 1 / trained);
+      const r = model.accumulate({ ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), ...image }, 1 / trained);
       expect(r.tokens).toBe(trained);
       expect(Math.abs(r.loss / r.tokens - ex.loss) / ex.loss).toBeLessThan(1e-5);
       const want = WeightFile.open(path.join(FIX, fixture, 'grads.safetensors'));
@@ -81,16 +92,20 @@ describe.each(['llama', 'qwen2', 'openelm', 'phi', 'llama_lora', 'phi_lora'])('%
       const worst: Array<[string, number]> = [];
       for (const p of params) {
         const g = want.load(p.name, { dtype: 'f32' });
-        const e = relError(p.grad!.toArray(), g.toArray());
+        const got = p.grad!.toArray();
+        // A key bias shifts every score of a query's row alike, so softmax makes its gradient exactly zero: there,
+        // torch's and ours are rounding noise, checked as small against the gradients around them (≤ 1e-6).
+        const zero = /\.k_proj\.bias$/.test(p.name) && maxAbs(g.toArray()) < 1e-12;
+        const e = zero ? maxAbs(got) : relError(got, g.toArray());
         g.dispose();
-        if (!(e < 1e-4)) worst.push([p.name, e]);
+        if (!(e < (zero ? 1e-6 : 1e-4))) worst.push([p.name, e]);
       }
       want.close();
       expect(worst).toEqual([]);
       // Recomputing each layer's intermediates in the backward gives the same gradients, bit for bit.
       const first = params.map((p) => Buffer.from((p.grad!.toArray() as Float32Array).slice().buffer));
       for (const p of params) scaleSync(p.grad!, 0, { out: p.grad! });
-      model.accumulate({ ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), features }, 1 / trained, { recompute: true });
+      model.accumulate({ ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), ...image }, 1 / trained, { recompute: true });
       expect(params.filter((p, i) => !Buffer.from(p.grad!.toArray().buffer).equals(first[i])).map((p) => p.name)).toEqual([]);
       // One AdamW step over every tensor, as torch takes it.
       adamwStepSync(

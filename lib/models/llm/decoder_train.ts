@@ -187,8 +187,8 @@ export class DecoderTrainer {
     const w = this.weights;
     const dh =
       c.family === 'phi'
-        ? layerNormBackwardSync(tape.h, dhf, { weight: w.finalNorm.value, eps: c.eps, ...grads(w.finalNorm, w.finalNormBias) }).dx
-        : rmsNormBackwardSync(tape.h, dhf, { weight: w.finalNorm.value, eps: c.eps, ...grads(w.finalNorm) }).dx;
+        ? layerNormBackwardSync(tape.h, dhf, { weight: w.finalNorm.value, eps: c.eps, ...normGrads(w.finalNorm, w.finalNormBias) }).dx
+        : rmsNormBackwardSync(tape.h, dhf, { weight: w.finalNorm.value, eps: c.eps, ...normGrads(w.finalNorm) }).dx;
     try {
       for (let l = w.layers.length - 1; l >= 0; --l) {
         const t = tape.layers[l];
@@ -216,15 +216,15 @@ export class DecoderTrainer {
       // dh reaches the input directly, through attention and through the MLP; both branches read a.
       const da = scope.use(this.mlpBackward(dh, L, t, t.a));
       this.attentionBackward(dh, L, t, da);
-      const dx = scope.use(layerNormBackwardSync(t.x, da, { weight: L.inNorm.value, eps: c.eps, ...grads(L.inNorm, L.inNormBias) }).dx);
+      const dx = scope.use(layerNormBackwardSync(t.x, da, { weight: L.inNorm.value, eps: c.eps, ...normGrads(L.inNorm, L.inNormBias) }).dx);
       addInto(dh, dx);
       return;
     }
     const db = scope.use(this.mlpBackward(dh, L, t, t.b!));
-    addInto(dh, scope.use(rmsNormBackwardSync(t.h1!, db, { weight: L.postNorm!.value, eps: c.eps, ...grads(L.postNorm!) }).dx));
+    addInto(dh, scope.use(rmsNormBackwardSync(t.h1!, db, { weight: L.postNorm!.value, eps: c.eps, ...normGrads(L.postNorm!) }).dx));
     const da = scope.use(Tensor.zeros(t.a.shape, 'f32', dh.device));
     this.attentionBackward(dh, L, t, da);
-    addInto(dh, scope.use(rmsNormBackwardSync(t.x, da, { weight: L.inNorm.value, eps: c.eps, ...grads(L.inNorm) }).dx));
+    addInto(dh, scope.use(rmsNormBackwardSync(t.x, da, { weight: L.inNorm.value, eps: c.eps, ...normGrads(L.inNorm) }).dx));
   }
 
   /** The MLP branch from dh: returns dL/d(its input) (a for Phi, b otherwise), its weights' gradients added. */
@@ -280,7 +280,7 @@ export class DecoderTrainer {
         [t.qPre!, dq, L.qNorm],
         [t.kPre!, dk, L.kNorm],
       ] as const) {
-        const r = rmsNormBackwardSync(pre, scope.use(d.toSync('f32')), { weight: norm.value, eps: c.eps, ...grads(norm) });
+        const r = rmsNormBackwardSync(pre, scope.use(d.toSync('f32')), { weight: norm.value, eps: c.eps, ...normGrads(norm) });
         copyIntoSync(scope.use(r.dx), d);
       }
     }
@@ -289,11 +289,11 @@ export class DecoderTrainer {
 }
 
 /** The norm backward's parameter-gradient options for these Params (accumulating into their grads). */
-function grads(weight: Param, bias?: Param): { dweight?: Tensor<'f32'>; dbias?: Tensor<'f32'>; accumulate: true } {
+export function normGrads(weight: Param, bias?: Param): { dweight?: Tensor<'f32'>; dbias?: Tensor<'f32'>; accumulate: true } {
   return { ...(weight.grad ? { dweight: weight.grad } : {}), ...(bias?.grad ? { dbias: bias.grad } : {}), accumulate: true };
 }
 
 /** y += x (same shape, contiguous), through the GEMM-free add op of the backend. */
-function addInto(y: Tensor<'f32'>, x: Tensor<'f32'>): void {
+export function addInto(y: Tensor<'f32'>, x: Tensor<'f32'>): void {
   addSync(y, x, { out: y });
 }

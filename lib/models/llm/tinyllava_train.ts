@@ -1,9 +1,10 @@
 /**
  * One TinyLLaVA-format model in training: the connector (mlpNx_gelu) and the
- * LLM as f32 Params, the vision tower frozen outside (its patch features come
- * in precomputed). For one example, `accumulate` runs
+ * LLM as f32 Params; the vision tower either frozen outside (its patch features
+ * come in precomputed) or training here (vision_train.ts: pixels come in). For
+ * one example, `accumulate` runs
  *
- *   features [Np, Ev] -> connector -> spliced at the image token
+ *   [pixels -> tower ->] features [Np, Ev] -> connector -> spliced at the image token
  *   ids -> token embeddings -> decoder -> final norm -> head -> cross-entropy
  *
  * over the positions that have a label (position t predicts label t+1, as
@@ -23,6 +24,7 @@ import { Tensor } from '../../tensor';
 import { Scope } from '../../util/scope';
 import { DecoderTrainer } from './decoder_train';
 import { Param, TrainLinear, allParams } from './decoder_train_weights';
+import { VisionTape, VisionTrainer } from './vision_train';
 
 export interface TrainExample {
   /** Token ids with IMAGE_TOKEN_INDEX (−200) where the image goes (at most once). */
@@ -31,6 +33,8 @@ export interface TrainExample {
   labels: Int32Array;
   /** The image's patch features from the frozen tower, [Np, Ev] (before the connector). */
   features?: Tensor<'f32'>;
+  /** Or, when the tower trains, the image's pixels [1, C, S, S] (normalised). */
+  pixels?: Tensor<'f32'>;
 }
 
 /** Rows of logits made at a time (rows × vocab floats). */
@@ -41,6 +45,8 @@ export class TrainableTinyLlava {
     readonly decoder: DecoderTrainer,
     /** Linear, (GELU, Linear) × (N − 1). */
     readonly connector: TrainLinear[],
+    /** The tower, when it trains. */
+    readonly vision?: VisionTrainer,
   ) {}
 
   /** Every Param of the connector and the LLM. */
@@ -51,8 +57,10 @@ export class TrainableTinyLlava {
   /** The loss summed over the example's trained tokens, and their count; gradients (× scale) added to the Params. */
   accumulate(ex: TrainExample, scale: number, opts: { recompute?: boolean } = {}): { loss: number; tokens: number } {
     using scope = new Scope();
-    const seq = expand(ex);
-    const conn = ex.features ? this.connectorForward(ex.features, scope) : undefined;
+    const tower = ex.pixels ? scope.use(this.towerForward(ex.pixels)) : undefined;
+    const features = tower?.features ?? ex.features;
+    const seq = expand(ex, features);
+    const conn = features ? this.connectorForward(features, scope) : undefined;
     const x = scope.use(this.inputEmbeddings(seq, conn?.out, scope));
     const tape = scope.use(this.decoder.forward(x, { recompute: opts.recompute }));
     const dhf = scope.use(Tensor.zeros(tape.hf.shape, 'f32', x.device));
@@ -64,7 +72,10 @@ export class TrainableTinyLlava {
       const ids = scope.use(Tensor.fromArray('i32', seq.ids, [seq.ids.length], x.device));
       embeddingBackwardSync(ids, dx, embed.grad, { accumulate: true });
     }
-    if (conn) this.connectorBackward(conn, scope.use(scope.use(dx.narrow(0, seq.imageAt, conn.out.shape[0])).contiguous()));
+    if (!conn) return { loss, tokens };
+    const dconn = scope.use(scope.use(dx.narrow(0, seq.imageAt, conn.out.shape[0])).contiguous());
+    const dfeatures = this.connectorBackward(conn, dconn, tower !== undefined);
+    if (tower) this.vision!.backward(tower, scope.use(dfeatures!));
     return { loss, tokens };
   }
 
@@ -72,11 +83,17 @@ export class TrainableTinyLlava {
   evaluate(ex: TrainExample): { loss: number; tokens: number } {
     using scope = new Scope();
     this.decoder.maskSeed = undefined; // no dropout when evaluating
-    const seq = expand(ex);
-    const conn = ex.features ? this.connectorForward(ex.features, scope) : undefined;
+    const features = ex.pixels ? scope.use(this.towerForward(ex.pixels)).features : ex.features;
+    const seq = expand(ex, features);
+    const conn = features ? this.connectorForward(features, scope) : undefined;
     const x = scope.use(this.inputEmbeddings(seq, conn?.out, scope));
     const tape = scope.use(this.decoder.forward(x));
     return this.headLoss(tape.hf, seq.targets, 1, undefined);
+  }
+
+  private towerForward(pixels: Tensor<'f32'>): VisionTape {
+    if (!this.vision) throw new TinyEmoError('INVALID_ARGUMENT', 'pixels for a model whose tower does not train: give the frozen features instead');
+    return this.vision.forward(pixels);
   }
 
   /** Each layer's input and pre-activation, and the output [Np, hidden]. */
@@ -94,14 +111,17 @@ export class TrainableTinyLlava {
     return { inputs, pre, out: h };
   }
 
-  private connectorBackward(c: { inputs: Tensor<'f32'>[]; pre: Tensor<'f32'>[] }, dout: Tensor<'f32'>): void {
+  /** The connector's weights' gradients from dL/dout; returns dL/dfeatures when asked for. */
+  private connectorBackward(c: { inputs: Tensor<'f32'>[]; pre: Tensor<'f32'>[] }, dout: Tensor<'f32'>, inputGrad: boolean): Tensor<'f32'> | undefined {
     using scope = new Scope();
     let dz = dout;
     for (let i = this.connector.length - 1; i >= 0; --i) {
       const L = this.connector[i];
-      const dxi = linearBackwardSync(c.inputs[i], L.w.value, dz, { ...(i > 0 ? {} : { dx: null }), dw: L.w.grad, db: L.b?.grad });
-      if (i > 0) dz = scope.use(activationBackwardSync(c.pre[i - 1], scope.use(dxi!), 'gelu'));
+      const dxi = linearBackwardSync(c.inputs[i], L.w.value, dz, { ...(i > 0 || inputGrad ? {} : { dx: null }), dw: L.w.grad, db: L.b?.grad });
+      if (i === 0) return dxi;
+      dz = scope.use(activationBackwardSync(c.pre[i - 1], scope.use(dxi!), 'gelu'));
     }
+    return undefined;
   }
 
   /** Token embeddings with the connector's output at the image rows: [T, hidden] on the weights' device. */
@@ -147,13 +167,13 @@ interface Expanded {
   imageAt: number;
 }
 
-function expand(ex: TrainExample): Expanded {
+function expand(ex: TrainExample, features: Tensor<'f32'> | undefined): Expanded {
   if (ex.ids.length !== ex.labels.length) throw new TinyEmoError('SHAPE_MISMATCH', `${ex.ids.length} ids for ${ex.labels.length} labels`);
   const at = ex.ids.indexOf(IMAGE_TOKEN_INDEX);
   if (ex.ids.lastIndexOf(IMAGE_TOKEN_INDEX) !== at) throw new TinyEmoError('INVALID_ARGUMENT', 'an example holds more than one image token');
-  if (at >= 0 !== (ex.features !== undefined))
-    throw new TinyEmoError('INVALID_ARGUMENT', at >= 0 ? 'the example has an image token but no image features' : 'image features for an example without an image token');
-  const Np = ex.features ? ex.features.shape[0] : 0;
+  if (at >= 0 !== (features !== undefined))
+    throw new TinyEmoError('INVALID_ARGUMENT', at >= 0 ? 'the example has an image token but no image' : 'an image for an example without an image token');
+  const Np = features ? features.shape[0] : 0;
   const n = ex.ids.length + (at >= 0 ? Np - 1 : 0);
   const ids = new Int32Array(n);
   const labels = new Int32Array(n).fill(IGNORE_INDEX);
