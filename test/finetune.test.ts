@@ -131,6 +131,60 @@ test('pretrain from parts, then finetune: the model names the colour of held-out
   expect(right).toBe(heldOut.length);
 }, 600000);
 
+test('the tower trains too (--tune vision=full): the layers up to the feature layer change, the rest are kept, and the answers are right', () => {
+  const stage1 = path.join(tmp, 'stage1');
+  const out = path.join(tmp, 'vision-full');
+  const r = run(
+    'finetune',
+    '--stage',
+    'finetune',
+    '--mllm',
+    stage1,
+    '--tune',
+    'vision=full',
+    '--data',
+    path.join(tmp, 'questions.jsonl'),
+    '--images',
+    images,
+    '--out',
+    out,
+    '--epochs',
+    '20',
+    '--batch-size',
+    '6',
+    '--lr',
+    '3e-3',
+    '--json',
+  );
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const before = WeightFile.open(path.join(stage1, 'model.safetensors'));
+  const after = WeightFile.open(path.join(out, 'model.safetensors'));
+  const same = (name: string) => Buffer.from(after.load(name).toArray().buffer).equals(Buffer.from(before.load(name).toArray().buffer));
+  const tower = 'vision_tower._vision_tower.vision_model';
+  // The CLIP fixture has 3 layers and TinyLLaVA reads hidden state -2: layers 0 and 1 and the embeddings train.
+  for (const n of [
+    'embeddings.patch_embedding.weight',
+    'embeddings.class_embedding',
+    'pre_layrnorm.weight',
+    'encoder.layers.0.self_attn.q_proj.weight',
+    'encoder.layers.1.mlp.fc2.bias',
+  ]) {
+    expect({ n, same: same(`${tower}.${n}`) }).toEqual({ n, same: false });
+  }
+  for (const n of ['encoder.layers.2.self_attn.q_proj.weight', 'post_layernorm.weight']) expect({ n, same: same(`${tower}.${n}`) }).toEqual({ n, same: true });
+  expect(after.tensors.map((t) => t.name).sort()).toEqual(before.tensors.map((t) => t.name).sort());
+  before.close();
+  after.close();
+  let right = 0;
+  for (const [file, colour] of heldOut) {
+    const g = run('generate', '--mllm', out, '--image', file, '--prompt', 'What colour is the square?', '--max-new-tokens', '4', '--json');
+    expect(g.status).toBe(0);
+    if ((JSON.parse(g.stdout) as { text: string }).text.trim().toLowerCase().startsWith(colour)) right += 1;
+  }
+  expect(right).toBe(heldOut.length);
+}, 600000);
+
 test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, --merge-lora folds them in', () => {
   const stage1 = path.join(tmp, 'stage1');
   const common = [
@@ -185,11 +239,11 @@ test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, 
   }
 }, 600000);
 
-test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted one bit for bit', async () => {
+test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted one bit for bit (the tower training too)', async () => {
   const base: FinetuneConfig = {
     ...FINETUNE_DEFAULTS,
     stage: 'pretrain',
-    tune: STAGES.pretrain.tune,
+    tune: { ...STAGES.pretrain.tune, vision: 'full' },
     vision: CLIP_FIXTURE,
     llm,
     data: path.join(tmp, 'captions.jsonl'),
@@ -224,6 +278,9 @@ test('refusals: mixed sources, LoRA on the connector or on no layer, a frozen ev
   const base = ['finetune', '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', path.join(tmp, 'x')];
   expect(run(...base, '--mllm', tmp, '--llm', llm).stderr).toMatch(/--mllm, or --vision and --llm, not both/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'connector=lora').stderr).toMatch(/LoRA is for the LLM/);
+  expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'vision=lora').stderr).toMatch(
+    /vision=lora: LoRA is for the LLM \(the tower trains full or stays frozen\)/,
+  );
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'llm=lora', '--lora-targets', 'qkv').stderr).toMatch(/LoRA targets qkv are not linear layers/);
   expect(run(...base, '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'connector=frozen').stderr).toMatch(/nothing trains/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--resume').stderr).toMatch(/--resume: no checkpoint/);

@@ -110,11 +110,11 @@ export function checkFinetuneConfig(c: FinetuneConfig): void {
   if (!(c.maxGradNorm >= 0)) throw invalid('--max-grad-norm must be >= 0');
   if (!(c.valSplit >= 0 && c.valSplit < 1)) throw invalid('--val-split must be in [0, 1)');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) throw invalid('--seed must be an integer in 0..2^32-1');
-  if (c.tune.vision !== 'frozen') throw invalid('--tune vision=frozen only: training the vision tower is not built yet');
+  if (c.tune.vision === 'lora') throw invalid('--tune vision=lora: LoRA is for the LLM (the tower trains full or stays frozen)');
   if (c.tune.connector === 'lora') throw invalid('--tune connector=lora: LoRA is for the LLM (the connector trains full or stays frozen)');
   if (!Number.isSafeInteger(c.lora.r) || c.lora.r < 1) throw invalid('--lora-r must be a positive integer');
   if (!(c.lora.alpha > 0)) throw invalid('--lora-alpha must be positive');
   if (!(c.lora.dropout >= 0 && c.lora.dropout < 1)) throw invalid('--lora-dropout must be in [0, 1)');
   if (c.mergeLora && c.tune.llm !== 'lora') throw invalid('--merge-lora needs --tune llm=lora');
-  if (c.tune.connector === 'frozen' && c.tune.llm === 'frozen') throw invalid('--tune: nothing trains (connector and llm both frozen)');
+  if (c.tune.vision === 'frozen' && c.tune.connector === 'frozen' && c.tune.llm === 'frozen') throw invalid('--tune: nothing trains (every part frozen)');
 }

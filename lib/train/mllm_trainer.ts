@@ -1,8 +1,9 @@
 /**
  * Training a TinyLLaVA-format MM-LLM natively (`tinyemo finetune`): stage 1
  * (connector pretraining on captions) and stage 2 (connector and LLM on
- * instruct data), as TinyLLaVA Factory runs them. The tower stays frozen: each
- * image's patch features are computed once and kept. A step sums the
+ * instruct data), as TinyLLaVA Factory runs them. A frozen tower's patch
+ * features are computed once per image and kept; a training tower
+ * (--tune vision=full) runs on each image's kept pixels every step. A step sums the
  * gradients of `batchSize × gradAccum` examples, each example's loss weighted
  * so a micro-batch gives the mean over its trained tokens (divided by
  * gradAccum), clips their global norm, and takes one AdamW step over all the
@@ -90,7 +91,7 @@ export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hook
   if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR`);
   const tokenizer = TextTokenizer.fromFolder(tokDir);
   // Resuming a LoRA run keeps its base and its adapter apart (the adapter's factors are the state).
-  const m = loadTrainableMllm(source, { device: c.device, mergeAdapter: !(opts.resume && c.tune.llm === 'lora') });
+  const m = loadTrainableMllm(source, { device: c.device, mergeAdapter: !(opts.resume && c.tune.llm === 'lora'), trainVision: c.tune.vision === 'full' });
   const run = new MllmRun(c, m, tokenizer, tokDir, opts.hooks ?? {});
   try {
     run.prepare(opts.resume === true);
@@ -115,7 +116,8 @@ class MllmRun {
   private expAvg: Tensor<'f32'>[] = [];
   private expAvgSq: Tensor<'f32'>[] = [];
   private state: RunState = { step: 0, epoch: 0, cursor: 0, config: '' };
-  private readonly features = new Map<string, Tensor<'f32'>>();
+  /** Each image's frozen-tower features, or its pixels when the tower trains, by file. */
+  private readonly imageCache = new Map<string, Tensor<'f32'>>();
   private order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
   private lora: LoraPair[] = [];
   private skippedBatches = 0;
@@ -155,9 +157,10 @@ class MllmRun {
     this.schedule = { kind: 'cosine', maxLr: c.lr, totalSteps: this.totalSteps, warmupSteps: Math.ceil(this.totalSteps * c.warmupRatio), beta1: MLLM_ADAMW.beta1 };
   }
 
-  /** The connector's and the LLM's Params as --tune says (LoRA: the factors it attaches, the LLM frozen). */
+  /** The tower's, the connector's and the LLM's Params as --tune says (LoRA: the factors it attaches, the LLM frozen). */
   private trainable(resume: boolean): Param[] {
     const { tune } = this.c;
+    const tower = this.mllm.model.vision?.params() ?? [];
     const conn = this.mllm.model.connector.flatMap((l) => [l.w, ...(l.b ? [l.b] : [])]);
     const llm = this.mllm.model.params().filter((p) => !p.name.startsWith('connector.'));
     if (tune.llm === 'lora') {
@@ -165,7 +168,7 @@ class MllmRun {
       if (resume) this.loadAdapterFactors();
     }
     const lora = this.lora.flatMap((p) => [p.a, p.b]);
-    return [...(tune.connector === 'full' ? conn : []), ...(tune.llm === 'full' ? llm : []), ...lora];
+    return [...(tune.vision === 'full' ? tower : []), ...(tune.connector === 'full' ? conn : []), ...(tune.llm === 'full' ? llm : []), ...lora];
   }
 
   private loraOptions(): { r: number; alpha: number; dropout: number; targets: string[] } {
@@ -247,7 +250,7 @@ class MllmRun {
         // Each example's LoRA dropout masks: from the seed, the step and its place in the step.
         this.mllm.model.decoder.maskSeed =
           (Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0;
-        const r = this.mllm.model.accumulate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) }, 1 / (batchTokens * c.gradAccum), {
+        const r = this.mllm.model.accumulate({ ids: e.inputIds, labels: e.labels, ...(await this.imageInput(e.image)) }, 1 / (batchTokens * c.gradAccum), {
           recompute: c.recompute,
         });
         lossSum += r.loss;
@@ -302,10 +305,26 @@ class MllmRun {
     return norm;
   }
 
+  /** What the model takes for an image: the frozen tower's features, or the pixels when the tower trains. */
+  private async imageInput(image: string | undefined): Promise<{ features?: Tensor<'f32'>; pixels?: Tensor<'f32'> }> {
+    if (image === undefined) return {};
+    return this.mllm.model.vision ? { pixels: await this.imagePixels(image) } : { features: await this.imageFeatures(image) };
+  }
+
+  /** An image's pixels [1, C, S, S] as the tower takes them, decoded once. */
+  private async imagePixels(image: string): Promise<Tensor<'f32'>> {
+    const file = path.resolve(this.c.images, image);
+    const cached = this.imageCache.get(file);
+    if (cached) return cached;
+    const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
+    this.imageCache.set(file, pixels);
+    return pixels;
+  }
+
   /** The frozen tower's patch features of an image [Np, Ev], computed once. */
   private async imageFeatures(image: string): Promise<Tensor<'f32'>> {
     const file = path.resolve(this.c.images, image);
-    const cached = this.features.get(file);
+    const cached = this.imageCache.get(file);
     if (cached) return cached;
     const { vision, preprocess: pre, featureLayer, selectStrategy } = this.mllm;
     const pixels = preprocess([await readImage(file)], pre);
@@ -316,7 +335,7 @@ class MllmRun {
       const keep = selectStrategy === 'patch' ? states.narrow(1, 1, S - 1) : states;
       const f = keep.toSync('f32').reshape([keep.shape[1], Ev]);
       for (const t of new Set([keep, states])) t.dispose();
-      this.features.set(file, f);
+      this.imageCache.set(file, f);
       return f;
     } finally {
       pixels.dispose();
@@ -327,7 +346,7 @@ class MllmRun {
     let loss = 0;
     let tokens = 0;
     for (const e of this.valSet) {
-      const r = this.mllm.model.evaluate({ ids: e.inputIds, labels: e.labels, features: await this.imageFeatures(e.image) });
+      const r = this.mllm.model.evaluate({ ids: e.inputIds, labels: e.labels, ...(await this.imageInput(e.image)) });
       loss += r.loss;
       tokens += r.tokens;
     }
@@ -374,7 +393,7 @@ class MllmRun {
   }
 
   dispose(): void {
-    for (const t of [...this.expAvg, ...this.expAvgSq, ...this.features.values()]) t.dispose();
+    for (const t of [...this.expAvg, ...this.expAvgSq, ...this.imageCache.values()]) t.dispose();
     for (const p of this.params) {
       p.grad?.dispose();
       p.grad = undefined;
@@ -412,16 +431,19 @@ function configKey(c: FinetuneConfig): string {
 
 /**
  * Refuses a run that cannot fit: weights, gradients and AdamW's two moments of the trainable tensors, the frozen
- * ones, and an estimate of one sequence's activations (about 14 floats per hidden unit per layer and position,
+ * ones, and an estimate of one sequence's activations (and of a training tower's tape) (about 14 floats per hidden unit per layer and position,
  * for the longest sequence allowed), against this machine's memory.
  */
 function checkMemory(params: Param[], m: LoadedMllm, c: FinetuneConfig): void {
   const trainable = params.reduce((n, p) => n + p.value.size, 0);
-  const all = m.model.params().reduce((n, p) => n + p.value.size, 0);
+  const tower = m.model.vision;
+  const all = [...m.model.params(), ...(tower?.params() ?? [])].reduce((n, p) => n + p.value.size, 0);
   const cfg = m.model.decoder.config;
   // Recomputing keeps one hidden vector per layer and position, plus one layer's intermediates.
   const perLayer = c.recompute ? cfg.hidden : 14 * cfg.hidden;
-  const activations = (perLayer * cfg.layers + (c.recompute ? 14 * cfg.hidden : 0)) * (c.maxLength + 1024);
+  // A training tower keeps every layer's tape: about 10 hidden and 2 MLP values per token and layer.
+  const towerTape = tower ? tower.weights.layers.length * (tower.featureRows + 1) * (10 * tower.config.hiddenSize + 2 * tower.config.intermediateSize) : 0;
+  const activations = (perLayer * cfg.layers + (c.recompute ? 14 * cfg.hidden : 0)) * (c.maxLength + 1024) + towerTape;
   const bytes = 4 * (all + 3 * trainable + activations);
   const total = os.totalmem();
   if (bytes > 0.9 * total) {

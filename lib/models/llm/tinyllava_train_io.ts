@@ -26,6 +26,7 @@ import { DecoderTrainer } from './decoder_train';
 import { Param, TrainLinear, loadTrainWeights } from './decoder_train_weights';
 import { adapterTransforms } from './lora';
 import { TrainableTinyLlava } from './tinyllava_train';
+import { VisionTrainer } from './vision_train';
 
 export type MllmSource = { kind: 'mllm'; dir: string } | { kind: 'parts'; vision: string; llm: string; connector: string; seed: number };
 
@@ -45,12 +46,21 @@ export interface LoadedMllm {
 
 const CONNECTOR = /^mlp(\d+)x_gelu$/;
 
-/** With `mergeAdapter` (default), a LoRA adapter beside a TinyLLaVA folder's weights is merged into them. */
-export function loadTrainableMllm(src: MllmSource, opts: { device?: Device; mergeAdapter?: boolean } = {}): LoadedMllm {
-  return src.kind === 'mllm' ? fromFolder(src.dir, opts.device, opts.mergeAdapter ?? true) : fromParts(src, opts.device);
+export interface LoadMllmOptions {
+  device?: Device;
+  /** Merge a LoRA adapter beside a TinyLLaVA folder's weights into them (default true). */
+  mergeAdapter?: boolean;
+  /** Load the tower as f32 Params too (VisionTrainer), for --tune vision=full. */
+  trainVision?: boolean;
 }
 
-function fromFolder(dir: string, device: Device | undefined, mergeAdapter: boolean): LoadedMllm {
+export function loadTrainableMllm(src: MllmSource, opts: LoadMllmOptions = {}): LoadedMllm {
+  return src.kind === 'mllm' ? fromFolder(src.dir, opts) : fromParts(src, opts);
+}
+
+function fromFolder(dir: string, opts: LoadMllmOptions): LoadedMllm {
+  const device = opts.device;
+  const mergeAdapter = opts.mergeAdapter ?? true;
   const folder = ModelFolder.open(dir);
   try {
     const adapter = mergeAdapter ? adapterTransforms(dir) : undefined;
@@ -60,12 +70,15 @@ function fromFolder(dir: string, device: Device | undefined, mergeAdapter: boole
     const text = objectField(c, 'text_config', dir);
     const vis = objectField(c, 'vision_config', dir);
     const depth = connectorDepth(c.connector_type, dir);
-    const vision = loadTower(folder.part('vision_tower._vision_tower.', { ...vis }), device);
+    const towerPart = folder.part('vision_tower._vision_tower.', { ...vis });
+    const vision = loadTower(towerPart, device);
     const llmPart = folder.part('language_model.', { ...text });
     // The LLM's names are its own inside the part; the connector's are the folder's.
     const llmLoader = new WeightLoader(llmPart, 'f32', device);
     const loader = new WeightLoader(folder, 'f32', device);
+    const towerLoader = new WeightLoader(towerPart, 'f32', device);
     try {
+      const trainer = opts.trainVision ? VisionTrainer.fromFolder(towerPart, towerLoader, selection(c)) : undefined;
       const cfg = decoderConfig(text, dir);
       const weights = loadTrainWeights(llmPart, cfg, llmLoader);
       const E = cfg.hidden;
@@ -74,10 +87,15 @@ function fromFolder(dir: string, device: Device | undefined, mergeAdapter: boole
         const inp = i === 0 ? vision.config.hiddenSize : E;
         return { w: param(`${p}.weight`, loader.tensor(`${p}.weight`, [E, inp], 'f32')), b: param(`${p}.bias`, loader.tensor(`${p}.bias`, [E], 'f32')) };
       });
-      return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector), vision, c, { dir, prefix: 'vision_tower._vision_tower.' }, dir, [llmLoader, loader]);
+      return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector, trainer), vision, c, { dir, prefix: 'vision_tower._vision_tower.' }, dir, [
+        llmLoader,
+        loader,
+        towerLoader,
+      ]);
     } catch (e) {
       llmLoader.disposeAll();
       loader.disposeAll();
+      towerLoader.disposeAll();
       vision.dispose();
       throw e;
     }
@@ -86,12 +104,19 @@ function fromFolder(dir: string, device: Device | undefined, mergeAdapter: boole
   }
 }
 
-function fromParts(src: Extract<MllmSource, { kind: 'parts' }>, device: Device | undefined): LoadedMllm {
+function fromParts(src: Extract<MllmSource, { kind: 'parts' }>, opts: LoadMllmOptions): LoadedMllm {
+  const device = opts.device;
   const depth = connectorDepth(src.connector, src.connector);
   const vfolder = ModelFolder.open(src.vision);
+  const towerLoader = new WeightLoader(vfolder, 'f32', device);
   let vision: ClipVision | SiglipVision;
+  let trainer: VisionTrainer | undefined;
   try {
     vision = loadTower(vfolder, device);
+    trainer = opts.trainVision ? VisionTrainer.fromFolder(vfolder, towerLoader, selection({})) : undefined;
+  } catch (e) {
+    towerLoader.disposeAll();
+    throw e;
   } finally {
     vfolder.close();
   }
@@ -114,9 +139,13 @@ function fromParts(src: Extract<MllmSource, { kind: 'parts' }>, device: Device |
       ignore_index: -100,
       image_token_index: -200,
     };
-    return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector), vision, config, { dir: src.vision, prefix: '' }, src.vision, [loader]);
+    return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector, trainer), vision, config, { dir: src.vision, prefix: '' }, src.vision, [
+      loader,
+      towerLoader,
+    ]);
   } catch (e) {
     loader.disposeAll();
+    towerLoader.disposeAll();
     vision.dispose();
     throw e;
   } finally {
@@ -133,8 +162,7 @@ function assemble(
   loaders: WeightLoader[],
 ): LoadedMllm {
   const family = vision instanceof SiglipVision ? 'siglip' : 'clip';
-  const layer = typeof config.vision_feature_layer === 'number' ? config.vision_feature_layer : -2;
-  const strategy = config.vision_feature_select_strategy === 'cls_patch' ? 'cls_patch' : 'patch';
+  const { featureLayer: layer, strategy } = selection(config);
   return {
     model,
     vision,
@@ -147,6 +175,14 @@ function assemble(
       for (const l of loaders) l.disposeAll();
       vision.dispose();
     },
+  };
+}
+
+/** Which hidden state of the tower feeds the connector, and whether its first row is dropped (TinyLLaVA's keys). */
+function selection(config: JsonObject): { featureLayer: number; strategy: 'patch' | 'cls_patch' } {
+  return {
+    featureLayer: typeof config.vision_feature_layer === 'number' ? config.vision_feature_layer : -2,
+    strategy: config.vision_feature_select_strategy === 'cls_patch' ? 'cls_patch' : 'patch',
   };
 }
 
@@ -177,11 +213,14 @@ export function saveTinyLlava(out: string, m: LoadedMllm, opts: { tokenizerDir?:
   fs.mkdirSync(out, { recursive: true });
   const tensors: Record<string, Tensor> = {};
   for (const p of m.model.params()) tensors[p.name.startsWith('connector.') ? p.name : `language_model.${p.name}`] = p.value;
+  // A training tower's Params; the rest of it (layers past the feature layer, heads) as the source stores it.
+  for (const p of m.model.vision?.params() ?? []) tensors[`vision_tower._vision_tower.${p.name}`] = p.value;
   const src = ModelFolder.open(m.visionWeights.dir);
   const loaded: Tensor[] = [];
   try {
     for (const name of src.weightNames) {
       if (!name.startsWith(`${m.visionWeights.prefix}vision_model.`)) continue;
+      if (`vision_tower._vision_tower.${name.slice(m.visionWeights.prefix.length)}` in tensors) continue;
       const t = src.load(name);
       loaded.push(t);
       tensors[`vision_tower._vision_tower.${name.slice(m.visionWeights.prefix.length)}`] = t;
