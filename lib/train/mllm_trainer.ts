@@ -22,8 +22,9 @@ import { readImage } from '../io/image';
 import { writeFileAtomic } from '../io/file';
 import { WeightFile } from '../io/weights';
 import { writeSafetensors } from '../io/safetensors';
-import { Param } from '../models/llm/decoder_train_weights';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, LoraPair, attachLora, linearModules, mergeLora, moduleName, writeAdapter } from '../models/llm/lora';
+import { Param, TrainLinear } from '../models/llm/decoder_train_weights';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, LoraPair, attachLoraTo, linearModules, mergeLoraInto, moduleKinds, writeAdapter } from '../models/llm/lora';
+import { towerLinearModules } from '../models/llm/vision_train';
 import { copyIntoSync } from '../ops/copy';
 import { LoadedMllm, MllmSource, loadTrainableMllm, saveTinyLlava } from '../models/llm/tinyllava_train_io';
 import { preprocess } from '../models/vision/preprocess';
@@ -91,7 +92,8 @@ export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hook
   if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR`);
   const tokenizer = TextTokenizer.fromFolder(tokDir);
   // Resuming a LoRA run keeps its base and its adapter apart (the adapter's factors are the state).
-  const m = loadTrainableMllm(source, { device: c.device, mergeAdapter: !(opts.resume && c.tune.llm === 'lora'), trainVision: c.tune.vision === 'full' });
+  const lora = c.tune.llm === 'lora' || c.tune.vision === 'lora';
+  const m = loadTrainableMllm(source, { device: c.device, mergeAdapter: !(opts.resume && lora), trainVision: c.tune.vision !== 'frozen' });
   const run = new MllmRun(c, m, tokenizer, tokDir, opts.hooks ?? {});
   try {
     run.prepare(opts.resume === true);
@@ -107,6 +109,14 @@ export function templateFor(stage: FinetuneConfig['stage'], family: string): Tra
   return family === 'phi' ? 'phi' : family === 'qwen2' ? 'qwen2_base' : 'llama';
 }
 
+/** One part under LoRA: its linear layers, its prefix in the checkpoint, the pairs attached to it. */
+interface LoraPart {
+  modules: TrainLinear[];
+  prefix: string;
+  keyBase: number;
+  pairs: LoraPair[];
+}
+
 class MllmRun {
   private trainSet: EncodedExample[] = [];
   private valSet: EncodedExample[] = [];
@@ -119,7 +129,7 @@ class MllmRun {
   /** Each image's frozen-tower features, or its pixels when the tower trains, by file. */
   private readonly imageCache = new Map<string, Tensor<'f32'>>();
   private order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
-  private lora: LoraPair[] = [];
+  private lora: LoraPart[] | undefined;
   private skippedBatches = 0;
   private schedule!: Schedule;
   private totalSteps = 0;
@@ -157,36 +167,59 @@ class MllmRun {
     this.schedule = { kind: 'cosine', maxLr: c.lr, totalSteps: this.totalSteps, warmupSteps: Math.ceil(this.totalSteps * c.warmupRatio), beta1: MLLM_ADAMW.beta1 };
   }
 
-  /** The tower's, the connector's and the LLM's Params as --tune says (LoRA: the factors it attaches, the LLM frozen). */
+  /** The tower's, the connector's and the LLM's Params as --tune says (LoRA: the factors it attaches, the part frozen). */
   private trainable(resume: boolean): Param[] {
     const { tune } = this.c;
     const tower = this.mllm.model.vision?.params() ?? [];
     const conn = this.mllm.model.connector.flatMap((l) => [l.w, ...(l.b ? [l.b] : [])]);
     const llm = this.mllm.model.params().filter((p) => !p.name.startsWith('connector.'));
-    if (tune.llm === 'lora') {
-      this.lora = attachLora(this.mllm.model.decoder.weights, { ...this.loraOptions(), seed: this.c.seed, device: this.c.device });
-      if (resume) this.loadAdapterFactors();
+    const parts = this.loraParts();
+    const given = this.c.lora.targets;
+    const stray = given?.filter((t) => !parts.some((p) => moduleKinds(p.modules).includes(t)));
+    if (stray?.length) {
+      const kinds = [...new Set(parts.flatMap((p) => moduleKinds(p.modules)))];
+      throw new TinyEmoError('INVALID_ARGUMENT', `LoRA targets ${stray.join(', ')} are not linear layers of this model (${kinds.join(', ')})`);
     }
-    const lora = this.lora.flatMap((p) => [p.a, p.b]);
+    for (const part of parts) {
+      const targets = given ? given.filter((t) => moduleKinds(part.modules).includes(t)) : moduleKinds(part.modules);
+      part.pairs.push(...attachLoraTo(part.modules, { ...this.c.lora, targets, seed: this.c.seed, device: this.c.device, keyBase: part.keyBase }));
+    }
+    if (resume && parts.length) this.loadAdapterFactors();
+    const lora = parts.flatMap((p) => p.pairs.flatMap((x) => [x.a, x.b]));
     return [...(tune.vision === 'full' ? tower : []), ...(tune.connector === 'full' ? conn : []), ...(tune.llm === 'full' ? llm : []), ...lora];
   }
 
-  private loraOptions(): { r: number; alpha: number; dropout: number; targets: string[] } {
+  /** The parts LoRA adapts (--tune llm=lora, vision=lora): their linear layers, where they sit in the checkpoint. */
+  private loraParts(): LoraPart[] {
+    if (this.lora) return this.lora;
+    const { tune } = this.c;
+    const m = this.mllm.model;
+    this.lora = [
+      ...(tune.llm === 'lora' ? [{ modules: linearModules(m.decoder.weights), prefix: 'language_model.', keyBase: 0, pairs: [] }] : []),
+      ...(tune.vision === 'lora' && m.vision ? [{ modules: towerLinearModules(m.vision.weights), prefix: 'vision_tower._vision_tower.', keyBase: 1 << 20, pairs: [] }] : []),
+    ];
+    return this.lora;
+  }
+
+  /** The adapter's settings: the targets are every adapted kind of layer. */
+  private adapterOptions(): { r: number; alpha: number; dropout: number; targets: string[] } {
     const l = this.c.lora;
-    const all = [...new Set(linearModules(this.mllm.model.decoder.weights).map((m) => moduleName(m).split('.').pop()!))];
-    return { r: l.r, alpha: l.alpha, dropout: l.dropout, targets: l.targets ?? all };
+    const kinds = new Set(this.loraParts().flatMap((p) => p.pairs.map((x) => x.a.name.split('.').at(-3)!)));
+    return { r: l.r, alpha: l.alpha, dropout: l.dropout, targets: [...kinds] };
   }
 
   /** The factors a resumed LoRA run had reached (its adapter files in --out). */
   private loadAdapterFactors(): void {
     const w = WeightFile.open(path.join(this.c.out, ADAPTER_WEIGHTS));
     try {
-      for (const p of this.lora.flatMap((x) => [x.a, x.b])) {
-        const t = w.load(`base_model.model.language_model.${p.name}`, { dtype: 'f32' });
-        try {
-          copyIntoSync(t, p.value);
-        } finally {
-          t.dispose();
+      for (const part of this.loraParts()) {
+        for (const p of part.pairs.flatMap((x) => [x.a, x.b])) {
+          const t = w.load(`base_model.model.${part.prefix}${p.name}`, { dtype: 'f32' });
+          try {
+            copyIntoSync(t, p.value);
+          } finally {
+            t.dispose();
+          }
         }
       }
     } finally {
@@ -248,8 +281,7 @@ class MllmRun {
       }
       for (const e of batch) {
         // Each example's LoRA dropout masks: from the seed, the step and its place in the step.
-        this.mllm.model.decoder.maskSeed =
-          (Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0;
+        this.mllm.model.setMaskSeed((Math.imul(c.seed + 1, 0x9e3779b1) ^ Math.imul(st.step + 1, 0x85ebca6b) ^ Math.imul(a * c.batchSize + batch.indexOf(e) + 1, 0xc2b2ae35)) >>> 0);
         const r = this.mllm.model.accumulate({ ids: e.inputIds, labels: e.labels, ...(await this.imageInput(e.image)) }, 1 / (batchTokens * c.gradAccum), {
           recompute: c.recompute,
         });
@@ -360,7 +392,8 @@ class MllmRun {
   private checkpoint(): void {
     const c = this.c;
     saveTinyLlava(c.out, this.mllm, { tokenizerDir: this.tokDir });
-    if (this.lora.length) writeAdapter(c.out, this.lora, this.loraOptions(), 'language_model.');
+    const parts = this.loraParts();
+    if (parts.length) writeAdapter(c.out, parts, this.adapterOptions());
     const moments: Record<string, Tensor> = {};
     this.params.forEach((p, i) => {
       moments[`m.${p.name}`] = this.expAvg[i];
@@ -372,7 +405,7 @@ class MllmRun {
 
   /** --merge-lora: the factors folded into the weights, the model written whole, the adapter files gone. */
   private mergeAdapter(): void {
-    mergeLora(this.mllm.model.decoder.weights);
+    for (const part of this.loraParts()) mergeLoraInto(part.modules);
     saveTinyLlava(this.c.out, this.mllm, { tokenizerDir: this.tokDir });
     for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) fs.rmSync(path.join(this.c.out, f), { force: true });
   }
@@ -398,7 +431,7 @@ class MllmRun {
       p.grad?.dispose();
       p.grad = undefined;
     }
-    for (const p of this.lora) {
+    for (const p of this.loraParts().flatMap((x) => x.pairs)) {
       p.a.value.dispose();
       p.b.value.dispose();
     }

@@ -40,18 +40,25 @@ export function linearModules(w: TrainWeights): TrainLinear[] {
   return w.layers.flatMap((L) => [...L.qkv, L.o, ...L.up, L.down]);
 }
 
-/** Adds LoRA pairs to the targeted linear layers; returns them (their A and B are the Params that train). */
+/** Adds LoRA pairs to the targeted linear layers of a decoder; returns them (their A and B are the Params that train). */
 export function attachLora(w: TrainWeights, o: LoraOptions): LoraPair[] {
+  return attachLoraTo(linearModules(w), o);
+}
+
+/**
+ * Adds LoRA pairs to the targeted layers among `modules` (a decoder's, a tower's). `keyBase` numbers their dropout
+ * streams, so two parts of one model never share masks.
+ */
+export function attachLoraTo(modules: TrainLinear[], o: LoraOptions & { keyBase?: number }): LoraPair[] {
   if (!Number.isSafeInteger(o.r) || o.r < 1) throw new TinyEmoError('INVALID_ARGUMENT', 'LoRA r must be a positive integer');
   if (!(o.alpha > 0)) throw new TinyEmoError('INVALID_ARGUMENT', 'LoRA alpha must be positive');
   if (!(o.dropout >= 0 && o.dropout < 1)) throw new TinyEmoError('INVALID_ARGUMENT', 'LoRA dropout must be in [0, 1)');
-  const rng = new Rng(o.seed ^ 0x4c6f5241);
+  const rng = new Rng(o.seed ^ 0x4c6f5241 ^ (o.keyBase ?? 0));
   const pairs: LoraPair[] = [];
-  const modules = linearModules(w);
   const known = new Set(modules.map((l) => moduleName(l).split('.').pop()!));
   const unknown = o.targets.filter((t) => !known.has(t));
   if (unknown.length) throw new TinyEmoError('INVALID_ARGUMENT', `LoRA targets ${unknown.join(', ')} are not linear layers of this model (${[...known].join(', ')})`);
-  modules.forEach((l, key) => {
+  modules.forEach((l, i) => {
     const name = moduleName(l);
     if (!o.targets.includes(name.split('.').pop()!)) return;
     const [out, inp] = l.w.value.shape;
@@ -62,11 +69,22 @@ export function attachLora(w: TrainWeights, o: LoraOptions): LoraPair[] {
       o.device,
     );
     const b = Tensor.zeros([out, o.r], 'f32', o.device);
-    l.lora = { a: { name: `${name}.lora_A.weight`, value: a }, b: { name: `${name}.lora_B.weight`, value: b }, scale: o.alpha / o.r, dropout: o.dropout, key };
+    l.lora = {
+      a: { name: `${name}.lora_A.weight`, value: a },
+      b: { name: `${name}.lora_B.weight`, value: b },
+      scale: o.alpha / o.r,
+      dropout: o.dropout,
+      key: (o.keyBase ?? 0) + i,
+    };
     pairs.push(l.lora);
   });
   if (pairs.length === 0) throw new TinyEmoError('INVALID_ARGUMENT', 'LoRA targets no layer');
   return pairs;
+}
+
+/** The short names (q_proj, fc1, ...) of some linear layers, each once. */
+export function moduleKinds(modules: TrainLinear[]): string[] {
+  return [...new Set(modules.map((m) => moduleName(m).split('.').pop()!))];
 }
 
 export function moduleName(l: TrainLinear): string {
@@ -109,9 +127,14 @@ export function loraBackward(x: Tensor<'f32'>, l: LoraPair, dy: Tensor<'f32'>, d
   dropoutApplySync(scope.use(gemmSync(dt, l.a.value, { bTrans: true })), d, { out: dx, accumulate: true });
 }
 
-/** W += scale · B·A for every pair (after merging, the adapter is the weights). */
+/** W += scale · B·A for every pair of a decoder (after merging, the adapter is the weights). */
 export function mergeLora(w: TrainWeights): void {
-  for (const l of linearModules(w)) {
+  mergeLoraInto(linearModules(w));
+}
+
+/** The same over any linear layers (a tower's). */
+export function mergeLoraInto(modules: TrainLinear[]): void {
+  for (const l of modules) {
     if (!l.lora) continue;
     gemmSync(l.lora.b.value, l.lora.a.value, { bTrans: true, alpha: l.lora.scale, out: l.w.value, beta: 1 });
   }
@@ -122,13 +145,16 @@ export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 /**
  * PEFT's adapter files beside a model: adapter_config.json and adapter_model.safetensors, the factors under
- * `base_model.model.<prefix><module>.lora_{A,B}.weight` (prefix: where the LLM sits in the checkpoint).
+ * `base_model.model.<prefix><module>.lora_{A,B}.weight` (prefix: where each part, the LLM or the tower, sits in the
+ * checkpoint).
  */
-export function writeAdapter(dir: string, pairs: LoraPair[], o: Omit<LoraOptions, 'seed' | 'device'>, prefix: string): void {
+export function writeAdapter(dir: string, groups: ReadonlyArray<{ pairs: LoraPair[]; prefix: string }>, o: Omit<LoraOptions, 'seed' | 'device'>): void {
   const tensors: Record<string, Tensor> = {};
-  for (const p of pairs) {
-    tensors[`base_model.model.${prefix}${p.a.name}`] = p.a.value;
-    tensors[`base_model.model.${prefix}${p.b.name}`] = p.b.value;
+  for (const { pairs, prefix } of groups) {
+    for (const p of pairs) {
+      tensors[`base_model.model.${prefix}${p.a.name}`] = p.a.value;
+      tensors[`base_model.model.${prefix}${p.b.name}`] = p.b.value;
+    }
   }
   writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors);
   const config = {

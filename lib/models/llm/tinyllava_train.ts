@@ -49,6 +49,12 @@ export class TrainableTinyLlava {
     readonly vision?: VisionTrainer,
   ) {}
 
+  /** The seed of this example's LoRA dropout masks, in the LLM and the tower (undefined: no dropout). */
+  setMaskSeed(seed: number | undefined): void {
+    this.decoder.maskSeed = seed;
+    if (this.vision) this.vision.maskSeed = seed;
+  }
+
   /** Every Param of the connector and the LLM. */
   params(): Param[] {
     return [...this.connector.flatMap((l) => [l.w, ...(l.b ? [l.b] : [])]), ...allParams(this.decoder.weights)];
@@ -82,7 +88,7 @@ export class TrainableTinyLlava {
   /** The loss summed over the example's trained tokens, and their count, with no gradient (evaluation). */
   evaluate(ex: TrainExample): { loss: number; tokens: number } {
     using scope = new Scope();
-    this.decoder.maskSeed = undefined; // no dropout when evaluating
+    this.setMaskSeed(undefined); // no dropout when evaluating
     const features = ex.pixels ? scope.use(this.towerForward(ex.pixels)).features : ex.features;
     const seq = expand(ex, features);
     const conn = features ? this.connectorForward(features, scope) : undefined;

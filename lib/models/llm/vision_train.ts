@@ -26,6 +26,7 @@ import { VitConfig, resolveLayers } from '../vision/vit';
 import { WeightLoader } from '../weight_loader';
 import { addInto, normGrads } from './decoder_train';
 import { Param, TrainLinear } from './decoder_train_weights';
+import { loraBackward, loraForward } from './lora';
 
 interface TrainNorm {
   w: Param;
@@ -78,6 +79,9 @@ export interface VisionTape {
 }
 
 export class VisionTrainer {
+  /** The seed of this example's LoRA dropout masks (undefined: no dropout, as in evaluation). */
+  maskSeed: number | undefined = 0;
+
   private constructor(
     readonly config: VitConfig,
     readonly family: VisionFamily,
@@ -216,17 +220,32 @@ export class VisionTrainer {
     const a = held.use(layerNormSync(x, { weight: L.norm1.w.value, bias: L.norm1.b.value, eps: c.eps }));
     const qkv = held.use(Tensor.empty([S, 3 * E], 'f32', h.device));
     using scope = new Scope();
-    L.qkv.forEach((p, i) => gemmSync(a, p.w.value, { bias: p.b?.value, out: scope.use(qkv.narrow(1, i * E, E)) }));
+    L.qkv.forEach((p, i) => {
+      const part = scope.use(qkv.narrow(1, i * E, E));
+      gemmSync(a, p.w.value, { bias: p.b?.value, out: part });
+      if (p.lora) loraForward(a, p.lora, part, this.maskSeed);
+    });
     const heads = scope.use(qkv.reshape([1, S, 3 * c.heads, E / c.heads]));
     const [q, k, v] = [0, 1, 2].map((i) => scope.use(heads.narrow(2, i * c.heads, c.heads)));
     const o = held.use(attentionSync(q, k, v));
-    gemmSync(scope.use(o.reshape([S, E])), L.out.w.value, { bias: L.out.b?.value, out: h, beta: 1 });
+    const oFlat = scope.use(o.reshape([S, E]));
+    gemmSync(oFlat, L.out.w.value, { bias: L.out.b?.value, out: h, beta: 1 });
+    if (L.out.lora) loraForward(oFlat, L.out.lora, h, this.maskSeed);
     const h1 = held.use(h.toSync('f32'));
     const b = held.use(layerNormSync(h1, { weight: L.norm2.w.value, bias: L.norm2.b.value, eps: c.eps }));
     const pre = held.use(gemmSync(b, L.fc1.w.value, { bias: L.fc1.b?.value }));
+    if (L.fc1.lora) loraForward(b, L.fc1.lora, pre, this.maskSeed);
     const m = held.use(activationSync(pre, c.activation));
     gemmSync(m, L.fc2.w.value, { bias: L.fc2.b?.value, out: h, beta: 1 });
+    if (L.fc2.lora) loraForward(m, L.fc2.lora, h, this.maskSeed);
     return { h: x, a, qkv, o, h1, b, pre, m };
+  }
+
+  /** dL/dx of x·Wᵀ + b (+ LoRA) from dy, the trainable weights' gradients added. */
+  private linearBack(x: Tensor<'f32'>, l: TrainLinear, dy: Tensor<'f32'>): Tensor<'f32'> {
+    const dx = linearBackwardSync(x, l.w.value, dy, { dw: l.w.grad, db: l.b?.grad })!;
+    if (l.lora) loraBackward(x, l.lora, dy, dx, this.maskSeed);
+    return dx;
   }
 
   /** dh, the gradient at the layer's output, becomes the gradient at its input (in place). */
@@ -235,13 +254,13 @@ export class VisionTrainer {
     const [S, E] = dh.shape;
     using scope = new Scope();
     // MLP branch: h'' = h' + fc2(act(fc1(LN2(h')))).
-    const dm = scope.use(linearBackwardSync(t.m, L.fc2.w.value, dh, { dw: L.fc2.w.grad, db: L.fc2.b?.grad })!);
+    const dm = scope.use(this.linearBack(t.m, L.fc2, dh));
     const dpre = activationBackwardSync(t.pre, dm, c.activation, { dx: dm });
-    const db = scope.use(linearBackwardSync(t.b, L.fc1.w.value, dpre, { dw: L.fc1.w.grad, db: L.fc1.b?.grad })!);
+    const db = scope.use(this.linearBack(t.b, L.fc1, dpre));
     addInto(dh, scope.use(layerNormBackwardSync(t.h1, db, { weight: L.norm2.w.value, eps: c.eps, ...normGrads(L.norm2.w, L.norm2.b) }).dx));
     // Attention branch: h' = h + out(attn(q, k, v)), [q k v] = LN1(h)·[Wq Wk Wv]ᵀ.
     const oFlat = scope.use(t.o.reshape([S, E]));
-    const dO = scope.use(linearBackwardSync(oFlat, L.out.w.value, dh, { dw: L.out.w.grad, db: L.out.b?.grad })!);
+    const dO = scope.use(this.linearBack(oFlat, L.out, dh));
     const view = (x: Tensor<'f32'>, i: number) => scope.use(scope.use(x.reshape([1, S, 3 * c.heads, E / c.heads])).narrow(2, i * c.heads, c.heads));
     const dqkv = scope.use(Tensor.empty([S, 3 * E], 'f32', dh.device));
     attentionBackwardSync(view(t.qkv, 0), view(t.qkv, 1), view(t.qkv, 2), t.o, scope.use(dO.reshape([1, S, c.heads, E / c.heads])), {
@@ -251,9 +270,15 @@ export class VisionTrainer {
     L.qkv.forEach((p, i) => {
       const part = scope.use(scope.use(dqkv.narrow(1, i * E, E)).contiguous());
       linearBackwardSync(t.a, p.w.value, part, { dx: da, accumulateDx: true, dw: p.w.grad, db: p.b?.grad });
+      if (p.lora) loraBackward(t.a, p.lora, part, da, this.maskSeed);
     });
     addInto(dh, scope.use(layerNormBackwardSync(t.h, da, { weight: L.norm1.w.value, eps: c.eps, ...normGrads(L.norm1.w, L.norm1.b) }).dx));
   }
+}
+
+/** The linear layers, as LoRA targets them (q_proj, k_proj, v_proj, out_proj, fc1, fc2 per layer). */
+export function towerLinearModules(w: VisionTrainWeights): TrainLinear[] {
+  return w.layers.flatMap((L) => [...L.qkv, L.out, L.fc1, L.fc2]);
 }
 
 /** The image's patches as rows [Np, C·P·P], each in the conv weight's (channel, y, x) order. */
