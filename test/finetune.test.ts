@@ -241,9 +241,9 @@ test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, 
   }
 }, 600000);
 
-test('LoRA on the tower and the LLM: one PEFT adapter holds both parts, generate reads it, --merge-lora folds both in', () => {
+test('LoRA on every part: one PEFT adapter holds the tower, the connector and the LLM, generate reads it, --merge-lora folds them in', () => {
   const stage1 = path.join(tmp, 'stage1');
-  const common = ['finetune', '--stage', 'finetune', '--mllm', stage1, '--tune', 'vision=lora,llm=lora', '--lora-r', '8', '--lora-alpha', '16'];
+  const common = ['finetune', '--stage', 'finetune', '--mllm', stage1, '--tune', 'vision=lora,connector=lora,llm=lora', '--lora-r', '8', '--lora-alpha', '16'];
   const data = ['--data', path.join(tmp, 'questions.jsonl'), '--images', images, '--epochs', '20', '--batch-size', '6', '--lr', '3e-3', '--json'];
   const out = path.join(tmp, 'lora-both');
   const r = run(...common, ...data, '--out', out);
@@ -251,12 +251,13 @@ test('LoRA on the tower and the LLM: one PEFT adapter holds both parts, generate
   expect(r.status).toBe(0);
   const adapter = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')) as { target_modules: string[] };
   // The LLM's layers and the tower's (out_proj, fc1, fc2 are CLIP's names).
-  expect(adapter.target_modules).toEqual(expect.arrayContaining(['q_proj', 'down_proj', 'out_proj', 'fc1', 'fc2']));
+  expect(adapter.target_modules).toEqual(expect.arrayContaining(['q_proj', 'down_proj', 'out_proj', 'fc1', 'fc2', '_connector.0', '_connector.2']));
   const w = WeightFile.open(path.join(out, 'adapter_model.safetensors'));
   const names = w.tensors.map((t) => t.name);
   w.close();
   expect(names).toContain('base_model.model.vision_tower._vision_tower.vision_model.encoder.layers.1.mlp.fc2.lora_B.weight');
   expect(names).toContain('base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.weight');
+  expect(names).toContain('base_model.model.connector._connector.2.lora_B.weight');
   // Layers past the feature layer are not adapted.
   expect(names.some((n) => n.includes('encoder.layers.2.'))).toBe(false);
   // The tower's base weights are stage 1's, untouched.
@@ -324,10 +325,9 @@ test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted o
   b.close();
 }, 300000);
 
-test('refusals: mixed sources, LoRA on the connector or on no layer, a frozen everything, a missing resume, records that do not encode are counted', () => {
+test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing resume, records that do not encode are counted', () => {
   const base = ['finetune', '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', path.join(tmp, 'x')];
   expect(run(...base, '--mllm', tmp, '--llm', llm).stderr).toMatch(/--mllm, or --vision and --llm, not both/);
-  expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'connector=lora').stderr).toMatch(/LoRA is for the LLM/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'llm=lora', '--lora-targets', 'qkv').stderr).toMatch(/LoRA targets qkv are not linear layers/);
   expect(run(...base, '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'connector=frozen').stderr).toMatch(/nothing trains/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--resume').stderr).toMatch(/--resume: no checkpoint/);

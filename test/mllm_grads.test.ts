@@ -13,9 +13,9 @@ import { WeightFile } from '../lib/io/weights';
 import { decoderConfig } from '../lib/models/llm/decoder_config';
 import { DecoderTrainer } from '../lib/models/llm/decoder_train';
 import { Param, TrainLinear, loadTrainWeights } from '../lib/models/llm/decoder_train_weights';
-import { attachLora } from '../lib/models/llm/lora';
+import { attachLora, attachLoraTo } from '../lib/models/llm/lora';
 import { TrainableTinyLlava } from '../lib/models/llm/tinyllava_train';
-import { VisionTrainer } from '../lib/models/llm/vision_train';
+import { VisionTrainer, towerLinearModules } from '../lib/models/llm/vision_train';
 import { copyIntoSync } from '../lib/ops/copy';
 import { scaleSync } from '../lib/ops/activation';
 import { WeightLoader } from '../lib/models/weight_loader';
@@ -187,4 +187,50 @@ test("LoRA with dropout: the factors' gradients equal central differences of the
   }
   for (const t of [...factors.flatMap((p) => [p.value, p.grad!]), ...connector.flatMap((l) => [l.w.value, l.b!.value]), features]) t.dispose();
   loader.disposeAll();
+});
+
+test("LoRA with dropout on the tower and the connector: the factors' gradients equal central differences", () => {
+  const ex = JSON.parse(fs.readFileSync(path.join(FIX, 'llama_clip', 'example.json'), 'utf8')) as { ids: number[]; labels: number[] };
+  const { model, image, dispose } = build('llama_clip');
+  const vision = model.vision!;
+  const pairs = [
+    ...attachLoraTo(towerLinearModules(vision.weights), { r: 2, alpha: 4, dropout: 0.25, targets: ['q_proj', 'v_proj', 'fc2'], seed: 3, keyBase: 1 << 20 }),
+    ...attachLoraTo(model.connector, { r: 2, alpha: 4, dropout: 0.25, targets: ['0', '2'], seed: 3, keyBase: 2 << 20 }),
+  ];
+  // B starts at zero (PEFT): give it values so that A's gradient is not zero too.
+  for (const p of pairs)
+    copyIntoSync(
+      Tensor.from(
+        new Float32Array(p.b.value.size).map((_, i) => Math.cos(i) * 0.05),
+        p.b.value.shape,
+      ),
+      p.b.value,
+    );
+  const factors = pairs.flatMap((p) => [p.a, p.b]);
+  for (const p of factors) p.grad = Tensor.zeros(p.value.shape, 'f32');
+  const example = { ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), ...image };
+  const loss = (scale: number) => {
+    model.setMaskSeed(77);
+    return model.accumulate(example, scale).loss;
+  };
+  loss(1);
+  const h = 1e-3;
+  try {
+    for (const p of factors) {
+      const v = p.value.data as Float32Array;
+      const g = p.grad!.toArray() as Float32Array;
+      for (const i of [0, v.length - 1]) {
+        const keep = v[i];
+        v[i] = keep + h;
+        const a = loss(0);
+        v[i] = keep - h;
+        const b = loss(0);
+        v[i] = keep;
+        expect({ name: p.name, i, err: Math.abs((a - b) / (2 * h) - g[i]) < 2e-3 * Math.max(1, Math.abs(g[i])) }).toEqual({ name: p.name, i, err: true });
+      }
+    }
+  } finally {
+    for (const t of factors.flatMap((p) => [p.value, p.grad!])) t.dispose();
+    dispose();
+  }
 });

@@ -19,7 +19,7 @@ const FLAGS = {
   connector: { arg: '<type>', default: d.connector, help: 'stage 1 from parts: the connector, mlpNx_gelu' },
   tokenizer: { arg: '<dir>', help: "the tokenizer folder when the model has none (OpenELM: TinyLlama's)" },
   stage: { arg: '<stage>', default: d.stage, help: `pretrain (connector only, lr ${STAGES.pretrain.lr}, captions) | finetune (connector and llm, lr ${STAGES.finetune.lr})` },
-  tune: { arg: '<spec>', help: "override the stage's parts: vision=frozen|full|lora, connector=frozen|full, llm=frozen|full|lora, e.g. vision=lora,llm=lora" },
+  tune: { arg: '<spec>', help: "override the stage's parts: vision, connector, llm each frozen|full|lora, e.g. vision=lora,llm=lora" },
   loraR: { arg: '<n>', kind: 'int', default: d.loraR, help: 'LoRA rank (--tune llm=lora or vision=lora)' },
   loraAlpha: { arg: '<n>', kind: 'number', default: d.loraAlpha, help: 'LoRA alpha (the factor is alpha/r)' },
   loraDropout: { arg: '<p>', kind: 'number', default: d.loraDropout, help: 'dropout on the LoRA branch' },

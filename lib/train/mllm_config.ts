@@ -42,7 +42,7 @@ export interface FinetuneConfig {
   seed: number;
   /** A checkpoint every this many optimizer steps. */
   saveEvery: number;
-  /** LoRA (--tune llm=lora, vision=lora): rank, alpha, dropout, and the modules it targets (default: every linear layer of each adapted part). */
+  /** LoRA (--tune llm=lora, vision=lora, connector=lora): rank, alpha, dropout, and the modules it targets (default: every linear layer of each adapted part). */
   lora: { r: number; alpha: number; dropout: number; targets?: string[] };
   /** Fold the trained LoRA factors into the weights at the end (no adapter files then). */
   mergeLora: boolean;
@@ -110,10 +110,9 @@ export function checkFinetuneConfig(c: FinetuneConfig): void {
   if (!(c.maxGradNorm >= 0)) throw invalid('--max-grad-norm must be >= 0');
   if (!(c.valSplit >= 0 && c.valSplit < 1)) throw invalid('--val-split must be in [0, 1)');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) throw invalid('--seed must be an integer in 0..2^32-1');
-  if (c.tune.connector === 'lora') throw invalid('--tune connector=lora: LoRA is for the LLM and the tower (the connector trains full or stays frozen)');
   if (!Number.isSafeInteger(c.lora.r) || c.lora.r < 1) throw invalid('--lora-r must be a positive integer');
   if (!(c.lora.alpha > 0)) throw invalid('--lora-alpha must be positive');
   if (!(c.lora.dropout >= 0 && c.lora.dropout < 1)) throw invalid('--lora-dropout must be in [0, 1)');
-  if (c.mergeLora && c.tune.llm !== 'lora' && c.tune.vision !== 'lora') throw invalid('--merge-lora needs LoRA (--tune llm=lora or vision=lora)');
+  if (c.mergeLora && !Object.values(c.tune).includes('lora')) throw invalid('--merge-lora needs LoRA on a part (--tune llm=lora, vision=lora or connector=lora)');
   if (c.tune.vision === 'frozen' && c.tune.connector === 'frozen' && c.tune.llm === 'frozen') throw invalid('--tune: nothing trains (every part frozen)');
 }

@@ -92,7 +92,7 @@ export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hook
   if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR`);
   const tokenizer = TextTokenizer.fromFolder(tokDir);
   // Resuming a LoRA run keeps its base and its adapter apart (the adapter's factors are the state).
-  const lora = c.tune.llm === 'lora' || c.tune.vision === 'lora';
+  const lora = Object.values(c.tune).includes('lora');
   const m = loadTrainableMllm(source, { device: c.device, mergeAdapter: !(opts.resume && lora), trainVision: c.tune.vision !== 'frozen' });
   const run = new MllmRun(c, m, tokenizer, tokDir, opts.hooks ?? {});
   try {
@@ -175,13 +175,14 @@ class MllmRun {
     const llm = this.mllm.model.params().filter((p) => !p.name.startsWith('connector.'));
     const parts = this.loraParts();
     const given = this.c.lora.targets;
-    const stray = given?.filter((t) => !parts.some((p) => moduleKinds(p.modules).includes(t)));
+    const stray = given?.filter((t) => !parts.some((p) => p.prefix !== '' && moduleKinds(p.modules).includes(t)));
     if (stray?.length) {
       const kinds = [...new Set(parts.flatMap((p) => moduleKinds(p.modules)))];
       throw new TinyEmoError('INVALID_ARGUMENT', `LoRA targets ${stray.join(', ')} are not linear layers of this model (${kinds.join(', ')})`);
     }
     for (const part of parts) {
-      const targets = given ? given.filter((t) => moduleKinds(part.modules).includes(t)) : moduleKinds(part.modules);
+      // The connector's layers have no kind of their own (connector._connector.N): LoRA there takes them all.
+      const targets = given && part.prefix !== '' ? given.filter((t) => moduleKinds(part.modules).includes(t)) : moduleKinds(part.modules);
       part.pairs.push(...attachLoraTo(part.modules, { ...this.c.lora, targets, seed: this.c.seed, device: this.c.device, keyBase: part.keyBase }));
     }
     if (resume && parts.length) this.loadAdapterFactors();
@@ -189,7 +190,7 @@ class MllmRun {
     return [...(tune.vision === 'full' ? tower : []), ...(tune.connector === 'full' ? conn : []), ...(tune.llm === 'full' ? llm : []), ...lora];
   }
 
-  /** The parts LoRA adapts (--tune llm=lora, vision=lora): their linear layers, where they sit in the checkpoint. */
+  /** The parts LoRA adapts (--tune llm=lora, vision=lora, connector=lora): their linear layers, where they sit in the checkpoint. */
   private loraParts(): LoraPart[] {
     if (this.lora) return this.lora;
     const { tune } = this.c;
@@ -197,6 +198,8 @@ class MllmRun {
     this.lora = [
       ...(tune.llm === 'lora' ? [{ modules: linearModules(m.decoder.weights), prefix: 'language_model.', keyBase: 0, pairs: [] }] : []),
       ...(tune.vision === 'lora' && m.vision ? [{ modules: towerLinearModules(m.vision.weights), prefix: 'vision_tower._vision_tower.', keyBase: 1 << 20, pairs: [] }] : []),
+      // The connector's names are the checkpoint's own (connector._connector.N).
+      ...(tune.connector === 'lora' ? [{ modules: m.connector, prefix: '', keyBase: 2 << 20, pairs: [] }] : []),
     ];
     return this.lora;
   }
@@ -204,7 +207,13 @@ class MllmRun {
   /** The adapter's settings: the targets are every adapted kind of layer. */
   private adapterOptions(): { r: number; alpha: number; dropout: number; targets: string[] } {
     const l = this.c.lora;
-    const kinds = new Set(this.loraParts().flatMap((p) => p.pairs.map((x) => x.a.name.split('.').at(-3)!)));
+    // PEFT matches a target against the end of a module's name: the connector's layers by "_connector.N".
+    const kindOf = (p: LoraPart, name: string) =>
+      name
+        .split('.')
+        .slice(p.prefix === '' ? -4 : -3, -2)
+        .join('.');
+    const kinds = new Set(this.loraParts().flatMap((p) => p.pairs.map((x) => kindOf(p, x.a.name))));
     return { r: l.r, alpha: l.alpha, dropout: l.dropout, targets: [...kinds] };
   }
 

@@ -24,6 +24,7 @@ import { Tensor } from '../../tensor';
 import { Scope } from '../../util/scope';
 import { DecoderTrainer } from './decoder_train';
 import { Param, TrainLinear, allParams } from './decoder_train_weights';
+import { loraBackward, loraForward } from './lora';
 import { VisionTape, VisionTrainer } from './vision_train';
 
 export interface TrainExample {
@@ -111,6 +112,7 @@ export class TrainableTinyLlava {
       const L = this.connector[i];
       inputs.push(h);
       const z = scope.use(gemmSync(h, L.w.value, { bias: L.b?.value }));
+      if (L.lora) loraForward(h, L.lora, z, this.decoder.maskSeed);
       pre.push(z);
       h = i + 1 < this.connector.length ? scope.use(activationSync(z, 'gelu')) : z;
     }
@@ -124,6 +126,7 @@ export class TrainableTinyLlava {
     for (let i = this.connector.length - 1; i >= 0; --i) {
       const L = this.connector[i];
       const dxi = linearBackwardSync(c.inputs[i], L.w.value, dz, { ...(i > 0 || inputGrad ? {} : { dx: null }), dw: L.w.grad, db: L.b?.grad });
+      if (L.lora) loraBackward(c.inputs[i], L.lora, dz, dxi, this.decoder.maskSeed);
       if (i === 0) return dxi;
       dz = scope.use(activationBackwardSync(c.pre[i - 1], scope.use(dxi!), 'gelu'));
     }
