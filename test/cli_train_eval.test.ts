@@ -48,6 +48,25 @@ test('train without --json reports the label space and one line per epoch on std
   expect(r.stdout).toMatch(/best epoch \d: validation top-1/);
 });
 
+test('inspect on a tinyemo train folder lists its weight files and their tensors; a folder without weights is refused', () => {
+  const r = run('inspect', model, '--json');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { format: string; parts: Array<{ file: string; tensors: Array<{ name: string }> }>; tensors: unknown[] };
+  expect(j.format).toBe('tinyemo model folder (tinyemo.json)');
+  expect(j.parts.map((x) => x.file)).toEqual(expect.arrayContaining(['checkpoint.safetensors', 'labels.safetensors', 'projector.safetensors']));
+  const projector = j.parts.find((x) => x.file === 'projector.safetensors')!;
+  expect(projector.tensors.map((t) => t.name)).toEqual(expect.arrayContaining(['model.0.weight', 'model.4.weight']));
+  expect(j.tensors.length).toBe(j.parts.reduce((n, x) => n + x.tensors.length, 0));
+  const text = run('inspect', model);
+  expect(text.stdout).toMatch(/tinyemo model folder \(tinyemo.json\), \d+ weight files, \d+ tensors/);
+  expect(text.stdout).toMatch(/^projector\.safetensors: safetensors, \d+ tensors/m);
+  const empty = path.join(tmp, 'empty');
+  fs.mkdirSync(empty, { recursive: true });
+  const none = run('inspect', empty);
+  expect(none.status).toBe(2);
+  expect(none.stderr).toMatch(/holds no weights .*\[NOT_FOUND\]/);
+});
+
 test('eval --json has the contract keys, accuracies as fractions, and writes the pictures', () => {
   const plots = path.join(tmp, 'plots');
   const r = run('eval', '--data', data, '--projector', model, '--json', '--plots', plots);
