@@ -41,7 +41,7 @@ export interface PullResult {
   downloaded: string[];
 }
 
-interface RemoteFile {
+export interface RemoteFile {
   path: string;
   size: number;
   /** sha256 for LFS files, the git blob sha1 otherwise. */
@@ -49,7 +49,7 @@ interface RemoteFile {
   lfs: boolean;
 }
 
-function env(): NodeJS.ProcessEnv {
+export function env(): NodeJS.ProcessEnv {
   return process.env;
 }
 
@@ -67,14 +67,14 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-interface Response {
+export interface Response {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: http.IncomingMessage;
 }
 
 /** One GET, following redirects; Authorization is sent to the hub's own origin only. */
-async function get(url: string, headers: Record<string, string>, token: string | undefined, signal?: AbortSignal): Promise<Response> {
+export async function get(url: string, headers: Record<string, string>, token: string | undefined, signal?: AbortSignal): Promise<Response> {
   const origin = new URL(url).origin;
   let current = url;
   for (let hop = 0; hop < 6; ++hop) {
@@ -98,7 +98,7 @@ async function get(url: string, headers: Record<string, string>, token: string |
   throw new TinyEmoError('NETWORK', `too many redirects from ${url}`);
 }
 
-async function readBody(res: Response, limit: number): Promise<Buffer> {
+export async function readBody(res: Response, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of res.body) {
@@ -112,7 +112,7 @@ async function readBody(res: Response, limit: number): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-function httpError(status: number, what: string, token: string | undefined): TinyEmoError {
+export function httpError(status: number, what: string, token: string | undefined): TinyEmoError {
   if (status === 401 || status === 403) {
     return new TinyEmoError('NETWORK', `${what}: access denied (${status})${token ? '' : '; set HF_TOKEN for gated or private repositories'}`);
   }
@@ -120,7 +120,13 @@ function httpError(status: number, what: string, token: string | undefined): Tin
   return new TinyEmoError('NETWORK', `${what}: the hub answered ${status}`);
 }
 
-async function listFiles(endpoint: string, repo: string, revision: string, token: string | undefined, signal?: AbortSignal): Promise<{ commit: string; files: RemoteFile[] }> {
+export async function listFiles(
+  endpoint: string,
+  repo: string,
+  revision: string,
+  token: string | undefined,
+  signal?: AbortSignal,
+): Promise<{ commit: string; files: RemoteFile[] }> {
   const url = `${endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
   const res = await get(url, { accept: 'application/json' }, token, signal);
   if (res.status !== 200) {

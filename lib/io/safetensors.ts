@@ -32,7 +32,15 @@ export interface SafetensorsHeader {
   dataStart: number;
 }
 
-export function readSafetensorsHeader(file: ReadableFile): SafetensorsHeader {
+/** Where a header is read from: a local file, or the first bytes of a remote one (hub/partial.ts). */
+export interface HeaderSource {
+  readonly path: string;
+  /** The whole file's size (the ranges must tile the data up to it). */
+  readonly size: number;
+  read(offset: number, length: number, what: string): Buffer;
+}
+
+export function readSafetensorsHeader(file: HeaderSource): SafetensorsHeader {
   const bad = (msg: string) => invalidFile(file.path, `not a valid safetensors file: ${msg}`);
   if (file.size < 8) throw bad('shorter than its 8-byte header length');
   const len64 = file.read(0, 8, 'header length').readBigUInt64LE(0);

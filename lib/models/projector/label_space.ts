@@ -13,6 +13,7 @@ import * as path from 'path';
 import { TinyEmoError } from '../../errors';
 import { ModelFolder, readJsonFile } from '../../io/model_folder';
 import { writeSafetensors } from '../../io/safetensors';
+import { EMBEDDING_NAMES } from '../../io/weight_names';
 import { WeightFile } from '../../io/weights';
 import { embeddingSync } from '../../ops/embedding';
 import { Tensor } from '../../tensor';
@@ -27,15 +28,7 @@ export type LabelSource =
   | { kind: 'random'; seed: number; dim: number }
   | { kind: 'table'; file: string };
 
-/** Where the input-token embedding table lives in the checkpoints tinyemo knows. */
-export const EMBEDDING_NAMES = [
-  'transformer.token_embeddings.weight', // OpenELM
-  'model.embed_tokens.weight', // LLaMA, TinyLlama, Phi-2, Qwen2
-  'model.language_model.embed_tokens.weight', // TinyLLaVA wrappers
-  'language_model.model.embed_tokens.weight',
-  'transformer.wte.weight', // GPT-2 family
-  'embed_tokens.weight',
-];
+export { EMBEDDING_NAMES };
 
 export class LabelSpace {
   constructor(
