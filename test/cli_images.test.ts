@@ -27,7 +27,7 @@ const IMG = path.join(__dirname, 'fixtures', 'images');
 const CLIP = path.join(__dirname, 'fixtures', 'vision', 'clip');
 
 function run(...args: Array<string | Record<string, string>>) {
-  const env = { ...process.env, HF_HUB_CACHE: path.join(tmp, 'hub') } as Record<string, string | undefined>;
+  const env = { ...process.env, HF_HUB_CACHE: path.join(tmp, 'hub'), TINYEMO_CACHE: path.join(tmp, 'tinyemo') } as Record<string, string | undefined>;
   delete env.HF_HUB_OFFLINE;
   delete env.HF_ENDPOINT;
   const argv: string[] = [];
@@ -136,7 +136,9 @@ test('classify without --model, offline and not cached: one message names every 
   expect(r.stderr).toMatch(
     /no --model given, and the default models are not all in the Hugging Face cache; missing: openai\/clip-vit-large-patch14, ggcristian\/TinyEmo-CLIP-OpenELM-450M, apple\/OpenELM-450M-Instruct, TinyLlama\/TinyLlama-1.1B-Chat-v1.0/,
   );
-  expect(r.stderr).toMatch(/tinyemo pull openai\/clip-vit-large-patch14 --include '\*.json' --include 'model.safetensors' && tinyemo pull ggcristian/);
+  expect(r.stderr).toMatch(
+    /tinyemo pull openai\/clip-vit-large-patch14 --only vision && tinyemo pull ggcristian\/TinyEmo-CLIP-OpenELM-450M --include '\*.bin' --include '\*.safetensors' && tinyemo pull apple\/OpenELM-450M-Instruct --only embeddings/,
+  );
   expect(r.stderr).toMatch(/\[NOT_FOUND\]$/m);
   expect(r.stderr).not.toMatch(/downloading/);
 });
@@ -202,6 +204,27 @@ test('classify without --model, defaults in the cache: tower, released-style pro
   got.forEach((p, i) => expect(p.score).toBeCloseTo(want[i].score, 5));
   const mikels = run('classify', photo, '--taxonomy', 'mikels8', '--top-k', '8', '--json');
   expect((JSON.parse(mikels.stdout) as typeof j).results[0].predictions).toHaveLength(8);
+
+  // The same from partial downloads (tinyemo pull --only: the tower, the embedding table) in tinyemo's cache,
+  // with only the projector and the tokenizer in the hub cache.
+  const partialCache = path.join(tmp, 'partial-only');
+  const partial = (repo: string, subset: string, from: string) => {
+    const commit = 'c0ffee'.padEnd(40, '0');
+    const base = path.join(partialCache, 'partial', `models--${repo.replace('/', '--')}`);
+    fs.mkdirSync(path.join(base, 'refs'), { recursive: true });
+    fs.writeFileSync(path.join(base, 'refs', 'main'), commit);
+    const dir = path.join(base, commit, subset);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of fs.readdirSync(from)) fs.copyFileSync(path.join(from, f), path.join(dir, f));
+    fs.writeFileSync(path.join(dir, 'partial.json'), JSON.stringify({ repo, commit, subset, sources: [], tensors: 1, bytes: 1, ofBytes: 1 }));
+  };
+  partial('openai/clip-vit-large-patch14', 'vision', vision);
+  partial('apple/OpenELM-450M-Instruct', 'embeddings', llm);
+  const hubOnly = path.join(tmp, 'hub-only');
+  for (const repo of ['ggcristian/TinyEmo-CLIP-OpenELM-450M', 'TinyLlama/TinyLlama-1.1B-Chat-v1.0']) fs.cpSync(repoDir(cache, repo), repoDir(hubOnly, repo), { recursive: true });
+  const viaPartial = run('classify', photo, '--top-k', '6', '--json', { HF_HUB_CACHE: hubOnly, TINYEMO_CACHE: partialCache, HF_HUB_OFFLINE: '1' });
+  expect(viaPartial.stderr).toBe('');
+  expect((JSON.parse(viaPartial.stdout) as typeof j).results[0].predictions).toEqual(got);
   for (const t of [px, out.imageEmbeds!]) t.dispose();
   tower.dispose();
   cls.dispose();
