@@ -134,7 +134,7 @@ test('classify without --model, offline and not cached: one message names every 
   const r = run('classify', path.join(images, 'joy', 'photo_640x480.jpg'), { HF_HUB_OFFLINE: '1' });
   expect(r.status).toBe(2);
   expect(r.stderr).toMatch(
-    /no --model given, and the default models are not all in the Hugging Face cache; missing: openai\/clip-vit-large-patch14, ggcristian\/TinyEmo-CLIP-OpenELM-450M, apple\/OpenELM-450M-Instruct, TinyLlama\/TinyLlama-1.1B-Chat-v1.0/,
+    /no --model given, and the default models are not all in the Hugging Face cache or tinyemo's; missing: openai\/clip-vit-large-patch14, ggcristian\/TinyEmo-CLIP-OpenELM-450M, apple\/OpenELM-450M-Instruct, TinyLlama\/TinyLlama-1.1B-Chat-v1.0/,
   );
   expect(r.stderr).toMatch(
     /tinyemo pull openai\/clip-vit-large-patch14 --only vision && tinyemo pull ggcristian\/TinyEmo-CLIP-OpenELM-450M --include '\*.bin' --include '\*.safetensors' && tinyemo pull apple\/OpenELM-450M-Instruct --only embeddings/,

@@ -69,7 +69,10 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
     if (f.model === undefined) {
       // Online, fetch what the cache lacks; offline or unreachable, load() names what is missing.
       const say = f.json ? () => undefined : (m: string) => process.stderr.write(`${m}\n`);
-      const r = await ensureDefaultModels({ onPull: (repo) => say(`downloading ${repo} (the default models) into the Hugging Face cache`) });
+      const r = await ensureDefaultModels({
+        onPull: (repo, what) => say(`downloading ${repo} (the default models): ${what}`),
+        onPlan: (repo, what) => say(`${repo}: ${what}`),
+      });
       for (const x of r.failed) say(`could not download: ${x.reason}`);
     }
     const ic = ImageClassifier.load(f.model, {

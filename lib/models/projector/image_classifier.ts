@@ -13,7 +13,7 @@ import { TinyEmoError } from '../../errors';
 import { TAXONOMIES } from '../../data/taxonomies';
 import { DEFAULT_REPOS } from '../../hub/defaults';
 import { pull, resolveModel } from '../../hub/client';
-import { TensorSubset, pullTensors, resolvePartial } from '../../hub/partial';
+import { SUBSETS, TensorSubset, pullTensors, resolvePartial } from '../../hub/partial';
 import { readJsonFile } from '../../io/model_folder';
 import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
@@ -64,7 +64,15 @@ function pullCommandFor(key: string): string {
  * ImageClassifier.load to report in one message.
  */
 export async function ensureDefaultModels(
-  opts: { cacheDir?: string; partialCacheDir?: string; offline?: boolean; endpoint?: string; retries?: number; onPull?: (repo: string) => void } = {},
+  opts: {
+    cacheDir?: string;
+    partialCacheDir?: string;
+    offline?: boolean;
+    endpoint?: string;
+    retries?: number;
+    onPull?: (repo: string, what: string) => void;
+    onPlan?: (repo: string, what: string) => void;
+  } = {},
 ): Promise<{ pulled: string[]; failed: Array<{ repo: string; reason: string }> }> {
   const offline = opts.offline ?? ['1', 'true', 'yes'].includes((process.env.HF_HUB_OFFLINE ?? '').toLowerCase());
   const pulled: string[] = [];
@@ -73,11 +81,14 @@ export async function ensureDefaultModels(
     const { repo, revision } = DEFAULT_REPOS[key];
     if (findPinned(key, opts.cacheDir, opts.partialCacheDir)) continue;
     if (offline) continue;
-    opts.onPull?.(repo);
     const subset = DEFAULT_SUBSETS[key];
+    opts.onPull?.(repo, subset ? `${SUBSETS[subset].describe}, into tinyemo's cache` : 'into the Hugging Face cache');
     try {
-      if (subset) await pullTensors(repo, { subset, revision, cacheDir: opts.partialCacheDir, hubCacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries });
-      else await pull(repo, { revision, include: DEFAULT_FILES[key], cacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries });
+      if (subset) {
+        const onPlan = (p: { tensors: number; bytes: number; ofBytes: number }) =>
+          opts.onPlan?.(repo, `${p.tensors} tensors, ${(p.bytes / 2 ** 20).toFixed(0)} MiB of the ${(p.ofBytes / 2 ** 20).toFixed(0)} MiB weights`);
+        await pullTensors(repo, { subset, revision, cacheDir: opts.partialCacheDir, hubCacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries, onPlan });
+      } else await pull(repo, { revision, include: DEFAULT_FILES[key], cacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries });
       pulled.push(repo);
     } catch (e) {
       if (!(e instanceof TinyEmoError)) throw e;
@@ -141,7 +152,7 @@ function defaultParts(cacheDir?: string, partialCacheDir?: string): { vision: st
   if (missing.length) {
     throw new TinyEmoError(
       'NOT_FOUND',
-      `no --model given, and the default models are not all in the Hugging Face cache; missing: ${missing.join(', ')}. ` +
+      `no --model given, and the default models are not all in the Hugging Face cache or tinyemo's; missing: ${missing.join(', ')}. ` +
         `Get them (online) with: ${commands.join(' && ')} — or give --model DIR (a folder from tinyemo train)`,
     );
   }
