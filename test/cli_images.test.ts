@@ -202,8 +202,24 @@ test('classify without --model, defaults in the cache: tower, released-style pro
   const want = (await cls.classify(out.imageEmbeds!.toArray() as Float32Array, { topK: 6 }))[0];
   expect(got.map((p) => p.label)).toEqual(want.map((p) => p.label));
   got.forEach((p, i) => expect(p.score).toBeCloseTo(want[i].score, 5));
+  // The label table was cached after its first use, and it is the table the label space makes.
+  const labelsDir = path.join(tmp, 'tinyemo', 'labels');
+  const cached = fs.readdirSync(labelsDir).map((f) => path.join(labelsDir, f));
+  expect(cached).toHaveLength(1);
+  const fromCache = LabelSpace.load(cached[0]);
+  expect(fromCache.names).toEqual(labels.names);
+  expect(Array.from(fromCache.table)).toEqual(Array.from(labels.table));
+  expect(fromCache.describe()).toBe(labels.describe());
+  // ... and it is what the next run reads: rows given other names there change the answer's names, not its scores.
+  const rotated = [...labels.names.slice(1), labels.names[0]];
+  new LabelSpace(rotated, fromCache.table, fromCache.dim, fromCache.source).save(cached[0]);
+  const again = (JSON.parse(run('classify', photo, '--top-k', '6', '--json').stdout) as typeof j).results[0].predictions;
+  expect(again.map((p) => p.score)).toEqual(got.map((p) => p.score));
+  expect(again.map((p) => p.label)).toEqual(got.map((p) => rotated[labels.names.indexOf(p.label)]));
+  fromCache.save(cached[0]);
   const mikels = run('classify', photo, '--taxonomy', 'mikels8', '--top-k', '8', '--json');
   expect((JSON.parse(mikels.stdout) as typeof j).results[0].predictions).toHaveLength(8);
+  expect(fs.readdirSync(labelsDir)).toHaveLength(2);
 
   // The same from partial downloads (tinyemo pull --only: the tower, the embedding table) in tinyemo's cache,
   // with only the projector and the tokenizer in the hub cache.

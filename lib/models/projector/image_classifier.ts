@@ -6,6 +6,7 @@
  * TinyEmo OpenELM-450M projector, and the label space of OpenELM-450M's
  * embeddings with TinyLlama's tokenizer.
  */
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -13,7 +14,7 @@ import { TinyEmoError } from '../../errors';
 import { TAXONOMIES } from '../../data/taxonomies';
 import { DEFAULT_REPOS } from '../../hub/defaults';
 import { pull, resolveModel } from '../../hub/client';
-import { SUBSETS, TensorSubset, pullTensors, resolvePartial } from '../../hub/partial';
+import { SUBSETS, TensorSubset, pullTensors, resolvePartial, tinyemoCacheDir } from '../../hub/partial';
 import { readJsonFile } from '../../io/model_folder';
 import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
@@ -66,7 +67,7 @@ function pullCommandFor(key: string): string {
 export async function ensureDefaultModels(
   opts: {
     cacheDir?: string;
-    partialCacheDir?: string;
+    tinyemoCache?: string;
     offline?: boolean;
     endpoint?: string;
     retries?: number;
@@ -79,7 +80,7 @@ export async function ensureDefaultModels(
   const failed: Array<{ repo: string; reason: string }> = [];
   for (const key of [DEFAULT_CLASSIFIER.vision, DEFAULT_CLASSIFIER.projector, DEFAULT_CLASSIFIER.llm, DEFAULT_CLASSIFIER.tokenizer]) {
     const { repo, revision } = DEFAULT_REPOS[key];
-    if (findPinned(key, opts.cacheDir, opts.partialCacheDir)) continue;
+    if (findPinned(key, opts.cacheDir, opts.tinyemoCache)) continue;
     if (offline) continue;
     const subset = DEFAULT_SUBSETS[key];
     opts.onPull?.(repo, subset ? `${SUBSETS[subset].describe}, into tinyemo's cache` : 'into the Hugging Face cache');
@@ -87,7 +88,7 @@ export async function ensureDefaultModels(
       if (subset) {
         const onPlan = (p: { tensors: number; bytes: number; ofBytes: number }) =>
           opts.onPlan?.(repo, `${p.tensors} tensors, ${(p.bytes / 2 ** 20).toFixed(0)} MiB of the ${(p.ofBytes / 2 ** 20).toFixed(0)} MiB weights`);
-        await pullTensors(repo, { subset, revision, cacheDir: opts.partialCacheDir, hubCacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries, onPlan });
+        await pullTensors(repo, { subset, revision, cacheDir: opts.tinyemoCache, hubCacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries, onPlan });
       } else await pull(repo, { revision, include: DEFAULT_FILES[key], cacheDir: opts.cacheDir, endpoint: opts.endpoint, retries: opts.retries });
       pulled.push(repo);
     } catch (e) {
@@ -105,8 +106,8 @@ export interface ImageClassifierOptions {
   taxonomy?: string;
   /** Where the hub cache is (default HF_HUB_CACHE / HF_HOME). */
   cacheDir?: string;
-  /** Where tinyemo keeps partial downloads (default TINYEMO_CACHE / ~/.cache/tinyemo). */
-  partialCacheDir?: string;
+  /** tinyemo's own cache: partial downloads, label tables (default TINYEMO_CACHE / ~/.cache/tinyemo). */
+  tinyemoCache?: string;
   /** Told which vision tower was chosen when the model folder does not name one. */
   onNote?: (message: string) => void;
   /** Where the vision tower, the projector and the label lookup run (default: defaultDevice()). */
@@ -124,7 +125,7 @@ export interface ImageClassification {
 }
 
 /** A default part's folder: the whole snapshot in the hub cache, else the subset it needs in tinyemo's cache. */
-function findPinned(key: string, cacheDir?: string, partialCacheDir?: string): string | undefined {
+function findPinned(key: string, cacheDir?: string, tinyemoCache?: string): string | undefined {
   const r = DEFAULT_REPOS[key];
   try {
     return resolveModel(r.repo, { revision: r.revision, cacheDir });
@@ -132,17 +133,17 @@ function findPinned(key: string, cacheDir?: string, partialCacheDir?: string): s
     if (!(e instanceof TinyEmoError) || e.code !== 'NOT_FOUND') throw e;
   }
   const subset = DEFAULT_SUBSETS[key];
-  return subset ? resolvePartial(r.repo, { subset, revision: r.revision, cacheDir: partialCacheDir }) : undefined;
+  return subset ? resolvePartial(r.repo, { subset, revision: r.revision, cacheDir: tinyemoCache }) : undefined;
 }
 
 /** The default classifier's parts from the hub cache, or one error naming everything missing and how to get it. */
-function defaultParts(cacheDir?: string, partialCacheDir?: string): { vision: string; projector: string; llm: string; tokenizer: string } {
+function defaultParts(cacheDir?: string, tinyemoCache?: string): { vision: string; projector: string; llm: string; tokenizer: string } {
   const keys = [DEFAULT_CLASSIFIER.vision, DEFAULT_CLASSIFIER.projector, DEFAULT_CLASSIFIER.llm, DEFAULT_CLASSIFIER.tokenizer] as const;
   const found: string[] = [];
   const missing: string[] = [];
   const commands: string[] = [];
   for (const k of keys) {
-    const dir = findPinned(k, cacheDir, partialCacheDir);
+    const dir = findPinned(k, cacheDir, tinyemoCache);
     if (dir) found.push(dir);
     else {
       missing.push(DEFAULT_REPOS[k].repo);
@@ -166,10 +167,47 @@ function resolveTower(vision: string, opts: ImageClassifierOptions): string {
     return resolveModel(vision, { cacheDir: opts.cacheDir });
   } catch (e) {
     if (!(e instanceof TinyEmoError) || e.code !== 'NOT_FOUND' || fs.existsSync(vision)) throw e;
-    const partial = resolvePartial(vision, { subset: 'vision', cacheDir: opts.partialCacheDir });
+    const partial = resolvePartial(vision, { subset: 'vision', cacheDir: opts.tinyemoCache });
     if (!partial) throw new TinyEmoError('NOT_FOUND', `${e.message}, or tinyemo pull ${vision} --only vision`);
     return partial;
   }
+}
+
+/**
+ * The default label space, cached in tinyemo's cache after its first use (its table is a few KB; making it reads
+ * the LLM's embedding table, about 0.1 GB). The key covers the classes and the files it comes from (paths, sizes,
+ * times), so a changed model or tokenizer makes a new one; an unreadable cached table is made again.
+ */
+function defaultLabels(classes: readonly string[], parts: { llm: string; tokenizer: string }, cache?: string): LabelSpace {
+  const stamp = (dir: string) =>
+    fs
+      .readdirSync(dir)
+      .filter((f) => /\.(safetensors|bin|json)$/.test(f))
+      .sort()
+      .map((f) => {
+        const st = fs.statSync(path.join(dir, f));
+        return [f, st.size, st.mtimeMs];
+      });
+  const key = createHash('sha256')
+    .update(JSON.stringify({ classes, llm: path.resolve(parts.llm), tokenizer: path.resolve(parts.tokenizer), files: [stamp(parts.llm), stamp(parts.tokenizer)] }))
+    .digest('hex')
+    .slice(0, 32);
+  const file = path.join(cache ?? tinyemoCacheDir(), 'labels', `${key}.safetensors`);
+  if (fs.existsSync(file)) {
+    try {
+      return LabelSpace.load(file);
+    } catch (e) {
+      if (!(e instanceof TinyEmoError)) throw e;
+    }
+  }
+  const labels = LabelSpace.fromLlm(classes, parts.llm, { tokenizerDir: parts.tokenizer });
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    labels.save(file);
+  } catch (e) {
+    if (!(e instanceof Error)) throw e; // a read-only cache only costs the next run the same work
+  }
+  return labels;
 }
 
 /** The released projector weights in a hub snapshot: its one .bin (or pytorch_model.bin). */
@@ -194,10 +232,10 @@ export class ImageClassifier {
     let classifier: MetricClassifier;
     let vision = opts.vision;
     if (model === undefined) {
-      const parts = defaultParts(opts.cacheDir, opts.partialCacheDir);
+      const parts = defaultParts(opts.cacheDir, opts.tinyemoCache);
       const taxonomy = TAXONOMIES[opts.taxonomy ?? DEFAULT_CLASSIFIER.taxonomy];
       if (!taxonomy) throw new TinyEmoError('INVALID_ARGUMENT', `unknown taxonomy "${opts.taxonomy}" (one of ${Object.keys(TAXONOMIES).join(', ')})`);
-      const labels = LabelSpace.fromLlm(taxonomy.classes, parts.llm, { tokenizerDir: parts.tokenizer });
+      const labels = defaultLabels(taxonomy.classes, parts, opts.tinyemoCache);
       classifier = MetricClassifier.load(projectorFile(parts.projector), { labels, device: opts.device });
       vision ??= parts.vision;
     } else {
