@@ -34,7 +34,7 @@ test('a bad value is a usage error that names the flag', () => {
 
 test("the help states the library's defaults", () => {
   const program = new Command();
-  registerTrain(program);
+  registerTrain(program, () => undefined);
   const help = program.commands.find((c) => c.name() === 'train')!.helpInformation();
   expect(help.replace(/\s+/g, ' ')).toContain(`epochs (default ${TRAIN_DEFAULTS.epochs})`);
   expect(help.replace(/\s+/g, ' ')).toContain(`peak learning rate (default ${TRAIN_DEFAULTS.lr})`);

@@ -1,5 +1,5 @@
 /** `tinyemo train` and `tinyemo eval` as a user runs them (the built command, synthetic data). */
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -65,6 +65,69 @@ test('inspect on a tinyemo train folder lists its weight files and their tensors
   const none = run('inspect', empty);
   expect(none.status).toBe(2);
   expect(none.stderr).toMatch(/holds no weights .*\[NOT_FOUND\]/);
+});
+
+test('trainer faults: mixed widths and an empty class are refused, a diverged run keeps nothing, a refused resume makes no folder', () => {
+  const mixed = path.join(tmp, 'mixed');
+  fs.cpSync(data, mixed, { recursive: true });
+  fs.writeFileSync(path.join(mixed, 'joy', 'wide.npy'), npyBytes(new Float32Array(40), [40]));
+  const out = path.join(tmp, 'fault-out');
+  const m = run('train', '--data', mixed, '--out', out);
+  expect(m.status).toBe(2);
+  expect(m.stderr).toMatch(/mixes feature widths: 62 files of 13 values \(e\.g\. anger\/0\.safetensors\), 1 files of 40 values \(e\.g\. joy\/wide\.npy\)/);
+  expect(fs.existsSync(out)).toBe(false);
+  const hollow = path.join(tmp, 'hollow');
+  fs.cpSync(data, hollow, { recursive: true });
+  for (const f of fs.readdirSync(path.join(hollow, 'fear'))) fs.writeFileSync(path.join(hollow, 'fear', f), 'junk');
+  const h = run('train', '--data', hollow, '--out', out);
+  expect(h.status).toBe(2);
+  expect(h.stderr).toMatch(/no readable feature file in fear\//);
+  const nan = run('train', '--data', data, '--out', out, '--lr', '1e9', '--epochs', '3');
+  expect(nan.status).toBe(2);
+  expect(nan.stderr).toMatch(/the loss became (NaN|Infinity|-Infinity) at step \d+ .*training diverged, no model is kept; try a lower --lr/);
+  expect(fs.existsSync(out)).toBe(false);
+  const resume = run('train', '--data', data, '--out', out, '--resume');
+  expect(resume.status).toBe(2);
+  expect(resume.stderr).toMatch(/--resume: no checkpoint/);
+  expect(fs.existsSync(out)).toBe(false);
+});
+
+test('Ctrl-C: a checkpoint, how to resume, exit 130, no temporary file; the resumed log has each epoch once', async () => {
+  const out = path.join(tmp, 'interrupted');
+  const args = ['train', '--data', data, '--out', out, '--epochs', '40', '--batch-size', '4', '--hidden', '20'];
+  const child = spawn(process.execPath, [bin, ...args]);
+  let stderr = '';
+  let sent = false;
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (!sent && /epoch +2\/40/.test(stderr)) {
+      sent = true; // once: a second Ctrl-C ends the process at once, as it should
+      child.kill('SIGINT');
+    }
+  });
+  expect(await done).toBe(130);
+  expect(stderr).toMatch(/stopped: the checkpoint is in .*interrupted; continue with the same command and --resume/);
+  expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  fs.writeFileSync(path.join(out, '.checkpoint.safetensors.tmp-stale'), 'left by a kill');
+  const r = run(...args, '--resume', '--json');
+  expect(r.status).toBe(0);
+  expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  const epochs = fs
+    .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+  expect(epochs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+}, 120000);
+
+test('eval on the folder the model was trained on says how many of its samples were trained on', () => {
+  const r = run('eval', '--data', data, '--projector', model, '--json');
+  expect(r.status).toBe(0);
+  const j = JSON.parse(r.stdout) as { warning?: string };
+  expect(j.warning).toMatch(/^\d+ of these 62 samples were trained on, so this score is optimistic/);
+  expect(r.stderr).toMatch(/^warning: \d+ of these 62 samples were trained on/);
+  expect((JSON.parse(run('eval', '--data', data, '--projector', model, '--heldout', '--json').stdout) as { warning?: string }).warning).toBeUndefined();
 });
 
 test('eval --json has the contract keys, accuracies as fractions, and writes the pictures', () => {

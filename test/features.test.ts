@@ -6,6 +6,7 @@ import * as path from 'path';
 import { TinyEmoError } from '../lib';
 import { loadFeatureFolder, stratifiedSplit, subset } from '../lib/data/features';
 import { TAXONOMIES, findTaxonomy } from '../lib/data/taxonomies';
+import { npyBytes } from '../lib/io/npy';
 import { writeClusters } from './helpers/feature_data';
 
 let tmp: string;
@@ -17,8 +18,8 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 test('safetensors, npy and a PyTorch-written .pt load in class and natural file order; junk is skipped and reported', () => {
   const dir = path.join(tmp, 'mixed');
   const d = writeClusters(dir, { classes: ['b_cls', 'a_cls'], counts: [12, 3], dim: 5, sep: 2, seed: 1 });
-  // tensor.pt is a bare [3, 4]-shaped tensor: not one vector -> skipped with a reason; a 1-D one loads.
-  fs.copyFileSync(path.join(__dirname, 'fixtures', 'weights', 'tensor.pt'), path.join(dir, 'a_cls', '9.pt'));
+  // A [3, 4]-shaped tensor is not one vector -> skipped with a reason; a 1-D one loads.
+  fs.writeFileSync(path.join(dir, 'a_cls', '9.npy'), npyBytes(new Float32Array(12), [3, 4]));
   fs.writeFileSync(path.join(dir, 'a_cls', '10.npy'), 'not an npy file');
   fs.writeFileSync(path.join(dir, 'a_cls', 'notes.txt'), 'ignored: not a feature extension');
   fs.mkdirSync(path.join(dir, '.hidden'));
@@ -34,18 +35,16 @@ test('safetensors, npy and a PyTorch-written .pt load in class and natural file 
   // Values are exactly what was written (a_cls is class 1 in writing order).
   expect(Array.from(s.x.subarray(0, 5))).toEqual(Array.from(d.samples[1][0]));
   expect(Array.from(s.x.subarray(4 * 5, 5 * 5))).toEqual(Array.from(d.samples[0][1]));
-  expect(s.skipped.map((k) => path.basename(k.file)).sort()).toEqual(['10.npy', '9.pt']);
+  expect(s.skipped.map((k) => path.basename(k.file)).sort()).toEqual(['10.npy', '9.npy']);
   s.skipped.forEach((k) => expect(k.reason.length).toBeGreaterThan(5));
 });
 
-test('a sample whose length differs from the others is skipped with the reason, not fatal', () => {
+test('mixed feature widths are refused, naming a file of each width and how many have it', () => {
   const dir = path.join(tmp, 'lengths');
   writeClusters(dir, { classes: ['x', 'y'], counts: [3, 3], dim: 4, sep: 1, seed: 2 });
   writeClusters(path.join(tmp, 'other'), { classes: ['y'], counts: [1], dim: 6, sep: 1, seed: 3 });
   fs.copyFileSync(path.join(tmp, 'other', 'y', '0.safetensors'), path.join(dir, 'y', '7.safetensors'));
-  const s = loadFeatureFolder(dir);
-  expect(s.y.length).toBe(6);
-  expect(s.skipped[0].reason).toMatch(/6 values, the others have 4/);
+  expect(() => loadFeatureFolder(dir)).toThrow(/mixes feature widths: 6 files of 4 values \(e\.g\. x\/0\.safetensors\), 1 files of 6 values \(e\.g\. y\/7\.safetensors\)/);
 });
 
 test('bad folders are typed errors', () => {

@@ -44,6 +44,7 @@ export function registerEval(program: Command, exit: (code: number) => void): vo
   addFlags(cmd, FLAGS).action((raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
     const r = evalCommand(f);
+    if (r.warning) process.stderr.write(`warning: ${r.warning}\n`);
     printResult(f.json, r, formatEval);
     exit(inputsOutcome(r.n, r.skipped, f.strict));
   });
@@ -53,6 +54,8 @@ export interface EvalResult extends EvalReport {
   projector: string;
   data: string;
   labelSpace: string;
+  /** Said when the data is the folder the model was trained on and all of it was scored. */
+  warning?: string;
   /** Feature files that could not be read, with the reason. */
   skipped: Array<{ file: string; reason: string }>;
   heldout: boolean;
@@ -86,6 +89,16 @@ function heldoutPart(data: FeatureSet, projectorDir: string): FeatureSet {
   return subset(data, sp.val);
 }
 
+/** A warning when `data` is the folder the bundle was trained on: most of what is scored was learnt. */
+function trainedOnWarning(projectorDir: string, data: string, n: number): { warning?: string } {
+  const file = path.join(projectorDir, BUNDLE_FILE);
+  if (!fs.existsSync(file)) return {};
+  const t = (readJsonFile(file) as { training?: { data?: unknown; trainSamples?: unknown; valSamples?: unknown } }).training;
+  if (!t || typeof t.data !== 'string' || path.resolve(t.data) !== path.resolve(data)) return {};
+  const held = typeof t.valSamples === 'number' && t.valSamples > 0 ? `; --heldout scores only the ${t.valSamples} held out` : '';
+  return { warning: `${String(t.trainSamples)} of these ${n} samples were trained on, so this score is optimistic${held}` };
+}
+
 function dataFolderOf(data: FeatureSet): string {
   return data.files.length ? path.dirname(path.dirname(data.files[0])) : 'the data folder';
 }
@@ -109,6 +122,7 @@ export function evalCommand(f: EvalFlags): EvalResult {
       labelSpace: labels.describe(),
       skipped: all.skipped.map((x) => skipOf(x.file, x.reason)),
       heldout: f.heldout === true,
+      ...(f.heldout ? {} : trainedOnWarning(f.projector, f.data, data.y.length)),
     };
     if (f.plots) {
       fs.mkdirSync(f.plots, { recursive: true });

@@ -30,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDoctor(program, () => (code = 1));
   registerInspect(program);
   registerPull(program);
-  registerTrain(program);
+  registerTrain(program, exit);
   registerEval(program, exit);
   registerClassify(program, exit);
   registerFeatures(program, exit);

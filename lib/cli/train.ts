@@ -6,6 +6,7 @@ import { readSynonymsFile } from '../models/projector/label_space';
 import { EpochLog, TRAIN_DEFAULTS, TrainConfig, TrainResult, trainProjector } from '../train/trainer';
 import { LossName } from '../ops/loss';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { skipReason } from './inputs';
 import { clearBar, progressBar } from './progress';
 
 const d = TRAIN_DEFAULTS;
@@ -38,11 +39,13 @@ const FLAGS = {
 
 export type TrainFlags = FlagValues<typeof FLAGS>;
 
-export function registerTrain(program: Command): void {
+export function registerTrain(program: Command, exit: (code: number) => void): void {
   const cmd = program.command('train').description('train a Metric Projector on a data folder of features (one sub-folder per class)');
   addFlags(cmd, FLAGS).action(async (raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    printResult(f.json, await trainCommand(f), formatTrainResult);
+    const r = await trainCommand(f);
+    printResult(f.json, r, formatTrainResult);
+    if (r.stopped) exit(130); // as a shell reports a process ended by Ctrl-C
   });
 }
 
@@ -83,29 +86,45 @@ export function formatEpoch(l: EpochLog, total: number): string {
   return `epoch ${String(l.epoch).padStart(String(total).length)}/${total}  loss ${l.trainLoss.toFixed(4)}  lr ${l.lr.toExponential(2)}${v}${l.best ? '  *' : ''}  (${l.seconds.toFixed(1)} s)`;
 }
 
+/** Runs it; Ctrl-C or SIGTERM stops at the next step with a checkpoint and says how to resume. */
 export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
   const config = trainConfigFromFlags(f);
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('step');
-  const result = await trainProjector(config, {
-    resume: f.resume,
-    hooks: {
-      onStart: (i) => {
-        if (f.json) return;
-        const from = i.resumedAtStep ? `, resuming at step ${i.resumedAtStep}` : '';
-        const skipped = i.skipped ? ` (${i.skipped} unreadable files skipped)` : '';
-        const note = i.labelSpace.startsWith('random') ? ' (no --llm or --labels: the labels are random points, not words)' : '';
-        process.stderr.write(`label space: ${i.labelSpace}${note}\n${i.trainSamples} training and ${i.valSamples} validation samples${skipped}, ${i.totalSteps} steps${from}\n`);
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const say = (m: string) => process.stderr.write(m);
+  try {
+    const result = await trainProjector(config, {
+      resume: f.resume,
+      hooks: {
+        signal: abort.signal,
+        onStart: (i) => {
+          // Unreadable files are said one by one whatever the output mode (cli/inputs.ts).
+          for (const x of i.skipped) say(`skipped ${x.file}: ${skipReason(x.file, x.reason)}\n`);
+          if (f.json) return;
+          const from = i.resumedAtStep ? `, resuming at step ${i.resumedAtStep}` : '';
+          const skipped = i.skipped.length ? ` (${i.skipped.length} unreadable files skipped)` : '';
+          const note = i.labelSpace.startsWith('random') ? ' (no --llm or --labels: the labels are random points, not words)' : '';
+          say(`label space: ${i.labelSpace}${note}\n${i.trainSamples} training and ${i.valSamples} validation samples${skipped}, ${i.totalSteps} steps${from}\n`);
+        },
+        ...(tty ? { onStep: bar } : {}),
+        onEpoch: (l) => {
+          if (f.json) return;
+          if (tty) clearBar();
+          say(`${formatEpoch(l, config.epochs)}\n`);
+        },
       },
-      ...(tty ? { onStep: bar } : {}),
-      onEpoch: (l) => {
-        if (f.json) return;
-        if (tty) clearBar();
-        process.stderr.write(`${formatEpoch(l, config.epochs)}\n`);
-      },
-    },
-  });
-  return result;
+    });
+    if (tty) clearBar();
+    if (result.stopped) say(`stopped: the checkpoint is in ${result.out}; continue with the same command and --resume\n`);
+    return result;
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+  }
 }
 
 export function formatTrainResult(r: TrainResult): string {

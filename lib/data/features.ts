@@ -64,7 +64,6 @@ export function loadFeatureFolder(dir: string, opts: { classes?: readonly string
   const y: number[] = [];
   const files: string[] = [];
   const skipped: FeatureSet['skipped'] = [];
-  let dim = 0;
   classes.forEach((c, ci) => {
     const cdir = path.join(dir, c);
     if (!fs.existsSync(cdir)) return;
@@ -75,10 +74,7 @@ export function loadFeatureFolder(dir: string, opts: { classes?: readonly string
     for (const f of names) {
       const file = path.join(cdir, f);
       try {
-        const v = readFeatureVector(file);
-        if (dim === 0) dim = v.length;
-        if (v.length !== dim) throw new TinyEmoError('INVALID_FILE', `${file}: ${v.length} values, the others have ${dim}`);
-        rows.push(v);
+        rows.push(readFeatureVector(file));
         y.push(ci);
         files.push(file);
       } catch (e) {
@@ -87,10 +83,33 @@ export function loadFeatureFolder(dir: string, opts: { classes?: readonly string
       }
     }
   });
+  checkOneWidth(dir, rows, files);
+  const dim = rows.length ? rows[0].length : 0;
+  // A class folder whose files are all unreadable (or that has none) cannot be learnt: say so rather than train without it.
+  const empty = found.filter((c) => classes.includes(c) && !y.includes(classes.indexOf(c)));
+  if (!opts.classes && empty.length && rows.length) {
+    throw new TinyEmoError(
+      'INVALID_ARGUMENT',
+      `${dir}: no readable feature file in ${empty.map((c) => `${c}/`).join(', ')}${skipped.length ? ` (${skipped.length} files unreadable: ${skipped[0].reason}${skipped.length > 1 ? ', ...' : ''})` : ''}`,
+    );
+  }
   if (rows.length === 0) throw new TinyEmoError('NOT_FOUND', `${dir} holds no readable feature files (${FEATURE_EXTENSIONS.join(', ')})`);
   const x = new Float32Array(rows.length * dim);
   rows.forEach((r, i) => x.set(r, i * dim));
   return { classes, dim, x, y: Int32Array.from(y), files, skipped };
+}
+
+/** One width for every feature file of a folder; else a refusal naming a file of each width and how many have it. */
+function checkOneWidth(dir: string, rows: Float32Array[], files: string[]): void {
+  const byWidth = new Map<number, { n: number; example: string }>();
+  rows.forEach((r, i) => {
+    const w = byWidth.get(r.length);
+    if (w) w.n += 1;
+    else byWidth.set(r.length, { n: 1, example: files[i] });
+  });
+  if (byWidth.size <= 1) return;
+  const list = [...byWidth].sort((a, b) => b[1].n - a[1].n).map(([width, w]) => `${w.n} files of ${width} values (e.g. ${path.relative(dir, w.example)})`);
+  throw new TinyEmoError('INVALID_ARGUMENT', `${dir} mixes feature widths: ${list.join(', ')}; features from one vision tower have one width`);
 }
 
 /** A subset of the samples, in the given order. */

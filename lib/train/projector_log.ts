@@ -17,15 +17,26 @@ export interface TrainResult {
   labelSpace: string;
   trainSamples: number;
   valSamples: number;
-  /** True when stopped early by stopAfterSteps (a checkpoint holds the state). */
+  /** Feature files that could not be read, with the reason. */
+  skipped: Array<{ file: string; reason: string }>;
+  /** True when stopped early by stopAfterSteps or the signal (a checkpoint holds the state). */
   stopped: boolean;
 }
 
 export interface TrainHooks {
   /** Once the data and label space are ready, before the first step. */
-  onStart?: (info: { labelSpace: string; trainSamples: number; valSamples: number; totalSteps: number; resumedAtStep: number; skipped: number }) => void;
+  onStart?: (info: {
+    labelSpace: string;
+    trainSamples: number;
+    valSamples: number;
+    totalSteps: number;
+    resumedAtStep: number;
+    skipped: Array<{ file: string; reason: string }>;
+  }) => void;
   onEpoch?: (log: EpochLog) => void;
   onStep?: (step: number, total: number) => void;
   /** Stop after this many optimizer steps in total, leaving a checkpoint (for tests and interruptions). */
   stopAfterSteps?: number;
+  /** Stop at the next step when aborted (Ctrl-C), leaving a checkpoint. */
+  signal?: AbortSignal;
 }

@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { findTaxonomy } from '../data/taxonomies';
+import { TinyEmoError } from '../errors';
 import { evaluateProjector } from '../eval/projector';
 import { writeFileAtomic } from '../io/file';
 import { writeBundle } from '../models/projector/bundle';
@@ -40,15 +41,36 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   const device = config.device ?? 'cpu';
   // A device that cannot hold the model fails here, before --out exists.
   if (device !== 'cpu') Tensor.empty([1], 'f32', device).dispose();
-  fs.mkdirSync(config.out, { recursive: true }); // only once the data, labels and device are known good
   const key = configKey(config);
-  const model = opts.resume ? resumedModel(config.out, key, device) : freshModel(data.train.dim, data.labels.dim, config.seed, key, device);
-  const run = new ProjectorRun(config, data, model, device, opts.hooks ?? {});
+  // Refused before anything is written (no empty --out).
+  if (opts.resume && !fs.existsSync(path.join(config.out, 'checkpoint.safetensors'))) throw new TinyEmoError('NOT_FOUND', `--resume: no checkpoint in ${config.out}`);
+  const created = !fs.existsSync(config.out);
+  fs.mkdirSync(config.out, { recursive: true }); // only once the data, labels and device are known good
+  removeStaleTemps(config.out);
+  let run: ProjectorRun | undefined;
   try {
+    const model = opts.resume ? resumedModel(config.out, key, device) : freshModel(data.train.dim, data.labels.dim, config.seed, key, device);
+    run = new ProjectorRun(config, data, model, device, opts.hooks ?? {});
+    if (opts.resume) run.rewriteLog();
     return await run.train();
+  } catch (e) {
+    // A refused or diverged run leaves no model (nor an empty --out) behind; a resumed one keeps its checkpoint.
+    if (!opts.resume) {
+      if (created) fs.rmSync(config.out, { recursive: true, force: true });
+      else for (const f of RUN_FILES) fs.rmSync(path.join(config.out, f), { force: true });
+    }
+    throw e;
   } finally {
-    run.dispose();
+    run?.dispose();
   }
+}
+
+/** What a run writes into --out. */
+const RUN_FILES = ['tinyemo.json', 'projector.safetensors', 'labels.safetensors', 'checkpoint.safetensors', 'log.jsonl', 'train.json'];
+
+/** Temporary files an interrupted write left (a process killed mid-write cannot remove its own). */
+function removeStaleTemps(out: string): void {
+  for (const f of fs.readdirSync(out)) if (/\.tmp-[^/]*$/.test(f)) fs.rmSync(path.join(out, f), { force: true });
 }
 
 class ProjectorRun {
@@ -86,7 +108,7 @@ class ProjectorRun {
       valSamples: this.data.val?.y.length ?? 0,
       totalSteps: this.steps.total,
       resumedAtStep: st.step,
-      skipped: this.data.all.skipped.length,
+      skipped: this.data.all.skipped,
     });
     let stopped = false;
     while (st.epoch < this.c.epochs && !stopped) {
@@ -97,7 +119,10 @@ class ProjectorRun {
       if (!stopped) this.endEpoch(rng, t0);
     }
     if (stopped) saveCheckpoint(this.c.out, this.model);
-    else writeFileAtomic(path.join(this.c.out, 'train.json'), [Buffer.from(`${JSON.stringify({ config: this.c, epochs: st.logs, best: st.best }, null, 2)}\n`)]);
+    else
+      writeFileAtomic(path.join(this.c.out, 'train.json'), [
+        Buffer.from(`${JSON.stringify({ config: this.c, epochs: st.logs, best: st.best, skipped: this.data.all.skipped }, null, 2)}\n`),
+      ]);
     return this.result(stopped);
   }
 
@@ -107,7 +132,15 @@ class ProjectorRun {
     const B = this.c.batchSize;
     while (st.batch < this.steps.perEpoch) {
       if (this.hooks.stopAfterSteps !== undefined && st.step >= this.hooks.stopAfterSteps) return true;
-      st.lossSum += this.step(order.slice(st.batch * B, Math.min(order.length, (st.batch + 1) * B)));
+      if (this.hooks.signal?.aborted) return true;
+      const loss = this.step(order.slice(st.batch * B, Math.min(order.length, (st.batch + 1) * B)));
+      if (!Number.isFinite(loss)) {
+        throw new TinyEmoError(
+          'INVALID_ARGUMENT',
+          `the loss became ${loss} at step ${st.step + 1} (epoch ${st.epoch + 1}): training diverged, no model is kept; try a lower --lr (now ${this.c.lr})`,
+        );
+      }
+      st.lossSum += loss;
       st.lossCount += 1;
       st.step += 1;
       st.batch += 1;
@@ -189,6 +222,12 @@ class ProjectorRun {
     });
   }
 
+  /** log.jsonl as the checkpoint knows the run (an epoch logged after the last checkpoint would appear twice). */
+  rewriteLog(): void {
+    const lines = this.model.state.logs.map((l) => `${JSON.stringify({ ...l, seconds: undefined })}\n`);
+    writeFileAtomic(path.join(this.c.out, 'log.jsonl'), [Buffer.from(lines.join(''))]);
+  }
+
   private result(stopped: boolean): TrainResult {
     const st = this.model.state;
     return {
@@ -198,6 +237,7 @@ class ProjectorRun {
       labelSpace: this.data.labels.describe(),
       trainSamples: this.data.train.y.length,
       valSamples: this.data.val?.y.length ?? 0,
+      skipped: this.data.all.skipped,
       stopped,
     };
   }
