@@ -227,3 +227,37 @@ describeWithEmotion6('the real Emotion6 features end to end', () => {
     expect(j.counts.flagged).toBe(0);
   });
 });
+
+test('an overall accuracy gap is its own test; --fail-on-flagged gates on it; too few permutations are warned about', () => {
+  // Group g: 10 of its 20 samples per class carry the next class's label (wrong whatever the model), group h none.
+  const relabelled = path.join(tmp, 'relabelled');
+  fs.cpSync(data, relabelled, { recursive: true });
+  const rows = ['id,cohort'];
+  CLASSES.forEach((c, k) => {
+    const next = CLASSES[(k + 1) % CLASSES.length];
+    for (let i = 0; i < 40; ++i) {
+      const file = fs.readdirSync(path.join(relabelled, c)).find((f) => f.startsWith(`${i}.`))!;
+      const moved = i < 20 && i % 10 < 5;
+      if (moved) fs.renameSync(path.join(relabelled, c, file), path.join(relabelled, next, `${c}_${file}`));
+      rows.push(`${moved ? `${next}/${c}_${i}` : `${c}/${i}`},${i < 20 ? 'g' : 'h'}`);
+    }
+  });
+  const cohorts = path.join(tmp, 'cohorts.csv');
+  fs.writeFileSync(cohorts, `${rows.join('\n')}\n`);
+  const args = ['bias', '--model', model, '--data', relabelled, '--attributes', cohorts, '--out', path.join(tmp, 'acc'), '--bootstrap', '200', '--json'];
+  const r = run(...args, '--permutations', '2000');
+  expect(r.status).toBe(0);
+  const rep = JSON.parse(r.stdout) as BiasReport;
+  const acc = rep.findings.find((f) => f.id === 'accuracy:cohort=g')!;
+  expect(acc.kind).toBe('accuracy');
+  expect(acc.effect).toBeLessThan(-0.15);
+  expect(acc.flagged).toBe(true);
+  expect(rep.warnings.join(' ')).not.toMatch(/can never be flagged on its own/);
+  const gate = run(...args, '--permutations', '2000', '--fail-on-flagged');
+  expect(gate.status).toBe(1);
+  expect(gate.stderr).toMatch(/--fail-on-flagged: \d+ flagged findings? not dismissed/);
+  const few = JSON.parse(run(...args, '--permutations', '20').stdout) as BiasReport;
+  expect(few.warnings.join(' ')).toMatch(
+    /with 20 permutations and \d+ tests, a single finding can reach no q below [\d.]+ \(alpha 0.05\), so it can never be flagged on its own: use --permutations \d+ or more/,
+  );
+});

@@ -111,6 +111,27 @@ export function datasetProbes(
         });
       });
       if (!hasTruth) continue;
+      // The group's overall accuracy against the rest's: a gap spread thin over the classes still shows here.
+      {
+        const applies = Uint8Array.from(samples, (s, i) => (s.truth >= 0 && known[i] ? 1 : 0));
+        const right = Uint8Array.from(samples, (s) => (s.predicted === s.truth ? 1 : 0));
+        const r = groupDifference(right, applies, inG, { ...stat, seed: seed++ });
+        if (Number.isFinite(r.difference)) {
+          tests.push({
+            id: `accuracy:${g.attribute}=${v}`,
+            kind: 'accuracy',
+            title: `images of ${g.attribute} = ${v} are classified correctly ${pts(r.difference)} ${r.difference >= 0 ? 'more' : 'less'} often than those of ${vs}`,
+            effect: r.difference,
+            ci: r.ci,
+            p: r.p,
+            details: { attribute: g.attribute, group: v, versus: vs },
+            examples: samples
+              .filter((s, i) => inG[i] && s.truth >= 0 && s.predicted !== s.truth)
+              .slice(0, maxEx)
+              .map((s) => s.id),
+          });
+        }
+      }
       labels.forEach((label, c) => {
         const applies = Uint8Array.from(samples, (s, i) => (s.truth === c && known[i] ? 1 : 0));
         const hit = Uint8Array.from(samples, (s) => (s.predicted === c ? 1 : 0));

@@ -1,7 +1,7 @@
 /** What bias detection reports: findings (one per statistical test), their review, and the flagging rule. */
 import { benjaminiHochberg } from './stats';
 
-export type FindingKind = 'weat' | 'label-association' | 'prediction-rate' | 'recall' | 'context';
+export type FindingKind = 'weat' | 'label-association' | 'prediction-rate' | 'recall' | 'accuracy' | 'context';
 
 export interface Review {
   decision: 'confirmed' | 'dismissed';
@@ -37,6 +37,7 @@ export const DEFAULT_THRESHOLDS: Readonly<Record<FindingKind, number>> = {
   'label-association': 0.8,
   'prediction-rate': 0.1,
   recall: 0.1,
+  accuracy: 0.1,
   context: 0.1,
 };
 
@@ -50,6 +51,18 @@ export function decide(tests: readonly Test[], alpha: number, thresholds: Readon
     const flagged = Number.isFinite(q[i]) && q[i] <= alpha && Math.abs(t.effect) >= threshold;
     return { ...t, q: q[i], flagged, threshold };
   });
+}
+
+/**
+ * A permutation p-value is at least 1/(permutations + 1), so over m tests Benjamini–Hochberg cannot bring a lone
+ * finding's q below m/(permutations + 1). When that floor is above alpha, nothing can be flagged on its own
+ * strength: a warning naming the permutation count that would lift it; undefined otherwise.
+ */
+export function permutationFloorWarning(tests: number, permutations: number, alpha: number): string | undefined {
+  const floor = tests / (permutations + 1);
+  if (floor <= alpha) return undefined;
+  const need = Math.ceil(tests / alpha);
+  return `with ${permutations} permutations and ${tests} tests, a single finding can reach no q below ${floor.toPrecision(2)} (alpha ${alpha}), so it can never be flagged on its own: use --permutations ${need} or more`;
 }
 
 /** Flagged first, then by |effect|; ties by id so the order is stable. */

@@ -29,7 +29,7 @@ import { Tensor } from '../tensor';
 import { packageVersion } from '../version';
 import { GroupSummary, Grouping, Sample, datasetProbes } from './dataset_probes';
 import { AssociationCell, Embed, embeddingTests } from './embedding_tests';
-import { DEFAULT_THRESHOLDS, Finding, FindingKind, Test, decide, rank } from './findings';
+import { DEFAULT_THRESHOLDS, Finding, FindingKind, Test, decide, permutationFloorWarning, rank } from './findings';
 import { Metadata, readMetadata } from './metadata';
 import { Probes, readProbes } from './probes';
 import { applyReviews, readReviews } from './review';
@@ -232,6 +232,8 @@ export async function runBias(o: BiasOptions): Promise<BiasReport> {
     const emb = embeddingSideTests(side, probes, st, r);
     const data = o.data ? await dataSideTests({ ...o, data: o.data }, metadata, { projector, labels }, side, probes, st, r) : { tests: [], groups: [], n: 0 };
     const findings = rank(decide([...emb.tests, ...data.tests], st.alpha, st.thresholds));
+    const floor = permutationFloorWarning(findings.length, st.permutations, st.alpha);
+    if (floor) r.warnings.push(floor);
     const stale = applyReviews(findings, reviews);
     if (stale.length) r.warnings.push(`${stale.length} reviewed ids are not among this run's tests (inputs changed?): ${stale.slice(0, 5).join(', ')}`);
     const flagged = findings.filter((f) => f.flagged);

@@ -22,6 +22,7 @@ const FLAGS = {
   seed: { arg: '<n>', kind: 'int', default: d.seed, help: 'seed of the resampling' },
   review: { arg: '<file>', help: "reviewers' decisions, JSON lines (default OUT/review.jsonl)" },
   json: { kind: 'boolean', help: 'print the report as one JSON document' },
+  failOnFlagged: { kind: 'boolean', help: 'exit 1 when a finding is flagged and not dismissed by a review (a gate for CI)' },
   ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
@@ -35,6 +36,11 @@ export function registerBias(program: Command, exit: (code: number) => void): vo
     printResult(f.json, r, (x) => formatBias(x, f.out));
     // With data, the samples are the inputs; without, the report is the association tests alone.
     exit(inputsOutcome(r.data ? r.n : 1, r.skipped, f.strict));
+    const open = r.findings.filter((x) => x.flagged && x.review?.decision !== 'dismissed').length;
+    if (f.failOnFlagged && open > 0) {
+      process.stderr.write(`tinyemo: --fail-on-flagged: ${open} flagged finding${open === 1 ? '' : 's'} not dismissed\n`);
+      exit(1);
+    }
   });
 }
 
