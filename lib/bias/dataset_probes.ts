@@ -79,14 +79,7 @@ export function datasetProbes(
     const member = (v: string) => Uint8Array.from(g.values, (x) => (x === v ? 1 : 0));
     // Samples of a group too small to test stay out of "the rest" too.
     const known = Uint8Array.from(g.values, (x) => (groups.includes(x) ? 1 : 0));
-    for (const v of groups) {
-      const inG = member(v);
-      const n = inG.reduce((a, b) => a + b, 0);
-      const rates = labels.map((_, e) => samples.filter((s, i) => inG[i] && s.predicted === e).length / n);
-      const withTruth = samples.filter((s, i) => inG[i] && s.truth >= 0);
-      const accuracy = withTruth.length ? withTruth.filter((s) => s.predicted === s.truth).length / withTruth.length : NaN;
-      summaries.push({ attribute: g.attribute, group: v, n, rates, accuracy });
-    }
+    for (const v of groups) summaries.push(summarize(g.attribute, v, member(v), labels, samples));
     // With two groups, "A vs the rest" and "B vs the rest" are one test seen twice.
     const tested = groups.length === 2 ? groups.slice(0, 1) : groups;
     for (const v of tested) {
@@ -111,27 +104,8 @@ export function datasetProbes(
         });
       });
       if (!hasTruth) continue;
-      // The group's overall accuracy against the rest's: a gap spread thin over the classes still shows here.
-      {
-        const applies = Uint8Array.from(samples, (s, i) => (s.truth >= 0 && known[i] ? 1 : 0));
-        const right = Uint8Array.from(samples, (s) => (s.predicted === s.truth ? 1 : 0));
-        const r = groupDifference(right, applies, inG, { ...stat, seed: seed++ });
-        if (Number.isFinite(r.difference)) {
-          tests.push({
-            id: `accuracy:${g.attribute}=${v}`,
-            kind: 'accuracy',
-            title: `images of ${g.attribute} = ${v} are classified correctly ${pts(r.difference)} ${r.difference >= 0 ? 'more' : 'less'} often than those of ${vs}`,
-            effect: r.difference,
-            ci: r.ci,
-            p: r.p,
-            details: { attribute: g.attribute, group: v, versus: vs },
-            examples: samples
-              .filter((s, i) => inG[i] && s.truth >= 0 && s.predicted !== s.truth)
-              .slice(0, maxEx)
-              .map((s) => s.id),
-          });
-        }
-      }
+      const acc = accuracyTest(g.attribute, v, vs, samples, known, inG, { ...stat, seed: seed++ }, maxEx);
+      if (acc) tests.push(acc);
       labels.forEach((label, c) => {
         const applies = Uint8Array.from(samples, (s, i) => (s.truth === c && known[i] ? 1 : 0));
         const hit = Uint8Array.from(samples, (s) => (s.predicted === c ? 1 : 0));
@@ -157,6 +131,45 @@ export function datasetProbes(
     }
   }
   return { tests, summaries };
+}
+
+/** A group's size, prediction rates and accuracy (the report's bars). */
+function summarize(attribute: string, group: string, inG: Uint8Array, labels: readonly string[], samples: readonly Sample[]): GroupSummary {
+  const n = inG.reduce((a, b) => a + b, 0);
+  const rates = labels.map((_, e) => samples.filter((s, i) => inG[i] && s.predicted === e).length / n);
+  const withTruth = samples.filter((s, i) => inG[i] && s.truth >= 0);
+  const accuracy = withTruth.length ? withTruth.filter((s) => s.predicted === s.truth).length / withTruth.length : NaN;
+  return { attribute, group, n, rates, accuracy };
+}
+
+/** The group's overall accuracy against the rest's: a gap spread thin over the classes still shows here. */
+function accuracyTest(
+  attribute: string,
+  v: string,
+  vs: string,
+  samples: readonly Sample[],
+  known: Uint8Array,
+  inG: Uint8Array,
+  stat: { bootstrap: number; permutations: number; seed: number },
+  maxEx: number,
+): Test | undefined {
+  const applies = Uint8Array.from(samples, (s, i) => (s.truth >= 0 && known[i] ? 1 : 0));
+  const right = Uint8Array.from(samples, (s) => (s.predicted === s.truth ? 1 : 0));
+  const r = groupDifference(right, applies, inG, stat);
+  if (!Number.isFinite(r.difference)) return undefined;
+  return {
+    id: `accuracy:${attribute}=${v}`,
+    kind: 'accuracy',
+    title: `images of ${attribute} = ${v} are classified correctly ${pts(r.difference)} ${r.difference >= 0 ? 'more' : 'less'} often than those of ${vs}`,
+    effect: r.difference,
+    ci: r.ci,
+    p: r.p,
+    details: { attribute, group: v, versus: vs },
+    examples: samples
+      .filter((s, i) => inG[i] && s.truth >= 0 && s.predicted !== s.truth)
+      .slice(0, maxEx)
+      .map((s) => s.id),
+  };
 }
 
 function pts(d: number): string {
