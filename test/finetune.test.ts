@@ -76,6 +76,40 @@ function logOf(dir: string): Array<{ loss: number }> {
 const pretrain = (out: string, ...extra: string[]) =>
   run('finetune', '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', out, ...extra);
 
+/** `tinyemo finetune --stage finetune` of stage 1 on the questions, the settings every test here uses. */
+const finetuneArgs = (from: string, out: string, ...extra: string[]) => [
+  'finetune',
+  '--stage',
+  'finetune',
+  '--mllm',
+  from,
+  '--data',
+  path.join(tmp, 'questions.jsonl'),
+  '--images',
+  images,
+  '--out',
+  out,
+  '--epochs',
+  '20',
+  '--batch-size',
+  '6',
+  '--lr',
+  '3e-3',
+  '--json',
+  ...extra,
+];
+
+/** How many held-out squares `tinyemo generate` names the colour of. */
+function heldOutRight(dir: string): number {
+  let right = 0;
+  for (const [file, colour] of heldOut) {
+    const g = run('generate', '--mllm', dir, '--image', file, '--prompt', 'What colour is the square?', '--max-new-tokens', '4', '--json');
+    expect(g.status).toBe(0);
+    if ((JSON.parse(g.stdout) as { text: string }).text.trim().toLowerCase().startsWith(colour)) right += 1;
+  }
+  return right;
+}
+
 test('pretrain from parts, then finetune: the model names the colour of held-out images', () => {
   const stage1 = path.join(tmp, 'stage1');
   const a = pretrain(stage1, '--epochs', '15', '--batch-size', '6', '--lr', '3e-3', '--json');
@@ -101,63 +135,16 @@ test('pretrain from parts, then finetune: the model names the colour of held-out
   expect(log[log.length - 1].loss).toBeLessThan(0.7 * log[0].loss);
 
   const stage2 = path.join(tmp, 'stage2');
-  const b = run(
-    'finetune',
-    '--stage',
-    'finetune',
-    '--mllm',
-    stage1,
-    '--data',
-    path.join(tmp, 'questions.jsonl'),
-    '--images',
-    images,
-    '--out',
-    stage2,
-    '--epochs',
-    '20',
-    '--batch-size',
-    '6',
-    '--lr',
-    '3e-3',
-    '--json',
-  );
+  const b = run(...finetuneArgs(stage1, stage2));
   expect(b.stderr).toBe('');
   expect(b.status).toBe(0);
-  let right = 0;
-  for (const [file, colour] of heldOut) {
-    const g = run('generate', '--mllm', stage2, '--image', file, '--prompt', 'What colour is the square?', '--max-new-tokens', '4', '--json');
-    expect(g.status).toBe(0);
-    const text = (JSON.parse(g.stdout) as { text: string }).text.trim().toLowerCase();
-    if (text.startsWith(colour)) right += 1;
-  }
-  expect(right).toBe(heldOut.length);
+  expect(heldOutRight(stage2)).toBe(heldOut.length);
 }, 600000);
 
 test('the tower trains too (--tune vision=full): the layers up to the feature layer change, the rest are kept, and the answers are right', () => {
   const stage1 = path.join(tmp, 'stage1');
   const out = path.join(tmp, 'vision-full');
-  const r = run(
-    'finetune',
-    '--stage',
-    'finetune',
-    '--mllm',
-    stage1,
-    '--tune',
-    'vision=full',
-    '--data',
-    path.join(tmp, 'questions.jsonl'),
-    '--images',
-    images,
-    '--out',
-    out,
-    '--epochs',
-    '20',
-    '--batch-size',
-    '6',
-    '--lr',
-    '3e-3',
-    '--json',
-  );
+  const r = run(...finetuneArgs(stage1, out, '--tune', 'vision=full'));
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   const before = WeightFile.open(path.join(stage1, 'model.safetensors'));
@@ -178,13 +165,7 @@ test('the tower trains too (--tune vision=full): the layers up to the feature la
   expect(after.tensors.map((t) => t.name).sort()).toEqual(before.tensors.map((t) => t.name).sort());
   before.close();
   after.close();
-  let right = 0;
-  for (const [file, colour] of heldOut) {
-    const g = run('generate', '--mllm', out, '--image', file, '--prompt', 'What colour is the square?', '--max-new-tokens', '4', '--json');
-    expect(g.status).toBe(0);
-    if ((JSON.parse(g.stdout) as { text: string }).text.trim().toLowerCase().startsWith(colour)) right += 1;
-  }
-  expect(right).toBe(heldOut.length);
+  expect(heldOutRight(out)).toBe(heldOut.length);
 }, 600000);
 
 test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, --merge-lora folds them in', () => {

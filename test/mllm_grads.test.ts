@@ -13,7 +13,7 @@ import { WeightFile } from '../lib/io/weights';
 import { decoderConfig } from '../lib/models/llm/decoder_config';
 import { DecoderTrainer } from '../lib/models/llm/decoder_train';
 import { Param, TrainLinear, loadTrainWeights } from '../lib/models/llm/decoder_train_weights';
-import { attachLora, attachLoraTo } from '../lib/models/llm/lora';
+import { LoraPair, attachLora, attachLoraTo } from '../lib/models/llm/lora';
 import { TrainableTinyLlava } from '../lib/models/llm/tinyllava_train';
 import { VisionTrainer, towerLinearModules } from '../lib/models/llm/vision_train';
 import { copyIntoSync } from '../lib/ops/copy';
@@ -67,6 +67,21 @@ function build(
       towerLoader?.disposeAll();
     },
   };
+}
+
+/** LoRA factors with room for their gradients; B (zero in PEFT) given values so that A's gradient is not zero too. */
+function trainableFactors(pairs: LoraPair[], wave: (x: number) => number): Param[] {
+  for (const p of pairs)
+    copyIntoSync(
+      Tensor.from(
+        new Float32Array(p.b.value.size).map((_, i) => wave(i) * 0.05),
+        p.b.value.shape,
+      ),
+      p.b.value,
+    );
+  const factors = pairs.flatMap((p) => [p.a, p.b]);
+  for (const p of factors) p.grad = Tensor.zeros(p.value.shape, 'f32');
+  return factors;
 }
 
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
@@ -152,18 +167,8 @@ test("LoRA with dropout: the factors' gradients equal central differences of the
   const features = inputs.load('features', { dtype: 'f32' }) as Tensor<'f32'>;
   inputs.close();
   const pairs = attachLora(weights, { r: 3, alpha: 6, dropout: 0.3, targets: ['q_proj', 'up_proj'], seed: 5 });
-  // B starts at zero (PEFT): give it values so that A's gradient is not zero too.
-  for (const p of pairs)
-    copyIntoSync(
-      Tensor.from(
-        new Float32Array(p.b.value.size).map((_, i) => Math.sin(i) * 0.05),
-        p.b.value.shape,
-      ),
-      p.b.value,
-    );
   const model = new TrainableTinyLlava(new DecoderTrainer(config, weights), connector);
-  const factors = pairs.flatMap((p) => [p.a, p.b]);
-  for (const p of factors) p.grad = Tensor.zeros(p.value.shape, 'f32');
+  const factors = trainableFactors(pairs, Math.sin);
   const example = { ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), features };
   const loss = () => {
     model.decoder.maskSeed = 1234;
@@ -197,17 +202,7 @@ test("LoRA with dropout on the tower and the connector: the factors' gradients e
     ...attachLoraTo(towerLinearModules(vision.weights), { r: 2, alpha: 4, dropout: 0.25, targets: ['q_proj', 'v_proj', 'fc2'], seed: 3, keyBase: 1 << 20 }),
     ...attachLoraTo(model.connector, { r: 2, alpha: 4, dropout: 0.25, targets: ['0', '2'], seed: 3, keyBase: 2 << 20 }),
   ];
-  // B starts at zero (PEFT): give it values so that A's gradient is not zero too.
-  for (const p of pairs)
-    copyIntoSync(
-      Tensor.from(
-        new Float32Array(p.b.value.size).map((_, i) => Math.cos(i) * 0.05),
-        p.b.value.shape,
-      ),
-      p.b.value,
-    );
-  const factors = pairs.flatMap((p) => [p.a, p.b]);
-  for (const p of factors) p.grad = Tensor.zeros(p.value.shape, 'f32');
+  const factors = trainableFactors(pairs, Math.cos);
   const example = { ids: Int32Array.from(ex.ids), labels: Int32Array.from(ex.labels), ...image };
   const loss = (scale: number) => {
     model.setMaskSeed(77);
