@@ -368,6 +368,7 @@ class MllmRun {
     const cached = this.imageCache.get(file);
     if (cached) return cached;
     const { vision, preprocess: pre, featureLayer, selectStrategy } = this.mllm;
+    if (!vision) throw new TinyEmoError('INTERNAL', 'frozen features asked of a model whose tower trains');
     const pixels = preprocess([await readImage(file)], pre);
     try {
       const out = await vision.forward(pixels, { hiddenStates: [featureLayer], embeds: false });

@@ -30,10 +30,10 @@ import { VisionTrainer } from './vision_train';
 
 export type MllmSource = { kind: 'mllm'; dir: string } | { kind: 'parts'; vision: string; llm: string; connector: string; seed: number };
 
-/** A TinyLLaVA in training with its frozen tower and what saving it needs. */
+/** A TinyLLaVA in training with its frozen tower (none when the tower trains: model.vision) and what saving it needs. */
 export interface LoadedMllm {
   model: TrainableTinyLlava;
-  vision: ClipVision | SiglipVision;
+  vision?: ClipVision | SiglipVision;
   preprocess: ImagePreprocess;
   featureLayer: number;
   selectStrategy: 'patch' | 'cls_patch';
@@ -71,23 +71,22 @@ function fromFolder(dir: string, opts: LoadMllmOptions): LoadedMllm {
     const vis = objectField(c, 'vision_config', dir);
     const depth = connectorDepth(c.connector_type, dir);
     const towerPart = folder.part('vision_tower._vision_tower.', { ...vis });
-    const vision = loadTower(towerPart, device);
+    const towerLoader = new WeightLoader(towerPart, 'f32', device);
+    const tower = loadTowers(towerPart, towerLoader, opts, selection(c));
     const llmPart = folder.part('language_model.', { ...text });
     // The LLM's names are its own inside the part; the connector's are the folder's.
     const llmLoader = new WeightLoader(llmPart, 'f32', device);
     const loader = new WeightLoader(folder, 'f32', device);
-    const towerLoader = new WeightLoader(towerPart, 'f32', device);
     try {
-      const trainer = opts.trainVision ? VisionTrainer.fromFolder(towerPart, towerLoader, selection(c)) : undefined;
       const cfg = decoderConfig(text, dir);
       const weights = loadTrainWeights(llmPart, cfg, llmLoader);
       const E = cfg.hidden;
       const connector = Array.from({ length: depth }, (_, i) => {
         const p = `connector._connector.${2 * i}`;
-        const inp = i === 0 ? vision.config.hiddenSize : E;
+        const inp = i === 0 ? tower.shape.hiddenSize : E;
         return { w: param(`${p}.weight`, loader.tensor(`${p}.weight`, [E, inp], 'f32')), b: param(`${p}.bias`, loader.tensor(`${p}.bias`, [E], 'f32')) };
       });
-      return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector, trainer), vision, c, { dir, prefix: 'vision_tower._vision_tower.' }, dir, [
+      return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector, tower.trainer), tower, c, { dir, prefix: 'vision_tower._vision_tower.' }, dir, [
         llmLoader,
         loader,
         towerLoader,
@@ -96,7 +95,7 @@ function fromFolder(dir: string, opts: LoadMllmOptions): LoadedMllm {
       llmLoader.disposeAll();
       loader.disposeAll();
       towerLoader.disposeAll();
-      vision.dispose();
+      tower.frozen?.dispose();
       throw e;
     }
   } finally {
@@ -109,11 +108,9 @@ function fromParts(src: Extract<MllmSource, { kind: 'parts' }>, opts: LoadMllmOp
   const depth = connectorDepth(src.connector, src.connector);
   const vfolder = ModelFolder.open(src.vision);
   const towerLoader = new WeightLoader(vfolder, 'f32', device);
-  let vision: ClipVision | SiglipVision;
-  let trainer: VisionTrainer | undefined;
+  let tower: Towers;
   try {
-    vision = loadTower(vfolder, device);
-    trainer = opts.trainVision ? VisionTrainer.fromFolder(vfolder, towerLoader, selection({})) : undefined;
+    tower = loadTowers(vfolder, towerLoader, opts, selection({}));
   } catch (e) {
     towerLoader.disposeAll();
     throw e;
@@ -125,7 +122,7 @@ function fromParts(src: Extract<MllmSource, { kind: 'parts' }>, opts: LoadMllmOp
   try {
     const cfg = decoderConfig(folder.config, src.llm);
     const weights = loadTrainWeights(folder, cfg, loader);
-    const connector = initConnector(depth, vision.config.hiddenSize, cfg.hidden, src.seed, device);
+    const connector = initConnector(depth, tower.shape.hiddenSize, cfg.hidden, src.seed, device);
     for (const l of connector) loader.owned.push(l.w.value, l.b!.value);
     const visionConfig = JSON.parse(fs.readFileSync(path.join(src.vision, 'config.json'), 'utf8')) as JsonObject;
     const config: JsonObject = {
@@ -139,41 +136,33 @@ function fromParts(src: Extract<MllmSource, { kind: 'parts' }>, opts: LoadMllmOp
       ignore_index: -100,
       image_token_index: -200,
     };
-    return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector, trainer), vision, config, { dir: src.vision, prefix: '' }, src.vision, [
+    return assemble(new TrainableTinyLlava(new DecoderTrainer(cfg, weights), connector, tower.trainer), tower, config, { dir: src.vision, prefix: '' }, src.vision, [
       loader,
       towerLoader,
     ]);
   } catch (e) {
     loader.disposeAll();
     towerLoader.disposeAll();
-    vision.dispose();
+    tower.frozen?.dispose();
     throw e;
   } finally {
     folder.close();
   }
 }
 
-function assemble(
-  model: TrainableTinyLlava,
-  vision: ClipVision | SiglipVision,
-  config: JsonObject,
-  visionWeights: LoadedMllm['visionWeights'],
-  preDir: string,
-  loaders: WeightLoader[],
-): LoadedMllm {
-  const family = vision instanceof SiglipVision ? 'siglip' : 'clip';
+function assemble(model: TrainableTinyLlava, tower: Towers, config: JsonObject, visionWeights: LoadedMllm['visionWeights'], preDir: string, loaders: WeightLoader[]): LoadedMllm {
   const { featureLayer: layer, strategy } = selection(config);
   return {
     model,
-    vision,
-    preprocess: preprocessForFolder(path.resolve(preDir), family, vision.config.imageSize),
+    vision: tower.frozen,
+    preprocess: preprocessForFolder(path.resolve(preDir), tower.shape.family, tower.shape.imageSize),
     featureLayer: layer,
     selectStrategy: strategy,
     config,
     visionWeights,
     dispose: () => {
       for (const l of loaders) l.disposeAll();
-      vision.dispose();
+      tower.frozen?.dispose();
     },
   };
 }
@@ -184,6 +173,23 @@ function selection(config: JsonObject): { featureLayer: number; strategy: 'patch
     featureLayer: typeof config.vision_feature_layer === 'number' ? config.vision_feature_layer : -2,
     strategy: config.vision_feature_select_strategy === 'cls_patch' ? 'cls_patch' : 'patch',
   };
+}
+
+/** The tower as it is used: frozen (a ClipVision or SiglipVision), or training (f32 Params only: no second copy). */
+interface Towers {
+  frozen?: ClipVision | SiglipVision;
+  trainer?: VisionTrainer;
+  shape: { family: 'clip' | 'siglip'; hiddenSize: number; imageSize: number };
+}
+
+function loadTowers(folder: ModelFolder, loader: WeightLoader, opts: LoadMllmOptions, sel: ReturnType<typeof selection>): Towers {
+  if (opts.trainVision) {
+    const trainer = VisionTrainer.fromFolder(folder, loader, sel);
+    return { trainer, shape: { family: trainer.family, hiddenSize: trainer.config.hiddenSize, imageSize: trainer.config.imageSize } };
+  }
+  const frozen = loadTower(folder, opts.device);
+  const family = frozen instanceof SiglipVision ? 'siglip' : 'clip';
+  return { frozen, shape: { family, hiddenSize: frozen.config.hiddenSize, imageSize: frozen.config.imageSize } };
 }
 
 function loadTower(folder: ModelFolder, device: Device | undefined): ClipVision | SiglipVision {
