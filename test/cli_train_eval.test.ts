@@ -86,6 +86,14 @@ test('trainer faults: mixed widths and an empty class are refused, a diverged ru
   expect(nan.status).toBe(2);
   expect(nan.stderr).toMatch(/the loss became (NaN|Infinity|-Infinity) at step \d+ .*training diverged, no model is kept; try a lower --lr/);
   expect(fs.existsSync(out)).toBe(false);
+  // Into a folder holding an earlier run, a diverged run removes what it wrote and leaves the files it never
+  // reached (train.json is written at the end) as they were.
+  const earlier = path.join(tmp, 'earlier');
+  expect(run('train', '--data', data, '--out', earlier, '--epochs', '1', '--hidden', '20').status).toBe(0);
+  const summary = fs.readFileSync(path.join(earlier, 'train.json'), 'utf8');
+  expect(run('train', '--data', data, '--out', earlier, '--lr', '1e9', '--epochs', '3', '--hidden', '20').status).toBe(2);
+  expect(fs.readFileSync(path.join(earlier, 'train.json'), 'utf8')).toBe(summary);
+  expect(fs.existsSync(path.join(earlier, 'checkpoint.safetensors'))).toBe(false);
   const resume = run('train', '--data', data, '--out', out, '--resume');
   expect(resume.status).toBe(2);
   expect(resume.stderr).toMatch(/--resume: no checkpoint/);

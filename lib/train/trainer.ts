@@ -47,6 +47,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   const created = !fs.existsSync(config.out);
   fs.mkdirSync(config.out, { recursive: true }); // only once the data, labels and device are known good
   removeStaleTemps(config.out);
+  const before = stamps(config.out);
   let run: ProjectorRun | undefined;
   try {
     const model = opts.resume ? resumedModel(config.out, key, device) : freshModel(data.train.dim, data.labels.dim, config.seed, key, device);
@@ -57,7 +58,11 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
     // A refused or diverged run leaves no model (nor an empty --out) behind; a resumed one keeps its checkpoint.
     if (!opts.resume) {
       if (created) fs.rmSync(config.out, { recursive: true, force: true });
-      else for (const f of RUN_FILES) fs.rmSync(path.join(config.out, f), { force: true });
+      else {
+        // Only what this run wrote: an earlier run's files it never reached stay.
+        const after = stamps(config.out);
+        for (const [f, t] of after) if (before.get(f) !== t) fs.rmSync(path.join(config.out, f), { force: true });
+      }
     }
     throw e;
   } finally {
@@ -67,6 +72,16 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
 
 /** What a run writes into --out. */
 const RUN_FILES = ['tinyemo.json', 'projector.safetensors', 'labels.safetensors', 'checkpoint.safetensors', 'log.jsonl', 'train.json'];
+
+/** When each of the run's files in `out` was last written (absent files left out). */
+function stamps(out: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const f of RUN_FILES) {
+    const file = path.join(out, f);
+    if (fs.existsSync(file)) m.set(f, fs.statSync(file).mtimeMs);
+  }
+  return m;
+}
 
 /** Temporary files an interrupted write left (a process killed mid-write cannot remove its own). */
 function removeStaleTemps(out: string): void {
