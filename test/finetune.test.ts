@@ -170,32 +170,10 @@ test('the tower trains too (--tune vision=full): the layers up to the feature la
 
 test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, --merge-lora folds them in', () => {
   const stage1 = path.join(tmp, 'stage1');
-  const common = [
-    'finetune',
-    '--stage',
-    'finetune',
-    '--mllm',
-    stage1,
-    '--tune',
-    'llm=lora',
-    '--lora-r',
-    '8',
-    '--lora-alpha',
-    '16',
-    '--data',
-    path.join(tmp, 'questions.jsonl'),
-    '--images',
-    images,
-    '--epochs',
-    '20',
-    '--batch-size',
-    '6',
-    '--lr',
-    '3e-3',
-    '--json',
-  ];
+  const lora8 = ['--tune', 'llm=lora', '--lora-r', '8', '--lora-alpha', '16'];
+
   const lora = path.join(tmp, 'lora');
-  expect(run(...common, '--out', lora).status).toBe(0);
+  expect(run(...finetuneArgs(stage1, lora, ...lora8)).status).toBe(0);
   const adapter = JSON.parse(fs.readFileSync(path.join(lora, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
   expect(adapter).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 16, lora_dropout: 0.05 });
   const w = WeightFile.open(path.join(lora, 'adapter_model.safetensors'));
@@ -209,7 +187,7 @@ test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, 
   base.close();
   after.close();
   const merged = path.join(tmp, 'merged');
-  expect(run(...common, '--out', merged, '--merge-lora').status).toBe(0);
+  expect(run(...finetuneArgs(stage1, merged, ...lora8, '--merge-lora')).status).toBe(0);
   expect(fs.existsSync(path.join(merged, 'adapter_config.json'))).toBe(false);
   for (const [file, colour] of heldOut) {
     const ask = (dir: string) =>
@@ -224,10 +202,9 @@ test('LoRA on the LLM: PEFT adapter files beside the base, generate reads them, 
 
 test('LoRA on every part: one PEFT adapter holds the tower, the connector and the LLM, generate reads it, --merge-lora folds them in', () => {
   const stage1 = path.join(tmp, 'stage1');
-  const common = ['finetune', '--stage', 'finetune', '--mllm', stage1, '--tune', 'vision=lora,connector=lora,llm=lora', '--lora-r', '8', '--lora-alpha', '16'];
-  const data = ['--data', path.join(tmp, 'questions.jsonl'), '--images', images, '--epochs', '20', '--batch-size', '6', '--lr', '3e-3', '--json'];
+  const loraAll = ['--tune', 'vision=lora,connector=lora,llm=lora', '--lora-r', '8', '--lora-alpha', '16'];
   const out = path.join(tmp, 'lora-both');
-  const r = run(...common, ...data, '--out', out);
+  const r = run(...finetuneArgs(stage1, out, ...loraAll));
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   const adapter = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')) as { target_modules: string[] };
@@ -249,7 +226,7 @@ test('LoRA on every part: one PEFT adapter holds the tower, the connector and th
   base.close();
   after.close();
   const merged = path.join(tmp, 'lora-both-merged');
-  expect(run(...common, ...data, '--out', merged, '--merge-lora').status).toBe(0);
+  expect(run(...finetuneArgs(stage1, merged, ...loraAll, '--merge-lora')).status).toBe(0);
   // Loading applies the adapter to the tower as well: its weight as loaded is the merged one, not the base.
   const folder = ModelFolder.open(out);
   folder.setTransforms(adapterTransforms(out)!);

@@ -120,13 +120,7 @@ export function httpError(status: number, what: string, token: string | undefine
   return new TinyEmoError('NETWORK', `${what}: the hub answered ${status}`);
 }
 
-export async function listFiles(
-  endpoint: string,
-  repo: string,
-  revision: string,
-  token: string | undefined,
-  signal?: AbortSignal,
-): Promise<{ commit: string; files: RemoteFile[] }> {
+async function listRepoFiles(endpoint: string, repo: string, revision: string, token: string | undefined, signal?: AbortSignal): Promise<{ commit: string; files: RemoteFile[] }> {
   const url = `${endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
   const res = await get(url, { accept: 'application/json' }, token, signal);
   if (res.status !== 200) {
@@ -157,6 +151,34 @@ export async function listFiles(
     files.push({ path: p, size, etag, lfs: Boolean(lfs) });
   }
   return { commit: o.sha, files };
+}
+
+/** A revision's commit and files; a socket error (refused, reset, DNS), which arrives as a plain Error, becomes the
+ * typed NETWORK error every caller expects. */
+export async function listFiles(
+  endpoint: string,
+  repo: string,
+  revision: string,
+  token: string | undefined,
+  signal?: AbortSignal,
+): Promise<{ commit: string; files: RemoteFile[] }> {
+  try {
+    return await listRepoFiles(endpoint, repo, revision, token, signal);
+  } catch (e) {
+    if (e instanceof TinyEmoError) throw e;
+    if (signal?.aborted) throw new TinyEmoError('CANCELLED', 'download cancelled', { cause: e });
+    throw new TinyEmoError('NETWORK', `${repo}: could not reach ${endpoint} (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** HF_HUB_OFFLINE as huggingface_hub reads it, unless told. */
+export function isOffline(given?: boolean): boolean {
+  return given ?? ['1', 'true', 'yes'].includes((env().HF_HUB_OFFLINE ?? '').toLowerCase());
+}
+
+/** The hub's address and token: the options, else HF_ENDPOINT and HF_TOKEN. */
+export function hubAccess(o: { endpoint?: string; token?: string }): { endpoint: string; token: string | undefined } {
+  return { endpoint: (o.endpoint ?? env().HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, ''), token: o.token ?? env().HF_TOKEN ?? undefined };
 }
 
 /** The file's hash as the hub names its blob: sha256, or git's "blob <n>\0" sha1. */
@@ -245,7 +267,7 @@ export async function pull(repo: string, opts: PullOptions = {}): Promise<PullRe
   const revision = opts.revision ?? 'main';
   checkRevision(revision);
   const cache = opts.cacheDir ?? hubCacheDir();
-  const offline = opts.offline ?? ['1', 'true', 'yes'].includes((env().HF_HUB_OFFLINE ?? '').toLowerCase());
+  const offline = isOffline(opts.offline);
   const include = (opts.include ?? []).map(globToRegExp);
   const wanted = (p: string) => include.length === 0 || include.some((r) => r.test(p));
 
@@ -269,17 +291,8 @@ export async function pull(repo: string, opts: PullOptions = {}): Promise<PullRe
     return { repo, revision, commit, dir, files: files.filter(wanted), downloaded: [] };
   }
 
-  const endpoint = (opts.endpoint ?? env().HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
-  const token = opts.token ?? env().HF_TOKEN ?? undefined;
-  let listed: { commit: string; files: RemoteFile[] };
-  try {
-    listed = await listFiles(endpoint, repo, revision, token, opts.signal);
-  } catch (e) {
-    // Socket errors (refused, reset, DNS) arrive as plain Errors: give them the typed error every caller expects.
-    if (e instanceof TinyEmoError) throw e;
-    if (opts.signal?.aborted) throw new TinyEmoError('CANCELLED', 'download cancelled', { cause: e });
-    throw new TinyEmoError('NETWORK', `${repo}: could not reach ${endpoint} (${(e as Error).message})`, { cause: e });
-  }
+  const { endpoint, token } = hubAccess(opts);
+  const listed = await listFiles(endpoint, repo, revision, token, opts.signal);
   const { commit, files } = listed;
   const base = repoDir(cache, repo);
   const blobs = path.join(base, 'blobs');

@@ -23,7 +23,7 @@ import { readJsonFile } from '../io/model_folder';
 import { SafetensorsEntry, readSafetensorsHeader } from '../io/safetensors';
 import { EMBEDDING_NAMES, isVisionTensor } from '../io/weight_names';
 import { checkRepoId, checkRevision, hubCacheDir, snapshotDir } from './cache';
-import { PullOptions, RemoteFile, env, get, httpError, listFiles, pull, readBody } from './client';
+import { PullOptions, RemoteFile, env, get, httpError, hubAccess, isOffline, listFiles, pull, readBody } from './client';
 
 export type TensorSubset = 'vision' | 'embeddings';
 
@@ -101,7 +101,7 @@ export async function pullTensors(repo: string, o: PartialPullOptions): Promise<
   const revision = o.revision ?? 'main';
   checkRevision(revision);
   const cache = o.cacheDir ?? tinyemoCacheDir();
-  const offline = o.offline ?? ['1', 'true', 'yes'].includes((env().HF_HUB_OFFLINE ?? '').toLowerCase());
+  const offline = isOffline(o.offline);
   if (offline) {
     const dir = resolvePartial(repo, { subset: o.subset, revision, cacheDir: cache });
     if (!dir)
@@ -111,15 +111,8 @@ export async function pullTensors(repo: string, o: PartialPullOptions): Promise<
       );
     return fromManifest(dir, revision, false);
   }
-  const endpoint = (o.endpoint ?? env().HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
-  const token = o.token ?? env().HF_TOKEN ?? undefined;
-  let listed: { commit: string; files: RemoteFile[] };
-  try {
-    listed = await listFiles(endpoint, repo, revision, token, o.signal);
-  } catch (e) {
-    if (e instanceof TinyEmoError) throw e;
-    throw new TinyEmoError('NETWORK', `${repo}: could not reach ${endpoint} (${(e as Error).message})`, { cause: e });
-  }
+  const { endpoint, token } = hubAccess(o);
+  const listed = await listFiles(endpoint, repo, revision, token, o.signal);
   const base = partialRepoDir(cache, repo);
   const dir = path.join(base, listed.commit, o.subset);
   const fresh = !fs.existsSync(path.join(dir, MANIFEST));

@@ -23,7 +23,7 @@ import { writeFileAtomic } from '../io/file';
 import { WeightFile } from '../io/weights';
 import { writeSafetensors } from '../io/safetensors';
 import { Param, TrainLinear } from '../models/llm/decoder_train_weights';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, LoraPair, attachLoraTo, linearModules, mergeLoraInto, moduleKinds, writeAdapter } from '../models/llm/lora';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, LoraPair, attachLoraTo, linearModules, mergeLora, moduleKinds, writeAdapter } from '../models/llm/lora';
 import { towerLinearModules } from '../models/llm/vision_train';
 import { copyIntoSync } from '../ops/copy';
 import { LoadedMllm, MllmSource, loadTrainableMllm, saveTinyLlava } from '../models/llm/tinyllava_train_io';
@@ -347,29 +347,33 @@ class MllmRun {
   }
 
   /** What the model takes for an image: the frozen tower's features, or the pixels when the tower trains. */
-  private async imageInput(image: string | undefined): Promise<{ features?: Tensor<'f32'>; pixels?: Tensor<'f32'> }> {
-    if (image === undefined) return {};
-    return this.mllm.model.vision ? { pixels: await this.imagePixels(image) } : { features: await this.imageFeatures(image) };
+  private async imageInput(image: string): Promise<{ features?: Tensor<'f32'>; pixels?: Tensor<'f32'> }> {
+    return this.mllm.model.vision
+      ? { pixels: await this.cachedImage(image, (f) => this.imagePixels(f)) }
+      : { features: await this.cachedImage(image, (f) => this.imageFeatures(f)) };
   }
 
-  /** An image's pixels [1, C, S, S] as the tower takes them, decoded once. */
-  private async imagePixels(image: string): Promise<Tensor<'f32'>> {
+  /** What `make` gives for an image file, made once per run. */
+  private async cachedImage(image: string, make: (file: string) => Promise<Tensor<'f32'>>): Promise<Tensor<'f32'>> {
     const file = path.resolve(this.c.images, image);
-    const cached = this.imageCache.get(file);
-    if (cached) return cached;
-    const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
-    this.imageCache.set(file, pixels);
-    return pixels;
+    let t = this.imageCache.get(file);
+    if (!t) {
+      t = await make(file);
+      this.imageCache.set(file, t);
+    }
+    return t;
   }
 
-  /** The frozen tower's patch features of an image [Np, Ev], computed once. */
-  private async imageFeatures(image: string): Promise<Tensor<'f32'>> {
-    const file = path.resolve(this.c.images, image);
-    const cached = this.imageCache.get(file);
-    if (cached) return cached;
-    const { vision, preprocess: pre, featureLayer, selectStrategy } = this.mllm;
+  /** An image's pixels [1, C, S, S] as the tower takes them. */
+  private async imagePixels(file: string): Promise<Tensor<'f32'>> {
+    return preprocess([await readImage(file)], this.mllm.preprocess);
+  }
+
+  /** The frozen tower's patch features of an image [Np, Ev]. */
+  private async imageFeatures(file: string): Promise<Tensor<'f32'>> {
+    const { vision, featureLayer, selectStrategy } = this.mllm;
     if (!vision) throw new TinyEmoError('INTERNAL', 'frozen features asked of a model whose tower trains');
-    const pixels = preprocess([await readImage(file)], pre);
+    const pixels = await this.imagePixels(file);
     try {
       const out = await vision.forward(pixels, { hiddenStates: [featureLayer], embeds: false });
       const states = out.hiddenStates.get(featureLayer)!;
@@ -377,7 +381,6 @@ class MllmRun {
       const keep = selectStrategy === 'patch' ? states.narrow(1, 1, S - 1) : states;
       const f = keep.toSync('f32').reshape([keep.shape[1], Ev]);
       for (const t of new Set([keep, states])) t.dispose();
-      this.imageCache.set(file, f);
       return f;
     } finally {
       pixels.dispose();
@@ -415,7 +418,7 @@ class MllmRun {
 
   /** --merge-lora: the factors folded into the weights, the model written whole, the adapter files gone. */
   private mergeAdapter(): void {
-    for (const part of this.loraParts()) mergeLoraInto(part.modules);
+    for (const part of this.loraParts()) mergeLora(part.modules);
     saveTinyLlava(this.c.out, this.mllm, { tokenizerDir: this.tokDir });
     for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) fs.rmSync(path.join(this.c.out, f), { force: true });
   }
@@ -474,8 +477,8 @@ function configKey(c: FinetuneConfig): string {
 
 /**
  * Refuses a run that cannot fit: weights, gradients and AdamW's two moments of the trainable tensors, the frozen
- * ones, and an estimate of one sequence's activations (and of a training tower's tape) (about 14 floats per hidden unit per layer and position,
- * for the longest sequence allowed), against this machine's memory.
+ * ones, and an estimate of one sequence's activations (about 14 floats per hidden unit per layer and position,
+ * for the longest sequence allowed) and of a training tower's tape, against this machine's memory.
  */
 function checkMemory(params: Param[], m: LoadedMllm, c: FinetuneConfig): void {
   const trainable = params.reduce((n, p) => n + p.value.size, 0);

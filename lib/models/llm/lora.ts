@@ -55,9 +55,9 @@ export function attachLoraTo(modules: TrainLinear[], o: LoraOptions & { keyBase?
   if (!(o.dropout >= 0 && o.dropout < 1)) throw new TinyEmoError('INVALID_ARGUMENT', 'LoRA dropout must be in [0, 1)');
   const rng = new Rng(o.seed ^ 0x4c6f5241 ^ (o.keyBase ?? 0));
   const pairs: LoraPair[] = [];
-  const known = new Set(modules.map((l) => moduleName(l).split('.').pop()!));
-  const unknown = o.targets.filter((t) => !known.has(t));
-  if (unknown.length) throw new TinyEmoError('INVALID_ARGUMENT', `LoRA targets ${unknown.join(', ')} are not linear layers of this model (${[...known].join(', ')})`);
+  const known = moduleKinds(modules);
+  const unknown = o.targets.filter((t) => !known.includes(t));
+  if (unknown.length) throw new TinyEmoError('INVALID_ARGUMENT', `LoRA targets ${unknown.join(', ')} are not linear layers of this model (${known.join(', ')})`);
   modules.forEach((l, i) => {
     const name = moduleName(l);
     if (!o.targets.includes(name.split('.').pop()!)) return;
@@ -127,13 +127,8 @@ export function loraBackward(x: Tensor<'f32'>, l: LoraPair, dy: Tensor<'f32'>, d
   dropoutApplySync(scope.use(gemmSync(dt, l.a.value, { bTrans: true })), d, { out: dx, accumulate: true });
 }
 
-/** W += scale · B·A for every pair of a decoder (after merging, the adapter is the weights). */
-export function mergeLora(w: TrainWeights): void {
-  mergeLoraInto(linearModules(w));
-}
-
-/** The same over any linear layers (a tower's). */
-export function mergeLoraInto(modules: TrainLinear[]): void {
+/** W += scale · B·A for every pair among these linear layers (after merging, the adapter is the weights). */
+export function mergeLora(modules: TrainLinear[]): void {
   for (const l of modules) {
     if (!l.lora) continue;
     gemmSync(l.lora.b.value, l.lora.a.value, { bTrans: true, alpha: l.lora.scale, out: l.w.value, beta: 1 });

@@ -13,7 +13,7 @@ import * as path from 'path';
 import { TinyEmoError } from '../../errors';
 import { TAXONOMIES } from '../../data/taxonomies';
 import { DEFAULT_REPOS } from '../../hub/defaults';
-import { pull, resolveModel } from '../../hub/client';
+import { isOffline, pull, resolveModel } from '../../hub/client';
 import { SUBSETS, TensorSubset, pullTensors, resolvePartial, tinyemoCacheDir } from '../../hub/partial';
 import { readJsonFile } from '../../io/model_folder';
 import { BUNDLE_FILE } from './bundle';
@@ -75,7 +75,7 @@ export async function ensureDefaultModels(
     onPlan?: (repo: string, what: string) => void;
   } = {},
 ): Promise<{ pulled: string[]; failed: Array<{ repo: string; reason: string }> }> {
-  const offline = opts.offline ?? ['1', 'true', 'yes'].includes((process.env.HF_HUB_OFFLINE ?? '').toLowerCase());
+  const offline = isOffline(opts.offline);
   const pulled: string[] = [];
   const failed: Array<{ repo: string; reason: string }> = [];
   for (const key of [DEFAULT_CLASSIFIER.vision, DEFAULT_CLASSIFIER.projector, DEFAULT_CLASSIFIER.llm, DEFAULT_CLASSIFIER.tokenizer]) {
