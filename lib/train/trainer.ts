@@ -25,7 +25,7 @@ import { ProjectionGrads, projectionBackwardSync, projectionForwardTrainSync } f
 import { Device, Tensor } from '../tensor';
 import { Rng } from '../util/rng';
 import { Scope } from '../util/scope';
-import { Model, disposeModel, freshModel, resumedModel, saveCheckpoint } from './projector_checkpoint';
+import { CHECKPOINT, Model, disposeModel, freshModel, resumedModel, saveCheckpoint } from './projector_checkpoint';
 import { ADAMW, TrainConfig, checkConfig, configKey } from './projector_config';
 import { TrainData, batchesPerEpoch, dropoutSeed, gatherBatch, loadTrainData } from './projector_data';
 import { EpochLog, TrainHooks, TrainResult } from './projector_log';
@@ -43,7 +43,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   if (device !== 'cpu') Tensor.empty([1], 'f32', device).dispose();
   const key = configKey(config);
   // Refused before anything is written (no empty --out).
-  if (opts.resume && !fs.existsSync(path.join(config.out, 'checkpoint.safetensors'))) throw new TinyEmoError('NOT_FOUND', `--resume: no checkpoint in ${config.out}`);
+  if (opts.resume && !fs.existsSync(path.join(config.out, CHECKPOINT))) throw new TinyEmoError('NOT_FOUND', `--resume: no checkpoint in ${config.out}`);
   const created = !fs.existsSync(config.out);
   fs.mkdirSync(config.out, { recursive: true }); // only once the data, labels and device are known good
   removeStaleTemps(config.out);
@@ -71,7 +71,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
 }
 
 /** What a run writes into --out. */
-const RUN_FILES = ['tinyemo.json', 'projector.safetensors', 'labels.safetensors', 'checkpoint.safetensors', 'log.jsonl', 'train.json'];
+const RUN_FILES = ['tinyemo.json', 'projector.safetensors', 'labels.safetensors', CHECKPOINT, 'log.jsonl', 'train.json'];
 
 /** When each of the run's files in `out` was last written (absent files left out). */
 function stamps(out: string): Map<string, number> {
