@@ -54,7 +54,8 @@ async function main(): Promise<void> {
   const threads = info.threads;
   const configs = torchConfigs(threads, await blasCore(threads), info.cpuFeatures.includes('avx512f'));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-bench-train-'));
-  const cfg = { ...TRAIN_DEFAULTS, epochs: o.epochs };
+  // One training with validation, as torch_train.py runs it (no refit).
+  const cfg = { ...TRAIN_DEFAULTS, epochs: o.epochs, refit: false };
   const ours: { load: number[]; train: number[]; top1: number[] } = { load: [], train: [], top1: [] };
   const theirs = new Map<string, { load: number[]; train: number[]; top1: number[] }>(configs.map((c) => [c.name, { load: [], train: [], top1: [] }]));
   log(`${o.data}: ${o.epochs} epochs, batch ${cfg.batchSize}, hidden ${cfg.hidden}, ${threads} threads (${info.isa}); ${o.reps} alternating runs`);

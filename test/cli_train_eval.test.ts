@@ -26,14 +26,26 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+/** A model trained with --no-refit, whose validation part stays held out (trained once, on first use). */
+function heldModel(): string {
+  const dir = path.join(tmp, 'model-held');
+  if (!fs.existsSync(dir)) {
+    const r = run('train', '--data', data, '--out', dir, '--epochs', '4', '--batch-size', '8', '--hidden', '20', '--lr', '1e-2', '--seed', '2', '--no-refit');
+    expect(r.status).toBe(0);
+  }
+  return dir;
+}
+
 test('train --json: one JSON document, the label space said, a model folder written', () => {
   const r = run('train', '--data', data, '--out', model, '--epochs', '4', '--batch-size', '8', '--hidden', '20', '--lr', '1e-2', '--seed', '2', '--json');
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   const j = JSON.parse(r.stdout);
   expect(j.labelSpace).toMatch(/random unit vectors of dimension 20 \(seed 2\)/);
-  expect(j.epochs).toHaveLength(4);
-  expect(j.trainSamples + j.valSamples).toBe(62);
+  // 4 validation epochs, then the refit's 4 on all 62 samples (the model kept).
+  expect(j.epochs.map((e: { phase: string; epoch: number }) => `${e.phase} ${e.epoch}`)).toEqual([1, 2, 3, 4, 1, 2, 3, 4].map((e, i) => `${i < 4 ? 'validation' : 'refit'} ${e}`));
+  expect([j.trainSamples, j.valSamples]).toEqual([62, 12]);
+  expect(j.refitted).toEqual({ validationTop1: j.epochs[3].val.top1, validationTrainSamples: 50 });
   for (const f of ['tinyemo.json', 'projector.safetensors', 'labels.safetensors', 'checkpoint.safetensors', 'log.jsonl', 'train.json']) {
     expect(fs.existsSync(path.join(model, f))).toBe(true);
   }
@@ -45,7 +57,14 @@ test('train without --json reports the label space and one line per epoch on std
   expect(r.status).toBe(0);
   expect(r.stderr).toMatch(/label space: random unit vectors of dimension 20 \(seed 0\) \(no --llm or --labels: the labels are random points, not words\)/);
   expect(r.stderr).toMatch(/epoch 1\/2 {2}loss [0-9.]+ {2}lr [0-9.e+-]+ {2}val top-1 [0-9.]+%/);
-  expect(r.stdout).toMatch(/best epoch \d: validation top-1/);
+  expect(r.stderr).toMatch(/refit: the same recipe again on all 62 samples; this is the model kept/);
+  expect(r.stderr).toMatch(/refit epoch 2\/2 {2}loss [0-9.]+ {2}lr [0-9.e+-]+ {2}\(/);
+  expect(r.stdout).toMatch(/validation top-1 [0-9.]+% at the last epoch, trained on 50 and validated on 12 samples/);
+  expect(r.stdout).toMatch(/kept: the same recipe refit on all 62 samples/);
+  const kept = run('train', '--data', data, '--out', path.join(tmp, 'model-kept'), '--epochs', '2', '--batch-size', '8', '--hidden', '20', '--no-refit');
+  expect(kept.status).toBe(0);
+  expect(kept.stderr).not.toMatch(/refit/);
+  expect(kept.stdout).toMatch(/best epoch \d: validation top-1/);
 });
 
 test('inspect on a tinyemo train folder lists its weight files and their tensors; a folder without weights is refused', () => {
@@ -126,7 +145,8 @@ test('Ctrl-C: a checkpoint, how to resume, exit 130, no temporary file; the resu
     .trim()
     .split('\n')
     .map((l) => (JSON.parse(l) as { epoch: number }).epoch);
-  expect(epochs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  const forty = Array.from({ length: 40 }, (_, i) => i + 1);
+  expect(epochs).toEqual([...forty, ...forty]); // validation, then refit
 }, 120000);
 
 test('eval on the folder the model was trained on says how many of its samples were trained on', () => {
@@ -135,7 +155,12 @@ test('eval on the folder the model was trained on says how many of its samples w
   const j = JSON.parse(r.stdout) as { warning?: string };
   expect(j.warning).toMatch(/^\d+ of these 62 samples were trained on, so this score is optimistic/);
   expect(r.stderr).toMatch(/^warning: \d+ of these 62 samples were trained on/);
-  expect((JSON.parse(run('eval', '--data', data, '--projector', model, '--heldout', '--json').stdout) as { warning?: string }).warning).toBeUndefined();
+  // A refit model trained on all of them: nothing is held out.
+  expect(j.warning).toMatch(/^62 of these 62 samples/);
+  const refused = run('eval', '--data', data, '--projector', model, '--heldout', '--json');
+  expect(refused.status).toBe(2);
+  expect(refused.stderr).toMatch(/was refit on all of its data after validation .* --no-refit to keep a held-out part/);
+  expect((JSON.parse(run('eval', '--data', data, '--projector', heldModel(), '--heldout', '--json').stdout) as { warning?: string }).warning).toBeUndefined();
 });
 
 test('eval --json has the contract keys, accuracies as fractions, and writes the pictures', () => {
@@ -156,6 +181,7 @@ test('eval --json has the contract keys, accuracies as fractions, and writes the
 });
 
 test('eval --heldout scores exactly the validation part training held out', () => {
+  const model = heldModel();
   const r = run('eval', '--data', data, '--projector', model, '--heldout', '--json');
   expect(r.status).toBe(0);
   const j = JSON.parse(r.stdout);

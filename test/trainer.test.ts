@@ -55,7 +55,8 @@ function tensorBytes(file: string): Map<string, Buffer> {
 }
 
 test('learns separable clusters, logs every epoch, writes a bundle that predicts the same after reloading', async () => {
-  const c = small('basic', { epochs: 6 });
+  // Without a refit the bundle is the best validation epoch's model.
+  const c = small('basic', { epochs: 6, refit: false });
   const epochs: number[] = [];
   let steps = 0;
   const r = await trainProjector(c, { hooks: { onEpoch: (l) => epochs.push(l.epoch), onStep: () => steps++ } });
@@ -94,10 +95,45 @@ test('learns separable clusters, logs every epoch, writes a bundle that predicts
   [b, again].forEach((x) => x.projector.dispose());
 });
 
+test('the default refit: validation measures the recipe, then the kept model is the same recipe on all the data', async () => {
+  const epochs: string[] = [];
+  const phases: Array<string | undefined> = [];
+  const c = small('refit', { epochs: 4 });
+  const r = await trainProjector(c, { hooks: { onEpoch: (l) => epochs.push(`${l.phase}:${l.epoch}`), onStart: (i) => phases.push(i.phase) } });
+  expect(phases).toEqual(['validation', 'refit']);
+  expect(epochs).toEqual(['validation:1', 'validation:2', 'validation:3', 'validation:4', 'refit:1', 'refit:2', 'refit:3', 'refit:4']);
+  expect([r.trainSamples, r.valSamples]).toEqual([63, 16]);
+  expect(r.refitted).toEqual({ validationTop1: r.epochs[3].val!.top1, validationTrainSamples: 47 });
+
+  // The validation training is the no-refit run; the kept model is the run with nothing held out, bit for bit.
+  const plain = await trainProjector(small('refit-plain', { epochs: 4, refit: false }));
+  expect(r.epochs.slice(0, 4).map(({ phase, seconds, ...l }) => (void phase, void seconds, l))).toEqual(plain.epochs.map(({ seconds, ...l }) => (void seconds, l)));
+  expect(r.best).toEqual(plain.best);
+  await trainProjector(small('refit-all', { epochs: 4, valSplit: 0 }));
+  const weights = (dir: string) => fs.readFileSync(path.join(tmp, dir, 'projector.safetensors'));
+  expect(weights('refit').equals(weights('refit-all'))).toBe(true);
+
+  const log = fs
+    .readFileSync(path.join(c.out, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  expect(log.map((l) => `${l.phase}:${l.epoch}`)).toEqual(epochs);
+  const b = readBundle(c.out);
+  expect(b.bundle.training).toMatchObject({ refit: true, trainSamples: 63, valSamples: 16, refitted: r.refitted });
+  b.projector.dispose();
+  const summary = JSON.parse(fs.readFileSync(path.join(c.out, 'train.json'), 'utf8'));
+  expect(summary.refitted).toEqual(r.refitted);
+  expect(summary.epochs).toHaveLength(8);
+});
+
+// 63 samples, batch 8: the validation training has 3 epochs of 6 steps (47 samples), the refit 3 of 8.
 test.each([
   ['mid-epoch', 8],
   ['at an epoch boundary', 6],
   ['on the first step', 1],
+  ['between the validation training and the refit', 18],
+  ['in the refit', 21],
 ])('stopped %s then resumed, training ends bit-identical to an uninterrupted run', async (_, k) => {
   const full = small(`full-${k}`, { loss: 'infonce', noise: 0.3 });
   await trainProjector(full);
@@ -108,7 +144,7 @@ test.each([
   expect(fs.existsSync(path.join(part.out, 'train.json'))).toBe(false);
   const resumed = await trainProjector(part, { resume: true });
   expect(resumed.stopped).toBe(false);
-  expect(resumed.epochs.map((e) => e.epoch)).toEqual([1, 2, 3]);
+  expect(resumed.epochs.map((e) => `${e.phase}:${e.epoch}`)).toEqual(['validation:1', 'validation:2', 'validation:3', 'refit:1', 'refit:2', 'refit:3']);
 
   const a = tensorBytes(path.join(full.out, 'checkpoint.safetensors'));
   const b = tensorBytes(path.join(part.out, 'checkpoint.safetensors'));
@@ -159,9 +195,11 @@ describeWithEmotion6('training on the real Emotion6 features', () => {
   test('the default recipe, seed 0: validation top-1 well above a linear probe floor', async () => {
     const out = path.join(tmp, 'emotion6');
     const r = await trainProjector({ ...TRAIN_DEFAULTS, data: EMOTION6_TRAIN, out, seed: 0 });
-    expect([r.trainSamples, r.valSamples]).toEqual([1108, 278]);
+    // Validated on 278, then refit on all 1,386.
+    expect([r.trainSamples, r.valSamples]).toEqual([1386, 278]);
     // Validation top-1 across seeds is 0.74-0.79 (README); 0.70 leaves room for noise, chance is 0.17.
-    expect(r.best!.top1).toBeGreaterThan(0.7);
+    expect(r.refitted!.validationTop1).toBeGreaterThan(0.7);
+    expect(r.refitted!.validationTrainSamples).toBe(1108);
     const b = readBundle(out);
     expect(b.bundle.taxonomy).toBe('emotion6');
     expect(b.bundle.projector).toMatchObject({ inDim: 768 });

@@ -76,9 +76,17 @@ function labelsFromFlags(f: EvalFlags, classes: readonly string[]): LabelSpace |
 function heldoutPart(data: FeatureSet, projectorDir: string): FeatureSet {
   const file = path.join(projectorDir, BUNDLE_FILE);
   if (!fs.existsSync(file)) throw new TinyEmoError('INVALID_ARGUMENT', `--heldout needs a model folder from tinyemo train (${file} is missing)`);
-  const training = (readJsonFile(file) as { training?: { valSplit?: unknown; seed?: unknown; val?: unknown; trainSamples?: unknown; valSamples?: unknown } }).training;
+  const training = (readJsonFile(file) as { training?: { valSplit?: unknown; seed?: unknown; val?: unknown; trainSamples?: unknown; valSamples?: unknown; refitted?: unknown } })
+    .training;
   const split = training?.valSplit;
   const seed = training?.seed;
+  if (training?.refitted !== undefined) {
+    throw new TinyEmoError(
+      'INVALID_ARGUMENT',
+      `${projectorDir} was refit on all of its data after validation (train's default), so nothing of --data is held out; ` +
+        'its train.json has the validation estimate, or train with --no-refit to keep a held-out part',
+    );
+  }
   if (!training || training.val !== undefined || typeof split !== 'number' || !(split > 0) || typeof seed !== 'number') {
     throw new TinyEmoError('INVALID_ARGUMENT', `${projectorDir} was not trained with --val-split, so nothing of --data was held out`);
   }
@@ -93,9 +101,9 @@ function heldoutPart(data: FeatureSet, projectorDir: string): FeatureSet {
 function trainedOnWarning(projectorDir: string, data: string, n: number): { warning?: string } {
   const file = path.join(projectorDir, BUNDLE_FILE);
   if (!fs.existsSync(file)) return {};
-  const t = (readJsonFile(file) as { training?: { data?: unknown; trainSamples?: unknown; valSamples?: unknown } }).training;
+  const t = (readJsonFile(file) as { training?: { data?: unknown; trainSamples?: unknown; valSamples?: unknown; refitted?: unknown } }).training;
   if (!t || typeof t.data !== 'string' || path.resolve(t.data) !== path.resolve(data)) return {};
-  const held = typeof t.valSamples === 'number' && t.valSamples > 0 ? `; --heldout scores only the ${t.valSamples} held out` : '';
+  const held = typeof t.valSamples === 'number' && t.valSamples > 0 && t.refitted === undefined ? `; --heldout scores only the ${t.valSamples} held out` : '';
   return { warning: `${String(t.trainSamples)} of these ${n} samples were trained on, so this score is optimistic${held}` };
 }
 

@@ -57,11 +57,21 @@ export function addFlags(cmd: Command, table: FlagTable): Command {
 export function readFlags<T extends FlagTable>(table: T, raw: Record<string, unknown>): FlagValues<T> {
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(table)) {
-    const v = raw[key];
+    const v = commanderValue(key, s, raw);
     if (v !== undefined) out[key] = parseValue(s.kind ?? 'string', v, longName(key));
     else out[key] = s.kind === 'boolean' ? (s.default ?? false) : s.default;
   }
   return out as FlagValues<T>;
+}
+
+/**
+ * A switch named noX (--no-x) is a negation to commander, which stores it as x: true when absent, false
+ * when given. The table reads it as noX: true when given.
+ */
+function commanderValue(key: string, s: FlagSpec, raw: Record<string, unknown>): unknown {
+  const m = /^no([A-Z].*)$/.exec(key);
+  if (!m || s.kind !== 'boolean') return raw[key];
+  return raw[m[1][0].toLowerCase() + m[1].slice(1)] === false ? true : undefined;
 }
 
 function parseValue(kind: FlagKind, v: unknown, flag: string): unknown {

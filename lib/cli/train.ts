@@ -15,6 +15,7 @@ const FLAGS = {
   data: { arg: '<dir>', required: true, help: 'training data: one folder per class of feature files (.pt, .safetensors, .npy)' },
   val: { arg: '<dir>', help: 'a separate validation folder' },
   valSplit: { arg: '<fraction>', kind: 'number', help: `hold out this stratified fraction of --data for validation (default ${d.valSplit})` },
+  noRefit: { kind: 'boolean', help: 'keep the model trained on the rest of --val-split at its best validation epoch, instead of training it again on all of --data' },
   llm: { arg: '<dir>', help: 'an LLM folder: labels are its token embeddings (only the embedding table and tokenizer are read)' },
   tokenizer: { arg: '<dir>', help: "the tokenizer folder when the LLM has none (OpenELM uses LLaMA's)" },
   labels: { arg: '<file>', help: 'a saved label table (labels.safetensors) instead of --llm' },
@@ -56,6 +57,7 @@ export function trainConfigFromFlags(f: TrainFlags): TrainConfig {
     data: f.data,
     ...(f.val !== undefined ? { val: f.val } : {}),
     valSplit: f.valSplit ?? d.valSplit,
+    refit: !f.noRefit,
     ...(f.llm !== undefined ? { llm: f.llm } : {}),
     ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}),
     ...(f.labels !== undefined ? { labels: f.labels } : {}),
@@ -83,7 +85,8 @@ function pct(x: number): string {
 
 export function formatEpoch(l: EpochLog, total: number): string {
   const v = l.val ? `  val top-1 ${pct(l.val.top1)}  top-5 ${pct(l.val.top5)}  macro-F1 ${pct(l.val.macroF1)}` : '';
-  return `epoch ${String(l.epoch).padStart(String(total).length)}/${total}  loss ${l.trainLoss.toFixed(4)}  lr ${l.lr.toExponential(2)}${v}${l.best ? '  *' : ''}  (${l.seconds.toFixed(1)} s)`;
+  const phase = l.phase === 'refit' ? 'refit ' : '';
+  return `${phase}epoch ${String(l.epoch).padStart(String(total).length)}/${total}  loss ${l.trainLoss.toFixed(4)}  lr ${l.lr.toExponential(2)}${v}${l.best && l.val ? '  *' : ''}  (${l.seconds.toFixed(1)} s)`;
 }
 
 /** Runs it; Ctrl-C or SIGTERM stops at the next step with a checkpoint and says how to resume. */
@@ -105,6 +108,10 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
           // Unreadable files are said one by one whatever the output mode (cli/inputs.ts).
           for (const x of i.skipped) say(`skipped ${x.file}: ${skipReason(x.file, x.reason)}\n`);
           if (f.json) return;
+          if (i.phase === 'refit') {
+            say(`refit: the same recipe again on all ${i.trainSamples} samples; this is the model kept (--no-refit keeps the one above)\n`);
+            return;
+          }
           const from = i.resumedAtStep ? `, resuming at step ${i.resumedAtStep}` : '';
           const skipped = i.skipped.length ? ` (${i.skipped.length} unreadable files skipped)` : '';
           const note = i.labelSpace.startsWith('random') ? ' (no --llm or --labels: the labels are random points, not words)' : '';
@@ -128,10 +135,15 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
 }
 
 export function formatTrainResult(r: TrainResult): string {
-  const lines = [
-    `trained on ${r.trainSamples} samples, validated on ${r.valSamples}; label space: ${r.labelSpace}`,
-    r.best && Number.isFinite(r.best.top1) ? `best epoch ${r.best.epoch}: validation top-1 ${pct(r.best.top1)}` : `no validation: the last epoch is kept`,
-    `model folder: ${r.out} (tinyemo.json, projector.safetensors, labels.safetensors, checkpoint.safetensors, log.jsonl)`,
-  ];
+  const kept = r.refitted
+    ? [
+        `validation top-1 ${pct(r.refitted.validationTop1)} at the last epoch, trained on ${r.refitted.validationTrainSamples} and validated on ${r.valSamples} samples`,
+        `kept: the same recipe refit on all ${r.trainSamples} samples (that estimate leans low; --no-refit keeps a held-out part)`,
+      ]
+    : [
+        `trained on ${r.trainSamples} samples, validated on ${r.valSamples}`,
+        r.best && Number.isFinite(r.best.top1) ? `best epoch ${r.best.epoch}: validation top-1 ${pct(r.best.top1)}` : `no validation: the last epoch is kept`,
+      ];
+  const lines = [`label space: ${r.labelSpace}`, ...kept, `model folder: ${r.out} (tinyemo.json, projector.safetensors, labels.safetensors, checkpoint.safetensors, log.jsonl)`];
   return lines.join('\n');
 }

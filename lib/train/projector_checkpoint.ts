@@ -12,7 +12,7 @@ import { WeightFile } from '../io/weights';
 import { Projector } from '../models/projector/projector';
 import { Device, Tensor } from '../tensor';
 import { Rng, RngState } from '../util/rng';
-import { EpochLog } from './projector_log';
+import { EpochLog, TrainPhase } from './projector_log';
 
 export const CHECKPOINT = 'checkpoint.safetensors';
 
@@ -31,6 +31,18 @@ export interface RunState {
   lossCount: number;
   /** configKey of the run that wrote it. */
   config: string;
+  /** Which training of a refitting run this is (absent when the run does not refit). */
+  phase?: TrainPhase;
+  /** In the refit: what the validation training measured. */
+  validated?: Validated;
+}
+
+/** The validation training of a refitting run, as the refit carries it. */
+export interface Validated {
+  logs: EpochLog[];
+  best: { epoch: number; top1: number } | undefined;
+  trainSamples: number;
+  valSamples: number;
 }
 
 /** The projector and AdamW's moments on the run's device, and the run's state. */
@@ -41,7 +53,7 @@ export interface Model {
   state: RunState;
 }
 
-export function freshModel(inDim: number, outDim: number, seed: number, config: string, device: Device): Model {
+export function freshModel(inDim: number, outDim: number, seed: number, config: string, device: Device, phase?: Pick<RunState, 'phase' | 'validated'>): Model {
   const projector = placed(Projector.init(inDim, outDim, outDim, seed), device);
   const zeros = () => projector.parameters.map((p) => Tensor.zeros(p.shape, 'f32', device));
   const state: RunState = {
@@ -55,6 +67,7 @@ export function freshModel(inDim: number, outDim: number, seed: number, config: 
     lossSum: 0,
     lossCount: 0,
     config,
+    ...phase,
   };
   return { projector, m: zeros(), v: zeros(), state };
 }

@@ -8,6 +8,12 @@ export interface TrainConfig {
   /** A separate validation folder; otherwise valSplit of the training folder. */
   val?: string;
   valSplit: number;
+  /**
+   * With a validation split of --data: once the split has measured the recipe, train it again on all of
+   * --data and keep that model (the split only estimates it). Off, the model trained on the rest of the split
+   * is kept at its best validation epoch, and the split stays held out for `eval --heldout`.
+   */
+  refit: boolean;
   /** An LLM folder whose token embeddings define the label space. */
   llm?: string;
   /** Where the tokenizer is when the LLM folder has none (OpenELM). */
@@ -49,6 +55,7 @@ export interface TrainConfig {
 /** The recipe `tinyemo train` uses when no flag says otherwise (see the README for how it was chosen). */
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'out'> = {
   valSplit: 0.2,
+  refit: true,
   loss: 'cosine',
   epochs: 5,
   batchSize: 32,

@@ -31,10 +31,19 @@ export function loadTrainData(c: TrainConfig): TrainData {
   const featuresInfo = readFeaturesInfo(c.data) ?? readFeaturesInfo(path.dirname(path.resolve(c.data)));
   const { train, val } = splitData(c, all);
   const labels = buildLabels(c, all.classes);
+  return { ...trainingPart(c, all, train, labels), all, val, labels, featuresInfo: featuresInfo ?? undefined };
+}
+
+/** The same data with nothing held out: what a refit trains on. */
+export function withoutSplit(c: TrainConfig, d: TrainData): TrainData {
+  return { ...d, ...trainingPart(c, d.all, d.all, d.labels), val: undefined };
+}
+
+function trainingPart(c: TrainConfig, all: FeatureSet, train: FeatureSet, labels: LabelSpace): Pick<TrainData, 'train' | 'targets' | 'noiseStd'> {
   const labelIdx = all.classes.map((x) => labels.names.indexOf(x));
   const targets = Int32Array.from(train.y, (t) => labelIdx[t]);
   const noiseStd = c.noise > 0 ? c.noise * featureSpread(train) : 0;
-  return { all, train, val, labels, targets, featuresInfo: featuresInfo ?? undefined, noiseStd };
+  return { train, targets, noiseStd };
 }
 
 function splitData(c: TrainConfig, all: FeatureSet): { train: FeatureSet; val: FeatureSet | undefined } {

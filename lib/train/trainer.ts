@@ -1,35 +1,23 @@
 /**
- * Training a Metric Projector on a data folder of features: seeded shuffles,
- * BatchNorm in train mode with dropout masks from the seed, the metric loss
- * against the label space, AdamW with the one-cycle (or cosine) schedule,
- * validation each epoch with best-checkpoint selection, and checkpoints
- * written atomically after every epoch (or when told to stop) that a
- * resumed run continues bit for bit.
- *
- * The run is its steps: the data (projector_data.ts), the model and its
- * checkpoint (projector_checkpoint.ts), one optimizer step, the end of an
- * epoch; each is one method below.
+ * Training a Metric Projector on a data folder of features, as `tinyemo
+ * train` runs it: the out folder kept clean (nothing of a refused or
+ * diverged run stays behind), and the run's trainings in order. With a
+ * validation split of --data and refit on (the default) there are two: the
+ * recipe trained on the rest of the split and validated each epoch, which
+ * measures it, then the same recipe from the same initialisation on all of
+ * --data, which is the model kept. A checkpoint of either resumes bit for
+ * bit. One training is projector_run.ts.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { findTaxonomy } from '../data/taxonomies';
 import { TinyEmoError } from '../errors';
-import { evaluateProjector } from '../eval/projector';
-import { writeFileAtomic } from '../io/file';
-import { writeBundle } from '../models/projector/bundle';
-import { BN_MOMENTUM } from '../models/projector/projector';
-import { DEFAULT_TAU, metricLossSync } from '../ops/loss';
-import { adamwStepSync } from '../ops/optim';
-import { ProjectionGrads, projectionBackwardSync, projectionForwardTrainSync } from '../ops/projection';
-import { Device, Tensor } from '../tensor';
-import { Rng } from '../util/rng';
-import { Scope } from '../util/scope';
-import { CHECKPOINT, Model, disposeModel, freshModel, resumedModel, saveCheckpoint } from './projector_checkpoint';
-import { ADAMW, TrainConfig, checkConfig, configKey } from './projector_config';
-import { TrainData, batchesPerEpoch, dropoutSeed, gatherBatch, loadTrainData } from './projector_data';
-import { EpochLog, TrainHooks, TrainResult } from './projector_log';
-import { Schedule, scheduleAt } from './schedule';
+import { Tensor } from '../tensor';
+import { CHECKPOINT, freshModel, resumedModel } from './projector_checkpoint';
+import { TrainConfig, checkConfig, configKey } from './projector_config';
+import { TrainData, loadTrainData, withoutSplit } from './projector_data';
+import { TrainHooks, TrainResult } from './projector_log';
+import { ProjectorRun } from './projector_run';
 
 export { TRAIN_DEFAULTS } from './projector_config';
 export type { TrainConfig } from './projector_config';
@@ -50,9 +38,24 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   const before = stamps(config.out);
   let run: ProjectorRun | undefined;
   try {
-    const model = opts.resume ? resumedModel(config.out, key, device) : freshModel(data.train.dim, data.labels.dim, config.seed, key, device);
-    run = new ProjectorRun(config, data, model, device, opts.hooks ?? {});
-    if (opts.resume) run.rewriteLog();
+    let model = opts.resume ? resumedModel(config.out, key, device) : freshModel(data.train.dim, data.labels.dim, config.seed, key, device);
+    const refits = refitting(config, data);
+    // A resumed checkpoint may be of either training; the log is rewritten by the training it belongs to.
+    const resumedRefit = opts.resume === true && model.state.phase === 'refit';
+    if (refits && !resumedRefit) {
+      model.state.phase = 'validation';
+      run = new ProjectorRun(config, data, model, device, opts.hooks ?? {}, 'validation');
+      if (opts.resume) run.rewriteLog();
+      const r = await run.train();
+      if (r.stopped) return r;
+      const validated = { logs: model.state.logs, best: model.state.best, trainSamples: r.trainSamples, valSamples: r.valSamples };
+      run.dispose();
+      run = undefined;
+      // The same initialisation as the validation training: only the data differs.
+      model = freshModel(data.train.dim, data.labels.dim, config.seed, key, device, { phase: 'refit', validated });
+    }
+    run = new ProjectorRun(config, refits ? withoutSplit(config, data) : data, model, device, opts.hooks ?? {}, refits ? 'refit' : 'only');
+    if (opts.resume && (!refits || resumedRefit)) run.rewriteLog();
     return await run.train();
   } catch (e) {
     // A refused or diverged run leaves no model (nor an empty --out) behind; a resumed one keeps its checkpoint.
@@ -68,6 +71,11 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   } finally {
     run?.dispose();
   }
+}
+
+/** Whether the run trains again on all of --data once its validation split has measured the recipe. */
+function refitting(c: TrainConfig, data: TrainData): boolean {
+  return c.refit && c.val === undefined && data.val !== undefined;
 }
 
 /** What a run writes into --out. */
@@ -86,180 +94,4 @@ function stamps(out: string): Map<string, number> {
 /** Temporary files an interrupted write left (a process killed mid-write cannot remove its own). */
 function removeStaleTemps(out: string): void {
   for (const f of fs.readdirSync(out)) if (/\.tmp-[^/]*$/.test(f)) fs.rmSync(path.join(out, f), { force: true });
-}
-
-class ProjectorRun {
-  private readonly grads: ProjectionGrads;
-  private readonly labelTable: Tensor<'f32'>;
-  private readonly schedule: Schedule;
-  private readonly steps: { perEpoch: number; total: number };
-  private readonly tau: number;
-
-  constructor(
-    private readonly c: TrainConfig,
-    private readonly data: TrainData,
-    private readonly model: Model,
-    device: Device,
-    private readonly hooks: TrainHooks,
-  ) {
-    const perEpoch = batchesPerEpoch(data.train.y.length, c.batchSize);
-    this.steps = { perEpoch, total: perEpoch * c.epochs };
-    const total = this.steps.total;
-    this.schedule = c.schedule === 'onecycle' ? { kind: 'onecycle', maxLr: c.lr, totalSteps: total, pctStart: c.warmup } : { kind: 'cosine', maxLr: c.lr, totalSteps: total };
-    this.tau = c.tau ?? DEFAULT_TAU[c.loss];
-    const w = model.projector.weights;
-    const H = data.labels.dim;
-    const empty = (shape: readonly number[]) => Tensor.empty(shape, 'f32', device);
-    this.grads = { w1: empty(w.w1.shape), b1: empty([H]), bnWeight: empty([H]), bnBias: empty([H]), w2: empty(w.w2.shape), b2: empty([H]) };
-    const table = data.labels.asTable();
-    this.labelTable = Tensor.from(table.data, [table.count, table.dim], device);
-  }
-
-  async train(): Promise<TrainResult> {
-    const st = this.model.state;
-    this.hooks.onStart?.({
-      labelSpace: this.data.labels.describe(),
-      trainSamples: this.data.train.y.length,
-      valSamples: this.data.val?.y.length ?? 0,
-      totalSteps: this.steps.total,
-      resumedAtStep: st.step,
-      skipped: this.data.all.skipped,
-    });
-    let stopped = false;
-    while (st.epoch < this.c.epochs && !stopped) {
-      const t0 = Date.now();
-      const rng = new Rng(st.rng);
-      const order = rng.shuffle(Array.from({ length: this.data.train.y.length }, (_, i) => i));
-      stopped = await this.runEpoch(order);
-      if (!stopped) this.endEpoch(rng, t0);
-    }
-    if (stopped) saveCheckpoint(this.c.out, this.model);
-    else
-      writeFileAtomic(path.join(this.c.out, 'train.json'), [
-        Buffer.from(`${JSON.stringify({ config: this.c, epochs: st.logs, best: st.best, skipped: this.data.all.skipped }, null, 2)}\n`),
-      ]);
-    return this.result(stopped);
-  }
-
-  /** The epoch's remaining batches; true when stopAfterSteps stopped it. */
-  private async runEpoch(order: number[]): Promise<boolean> {
-    const st = this.model.state;
-    const B = this.c.batchSize;
-    while (st.batch < this.steps.perEpoch) {
-      if (this.hooks.stopAfterSteps !== undefined && st.step >= this.hooks.stopAfterSteps) return true;
-      if (this.hooks.signal?.aborted) return true;
-      const loss = this.step(order.slice(st.batch * B, Math.min(order.length, (st.batch + 1) * B)));
-      if (!Number.isFinite(loss)) {
-        throw new TinyEmoError(
-          'INVALID_ARGUMENT',
-          `the loss became ${loss} at step ${st.step + 1} (epoch ${st.epoch + 1}): training diverged, no model is kept; try a lower --lr (now ${this.c.lr})`,
-        );
-      }
-      st.lossSum += loss;
-      st.lossCount += 1;
-      st.step += 1;
-      st.batch += 1;
-      this.hooks.onStep?.(st.step, this.steps.total);
-      // Let the event loop breathe between steps (a server stays responsive while it trains).
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    return false;
-  }
-
-  /** One optimizer step on the samples `idx`; returns the batch's loss. */
-  private step(idx: number[]): number {
-    const { c, model } = this;
-    const device = this.labelTable.device;
-    const st = model.state;
-    using scope = new Scope();
-    const batch = gatherBatch(this.data, idx, c.seed, st.step);
-    const x = scope.use(Tensor.from(batch.x, [idx.length, this.data.train.dim], device));
-    const targets = scope.use(Tensor.fromArray('i32', batch.targets, [idx.length], device));
-    const dropout = { p: c.dropout, seed: dropoutSeed(c.seed, st.step) };
-    const { y, saved } = projectionForwardTrainSync(x, model.projector.weights, { momentum: BN_MOMENTUM, dropout });
-    scope.use(y);
-    scope.use(saved.z1);
-    scope.use(saved.mean);
-    scope.use(saved.rstd);
-    // The gradient overwrites the outputs (they are not needed again).
-    const { loss, grad: dy } = metricLossSync(c.loss, y, targets, this.labelTable, { tau: this.tau, grad: y });
-    scope.use(loss);
-    projectionBackwardSync(dy, x, model.projector.weights, saved, { dropout, grads: this.grads });
-    const sv = scheduleAt(this.schedule, st.step);
-    const g = this.grads;
-    adamwStepSync(
-      { params: model.projector.parameters, grads: [g.w1, g.b1, g.bnWeight, g.bnBias, g.w2, g.b2], expAvg: model.m, expAvgSq: model.v },
-      { lr: sv.lr, beta1: sv.beta1, beta2: ADAMW.beta2, eps: ADAMW.eps, weightDecay: c.weightDecay, step: st.step + 1 },
-    );
-    model.projector.numBatchesTracked += 1;
-    return (loss.toArray() as Float32Array)[0];
-  }
-
-  /** Validates, keeps the best model as the bundle, logs, and checkpoints. */
-  private endEpoch(rng: Rng, t0: number): void {
-    const { c, data, model } = this;
-    const st = model.state;
-    const r = data.val ? evaluateProjector(model.projector, data.labels, data.val) : undefined;
-    const val = r ? { top1: r.top1, top5: r.top5, macroF1: r.macroF1 } : undefined;
-    // Ties go to the later epoch (as the reference does): more annealed, no worse on validation.
-    const best = !r || st.best === undefined || r.top1 >= st.best.top1;
-    const log: EpochLog = {
-      epoch: st.epoch + 1,
-      step: st.step,
-      lr: scheduleAt(this.schedule, Math.max(0, st.step - 1)).lr,
-      trainLoss: st.lossCount ? st.lossSum / st.lossCount : 0,
-      ...(val ? { val } : {}),
-      best,
-      seconds: (Date.now() - t0) / 1000,
-    };
-    if (best) {
-      st.best = { epoch: st.epoch + 1, top1: val?.top1 ?? NaN };
-      this.writeBundle(st.epoch + 1, val?.top1);
-    }
-    st.logs.push(log);
-    st.epoch += 1;
-    st.batch = 0;
-    st.rng = rng.state();
-    st.lossSum = 0;
-    st.lossCount = 0;
-    fs.appendFileSync(path.join(c.out, 'log.jsonl'), `${JSON.stringify({ ...log, seconds: undefined })}\n`);
-    this.hooks.onEpoch?.(log);
-    saveCheckpoint(c.out, model);
-  }
-
-  private writeBundle(bestEpoch: number, valTop1: number | undefined): void {
-    const { c, data } = this;
-    const info = data.featuresInfo;
-    writeBundle(c.out, this.model.projector, data.labels, {
-      taxonomy: findTaxonomy(data.all.classes),
-      ...(info ? { vision: { model: info.vision, output: info.output } } : {}),
-      training: { ...c, out: undefined, bestEpoch, valTop1, trainSamples: data.train.y.length, valSamples: data.val?.y.length ?? 0 },
-    });
-  }
-
-  /** log.jsonl as the checkpoint knows the run (an epoch logged after the last checkpoint would appear twice). */
-  rewriteLog(): void {
-    const lines = this.model.state.logs.map((l) => `${JSON.stringify({ ...l, seconds: undefined })}\n`);
-    writeFileAtomic(path.join(this.c.out, 'log.jsonl'), [Buffer.from(lines.join(''))]);
-  }
-
-  private result(stopped: boolean): TrainResult {
-    const st = this.model.state;
-    return {
-      out: this.c.out,
-      epochs: st.logs,
-      best: st.best,
-      labelSpace: this.data.labels.describe(),
-      trainSamples: this.data.train.y.length,
-      valSamples: this.data.val?.y.length ?? 0,
-      skipped: this.data.all.skipped,
-      stopped,
-    };
-  }
-
-  dispose(): void {
-    for (const t of Object.values(this.grads)) t.dispose();
-    this.labelTable.dispose();
-    disposeModel(this.model);
-  }
 }
