@@ -26,7 +26,7 @@ import { WeightLoader } from '../lib/models/weight_loader';
 import { adamwStepSync } from '../lib/ops/optim';
 import { openelmFolder, releaseOpenelmFolder } from './decode_case';
 import { summarize } from './stats';
-import { PYTHON, baselineEnv, blasCore, torchConfigs } from './torch';
+import { PYTHON, baselineEnv, fairConfigs, torchConfigs } from './torch';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const T = 512;
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const info = backendInfo();
   const threads = info.threads;
-  const configs = torchConfigs(threads, await blasCore(threads), info.cpuFeatures.includes('avx512f'));
+  const configs = fairConfigs(info);
   const dir = openelmFolder('f32');
   log(`${os.cpus()[0]?.model ?? 'unknown CPU'}, ${threads} threads (${info.isa}); ${o.reps} alternating runs of ${o.steps} steps`);
   const ours: number[] = [];

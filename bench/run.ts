@@ -1,33 +1,45 @@
 /**
- * npm run bench [-- --json] [--quick] [--filter NAME]
+ * npm run bench [-- --json] [--out FILE] [--quick] [--filter NAME] [--accept-baseline]
  *
  * Runs each case on tinyemo and on the PyTorch baseline in the same run,
  * alternating A B A B after a warm-up, and reports medians (with min and
  * max), the ratio torch/tinyemo, and each figure as a fraction of what this
  * machine measured it can do. The table goes to stderr; --json prints one
- * JSON document on stdout.
+ * JSON document on stdout, --out FILE writes it to FILE (npm's banner goes to
+ * stdout too, so `npm run bench -- --json > f` is not valid JSON).
+ *
+ * Before any case it checks the baseline (bench/machine.ts): which BLAS
+ * PyTorch loaded and what a 1024³ sgemm reaches against the measured FMA
+ * peak. A broken baseline is refused with the reason and the fix, and no
+ * ratios are printed, unless --accept-baseline (then the JSON says so).
  */
+import * as fs from 'fs';
 import * as os from 'os';
 
 import { backendInfo } from '../lib';
 import { binding } from '../lib/native';
 import { BenchCase, CASES } from './cases';
+import { BaselineInfo, CpuIdentity, checkBaseline, cpuIdentity } from './machine';
 import { CaseResult, Machine, Summary, caseResult, formatTable, summarize } from './stats';
-import { TorchConfig, TorchWorker, torchConfigs } from './torch';
+import { TorchWorker, fairConfigs } from './torch';
 
 interface Options {
   json: boolean;
+  out: string | undefined;
   quick: boolean;
   filter: string | undefined;
+  acceptBaseline: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, quick: false, filter: undefined };
+  const o: Options = { json: false, out: undefined, quick: false, filter: undefined, acceptBaseline: false };
   for (let i = 0; i < argv.length; ++i) {
     if (argv[i] === '--json') o.json = true;
+    else if (argv[i] === '--out') o.out = argv[++i];
     else if (argv[i] === '--quick') o.quick = true;
     else if (argv[i] === '--filter') o.filter = argv[++i];
-    else throw new Error(`unknown argument ${argv[i]} (use --json, --quick, --filter NAME)`);
+    else if (argv[i] === '--accept-baseline') o.acceptBaseline = true;
+    else throw new Error(`unknown argument ${argv[i]} (use --json, --out FILE, --quick, --filter NAME, --accept-baseline)`);
   }
   return o;
 }
@@ -100,34 +112,54 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
   }
 }
 
+/** Each baseline configuration's BLAS, core and 1024³ sgemm rate, asked of its worker. */
+async function baselineInfo(workers: TorchWorker[]): Promise<BaselineInfo[]> {
+  const out: BaselineInfo[] = [];
+  for (const w of workers) {
+    const i = (await w.request({ op: 'info' })) as { blas_core: string; blas_libs: string[] };
+    await settle();
+    const g = (await w.request({ op: 'sgemm_check' })) as { gflops: number };
+    out.push({ config: w.config.name, blas_core: i.blas_core, blas_libs: i.blas_libs, sgemm_gflops: g.gflops });
+  }
+  return out;
+}
+
+interface Report {
+  machine: Machine & { cpu_id: CpuIdentity };
+  baselines: BaselineInfo[];
+  baseline_accepted_despite?: string[];
+  cases: CaseResult[];
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const info = backendInfo();
   const threads = info.threads;
-
-  const first = new TorchWorker(torchConfigs(threads, 'unknown-yet', false)[0]);
-  const tinfo = (await first.request({ op: 'info' })) as { torch: string; blas_core: string };
-  await first.close();
-  const configs: TorchConfig[] = torchConfigs(threads, tinfo.blas_core, info.cpuFeatures.includes('avx512f'));
-  const workers = configs.map((c) => new TorchWorker(c));
-
-  const machine: Machine = {
-    date: new Date().toISOString().slice(0, 10),
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    threads,
-    isa: info.isa,
-    // Probed after the cases: a probe's heat and page churn would slow the first ones.
-    peak_gflops: 0,
-    read_gbs: 0,
-    node: process.version,
-    torch: tinfo.torch,
-    blas_core: tinfo.blas_core,
-  };
-  // --quick leaves out the cases marked slow, unless --filter names cases explicitly.
-  const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : !(opts.quick && c.slow)));
+  const workers = fairConfigs(info).map((c) => new TorchWorker(c));
   const measured: Measured[] = [];
+  let report: Report;
   try {
+    const tinfo = (await workers[0].request({ op: 'info' })) as { torch: string; blas_core: string };
+    const baselines = await baselineInfo(workers);
+    // A short probe for the check; the full one runs after the cases (its heat would slow the first ones).
+    const verdict = checkBaseline(baselines, binding().probe(threads, 20_000_000, 0).gflops);
+    for (const b of baselines) log(`baseline ${b.config}: ${b.blas_core}, ${b.sgemm_gflops.toFixed(0)} GFLOP/s on 1024³ (${b.blas_libs.join(', ') || 'no BLAS mapped'})`);
+    if (!verdict.ok) {
+      for (const p of verdict.problems) log(`baseline refused: ${p}`);
+      if (!opts.acceptBaseline) {
+        log('no ratios printed: against this baseline they would not mean anything (--accept-baseline to run anyway)');
+        process.exitCode = 1;
+        return;
+      }
+    }
+    report = {
+      machine: machineOf(threads, info.isa, tinfo),
+      baselines,
+      ...(verdict.ok ? {} : { baseline_accepted_despite: verdict.problems }),
+      cases: [],
+    };
+    // --quick leaves out the cases marked slow, unless --filter names cases explicitly.
+    const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : !(opts.quick && c.slow)));
     for (const c of cases) {
       log(`${c.name}...`);
       const m = await runCase(c, workers, opts.quick);
@@ -139,12 +171,35 @@ async function main(): Promise<void> {
   }
   log(`probing the machine (${threads} threads)...`);
   const probe = binding().probe(threads, opts.quick ? 20_000_000 : 60_000_000, opts.quick ? 256 << 20 : 1 << 30);
+  const machine = report.machine;
   machine.peak_gflops = probe.gflops;
   machine.read_gbs = probe.readGBs;
-  const reported: CaseResult[] = measured.map((m) => caseResult(m.c.name, m.c.params, m.tiny, m.torch, m.config, { flops: m.c.flops, bytes: m.c.bytes }, machine));
+  report.cases = measured.map((m) => caseResult(m.c.name, m.c.params, m.tiny, m.torch, m.config, { flops: m.c.flops, bytes: m.c.bytes }, machine));
   log('');
-  log(formatTable(reported, machine));
-  if (opts.json) process.stdout.write(`${JSON.stringify({ machine, cases: reported }, null, 2)}\n`);
+  log(formatTable(report.cases, machine));
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  if (opts.json) process.stdout.write(json);
+  if (opts.out) {
+    fs.writeFileSync(opts.out, json);
+    log(`written to ${opts.out}`);
+  }
+}
+
+function machineOf(threads: number, isa: string, tinfo: { torch: string; blas_core: string }): Machine & { cpu_id: CpuIdentity } {
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpu_id: cpuIdentity(),
+    cores: os.cpus().length,
+    threads,
+    isa,
+    isa_forced: process.env.TINYEMO_ISA ?? null,
+    peak_gflops: 0,
+    read_gbs: 0,
+    node: process.version,
+    torch: tinfo.torch,
+    blas_core: tinfo.blas_core,
+  };
 }
 
 main().catch((e: unknown) => {

@@ -21,6 +21,8 @@ export interface Machine {
   cores: number;
   threads: number;
   isa: string;
+  /** TINYEMO_ISA when it forced the kernels' instruction set, else null. */
+  isa_forced: string | null;
   /** Measured vector-FMA throughput with `threads` threads (the kernels' instruction set). */
   peak_gflops: number;
   /** Measured parallel read bandwidth, GB/s. */

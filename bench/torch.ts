@@ -14,34 +14,42 @@ export interface TorchConfig {
 /**
  * The fair configurations of ../shared/DESIGN.md: (a) torch N threads +
  * OpenBLAS N threads with passive OpenMP waiting, (b) torch 1 thread +
- * OpenBLAS N threads. When OpenBLAS does not recognise the CPU and falls
- * back to a generic core, the same two again with the core named, so the
- * baseline is never a crippled one.
+ * OpenBLAS N threads. Each runs twice: with OpenBLAS detecting the CPU
+ * itself (the core settings some machines export are removed, see
+ * baselineEnv), and with the core named after the instruction set
+ * tinyemo's kernels use here (SkylakeX for AVX-512, Haswell for AVX2), for
+ * an OpenBLAS too old to know the CPU. When TINYEMO_ISA forces an
+ * instruction set, only the named core runs, so both sides use the same
+ * one. The harness keeps the fastest.
  */
-export function torchConfigs(threads: number, blasCore: string, avx512: boolean): TorchConfig[] {
+export function torchConfigs(threads: number, isa: string, forcedIsa: boolean): TorchConfig[] {
   const base = (torchThreads: number, extra: Record<string, string> = {}) => ({
     OMP_NUM_THREADS: String(torchThreads),
     OPENBLAS_NUM_THREADS: String(threads),
     OMP_WAIT_POLICY: 'PASSIVE',
     ...extra,
   });
-  const out: TorchConfig[] = [
-    { name: `torch ${threads}t + OpenBLAS ${threads}t`, torchThreads: threads, env: base(threads) },
-    { name: `torch 1t + OpenBLAS ${threads}t`, torchThreads: 1, env: base(1) },
+  const core = namedCore(isa);
+  const named: TorchConfig[] = [
+    { name: `torch ${threads}t + OpenBLAS ${threads}t (${core})`, torchThreads: threads, env: base(threads, { OPENBLAS_CORETYPE: core }) },
+    { name: `torch 1t + OpenBLAS ${threads}t (${core})`, torchThreads: 1, env: base(1, { OPENBLAS_CORETYPE: core }) },
   ];
-  if (isGenericCore(blasCore)) {
-    const core = avx512 ? 'SkylakeX' : 'Haswell';
-    out.push(
-      { name: `torch ${threads}t + OpenBLAS ${threads}t (${core})`, torchThreads: threads, env: base(threads, { OPENBLAS_CORETYPE: core }) },
-      { name: `torch 1t + OpenBLAS ${threads}t (${core})`, torchThreads: 1, env: base(1, { OPENBLAS_CORETYPE: core }) },
-    );
-  }
-  return out;
+  if (forcedIsa) return named;
+  return [
+    { name: `torch ${threads}t + OpenBLAS ${threads}t (auto)`, torchThreads: threads, env: base(threads) },
+    { name: `torch 1t + OpenBLAS ${threads}t (auto)`, torchThreads: 1, env: base(1) },
+    ...named,
+  ];
 }
 
-/** OpenBLAS's fallbacks for CPUs it does not know. */
-export function isGenericCore(core: string): boolean {
-  return ['prescott', 'core2', 'katmai', 'coppermine', 'northwood', 'banias', 'unknown', 'generic'].includes(core.toLowerCase());
+/** The configurations for this process's backend (threads, kernels' instruction set, whether TINYEMO_ISA forced it). */
+export function fairConfigs(info: { threads: number; isa: string }): TorchConfig[] {
+  return torchConfigs(info.threads, info.isa, (process.env.TINYEMO_ISA ?? '') !== '');
+}
+
+/** The OpenBLAS core whose kernels use the instruction set tinyemo's kernels run here. */
+export function namedCore(isa: string): string {
+  return isa.startsWith('avx512') ? 'SkylakeX' : 'Haswell';
 }
 
 type Json = Record<string, unknown>;
@@ -53,7 +61,7 @@ export class TorchWorker {
 
   constructor(readonly config: TorchConfig) {
     this.proc = spawn(PYTHON, [path.join(__dirname, '..', '..', 'bench', 'torch_worker.py'), String(config.torchThreads)], {
-      env: { ...process.env, ...config.env },
+      env: baselineEnv(config),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
@@ -80,16 +88,6 @@ export class TorchWorker {
       if (this.proc.exitCode !== null) resolve();
       else this.proc.once('exit', () => resolve());
     });
-  }
-}
-
-/** The core OpenBLAS picked (asked of the benchmark worker). */
-export async function blasCore(threads: number): Promise<string> {
-  const w = new TorchWorker(torchConfigs(threads, 'known', false)[0]);
-  try {
-    return ((await w.request({ op: 'info' })) as { blas_core: string }).blas_core;
-  } finally {
-    await w.close();
   }
 }
 

@@ -8,7 +8,8 @@ stdin and answers one JSON line on stdout:
 
   {"op": "setup", "case": NAME, "params": {...}}  -> {"ok": true, "variants": [...]}
   {"op": "run", "reps": N, "cold": bool, "variant": V} -> {"times_ms": [...]}
-  {"op": "info"} -> {"torch": version, "blas_core": name, "threads": n}
+  {"op": "info"} -> {"torch": version, "blas_core": name, "blas_libs": [paths], "threads": n}
+  {"op": "sgemm_check"} -> {"gflops": best of a few 1024^3 float32 matmuls}
 
 Each case builds its inputs once at setup; "run" times only the operation.
 Variants are equivalent ways to compute the same thing (e.g. F.linear or
@@ -51,6 +52,26 @@ def blas_core():
         except (OSError, AttributeError):
             continue
     return "unknown"
+
+
+def blas_libs():
+    """The BLAS libraries this process mapped, resolved (Debian's alternatives pick OpenBLAS or the reference one)."""
+    torch.randn(8, 8) @ torch.randn(8, 8)  # loads the BLAS where torch loads it lazily
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "blas" in line.split()[-1]}
+    return sorted(os.path.realpath(p) for p in paths)
+
+
+def sgemm_gflops(n=1024, reps=8):
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    a @ b
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
 
 
 def projector(inp, hidden, p=0.2):
@@ -332,7 +353,9 @@ def main():
         req = json.loads(line)
         op = req["op"]
         if op == "info":
-            out = {"torch": torch.__version__, "blas_core": blas_core(), "threads": torch.get_num_threads()}
+            out = {"torch": torch.__version__, "blas_core": blas_core(), "blas_libs": blas_libs(), "threads": torch.get_num_threads()}
+        elif op == "sgemm_check":
+            out = {"gflops": sgemm_gflops()}
         elif op == "setup":
             variants = SETUPS[req["case"]](req["params"])
             warm = set()

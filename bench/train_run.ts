@@ -14,7 +14,7 @@ import * as path from 'path';
 import { backendInfo } from '../lib';
 import { TRAIN_DEFAULTS, trainProjector } from '../lib/train/trainer';
 import { summarize } from './stats';
-import { PYTHON, blasCore, torchConfigs } from './torch';
+import { PYTHON, baselineEnv, fairConfigs } from './torch';
 
 interface Options {
   data: string;
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   }
   const info = backendInfo();
   const threads = info.threads;
-  const configs = torchConfigs(threads, await blasCore(threads), info.cpuFeatures.includes('avx512f'));
+  const configs = fairConfigs(info);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-bench-train-'));
   // One training with validation, as torch_train.py runs it (no refit).
   const cfg = { ...TRAIN_DEFAULTS, epochs: o.epochs, refit: false };
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
       for (const c of configs) {
         await new Promise((res) => setTimeout(res, 300));
         const p = spawnSync(PYTHON, [path.join(__dirname, '..', '..', 'bench', 'torch_train.py'), o.data, JSON.stringify({ ...cfg, seed }), path.join(tmp, `torch-${rep}`)], {
-          env: { ...process.env, ...c.env },
+          env: baselineEnv(c),
           encoding: 'utf8',
         });
         if (p.status !== 0) throw new Error(`torch_train.py failed: ${p.stderr.slice(-2000)}`);

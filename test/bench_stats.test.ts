@@ -1,6 +1,7 @@
 /** The benchmark harness's arithmetic, on made-up timings (no timing is asserted). */
 import { caseResult, formatTable, summarize } from '../bench/stats';
-import { isGenericCore, torchConfigs } from '../bench/torch';
+import { baselineEnv, torchConfigs } from '../bench/torch';
+import { checkBaseline, cpuIdentity } from '../bench/machine';
 
 test('medians, minima and maxima', () => {
   expect(summarize([5, 1, 3])).toEqual({ median: 3, min: 1, max: 5, n: 3 });
@@ -31,6 +32,7 @@ test('the JSON fields and the table', () => {
     cores: 2,
     threads: 2,
     isa: 'avx2',
+    isa_forced: null,
     peak_gflops: 100,
     read_gbs: 10,
     node: 'v20',
@@ -43,19 +45,69 @@ test('the JSON fields and the table', () => {
   expect(table).toContain('2.0 GFLOP/s (2%)');
 });
 
-test('baseline configurations: both fair ones, plus a named core when OpenBLAS falls back', () => {
-  expect(torchConfigs(2, 'Haswell', false).map((c) => c.name)).toEqual(['torch 2t + OpenBLAS 2t', 'torch 1t + OpenBLAS 2t']);
-  const c = torchConfigs(2, 'Prescott', true);
-  expect(c).toHaveLength(4);
-  expect(c[2].env.OPENBLAS_CORETYPE).toBe('SkylakeX');
+test('baseline configurations: both fair ones, OpenBLAS detecting the core and with the core of our kernels named', () => {
+  const c = torchConfigs(2, 'avx512', false);
+  expect(c.map((x) => x.name)).toEqual([
+    'torch 2t + OpenBLAS 2t (auto)',
+    'torch 1t + OpenBLAS 2t (auto)',
+    'torch 2t + OpenBLAS 2t (SkylakeX)',
+    'torch 1t + OpenBLAS 2t (SkylakeX)',
+  ]);
+  expect(c[0].env.OPENBLAS_CORETYPE).toBeUndefined();
+  expect(c[3].env.OPENBLAS_CORETYPE).toBe('SkylakeX');
   expect(c.every((x) => x.env.OMP_WAIT_POLICY === 'PASSIVE' && x.env.OPENBLAS_NUM_THREADS === '2')).toBe(true);
-  expect(isGenericCore('Prescott')).toBe(true);
-  expect(isGenericCore('Zen')).toBe(false);
+  // TINYEMO_ISA=avx2 on any machine: only OpenBLAS's AVX2 core, so both sides run the same instructions.
+  expect(torchConfigs(2, 'avx2', true).map((x) => x.env.OPENBLAS_CORETYPE)).toEqual(['Haswell', 'Haswell']);
+});
+
+test('the baseline never inherits the OpenBLAS core settings some machines export', () => {
+  const saved = { core: process.env.OPENBLAS_CORETYPE, l2: process.env.OPENBLAS_L2_SIZE };
+  process.env.OPENBLAS_CORETYPE = 'Haswell';
+  process.env.OPENBLAS_L2_SIZE = '512';
+  try {
+    const [auto, , named] = torchConfigs(4, 'avx512', false);
+    expect(baselineEnv(auto).OPENBLAS_CORETYPE).toBeUndefined();
+    expect(baselineEnv(auto).OPENBLAS_L2_SIZE).toBeUndefined();
+    expect(baselineEnv(named).OPENBLAS_CORETYPE).toBe('SkylakeX');
+    expect(baselineEnv(named).OPENBLAS_NUM_THREADS).toBe('4');
+  } finally {
+    for (const [k, v] of [
+      ['OPENBLAS_CORETYPE', saved.core],
+      ['OPENBLAS_L2_SIZE', saved.l2],
+    ] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+});
+
+test('a reference BLAS or an sgemm far under the peak is refused, with the fix; a sane OpenBLAS passes', () => {
+  const openblas = ['/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblasp-r0.3.21.so'];
+  const reference = ['/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0'];
+  const b = (libs: string[], gflops: number) => ({ config: 'c', blas_core: 'Haswell', blas_libs: libs, sgemm_gflops: gflops });
+  expect(checkBaseline([b(openblas, 100), b(openblas, 190)], 290)).toEqual({ ok: true, problems: [] });
+  const ref = checkBaseline([b(reference, 6)], 290);
+  expect(ref.ok).toBe(false);
+  expect(ref.problems[0]).toMatch(/reference BLAS .*apt install libopenblas0-pthread/);
+  expect(ref.problems[1]).toMatch(/6 GFLOP\/s, 2% of the measured 290/);
+  const crippled = checkBaseline([b(openblas, 50)], 290);
+  expect(crippled.problems).toHaveLength(1);
+  expect(crippled.problems[0]).toMatch(/OPENBLAS_/);
+});
+
+test('the CPU is identified with the flags that choose kernels', () => {
+  const id = cpuIdentity();
+  expect(typeof id.model).toBe('string');
+  if (process.platform === 'linux') {
+    expect(id.family).not.toBeNull();
+    expect(id.flags.every((f) => /^[a-z0-9_]+$/.test(f))).toBe(true);
+    if (process.arch === 'x64') expect(id.flags).toContain('sse4_2');
+  }
 });
 
 test('the ratio chart draws one bar per case, on the right side of 1x when tinyemo is faster', async () => {
   const { ratioChart } = await import('../bench/chart');
-  const machine = { date: 'd', cpu: 'c', cores: 2, threads: 2, isa: 'avx2', peak_gflops: 1, read_gbs: 1, node: 'v', torch: 't', blas_core: 'b' };
+  const machine = { date: 'd', cpu: 'c', cores: 2, threads: 2, isa: 'avx2', isa_forced: null, peak_gflops: 1, read_gbs: 1, node: 'v', torch: 't', blas_core: 'b' };
   const mk = (name: string, ratio: number) => caseResult(name, {}, summarize([1]), summarize([ratio]), 'cfg', {}, machine);
   const svg = ratioChart({ machine, cases: [mk('fast', 4), mk('slow', 0.5)] });
   expect(svg.match(/<rect /g)).toHaveLength(3); // background + 2 bars
