@@ -62,6 +62,10 @@ export interface NativeBinding {
 
   copy: Op<[src: T, dst: T]>;
   gemm: Op<[a: T, b: T, bias: Maybe<T>, c: T, aTrans: boolean, bTrans: boolean, alpha: number, beta: number, act: number]>;
+  /** The panel width of packed weights under the instruction set in use. */
+  gemmPackWidth(): number;
+  gemmPackB: Op<[b: T, packed: T]>;
+  gemmPacked: Op<[a: T, packed: T, bias: Maybe<T>, c: T, aTrans: boolean, alpha: number, beta: number, act: number]>;
   activation: Op<[x: T, act: number, y: T]>;
   swiglu: Op<[gate: T, up: T, y: T]>;
   softmax: Op<[x: T, scale: number, y: T]>;

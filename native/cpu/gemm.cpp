@@ -98,7 +98,7 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
   const int64_t nc_max = std::min<int64_t>(kNC, (n1 - n0 + nr - 1) / nr * nr);
   const int64_t kc_max = std::min<int64_t>(kKC, K);
   tl_apack.resize(mc_max * kc_max);
-  tl_bpack.resize(nc_max * kc_max);
+  if (!b.packed) tl_bpack.resize(nc_max * kc_max);
   if (pro) tl_rows.resize(mr * kc_max);
   float* ap = tl_apack.data();
   float* bp = tl_bpack.data();
@@ -110,13 +110,15 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
       const int64_t kc = std::min<int64_t>(kKC, K - pc);
       const bool first = pc == 0, last = pc + kc == K;
       const float beta = first ? ep.beta : 1.0f;
-      pack_b(is, b, jc, nc, pc, kc, bp);
+      if (!b.packed) pack_b(is, b, jc, nc, pc, kc, bp);
       for (int64_t ic = m0; ic < m1; ic += kMC) {
         const int64_t mc = std::min<int64_t>(kMC, m1 - ic);
         pack_a(is, a, pro, K, ic, mc, pc, kc, pro ? tl_rows.data() : nullptr, ap);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int nr_eff = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-          const float* bpanel = bp + (jr / nr) * kc * nr;
+          // A packed B holds every panel whole: this block is rows pc.. of panel (jc + jr) / nr.
+          const float* bpanel =
+              b.packed ? static_cast<const float*>(b.p) + ((jc + jr) / nr * K + pc) * nr : bp + (jr / nr) * kc * nr;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
             float* ct = c + (ic + ir) * ldc + jc + jr;
@@ -231,7 +233,27 @@ void gemm_small_m(const Isa& is, int64_t M, int64_t N, int64_t K, const GemmA& a
 // Rows of A up to which the unpacked path beats packing B.
 constexpr int64_t kSmallM = 48;
 
+// B(n, k) of a packed B, as gemm_pack_b laid it out with panels `width` wide.
+inline float packed_at(const float* p, int64_t K, int width, int64_t n, int64_t k) {
+  return p[(n / width * K + k) * width + n % width];
+}
+
 }  // namespace
+
+int gemm_pack_width() { return isa().nr; }
+
+int64_t gemm_packed_size(int64_t N, int64_t K, int width) { return (N + width - 1) / width * K * width; }
+
+void gemm_pack_b(int64_t N, int64_t K, const void* b, int32_t dtype, int64_t ldb, float* out) {
+  const Isa& is = isa();
+  const int nr = is.nr;
+  const size_t es = dtype == TE_F32 ? 4 : 2;
+  parallel_for((N + nr - 1) / nr, pool_threads(), [&](int64_t p, int) {
+    const int64_t n0 = p * nr;
+    is.pack_rows(static_cast<const char*>(b) + n0 * ldb * es, dtype, ldb, std::min<int64_t>(nr, N - n0), K, nr,
+                 out + p * K * nr);
+  });
+}
 
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
           const GemmEpilogue& ep, const GemmPrologue* pro) {
@@ -250,11 +272,22 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
     }
     return;
   }
-  if (M == 1 && !b.trans && !pro) {
+  if (b.packed && b.ld != is.nr) {
+    // Packed under another instruction set (its panels have another width): unpack, slowly but right.
+    Buffer<float> rows(static_cast<size_t>(N * K));
+    const float* p = static_cast<const float*>(b.p);
+    const int w = static_cast<int>(b.ld);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) rows[n * K + k] = packed_at(p, K, w, n, k);
+    gemm(M, N, K, a, {rows.data(), TE_F32, K, false}, c, ldc, ep, pro);
+    return;
+  }
+  // A packed B goes the blocked way whatever M: its layout is that path's.
+  if (M == 1 && !b.trans && !pro && !b.packed) {
     gemv(is, N, K, a, b, c, ep);
     return;
   }
-  if (M <= kSmallM && is.dot_tile && !a.trans && !b.trans && b.dtype == TE_F32) {
+  if (M <= kSmallM && is.dot_tile && !a.trans && !b.trans && !b.packed && b.dtype == TE_F32) {
     if (!pro) {
       gemm_small_m(is, M, N, K, a, b, c, ldc, ep);
       return;

@@ -20,6 +20,8 @@ struct GemmB {
   int32_t dtype;  // f32, f16 or bf16
   int64_t ld;
   bool trans;  // false: B(n,k) = p[n*ld + k] (nn.Linear); true: B(n,k) = p[k*ld + n]
+  // p holds gemm_pack_b's panels (f32, `ld` their width): what gemm would otherwise pack on every call.
+  bool packed = false;
 };
 
 // C = act((alpha * A.B^T + beta * C) * col_scale + col_shift), applied to
@@ -43,6 +45,12 @@ struct GemmPrologue {
   float drop_p = 0.0f;
   uint64_t seed = 0;
 };
+
+// B [N, K] packed once, for a weight used in many products: column panels of gemm_pack_width() rows of B
+// (zero past N), each holding all K values k-major, in f32. out holds gemm_packed_size(N, K) floats.
+int gemm_pack_width();
+int64_t gemm_packed_size(int64_t N, int64_t K, int width);
+void gemm_pack_b(int64_t N, int64_t K, const void* b, int32_t dtype, int64_t ldb, float* out);
 
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,
           const GemmEpilogue& ep, const GemmPrologue* pro = nullptr);

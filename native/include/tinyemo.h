@@ -160,6 +160,19 @@ typedef struct te_gemm_options {
 TE_API te_status te_gemm(const te_tensor* a, const te_tensor* b, const te_tensor* bias, te_tensor* c,
                          const te_gemm_options* opt);
 
+/* A weight used in many products, packed once into the layout the CPU GEMM
+ * would otherwise build on every call. te_gemm_pack_width gives the panel
+ * width w of the instruction set in use. te_gemm_pack_b packs b [N,K]
+ * (nn.Linear's layout; f32, f16 or bf16; host) into packed: contiguous f32
+ * [ceil(N/w), K, w], zero past N. te_gemm_packed is te_gemm with that packed
+ * b (N read from c; b_trans must be 0; host only); it gives the same bits
+ * as te_gemm takes for more than 48 rows of a. Packed under another
+ * instruction set (te_set_isa since), it still computes right, slowly. */
+TE_API te_status te_gemm_pack_width(int32_t* width);
+TE_API te_status te_gemm_pack_b(const te_tensor* b, te_tensor* packed);
+TE_API te_status te_gemm_packed(const te_tensor* a, const te_tensor* packed, const te_tensor* bias, te_tensor* c,
+                                const te_gemm_options* opt);
+
 /* ---- projection: Linear(in->H) -> BatchNorm1d(H) -> GELU(erf) -> Dropout -> Linear(H->H2) ---- */
 
 typedef struct te_projection_weights {

@@ -14,11 +14,11 @@ import { TinyEmoError, invalidFile } from '../../errors';
 import { JsonObject, ModelFolder, subConfig } from '../../io/model_folder';
 import { add } from '../../ops/activation';
 import { copyInto } from '../../ops/copy';
-import { gemm } from '../../ops/gemm';
+import { PackedWeight, gemm } from '../../ops/gemm';
 import { patchEmbed } from '../../ops/embedding';
 import { layerNorm } from '../../ops/norm';
 import { Device, FloatDType, Tensor } from '../../tensor';
-import { Norm, WeightLoader, intField, numberField } from '../weight_loader';
+import { Norm, WeightLoader, intField, numberField, packWeightsByDefault } from '../weight_loader';
 import { EncoderLayer, VitConfig, activationOf, checkPixels, encoderWeightNames, loadEncoderLayer, resolveLayers, runEncoder } from './vit';
 
 export interface ClipVisionConfig extends VitConfig {
@@ -45,6 +45,11 @@ export interface VisionLoadOptions {
   dtype?: FloatDType;
   /** Where the weights live and the forward runs (default 'cpu'). */
   device?: Device;
+  /**
+   * Pack the encoder's f32 weights for the CPU GEMM as they load (default true; TINYEMO_PACK_WEIGHTS=0 turns the
+   * default off). About 15% faster forwards; no more memory for f32 weights (16-bit ones are never packed).
+   */
+  packWeights?: boolean;
 }
 
 /** The vision config of a CLIP folder: flat (clip_vision_model) or nested (clip, vision_config). */
@@ -104,8 +109,10 @@ export class ClipVision {
     const { projectionDim: _unused, ...trunk } = this.config;
     void _unused;
     const h = createHash('sha256').update(JSON.stringify(trunk));
-    const feed = (t: Tensor | undefined) => {
-      if (!t) return;
+    // A packed weight is hashed packed (the same weights packed alike hash alike).
+    const feed = (w: Tensor | PackedWeight | undefined) => {
+      if (!w) return;
+      const t = w instanceof PackedWeight ? w.packed : w;
       const d = t.toArray() as ArrayLike<number> & { buffer: ArrayBufferLike; byteOffset: number; byteLength: number };
       h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     };
@@ -179,7 +186,7 @@ export class ClipVision {
           positions,
           patchPositions: loader.adopt(Tensor.from(positions.subarray(E), [S - 1, E])),
           preNorm: loader.norm(`${vm}.pre_layrnorm`, E),
-          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c)),
+          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts.packWeights ?? packWeightsByDefault())),
           postNorm: loader.norm(`${vm}.post_layernorm`, E),
           projection: projRows !== undefined ? loader.tensor('visual_projection.weight', [projRows, E]) : undefined,
         },

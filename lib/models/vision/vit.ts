@@ -15,7 +15,7 @@ import { attention } from '../../ops/attention';
 import { gemm } from '../../ops/gemm';
 import { layerNorm } from '../../ops/norm';
 import { Device, Tensor } from '../../tensor';
-import { Linear, Norm, WeightLoader } from '../weight_loader';
+import { Norm, ProductLinear, WeightLoader } from '../weight_loader';
 
 export interface VitConfig {
   hiddenSize: number;
@@ -32,11 +32,11 @@ export interface VitConfig {
 export interface EncoderLayer {
   norm1: Norm;
   /** q, k, v stacked: [3E, E]. */
-  qkv: Linear;
-  out: Linear;
+  qkv: ProductLinear;
+  out: ProductLinear;
   norm2: Norm;
-  fc1: Linear;
-  fc2: Linear;
+  fc1: ProductLinear;
+  fc2: ProductLinear;
 }
 
 /** hidden_act as Hugging Face spells it -> the native activation. */
@@ -80,17 +80,18 @@ export function checkPixels(pixels: Tensor<'f32'>, c: VitConfig): number {
   return B;
 }
 
-/** The weights of layer i under `prefix` ("vision_model.encoder.layers.i"). */
-export function loadEncoderLayer(w: WeightLoader, prefix: string, c: VitConfig): EncoderLayer {
+/** The weights of layer i under `prefix` ("vision_model.encoder.layers.i"), packed for the CPU GEMM when `pack`. */
+export function loadEncoderLayer(w: WeightLoader, prefix: string, c: VitConfig, pack: boolean): EncoderLayer {
   const E = c.hiddenSize;
   const a = `${prefix}.self_attn`;
+  const product = (l: ReturnType<WeightLoader['linear']>): ProductLinear => (pack ? w.packed(l) : l);
   return {
     norm1: w.norm(`${prefix}.layer_norm1`, E),
-    qkv: w.stacked([w.linear(`${a}.q_proj`, E, E), w.linear(`${a}.k_proj`, E, E), w.linear(`${a}.v_proj`, E, E)]),
-    out: w.linear(`${a}.out_proj`, E, E),
+    qkv: product(w.stacked([w.linear(`${a}.q_proj`, E, E), w.linear(`${a}.k_proj`, E, E), w.linear(`${a}.v_proj`, E, E)])),
+    out: product(w.linear(`${a}.out_proj`, E, E)),
     norm2: w.norm(`${prefix}.layer_norm2`, E),
-    fc1: w.linear(`${prefix}.mlp.fc1`, c.intermediateSize, E),
-    fc2: w.linear(`${prefix}.mlp.fc2`, E, c.intermediateSize),
+    fc1: product(w.linear(`${prefix}.mlp.fc1`, c.intermediateSize, E)),
+    fc2: product(w.linear(`${prefix}.mlp.fc2`, E, c.intermediateSize)),
   };
 }
 

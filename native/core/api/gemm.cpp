@@ -48,3 +48,80 @@ extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, co
                 {b.data, b.dtype, rb.stride, opt.b_trans != 0}, static_cast<float*>(c.data), rc.stride, ep);
   });
 }
+
+extern "C" TE_API te_status te_gemm_pack_width(int32_t* width) {
+  return te::guard([&] {
+    if (!width) te::fail(TE_ERR_INVALID_ARGUMENT, "width is NULL");
+    *width = te::cpu::gemm_pack_width();
+  });
+}
+
+extern "C" TE_API te_status te_gemm_pack_b(const te_tensor* b_, te_tensor* packed_) {
+  return te::guard([&] {
+    const te_tensor& b = te::arg(b_, "b");
+    const te_tensor& packed = te::arg(packed_, "packed");
+    te::expect_dtype(b, "b", {TE_F32, TE_F16, TE_BF16});
+    te::expect_ndim(b, "b", 2);
+    te::expect_dtype(packed, "packed", {TE_F32});
+    te::expect_ndim(packed, "packed", 3);
+    te::expect_contiguous(packed, "packed");
+    const te::Rows rb = te::as_rows(b, "b");
+    const int64_t N = b.shape[0], K = b.shape[1];
+    const int w = te::cpu::gemm_pack_width();
+    te::expect_dim(packed, "packed", 0, (N + w - 1) / w, "panels (ceil(N / width))");
+    te::expect_dim(packed, "packed", 1, K, "K");
+    te::expect_dim(packed, "packed", 2, w, "the panel width");
+    te::expect_writable(packed, "packed");
+    te::expect_disjoint(packed, "packed", b, "b");
+    te::cpu::gemm_pack_b(N, K, b.data, b.dtype, rb.stride, static_cast<float*>(packed.data));
+  });
+}
+
+extern "C" TE_API te_status te_gemm_packed(const te_tensor* a_, const te_tensor* packed_, const te_tensor* bias_,
+                                           te_tensor* c_, const te_gemm_options* opt_) {
+  return te::guard([&] {
+    const te_tensor& a = te::arg(a_, "a");
+    const te_tensor& packed = te::arg(packed_, "packed");
+    const te_tensor* bias = te::optional_arg(bias_, "bias");
+    const te_tensor& c = te::arg(c_, "c");
+    const te_gemm_options opt = opt_ ? *opt_ : te_gemm_options{0, 0, 1.0f, 0.0f, TE_ACT_NONE};
+    if (opt.activation < TE_ACT_NONE || opt.activation > TE_ACT_RELU)
+      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", opt.activation);
+    if (opt.b_trans) te::fail(TE_ERR_INVALID_ARGUMENT, "a packed b cannot be transposed (b_trans must be 0)");
+    te::expect_dtype(a, "a", {TE_F32});
+    te::expect_dtype(packed, "packed", {TE_F32});
+    te::expect_dtype(c, "c", {TE_F32});
+    te::expect_ndim(a, "a", 2);
+    te::expect_ndim(packed, "packed", 3);
+    te::expect_ndim(c, "c", 2);
+    te::expect_contiguous(packed, "packed");
+    const te::Rows ra = te::as_rows(a, "a"), rc = te::as_rows(c, "c");
+    const int64_t M = opt.a_trans ? a.shape[1] : a.shape[0];
+    const int64_t K = opt.a_trans ? a.shape[0] : a.shape[1];
+    const int64_t N = c.shape[1];
+    const int64_t w = packed.shape[2];
+    if (w <= 0 || packed.shape[0] != (N + w - 1) / w || packed.shape[1] != K)
+      te::fail(TE_ERR_SHAPE, "packed %s does not hold a [%lld, %lld] b in panels %lld wide",
+               te::shape_str(packed).c_str(), (long long)N, (long long)K, (long long)w);
+    te::expect_dim(c, "c", 0, M, "M");
+    te::expect_writable(c, "c");
+    te::expect_disjoint(c, "c", a, "a");
+    te::expect_disjoint(c, "c", packed, "packed");
+    if (bias) {
+      te::expect_dtype(*bias, "bias", {TE_F32});
+      te::expect_ndim(*bias, "bias", 1);
+      te::expect_dim(*bias, "bias", 0, N, "N");
+      te::expect_contiguous(*bias, "bias");
+      te::expect_disjoint(c, "c", *bias, "bias");
+    }
+    te::cpu::GemmEpilogue ep;
+    ep.alpha = opt.alpha;
+    ep.beta = opt.beta;
+    ep.col_shift = bias ? static_cast<const float*>(bias->data) : nullptr;
+    ep.act = opt.activation;
+    te::cpu::GemmB b{packed.data, TE_F32, w, false};
+    b.packed = true;
+    te::cpu::gemm(M, N, K, {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0}, b,
+                  static_cast<float*>(c.data), rc.stride, ep);
+  });
+}

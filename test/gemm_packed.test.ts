@@ -1,0 +1,118 @@
+/**
+ * Weights packed once for the CPU GEMM (PackedWeight): products against a
+ * float64 reference on every instruction set, with f32 and 16-bit weights;
+ * the same bits as the unpacked weight where both take the blocked path;
+ * still right after the instruction set changes; misuse refused; and vision
+ * towers that pack their layers as they load.
+ */
+import * as path from 'path';
+
+import { Tensor, TinyEmoError } from '../lib';
+import { binding } from '../lib/native';
+import { PackedWeight, gemm, gemmSync } from '../lib/ops/gemm';
+import { ClipVision } from '../lib/models/vision/clip_vision';
+import { forEachIsa, poisoned, relError } from './helpers/compare';
+import { Rng } from './helpers/random';
+import { activate, refGemm } from './helpers/reference';
+
+const rng = new Rng(20261203);
+
+function mat(rows: number, cols: number, scale = 1): { t: Tensor<'f32'>; v: Float32Array } {
+  const v = rng.floats(rows * cols, scale);
+  return { t: Tensor.from(v, [rows, cols]), v };
+}
+
+// Odd sizes: N across panel edges (32 / 16 / 8 wide), K across 256-deep blocks, M from one row to several
+// 144-row blocks.
+const shapes: Array<[number, number, number]> = [
+  [1, 7, 33],
+  [5, 33, 257],
+  [49, 70, 300],
+  [300, 37, 513],
+  [50, 3100, 9],
+];
+
+test.each(shapes)('M=%i N=%i K=%i: f32, f16 and bf16 weights, packed, against float64 on every ISA', async (m, n, k) => {
+  await forEachIsa(async (isa) => {
+    const a = mat(m, k);
+    const b = mat(n, k);
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      const w = dtype === 'f32' ? b.t : b.t.toSync(dtype);
+      // The reference sees the weight as the product does: rounded to its dtype.
+      const wv = dtype === 'f32' ? b.v : (w.toSync('f32').toArray() as Float32Array);
+      const p = PackedWeight.pack(w);
+      expect(p.shape).toEqual([n, k]);
+      expect(p.packed.shape[1]).toBe(k);
+      const bias = mat(1, n);
+      const c0 = mat(m, n);
+      const out = Tensor.from(c0.v, [m, n]);
+      await gemm(a.t, p, { bias: bias.t.reshape([n]), alpha: 0.5, beta: 0.25, activation: 'quick_gelu', out });
+      const products = refGemm({ m, n, k, a: (i, q) => a.v[i * k + q], b: (j, q) => wv[j * k + q] });
+      const want = products.map((s, i) => activate('quick_gelu', 0.5 * s + bias.v[i % n] + 0.25 * c0.v[i]));
+      const err = relError(out.toArray() as Float32Array, want);
+      if (!(err <= 1e-5)) throw new Error(`${isa} ${dtype}: rel error ${err}`);
+      const plain = poisoned([m, n]);
+      gemmSync(a.t, p, { out: plain });
+      const err2 = relError(plain.data, products);
+      if (!(err2 <= 1e-5)) throw new Error(`${isa} ${dtype} (no epilogue): rel error ${err2}`);
+      p.dispose();
+      if (w !== b.t) w.dispose();
+    }
+  });
+});
+
+test('the same bits as the weight itself where both take the blocked path (more than 48 rows)', async () => {
+  await forEachIsa(async (isa) => {
+    const [m, n, k] = [97, 131, 600];
+    const a = mat(m, k);
+    const b = mat(n, k);
+    const p = PackedWeight.pack(b.t);
+    const x = gemmSync(a.t, b.t, { activation: 'quick_gelu' }).toArray() as Float32Array;
+    const y = gemmSync(a.t, p, { activation: 'quick_gelu' }).toArray() as Float32Array;
+    if (!Buffer.from(x.buffer).equals(Buffer.from(y.buffer))) throw new Error(`${isa}: packed and unpacked differ`);
+    p.dispose();
+  });
+});
+
+test('a weight packed under one instruction set still multiplies right under another', async () => {
+  const [m, n, k] = [60, 45, 70];
+  const a = mat(m, k);
+  const b = mat(n, k);
+  const want = refGemm({ m, n, k, a: (i, q) => a.v[i * k + q], b: (j, q) => b.v[j * k + q] });
+  const p = PackedWeight.pack(b.t);
+  const width = binding().gemmPackWidth();
+  await forEachIsa(async (isa) => {
+    const err = relError(gemmSync(a.t, p).toArray() as Float32Array, want);
+    if (!(err <= 1e-5)) throw new Error(`packed ${width} wide, run under ${isa}: rel error ${err}`);
+  });
+  p.dispose();
+});
+
+test('misuse is refused with typed errors', () => {
+  const w = mat(10, 20).t;
+  const p = PackedWeight.pack(w);
+  expect(() => gemmSync(mat(3, 21).t, p)).toThrow(/disagree on K/);
+  expect(() => gemmSync(mat(3, 20).t, p, { bTrans: true })).toThrow(TinyEmoError);
+  expect(() => gemmSync(mat(3, 20).t, p, { beta: 1 })).toThrow(/needs an `out`/);
+  expect(() => gemmSync(mat(3, 20).t, p, { out: Tensor.empty([3, 11]) })).toThrow(TinyEmoError);
+  expect(() => PackedWeight.pack(Tensor.empty([4]))).toThrow(TinyEmoError);
+  expect(() => PackedWeight.pack(Tensor.fromArray('i32', new Int32Array(4), [2, 2]))).toThrow(TinyEmoError);
+  p.dispose();
+});
+
+test('a vision tower packs its layers as it loads (unless told not to) and gives the same embeddings', async () => {
+  const dir = path.join(__dirname, 'fixtures', 'vision', 'clip');
+  const packed = ClipVision.load(dir);
+  const plain = ClipVision.load(dir, { packWeights: false });
+  const layers = (m: ClipVision) => (m as unknown as { w: { layers: Array<{ qkv: { weight: unknown }; fc2: { weight: unknown } }> } }).w.layers;
+  expect(layers(packed).every((L) => L.qkv.weight instanceof PackedWeight && L.fc2.weight instanceof PackedWeight)).toBe(true);
+  expect(layers(plain).some((L) => L.qkv.weight instanceof PackedWeight)).toBe(false);
+  const pixels = Tensor.from(rng.floats(2 * 3 * 42 * 42, 1), [2, 3, 42, 42]);
+  const a = await packed.forward(pixels, { hiddenStates: [-2] });
+  const b = await plain.forward(pixels, { hiddenStates: [-2] });
+  expect(relError(a.imageEmbeds!.toArray() as Float32Array, b.imageEmbeds!.toArray() as Float32Array)).toBeLessThan(1e-6);
+  expect(relError(a.hiddenStates.get(-2)!.toArray() as Float32Array, b.hiddenStates.get(-2)!.toArray() as Float32Array)).toBeLessThan(1e-6);
+  for (const t of [pixels, a.imageEmbeds!, b.imageEmbeds!, ...a.hiddenStates.values(), ...b.hiddenStates.values()]) t.dispose();
+  packed.dispose();
+  plain.dispose();
+});
