@@ -56,7 +56,16 @@ function evictCaches(): void {
 // and would steal the cores from whichever side runs next: let them settle.
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 300));
 
-async function timeTinyemo(run: () => void | Promise<void>, reps: number, cold: boolean): Promise<number[]> {
+// After a pause the cores are idle, and the first calls run on cores still waking (a 2-core VM has shown a
+// one-row product 13x slower for its first ~10 ms). Each side calls untimed for this long before it is timed
+// (not the heavy cases, whose one call lasts long past that).
+const WARM_MS = 20;
+
+async function timeTinyemo(run: () => void | Promise<void>, reps: number, cold: boolean, warmMs = 0): Promise<number[]> {
+  if (!cold) {
+    const end = performance.now() + warmMs;
+    while (performance.now() < end) await run();
+  }
   const out: number[] = [];
   for (let i = 0; i < reps; ++i) {
     if (cold) evictCaches();
@@ -94,11 +103,11 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const torchTimes = variants.map(() => [] as number[]);
     for (let round = 0; round < rounds; ++round) {
       await settle();
-      tinyTimes.push(...(await timeTinyemo(tiny.run, reps, c.cold ?? false)));
+      tinyTimes.push(...(await timeTinyemo(tiny.run, reps, c.cold ?? false, c.heavy ? 0 : WARM_MS)));
       for (let i = 0; i < variants.length; ++i) {
         const { worker, variant } = variants[i];
         await settle();
-        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant })) as { times_ms: number[] };
+        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: c.heavy ? 0 : WARM_MS })) as { times_ms: number[] };
         torchTimes[i].push(...r.times_ms);
       }
     }

@@ -7,7 +7,8 @@ and the torch thread count as argv[1]. Reads one JSON request per line on
 stdin and answers one JSON line on stdout:
 
   {"op": "setup", "case": NAME, "params": {...}}  -> {"ok": true, "variants": [...]}
-  {"op": "run", "reps": N, "cold": bool, "variant": V} -> {"times_ms": [...]}
+  {"op": "run", "reps": N, "cold": bool, "variant": V, "warm_ms": W} -> {"times_ms": [...]}
+    (untimed calls for about W ms first: after the harness's pause the cores need waking, on both sides)
   {"op": "info"} -> {"torch": version, "blas_core": name, "blas_libs": [paths], "threads": n}
   {"op": "sgemm_check"} -> {"gflops": best of a few 1024^3 float32 matmuls}
 
@@ -366,6 +367,10 @@ def main():
             if req["variant"] not in warm:
                 fn()
                 warm.add(req["variant"])
+            if not req.get("cold"):
+                end = time.perf_counter() + req.get("warm_ms", 0) / 1e3
+                while time.perf_counter() < end:
+                    fn()
             times = []
             for _ in range(req["reps"]):
                 if req.get("cold"):
