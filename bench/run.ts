@@ -57,8 +57,9 @@ function evictCaches(): void {
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 300));
 
 // After a pause the cores are idle, and the first calls run on cores still waking (a 2-core VM has shown a
-// one-row product 13x slower for its first ~10 ms). Each side calls untimed for this long before it is timed
-// (not the heavy cases, whose one call lasts long past that).
+// one-row product 13x slower for its first ~10 ms, a 40 ms decode step 1.8x slower). Each side calls untimed
+// for this long before it is timed, unless one call lasts long past that.
+const WARM_MAX_CALL_MS = 200;
 const WARM_MS = 20;
 
 async function timeTinyemo(run: () => void | Promise<void>, reps: number, cold: boolean, warmMs = 0): Promise<number[]> {
@@ -94,6 +95,7 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const cap = c.cold ? (quick ? 15 : 30) : quick ? 50 : 200;
     const reps = Math.max(c.heavy ? 1 : 3, Math.min(cap, Math.round(budget / est)));
     const rounds = quick ? 2 : 4;
+    const warm = !c.cold && est < WARM_MAX_CALL_MS ? WARM_MS : 0;
     const variants: Array<{ worker: TorchWorker; variant: string }> = [];
     for (const w of workers) {
       const r = (await w.request({ op: 'setup', case: c.kind, params: { ...c.params, ...tiny.torchParams } })) as { variants: string[] };
@@ -103,11 +105,11 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const torchTimes = variants.map(() => [] as number[]);
     for (let round = 0; round < rounds; ++round) {
       await settle();
-      tinyTimes.push(...(await timeTinyemo(tiny.run, reps, c.cold ?? false, c.heavy ? 0 : WARM_MS)));
+      tinyTimes.push(...(await timeTinyemo(tiny.run, reps, c.cold ?? false, warm)));
       for (let i = 0; i < variants.length; ++i) {
         const { worker, variant } = variants[i];
         await settle();
-        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: c.heavy ? 0 : WARM_MS })) as { times_ms: number[] };
+        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: warm })) as { times_ms: number[] };
         torchTimes[i].push(...r.times_ms);
       }
     }

@@ -99,6 +99,24 @@ describe('gemm against a float64 reference', () => {
     });
   });
 
+  test('one row against strided f32, f16 and bf16 weights, K below, at and past one vector (the gemv kernels)', async () => {
+    await forEachIsa(async (isa) => {
+      for (const k of [7, 16, 33, 95]) {
+        const n = 13;
+        const x = mat(1, k);
+        const big = mat(n, k + 5);
+        for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+          const full = dtype === 'f32' ? big.t : big.t.toSync(dtype);
+          const w = full.narrow(1, 2, k); // rows k wide, 5 apart
+          const wv = full.toFloat32Array();
+          const want = refGemm({ m: 1, n, k, a: (_, p) => x.v[p], b: (j, p) => wv[j * (k + 5) + 2 + p] });
+          const err = relError((await gemm(x.t, w)).data, want);
+          if (!(err <= 1e-5)) throw new Error(`${isa} ${dtype} K=${k}: rel error ${err}`);
+        }
+      }
+    });
+  });
+
   test('strided views (row stride > columns) as inputs and output', async () => {
     const big = mat(20, 50);
     const a = big.t.narrow(1, 3, 40); // [20, 40], row stride 50

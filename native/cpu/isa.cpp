@@ -39,6 +39,9 @@ Isa make_avx512() {
   t.dot_mr = avx512::kDotMR;
   t.dot_nr = avx512::kDotNR;
   t.dot_tile = avx512::dot_tile;
+  t.gemv_f32 = avx512::gemv_f32;
+  t.gemv_f16 = avx512::gemv_f16;
+  t.gemv_bf16 = avx512::gemv_bf16;
   t.weighted_rows = avx512::weighted_rows;
   t.affine_act = avx512::affine_act;
   t.exp_sum = avx512::exp_sum;

@@ -1,8 +1,8 @@
 // AVX-512 (F, DQ, BW, VL) micro-kernels. Like avx2/, compiled with those
 // flags as a target of its own and reached only after the runtime check
 // (CPU and OS support for the ZMM state). Everything not here is taken from
-// the AVX2 table: packing, matrix-vector products and the rarer vector
-// maths are bound by memory or are a small share of the time.
+// the AVX2 table: packing and the rarer vector maths are bound by memory or
+// are a small share of the time.
 #pragma once
 
 #include <cstdint>
@@ -31,5 +31,8 @@ void affine_act(const float* x, const float* scale, const float* shift, int32_t 
 void dropout(const float* x, uint64_t index0, int64_t n, float p, uint64_t seed, bool accumulate, float* y);
 float exp_sum(const float* x, float shift, float* y, int64_t n);
 float fma_probe(int64_t iters);
+void gemv_f32(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+void gemv_f16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
 
 }  // namespace te::cpu::avx512
