@@ -16,7 +16,7 @@ import {
   projectionForwardTrainSync,
 } from '../lib';
 import type { ProjectionWeights } from '../lib';
-import { decodeCase } from './decode_case';
+import { decodeCase, prefillCase } from './decode_case';
 import { trainRunCase } from './train_case';
 import { imageLabelCase, vitCase } from './vit_case';
 
@@ -25,7 +25,7 @@ export type Params = Record<string, number | boolean>;
 export interface BenchCase {
   name: string;
   /** The torch_worker.py setup this case uses. */
-  kind: 'gemm' | 'projection' | 'train_step' | 'loss' | 'topk' | 'attention' | 'vit' | 'decode' | 'image_label' | 'train_run';
+  kind: 'gemm' | 'projection' | 'train_step' | 'loss' | 'topk' | 'attention' | 'vit' | 'decode' | 'prefill' | 'image_label' | 'train_run';
   params: Params;
   flops?: number;
   bytes?: number;
@@ -252,5 +252,6 @@ export const CASES: readonly BenchCase[] = [
   imageLabelCase(),
   decodeCase('f32'),
   decodeCase('f16'),
+  prefillCase(512),
   trainRunCase(),
 ];

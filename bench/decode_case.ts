@@ -1,10 +1,12 @@
 /**
- * One decode step of an OpenELM-270M-shaped model (16 layers, width 1280,
+ * One decode step, and the prompt's prefill, of an OpenELM-270M-shaped model (16 layers, width 1280,
  * head dim 64, 12→20 query and 3→5 key/value heads, FFN 768→5120, vocabulary
  * 32,000, shared embeddings) at a KV cache of 512 positions, random weights
  * written once in Hugging Face's layout and loaded by the real loader; f32,
  * and f16 weights (tinyemo only: PyTorch's CPU half-precision matmul is not a
  * fair baseline). bench/torch_worker.py builds the same network in PyTorch.
+ * The prefill is 512 tokens into an empty cache, causal, the last
+ * position's logits (what generation needs), f32.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -144,6 +146,37 @@ export function decodeCase(dtype: 'f32' | 'f16', kv = 512): BenchCase {
           cache.length = kv;
           await m.forward([token], cache);
           token = 3 + ((token * 31) % 30000);
+        },
+        dispose: () => {
+          cache.dispose();
+          m.dispose();
+          releaseOpenelmFolder();
+        },
+      };
+    },
+  };
+}
+
+export function prefillCase(tokens = 512): BenchCase {
+  const widths = openelmWidths();
+  const { dim: E, headDim: D, qHeads, kvHeads, vocab } = OPENELM_270M;
+  // Per token: every layer's products; attention's scores and weighted sums over the causal half; one head row.
+  const perToken = widths.reduce((s, I, i) => s + ((qHeads[i] + 2 * kvHeads[i]) * D * E + E * qHeads[i] * D + 3 * I * E), 0);
+  const attention = qHeads.reduce((s, H) => s + 2 * H * D * ((tokens * (tokens + 1)) / 2), 0);
+  return {
+    name: `prefill_openelm270m_${tokens}`,
+    kind: 'prefill',
+    params: { tokens },
+    flops: 2 * (perToken * tokens + attention + vocab * E),
+    heavy: true,
+    async setup() {
+      const m = DecoderLM.load(openelmFolder('f32'));
+      const cache: KvCache = m.newCache(tokens);
+      const ids = Array.from({ length: tokens }, (_, i) => 3 + ((i * 37) % 30000));
+      return {
+        run: async () => {
+          cache.length = 0;
+          await m.forward(ids, cache);
         },
         dispose: () => {
           cache.dispose();

@@ -27,6 +27,10 @@ export function torchConfigs(threads: number, isa: string, forcedIsa: boolean): 
     OMP_NUM_THREADS: String(torchThreads),
     OPENBLAS_NUM_THREADS: String(threads),
     OMP_WAIT_POLICY: 'PASSIVE',
+    // OpenBLAS's idle threads spin for 2^28 cycles (about 0.1 s, longer when descheduled) after each call, and
+    // on 2 cores they took them from tinyemo's next timed calls, past the harness's pause: 0.75 ms for a 0.08 ms
+    // product. 2^20 cycles (under a millisecond) still keeps them awake between back-to-back timed calls.
+    OPENBLAS_THREAD_TIMEOUT: '20',
     ...extra,
   });
   const core = namedCore(isa);

@@ -267,11 +267,10 @@ def setup_image_label(p):
     return {"module": run}
 
 
-def setup_decode(p):
-    """One decode step of an OpenELM-270M-shaped model at KV p["kv"], as OpenELM's modeling code computes it
-    (fused qkv, per-head q/k RMSNorm, rotary, GQA by repeating kv heads, SwiGLU from proj_1's halves, shared
-    embeddings), f32, preallocated caches, no grad. Random weights of the real shapes."""
-    L, E, D, V, kv = 16, 1280, 64, 32000, p["kv"]
+def openelm_270m(cache_len):
+    """Random weights of OpenELM-270M's real shapes (fused qkv, per-layer head counts and FFN widths, shared
+    embeddings), with K/V caches of cache_len positions."""
+    L, E, D, V = 16, 1280, 64, 32000
     qh = [12] * 5 + [16] * 7 + [20] * 4
     kvh = [3] * 5 + [4] * 7 + [5] * 4
     widths = []
@@ -279,48 +278,80 @@ def setup_decode(p):
         v = (0.5 + 3.5 * i / (L - 1)) * E
         w = max(256, int(v + 128) // 256 * 256)
         widths.append(w + 256 if w < 0.9 * v else w)
-    emb = torch.randn(V, E) * 0.02
     layers = []
     for i in range(L):
         layers.append(dict(
             an=torch.ones(E), fn=torch.ones(E), qn=torch.ones(D), kn=torch.ones(D),
             qkv=torch.randn((qh[i] + 2 * kvh[i]) * D, E) * 0.03, out=torch.randn(E, qh[i] * D) * 0.03,
             p1=torch.randn(2 * widths[i], E) * 0.03, p2=torch.randn(E, widths[i]) * 0.03,
-            k=torch.randn(1, kvh[i], kv + 1, D), v=torch.randn(1, kvh[i], kv + 1, D)))
-    norm = torch.ones(E)
-    inv = 1.0 / 10000 ** (torch.arange(0, D, 2, dtype=torch.float32) / D)
-    ang = kv * inv
-    cos = torch.cat([ang.cos(), ang.cos()])
-    sin = torch.cat([ang.sin(), ang.sin()])
+            k=torch.randn(1, kvh[i], cache_len, D), v=torch.randn(1, kvh[i], cache_len, D), H=qh[i], KV=kvh[i]))
+    return dict(E=E, D=D, emb=torch.randn(V, E) * 0.02, layers=layers, norm=torch.ones(E))
 
-    def rms(x, w):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+
+def rms(x, w):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+
+
+def rotary(D, positions):
+    """cos and sin [T, D] of the rotary angles at `positions`, halves repeated as OpenELM applies them."""
+    inv = 1.0 / 10000 ** (torch.arange(0, D, 2, dtype=torch.float32) / D)
+    ang = positions.float().view(-1, 1) * inv
+    return torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+
+
+def openelm_forward(m, ids, start, lin):
+    """New tokens `ids` at positions start.. through every layer, appended to the caches (causal attention over
+    the cache); the logits of the last position, as generation needs them. f32, no grad."""
+    E, D, T = m["E"], m["D"], len(ids)
+    cos, sin = rotary(D, torch.arange(start, start + T))
 
     def rot(x):
         x1, x2 = x[..., : D // 2], x[..., D // 2:]
         return x * cos + torch.cat([-x2, x1], -1) * sin
 
-    def step(lin):
-        with torch.no_grad():
-            h = emb[5].view(1, E)
-            for i, m in enumerate(layers):
-                H, KV = qh[i], kvh[i]
-                qkv = lin(rms(h, m["an"]), m["qkv"]).view(1, H + 2 * KV, 1, D)
-                q, k, v = qkv[:, :H], qkv[:, H:H + KV], qkv[:, H + KV:]
-                q, k = rot(rms(q, m["qn"])), rot(rms(k, m["kn"]))
-                m["k"][:, :, kv] = k[:, :, 0]
-                m["v"][:, :, kv] = v[:, :, 0]
-                kk = m["k"].repeat_interleave(H // KV, 1)
-                vv = m["v"].repeat_interleave(H // KV, 1)
-                a = torch.softmax(torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(D), -1)
-                h = h + lin(torch.matmul(a, vv).reshape(1, H * D), m["out"])
-                y1, y2 = lin(rms(h, m["fn"]), m["p1"]).chunk(2, -1)
-                h = h + lin(F.silu(y1) * y2, m["p2"])
-            return lin(rms(h, norm), emb)
+    end = start + T
+    # Query t sees keys 0..start+t.
+    mask = torch.ones(T, end, dtype=torch.bool).tril(start) if T > 1 else None
+    with torch.no_grad():
+        h = m["emb"][ids]
+        for L in m["layers"]:
+            H, KV = L["H"], L["KV"]
+            qkv = lin(rms(h, L["an"]), L["qkv"]).view(T, H + 2 * KV, D).transpose(0, 1).unsqueeze(0)
+            q, k, v = qkv[:, :H], qkv[:, H:H + KV], qkv[:, H + KV:]
+            q, k = rot(rms(q, L["qn"])), rot(rms(k, L["kn"]))
+            L["k"][:, :, start:end] = k
+            L["v"][:, :, start:end] = v
+            kk = L["k"][:, :, :end].repeat_interleave(H // KV, 1)
+            vv = L["v"][:, :, :end].repeat_interleave(H // KV, 1)
+            s = torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(D)
+            if mask is not None:
+                s = s.masked_fill(~mask, float("-inf"))
+            a = torch.softmax(s, -1)
+            h = h + lin(torch.matmul(a, vv).transpose(1, 2).reshape(T, H * D), L["out"])
+            y1, y2 = lin(rms(h, L["fn"]), L["p1"]).chunk(2, -1)
+            h = h + lin(F.silu(y1) * y2, L["p2"])
+        return lin(rms(h[-1:], m["norm"]), m["emb"])
 
+
+def setup_decode(p):
+    """One decode step of an OpenELM-270M-shaped model at KV p["kv"], as OpenELM's modeling code computes it
+    (fused qkv, per-head q/k RMSNorm, rotary, GQA by repeating kv heads, SwiGLU from proj_1's halves, shared
+    embeddings), f32, preallocated caches, no grad. Random weights of the real shapes."""
+    kv = p["kv"]
+    m = openelm_270m(kv + 1)
+    ids = torch.tensor([5])
     # One row: torch.mv streams the weights; F.linear goes through sgemm (slower for one row in torch 1.13).
     mv = lambda x, w: torch.mv(w, x.reshape(-1)).view(1, -1)
-    return {"module": lambda: step(F.linear), "mv": lambda: step(mv)}
+    return {"module": lambda: openelm_forward(m, ids, kv, F.linear), "mv": lambda: openelm_forward(m, ids, kv, mv)}
+
+
+def setup_prefill(p):
+    """The prompt's forward: p["tokens"] tokens into an empty cache of the same model, causal attention, the last
+    position's logits."""
+    T = p["tokens"]
+    m = openelm_270m(T)
+    ids = torch.arange(T) * 37 % 30000 + 3
+    return {"module": lambda: openelm_forward(m, ids, 0, F.linear)}
 
 
 def setup_train_run(p):
@@ -342,6 +373,7 @@ SETUPS = {
     "attention": setup_attention,
     "vit": setup_vit,
     "decode": setup_decode,
+    "prefill": setup_prefill,
     "image_label": setup_image_label,
     "train_run": setup_train_run,
 }
