@@ -2,6 +2,34 @@
 #include "../dispatch.h"
 #include "../tensor.h"
 
+namespace {
+
+te_gemm_options options_or_defaults(const te_gemm_options* opt) {
+  const te_gemm_options o = opt ? *opt : te_gemm_options{0, 0, 1.0f, 0.0f, TE_ACT_NONE};
+  if (o.activation < TE_ACT_NONE || o.activation > TE_ACT_RELU)
+    te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", o.activation);
+  return o;
+}
+
+// The epilogue of C = act(alpha A.B^T + bias + beta C): the bias, if any, checked against c [M, N].
+te::cpu::GemmEpilogue epilogue_of(const te_gemm_options& opt, const te_tensor* bias, const te_tensor& c, int64_t N) {
+  if (bias) {
+    te::expect_dtype(*bias, "bias", {TE_F32});
+    te::expect_ndim(*bias, "bias", 1);
+    te::expect_dim(*bias, "bias", 0, N, "N");
+    te::expect_contiguous(*bias, "bias");
+    te::expect_disjoint(c, "c", *bias, "bias");
+  }
+  te::cpu::GemmEpilogue ep;
+  ep.alpha = opt.alpha;
+  ep.beta = opt.beta;
+  ep.col_shift = bias ? static_cast<const float*>(bias->data) : nullptr;
+  ep.act = opt.activation;
+  return ep;
+}
+
+}  // namespace
+
 extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, const te_tensor* bias_, te_tensor* c_,
                                     const te_gemm_options* opt_) {
   return te::guard([&] {
@@ -9,9 +37,7 @@ extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, co
     const te_tensor& b = te::arg_any(b_, "b");
     const te_tensor* bias = te::optional_arg_any(bias_, "bias");
     const te_tensor& c = te::arg_any(c_, "c");
-    const te_gemm_options opt = opt_ ? *opt_ : te_gemm_options{0, 0, 1.0f, 0.0f, TE_ACT_NONE};
-    if (opt.activation < TE_ACT_NONE || opt.activation > TE_ACT_RELU)
-      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", opt.activation);
+    const te_gemm_options opt = options_or_defaults(opt_);
     te::expect_dtype(a, "a", {TE_F32});
     te::expect_dtype(b, "b", {TE_F32, TE_F16, TE_BF16});
     te::expect_dtype(c, "c", {TE_F32});
@@ -31,18 +57,7 @@ extern "C" TE_API te_status te_gemm(const te_tensor* a_, const te_tensor* b_, co
     te::expect_writable(c, "c");
     te::expect_disjoint(c, "c", a, "a");
     te::expect_disjoint(c, "c", b, "b");
-    if (bias) {
-      te::expect_dtype(*bias, "bias", {TE_F32});
-      te::expect_ndim(*bias, "bias", 1);
-      te::expect_dim(*bias, "bias", 0, N, "N");
-      te::expect_contiguous(*bias, "bias");
-      te::expect_disjoint(c, "c", *bias, "bias");
-    }
-    te::cpu::GemmEpilogue ep;
-    ep.alpha = opt.alpha;
-    ep.beta = opt.beta;
-    ep.col_shift = bias ? static_cast<const float*>(bias->data) : nullptr;
-    ep.act = opt.activation;
+    const te::cpu::GemmEpilogue ep = epilogue_of(opt, bias, c, N);
     TE_DISPATCH(te::device_of({&a, &b, bias, &c}), gemm, M, N, K,
                 {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0},
                 {b.data, b.dtype, rb.stride, opt.b_trans != 0}, static_cast<float*>(c.data), rc.stride, ep);
@@ -84,9 +99,7 @@ extern "C" TE_API te_status te_gemm_packed(const te_tensor* a_, const te_tensor*
     const te_tensor& packed = te::arg(packed_, "packed");
     const te_tensor* bias = te::optional_arg(bias_, "bias");
     const te_tensor& c = te::arg(c_, "c");
-    const te_gemm_options opt = opt_ ? *opt_ : te_gemm_options{0, 0, 1.0f, 0.0f, TE_ACT_NONE};
-    if (opt.activation < TE_ACT_NONE || opt.activation > TE_ACT_RELU)
-      te::fail(TE_ERR_INVALID_ARGUMENT, "unknown activation %d", opt.activation);
+    const te_gemm_options opt = options_or_defaults(opt_);
     if (opt.b_trans) te::fail(TE_ERR_INVALID_ARGUMENT, "a packed b cannot be transposed (b_trans must be 0)");
     te::expect_dtype(a, "a", {TE_F32});
     te::expect_dtype(packed, "packed", {TE_F32});
@@ -107,18 +120,7 @@ extern "C" TE_API te_status te_gemm_packed(const te_tensor* a_, const te_tensor*
     te::expect_writable(c, "c");
     te::expect_disjoint(c, "c", a, "a");
     te::expect_disjoint(c, "c", packed, "packed");
-    if (bias) {
-      te::expect_dtype(*bias, "bias", {TE_F32});
-      te::expect_ndim(*bias, "bias", 1);
-      te::expect_dim(*bias, "bias", 0, N, "N");
-      te::expect_contiguous(*bias, "bias");
-      te::expect_disjoint(c, "c", *bias, "bias");
-    }
-    te::cpu::GemmEpilogue ep;
-    ep.alpha = opt.alpha;
-    ep.beta = opt.beta;
-    ep.col_shift = bias ? static_cast<const float*>(bias->data) : nullptr;
-    ep.act = opt.activation;
+    const te::cpu::GemmEpilogue ep = epilogue_of(opt, bias, c, N);
     te::cpu::GemmB b{packed.data, TE_F32, w, false};
     b.packed = true;
     te::cpu::gemm(M, N, K, {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0}, b,
