@@ -2,8 +2,8 @@
  * npm run bench [-- --json] [--out FILE] [--quick] [--filter NAME] [--accept-baseline]
  *
  * Runs each case on tinyemo and on the PyTorch baseline in the same run,
- * alternating A B A B after a warm-up, and reports medians (with min and
- * max), the ratio torch/tinyemo, and each figure as a fraction of what this
+ * alternating A B A B after a warm-up, and reports medians (each side's
+ * best round's, with min and max over all), the ratio torch/tinyemo, and each figure as a fraction of what this
  * machine measured it can do. The table goes to stderr; --json prints one
  * JSON document on stdout, --out FILE writes it to FILE (npm's banner goes to
  * stdout too, so `npm run bench -- --json > f` is not valid JSON).
@@ -20,7 +20,7 @@ import { backendInfo } from '../lib';
 import { binding } from '../lib/native';
 import { BenchCase, CASES } from './cases';
 import { BaselineInfo, CpuIdentity, checkBaseline, cpuIdentity } from './machine';
-import { CaseResult, Machine, Summary, caseResult, formatTable, summarize } from './stats';
+import { CaseResult, Machine, Summary, caseResult, formatTable, summarizeRounds } from './stats';
 import { TorchWorker, fairConfigs } from './torch';
 
 interface Options {
@@ -101,23 +101,23 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
       const r = (await w.request({ op: 'setup', case: c.kind, params: { ...c.params, ...tiny.torchParams } })) as { variants: string[] };
       r.variants.forEach((variant) => variants.push({ worker: w, variant }));
     }
-    const tinyTimes: number[] = [];
-    const torchTimes = variants.map(() => [] as number[]);
+    const tinyTimes: number[][] = [];
+    const torchTimes = variants.map(() => [] as number[][]);
     for (let round = 0; round < rounds; ++round) {
       await settle();
-      tinyTimes.push(...(await timeTinyemo(tiny.run, reps, c.cold ?? false, warm)));
+      tinyTimes.push(await timeTinyemo(tiny.run, reps, c.cold ?? false, warm));
       for (let i = 0; i < variants.length; ++i) {
         const { worker, variant } = variants[i];
         await settle();
         const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: warm })) as { times_ms: number[] };
-        torchTimes[i].push(...r.times_ms);
+        torchTimes[i].push(r.times_ms);
       }
     }
-    const summaries = torchTimes.map((t) => summarize(t));
+    const summaries = torchTimes.map((t) => summarizeRounds(t));
     let best = 0;
     summaries.forEach((s, i) => (best = s.median < summaries[best].median ? i : best));
     const config = `${variants[best].worker.config.name}, ${variants[best].variant}`;
-    return { c, tiny: summarize(tinyTimes), torch: summaries[best], config };
+    return { c, tiny: summarizeRounds(tinyTimes), torch: summaries[best], config };
   } finally {
     tiny.dispose();
   }

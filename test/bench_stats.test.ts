@@ -1,5 +1,5 @@
 /** The benchmark harness's arithmetic, on made-up timings (no timing is asserted). */
-import { caseResult, formatTable, summarize } from '../bench/stats';
+import { caseResult, formatTable, summarize, summarizeRounds } from '../bench/stats';
 import { baselineEnv, torchConfigs } from '../bench/torch';
 import { checkBaseline, cpuIdentity } from '../bench/machine';
 
@@ -7,6 +7,17 @@ test('medians, minima and maxima', () => {
   expect(summarize([5, 1, 3])).toEqual({ median: 3, min: 1, max: 5, n: 3 });
   expect(summarize([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4, n: 4 });
   expect(() => summarize([])).toThrow();
+});
+
+test('rounds: the median of the best round, min and max over all, every timing counted', () => {
+  expect(
+    summarizeRounds([
+      [9, 8, 10],
+      [2, 3, 1, 4],
+    ]),
+  ).toEqual({ median: 2.5, min: 1, max: 10, n: 7 });
+  expect(summarizeRounds([[5], [4]])).toEqual({ median: 4, min: 4, max: 5, n: 2 });
+  expect(() => summarizeRounds([[], []])).toThrow();
 });
 
 test('ratio, rate and fraction of the machine', () => {
