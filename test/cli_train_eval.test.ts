@@ -67,6 +67,16 @@ test('train without --json reports the label space and one line per epoch on std
   expect(kept.stdout).toMatch(/best epoch \d: validation top-1/);
 });
 
+test('an unreadable training file is said once, though validation and refit both read the folder', () => {
+  const withJunk = path.join(tmp, 'with-junk');
+  fs.cpSync(data, withJunk, { recursive: true });
+  fs.writeFileSync(path.join(withJunk, 'joy', 'junk.npy'), 'not a feature file');
+  const r = run('train', '--data', withJunk, '--out', path.join(tmp, 'model-junk'), '--epochs', '1', '--hidden', '20');
+  expect(r.status).toBe(0);
+  expect(r.stderr.split('\n').filter((l) => l.startsWith('skipped ') && l.includes('junk.npy'))).toHaveLength(1);
+  expect(r.stderr).toMatch(/refit: the same recipe again on all 62 samples/);
+});
+
 test('inspect on a tinyemo train folder lists its weight files and their tensors; a folder without weights is refused', () => {
   const r = run('inspect', model, '--json');
   expect(r.status).toBe(0);

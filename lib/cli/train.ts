@@ -105,13 +105,14 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
       hooks: {
         signal: abort.signal,
         onStart: (i) => {
+          if (i.phase === 'refit') {
+            // The same data as the validation training: its skipped files were said then.
+            if (!f.json) say(`refit: the same recipe again on all ${i.trainSamples} samples; this is the model kept (--no-refit keeps the one above)\n`);
+            return;
+          }
           // Unreadable files are said one by one whatever the output mode (cli/inputs.ts).
           for (const x of i.skipped) say(`skipped ${x.file}: ${skipReason(x.file, x.reason)}\n`);
           if (f.json) return;
-          if (i.phase === 'refit') {
-            say(`refit: the same recipe again on all ${i.trainSamples} samples; this is the model kept (--no-refit keeps the one above)\n`);
-            return;
-          }
           const from = i.resumedAtStep ? `, resuming at step ${i.resumedAtStep}` : '';
           const skipped = i.skipped.length ? ` (${i.skipped.length} unreadable files skipped)` : '';
           const note = i.labelSpace.startsWith('random') ? ' (no --llm or --labels: the labels are random points, not words)' : '';
