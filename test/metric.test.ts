@@ -71,6 +71,10 @@ describe('metric', () => {
     [3, 9001, 40, 7],
     [70, 2500, 33, 3],
     [2, 17, 8, 17],
+    // Queries split over the threads: a small table with many queries, and both split.
+    [1100, 6, 37, 2],
+    [97, 6, 50, 6],
+    [600, 3000, 16, 3],
   ])('top-k: B=%i C=%i H=%i k=%i', async (B, C, H, k) => {
     await forEachIsa(async () => {
       const q = rng.floats(B * H);

@@ -118,18 +118,24 @@ void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_
 
   // Blocks of the table: large enough to amortise packing the queries,
   // small enough that a block's scores stay in cache (B x block floats).
-  const int64_t qb = std::min<int64_t>(B, 512);
+  const int workers = pool_threads();
+  int64_t qb = std::min<int64_t>(B, 512);
   int64_t cb = std::max<int64_t>(64, (int64_t{1} << 19) / std::max<int64_t>(1, qb));
   cb = std::min<int64_t>(cb, 4096);
   const int64_t blocks = (C + cb - 1) / cb;
-  const int workers = pool_threads();
+  // Tasks are (table block, query block) pairs. A small table (Emotion6's 6 labels) is one block: then the
+  // queries are what splits over the threads.
+  if (blocks * ((B + qb - 1) / qb) < workers)
+    qb = std::max<int64_t>(std::min<int64_t>(B, 32), (B + workers - 1) / workers);
+  const int64_t qblocks = (B + qb - 1) / qb;
   // Per worker: k candidate slots per query, and a score buffer.
   std::vector<Buffer<Candidate>> slots(workers);
   std::vector<std::vector<TopK>> heaps(workers);
   std::vector<Buffer<float>> tiles(workers);
   const size_t es = dtype_size(table.dtype);
 
-  parallel_for(blocks, workers, [&](int64_t blk, int w) {
+  parallel_for(blocks * qblocks, workers, [&](int64_t task, int w) {
+    const int64_t blk = task / qblocks, b0 = (task % qblocks) * qb;
     if (heaps[w].empty()) {
       slots[w].resize(static_cast<size_t>(B) * k);
       heaps[w].resize(B);
@@ -140,19 +146,17 @@ void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_
     GemmEpilogue ep;
     ep.col_scale = table_normalized ? nullptr : inv.data() + c0;
     const GemmB tb{table.data + c0 * table.stride * static_cast<int64_t>(es), table.dtype, table.stride, false};
-    for (int64_t b0 = 0; b0 < B; b0 += qb) {
-      const int64_t bn = std::min(qb, B - b0);
-      float* tile = tiles[w].data();
-      gemm(bn, cn, H, {qn.data() + b0 * H, H, false}, tb, tile, cn, ep);
-      for (int64_t i = 0; i < bn; ++i) {
-        TopK& heap = heaps[w][b0 + i];
-        const float* row = tile + i * cn;
-        for (int64_t j = 0; j < cn; ++j) {
-          const Candidate c{row[j], static_cast<int32_t>(c0 + j)};
-          // Most scores lose to the current k-th best: one compare.
-          if (heap.full() && !better(c, heap.worst())) continue;
-          heap.offer(c);
-        }
+    const int64_t bn = std::min(qb, B - b0);
+    float* tile = tiles[w].data();
+    gemm(bn, cn, H, {qn.data() + b0 * H, H, false}, tb, tile, cn, ep);
+    for (int64_t i = 0; i < bn; ++i) {
+      TopK& heap = heaps[w][b0 + i];
+      const float* row = tile + i * cn;
+      for (int64_t j = 0; j < cn; ++j) {
+        const Candidate c{row[j], static_cast<int32_t>(c0 + j)};
+        // Most scores lose to the current k-th best: one compare.
+        if (heap.full() && !better(c, heap.worst())) continue;
+        heap.offer(c);
       }
     }
   });
