@@ -37,6 +37,8 @@ export function cpuIdentity(): CpuIdentity {
 /** One baseline configuration as its worker reported itself. */
 export interface BaselineInfo {
   config: string;
+  /** PyTorch's version. */
+  torch: string;
   blas_core: string;
   blas_libs: string[];
   sgemm_gflops: number;

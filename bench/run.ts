@@ -127,10 +127,10 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
 async function baselineInfo(workers: TorchWorker[]): Promise<BaselineInfo[]> {
   const out: BaselineInfo[] = [];
   for (const w of workers) {
-    const i = (await w.request({ op: 'info' })) as { blas_core: string; blas_libs: string[] };
+    const i = (await w.request({ op: 'info' })) as { torch: string; blas_core: string; blas_libs: string[] };
     await settle();
     const g = (await w.request({ op: 'sgemm_check' })) as { gflops: number };
-    out.push({ config: w.config.name, blas_core: i.blas_core, blas_libs: i.blas_libs, sgemm_gflops: g.gflops });
+    out.push({ config: w.config.name, torch: i.torch, blas_core: i.blas_core, blas_libs: i.blas_libs, sgemm_gflops: g.gflops });
   }
   return out;
 }
@@ -150,7 +150,6 @@ async function main(): Promise<void> {
   const measured: Measured[] = [];
   let report: Report;
   try {
-    const tinfo = (await workers[0].request({ op: 'info' })) as { torch: string; blas_core: string };
     const baselines = await baselineInfo(workers);
     // A short probe for the check; the full one runs after the cases (its heat would slow the first ones).
     const verdict = checkBaseline(baselines, binding().probe(threads, 20_000_000, 0).gflops);
@@ -164,7 +163,7 @@ async function main(): Promise<void> {
       }
     }
     report = {
-      machine: machineOf(threads, info.isa, tinfo),
+      machine: machineOf(threads, info.isa, baselines[0]),
       baselines,
       ...(verdict.ok ? {} : { baseline_accepted_despite: verdict.problems }),
       cases: [],
@@ -196,7 +195,7 @@ async function main(): Promise<void> {
   }
 }
 
-function machineOf(threads: number, isa: string, tinfo: { torch: string; blas_core: string }): Machine & { cpu_id: CpuIdentity } {
+function machineOf(threads: number, isa: string, tinfo: BaselineInfo): Machine & { cpu_id: CpuIdentity } {
   return {
     date: new Date().toISOString().slice(0, 10),
     cpu: os.cpus()[0]?.model ?? 'unknown',

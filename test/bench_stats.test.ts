@@ -95,7 +95,7 @@ test('the baseline never inherits the OpenBLAS core settings some machines expor
 test('a reference BLAS or an sgemm far under the peak is refused, with the fix; a sane OpenBLAS passes', () => {
   const openblas = ['/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblasp-r0.3.21.so'];
   const reference = ['/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0'];
-  const b = (libs: string[], gflops: number) => ({ config: 'c', blas_core: 'Haswell', blas_libs: libs, sgemm_gflops: gflops });
+  const b = (libs: string[], gflops: number) => ({ config: 'c', torch: '1.13', blas_core: 'Haswell', blas_libs: libs, sgemm_gflops: gflops });
   expect(checkBaseline([b(openblas, 100), b(openblas, 190)], 290)).toEqual({ ok: true, problems: [] });
   const ref = checkBaseline([b(reference, 6)], 290);
   expect(ref.ok).toBe(false);

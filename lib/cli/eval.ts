@@ -72,12 +72,29 @@ function labelsFromFlags(f: EvalFlags, classes: readonly string[]): LabelSpace |
   return undefined;
 }
 
+/** How a model folder was trained, as `tinyemo train` records it in tinyemo.json (null: no tinyemo.json). */
+interface TrainingRecord {
+  data?: unknown;
+  valSplit?: unknown;
+  seed?: unknown;
+  val?: unknown;
+  trainSamples?: unknown;
+  valSamples?: unknown;
+  refitted?: unknown;
+}
+
+function trainingRecord(projectorDir: string): TrainingRecord | undefined | null {
+  const file = path.join(projectorDir, BUNDLE_FILE);
+  if (!fs.existsSync(file)) return null;
+  return (readJsonFile(file) as { training?: TrainingRecord }).training;
+}
+
 /** The validation part of `data` as the training run in `projectorDir` split it (same split fraction and seed). */
 function heldoutPart(data: FeatureSet, projectorDir: string): FeatureSet {
-  const file = path.join(projectorDir, BUNDLE_FILE);
-  if (!fs.existsSync(file)) throw new TinyEmoError('INVALID_ARGUMENT', `--heldout needs a model folder from tinyemo train (${file} is missing)`);
-  const training = (readJsonFile(file) as { training?: { valSplit?: unknown; seed?: unknown; val?: unknown; trainSamples?: unknown; valSamples?: unknown; refitted?: unknown } })
-    .training;
+  const training = trainingRecord(projectorDir);
+  if (training === null) {
+    throw new TinyEmoError('INVALID_ARGUMENT', `--heldout needs a model folder from tinyemo train (${path.join(projectorDir, BUNDLE_FILE)} is missing)`);
+  }
   const split = training?.valSplit;
   const seed = training?.seed;
   if (training?.refitted !== undefined) {
@@ -99,9 +116,7 @@ function heldoutPart(data: FeatureSet, projectorDir: string): FeatureSet {
 
 /** A warning when `data` is the folder the bundle was trained on: most of what is scored was learnt. */
 function trainedOnWarning(projectorDir: string, data: string, n: number): { warning?: string } {
-  const file = path.join(projectorDir, BUNDLE_FILE);
-  if (!fs.existsSync(file)) return {};
-  const t = (readJsonFile(file) as { training?: { data?: unknown; trainSamples?: unknown; valSamples?: unknown; refitted?: unknown } }).training;
+  const t = trainingRecord(projectorDir);
   if (!t || typeof t.data !== 'string' || path.resolve(t.data) !== path.resolve(data)) return {};
   const held = typeof t.valSamples === 'number' && t.valSamples > 0 && t.refitted === undefined ? `; --heldout scores only the ${t.valSamples} held out` : '';
   return { warning: `${String(t.trainSamples)} of these ${n} samples were trained on, so this score is optimistic${held}` };

@@ -12,7 +12,7 @@ import { WeightFile } from '../io/weights';
 import { Projector } from '../models/projector/projector';
 import { Device, Tensor } from '../tensor';
 import { Rng, RngState } from '../util/rng';
-import { EpochLog, TrainPhase } from './projector_log';
+import { EpochLog } from './projector_log';
 
 export const CHECKPOINT = 'checkpoint.safetensors';
 
@@ -31,9 +31,7 @@ export interface RunState {
   lossCount: number;
   /** configKey of the run that wrote it. */
   config: string;
-  /** Which training of a refitting run this is (absent when the run does not refit). */
-  phase?: TrainPhase;
-  /** In the refit: what the validation training measured. */
+  /** Only in a refitting run's refit: what its validation training measured. */
   validated?: Validated;
 }
 
@@ -53,7 +51,7 @@ export interface Model {
   state: RunState;
 }
 
-export function freshModel(inDim: number, outDim: number, seed: number, config: string, device: Device, phase?: Pick<RunState, 'phase' | 'validated'>): Model {
+export function freshModel(inDim: number, outDim: number, seed: number, config: string, device: Device, validated?: Validated): Model {
   const projector = placed(Projector.init(inDim, outDim, outDim, seed), device);
   const zeros = () => projector.parameters.map((p) => Tensor.zeros(p.shape, 'f32', device));
   const state: RunState = {
@@ -67,7 +65,7 @@ export function freshModel(inDim: number, outDim: number, seed: number, config: 
     lossSum: 0,
     lossCount: 0,
     config,
-    ...phase,
+    ...(validated ? { validated } : {}),
   };
   return { projector, m: zeros(), v: zeros(), state };
 }

@@ -203,7 +203,7 @@ export class ProjectorRun {
   /** What a refit records of the validation training that measured it. */
   private refitRecord(): { refitted?: { validationTop1: number; validationTrainSamples: number }; valSamples?: number } {
     const v = this.model.state.validated;
-    if (this.role !== 'refit' || !v) return {};
+    if (!v) return {};
     return { refitted: { validationTop1: v.logs.at(-1)?.val?.top1 ?? NaN, validationTrainSamples: v.trainSamples }, valSamples: v.valSamples };
   }
 

@@ -40,10 +40,10 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
   try {
     let model = opts.resume ? resumedModel(config.out, key, device) : freshModel(data.train.dim, data.labels.dim, config.seed, key, device);
     const refits = refitting(config, data);
-    // A resumed checkpoint may be of either training; the log is rewritten by the training it belongs to.
-    const resumedRefit = opts.resume === true && model.state.phase === 'refit';
+    // A resumed checkpoint may be of either training (a refit's carries what validation measured); the log is
+    // rewritten by the training it belongs to.
+    const resumedRefit = opts.resume === true && model.state.validated !== undefined;
     if (refits && !resumedRefit) {
-      model.state.phase = 'validation';
       run = new ProjectorRun(config, data, model, device, opts.hooks ?? {}, 'validation');
       if (opts.resume) run.rewriteLog();
       const r = await run.train();
@@ -52,7 +52,7 @@ export async function trainProjector(config: TrainConfig, opts: { resume?: boole
       run.dispose();
       run = undefined;
       // The same initialisation as the validation training: only the data differs.
-      model = freshModel(data.train.dim, data.labels.dim, config.seed, key, device, { phase: 'refit', validated });
+      model = freshModel(data.train.dim, data.labels.dim, config.seed, key, device, validated);
     }
     run = new ProjectorRun(config, refits ? withoutSplit(config, data) : data, model, device, opts.hooks ?? {}, refits ? 'refit' : 'only');
     if (opts.resume && (!refits || resumedRefit)) run.rewriteLog();

@@ -242,8 +242,6 @@ inline float packed_at(const float* p, int64_t K, int width, int64_t n, int64_t 
 
 int gemm_pack_width() { return isa().nr; }
 
-int64_t gemm_packed_size(int64_t N, int64_t K, int width) { return (N + width - 1) / width * K * width; }
-
 void gemm_pack_b(int64_t N, int64_t K, const void* b, int32_t dtype, int64_t ldb, float* out) {
   const Isa& is = isa();
   const int nr = is.nr;

@@ -47,9 +47,8 @@ struct GemmPrologue {
 };
 
 // B [N, K] packed once, for a weight used in many products: column panels of gemm_pack_width() rows of B
-// (zero past N), each holding all K values k-major, in f32. out holds gemm_packed_size(N, K) floats.
+// (zero past N), each holding all K values k-major, in f32: out holds ceil(N / width) * K * width floats.
 int gemm_pack_width();
-int64_t gemm_packed_size(int64_t N, int64_t K, int width);
 void gemm_pack_b(int64_t N, int64_t K, const void* b, int32_t dtype, int64_t ldb, float* out);
 
 void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc,

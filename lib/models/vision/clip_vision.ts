@@ -18,7 +18,7 @@ import { PackedWeight, gemm } from '../../ops/gemm';
 import { patchEmbed } from '../../ops/embedding';
 import { layerNorm } from '../../ops/norm';
 import { Device, FloatDType, Tensor } from '../../tensor';
-import { Norm, WeightLoader, intField, numberField, packWeightsByDefault } from '../weight_loader';
+import { Norm, WeightLoader, intField, numberField } from '../weight_loader';
 import { EncoderLayer, VitConfig, activationOf, checkPixels, encoderWeightNames, loadEncoderLayer, resolveLayers, runEncoder } from './vit';
 
 export interface ClipVisionConfig extends VitConfig {
@@ -186,7 +186,7 @@ export class ClipVision {
           positions,
           patchPositions: loader.adopt(Tensor.from(positions.subarray(E), [S - 1, E])),
           preNorm: loader.norm(`${vm}.pre_layrnorm`, E),
-          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts.packWeights ?? packWeightsByDefault())),
+          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts.packWeights)),
           postNorm: loader.norm(`${vm}.post_layernorm`, E),
           projection: projRows !== undefined ? loader.tensor('visual_projection.weight', [projRows, E]) : undefined,
         },

@@ -19,7 +19,7 @@ import { patchEmbed } from '../../ops/embedding';
 import { layerNorm } from '../../ops/norm';
 import { Tensor } from '../../tensor';
 import { VisionForwardOptions, VisionLoadOptions, VisionOutput, checkVitShape } from './clip_vision';
-import { Linear, Norm, WeightLoader, intField, numberField, packWeightsByDefault } from '../weight_loader';
+import { Linear, Norm, WeightLoader, intField, numberField } from '../weight_loader';
 import { EncoderLayer, VitConfig, activationOf, checkPixels, encoderWeightNames, loadEncoderLayer, resolveLayers, runEncoder } from './vit';
 
 interface Head {
@@ -127,7 +127,7 @@ export class SiglipVision {
           patch: loader.tensor(`${vm}.embeddings.patch_embedding.weight`, [E, c.channels, P, P]),
           patchBias: loader.vector(`${vm}.embeddings.patch_embedding.bias`, E),
           positions: loader.f32(`${vm}.embeddings.position_embedding.weight`, [S, E]),
-          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts.packWeights ?? packWeightsByDefault())),
+          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts.packWeights)),
           postNorm: loader.norm(`${vm}.post_layernorm`, E),
           head,
         },

@@ -15,7 +15,7 @@ import { attention } from '../../ops/attention';
 import { gemm } from '../../ops/gemm';
 import { layerNorm } from '../../ops/norm';
 import { Device, Tensor } from '../../tensor';
-import { Norm, ProductLinear, WeightLoader } from '../weight_loader';
+import { Norm, ProductLinear, WeightLoader, packWeightsByDefault } from '../weight_loader';
 
 export interface VitConfig {
   hiddenSize: number;
@@ -80,8 +80,11 @@ export function checkPixels(pixels: Tensor<'f32'>, c: VitConfig): number {
   return B;
 }
 
-/** The weights of layer i under `prefix` ("vision_model.encoder.layers.i"), packed for the CPU GEMM when `pack`. */
-export function loadEncoderLayer(w: WeightLoader, prefix: string, c: VitConfig, pack: boolean): EncoderLayer {
+/**
+ * The weights of layer i under `prefix` ("vision_model.encoder.layers.i"), packed for the CPU GEMM when `pack`
+ * (default: unless TINYEMO_PACK_WEIGHTS=0).
+ */
+export function loadEncoderLayer(w: WeightLoader, prefix: string, c: VitConfig, pack = packWeightsByDefault()): EncoderLayer {
   const E = c.hiddenSize;
   const a = `${prefix}.self_attn`;
   const product = (l: ReturnType<WeightLoader['linear']>): ProductLinear => (pack ? w.packed(l) : l);
