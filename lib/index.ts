@@ -77,8 +77,8 @@ export type { MetricLossOptions, MetricLossResult } from './ops/loss';
 export type { LossName, LabelTable } from './ops/loss';
 export { scheduleAt } from './train/schedule';
 export type { Schedule } from './train/schedule';
-export { readImage, IMAGE_FORMATS, IMAGE_EXTENSIONS } from './io/image';
-export type { ImageFormat, ReadImageOptions, RgbImage } from './io/image';
+export { readImage, sourceName, IMAGE_FORMATS, IMAGE_EXTENSIONS } from './io/image';
+export type { ImageBytes, ImageFormat, ImageSource, ReadImageOptions, RgbImage } from './io/image';
 export { resize, crop } from './io/resample';
 export type { ResampleFilter } from './io/resample';
 export { ClipVision, clipVisionConfig } from './models/vision/clip_vision';
@@ -126,6 +126,6 @@ export { generateTokens, generateText, sampleToken } from './models/llm/generate
 export type { SamplingOptions, GenerateOptions, TextPiece } from './models/llm/generate';
 export { TinyLlava } from './models/llm/tinyllava';
 export { ChatModel, CHAT_DEFAULTS } from './models/llm/chat';
-export type { ChatModelOptions, ChatEvent } from './models/llm/chat';
+export type { ChatModelOptions, ChatEvent, ChatOptions } from './models/llm/chat';
 export { EmotionReasoner, reasonPrompt } from './models/llm/reasoner';
 export type { ReasonerOptions, ReasonEvent, ReasonTemplate } from './models/llm/reasoner';

@@ -123,7 +123,7 @@ test('train on the features, then classify the images: the bundle names the towe
 
   // The image and its precomputed features give the same answer through the library.
   const ic = ImageClassifier.load(model);
-  const viaImage = await ic.classifyFiles([files[0]], { topK: 2 });
+  const viaImage = await ic.classifyImages([files[0]], { topK: 2 });
   const fromFeatures = await ic.classifier.classify(readFeatureVector(path.join(feats, 'joy', 'photo_640x480.safetensors')), { topK: 2 });
   expect(viaImage.results[0].predictions.map((p) => p.label)).toEqual(fromFeatures[0].map((p) => p.label));
   viaImage.results[0].predictions.forEach((p, i) => expect(p.score).toBeCloseTo(fromFeatures[0][i].score, 5));

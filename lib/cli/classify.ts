@@ -82,7 +82,7 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
       onNote: f.json ? undefined : (m) => process.stderr.write(`${m}\n`),
     });
     try {
-      const r = await ic.classifyFiles(imageFiles, { topK: k, batchSize, image: { autoOrient: f.autoOrient === true } });
+      const r = await ic.classifyImages(imageFiles, { topK: k, batchSize, image: { autoOrient: f.autoOrient === true } });
       for (const x of r.results) byFile.set(x.file, x.predictions);
       skipped.push(...r.skipped.map((x) => ({ ...skipOf(x.file, x.reason), code: x.code })));
       if (featureFiles.length) await classifyFeatures(ic.classifier, featureFiles, k, byFile, skipped);

@@ -41,6 +41,17 @@ export interface ReadImageOptions {
   autoOrient?: boolean;
 }
 
+/** An image to read: a file path, or bytes from elsewhere (an upload), named in messages and results. */
+export type ImageSource = string | ImageBytes;
+
+export interface ImageBytes {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+/** How an image source is named in results and messages. */
+export const sourceName = (s: ImageSource): string => (typeof s === 'string' ? s : s.name);
+
 export interface RgbImage {
   width: number;
   height: number;
@@ -98,10 +109,11 @@ async function readBytes(file: string, maxBytes: number): Promise<Buffer> {
 }
 
 /**
- * Decodes one image into 8-bit RGB. `source` is a path or the file's bytes;
- * `name` names it in errors when bytes are given.
+ * Decodes one image into 8-bit RGB. `source` is a path, named bytes, or bare
+ * bytes that `name` names in errors.
  */
-export async function readImage(source: string | Uint8Array, opts: ReadImageOptions = {}, name?: string): Promise<RgbImage> {
+export async function readImage(source: ImageSource | Uint8Array, opts: ReadImageOptions = {}, name?: string): Promise<RgbImage> {
+  if (typeof source === 'object' && !(source instanceof Uint8Array)) return readImage(source.bytes, opts, source.name);
   const sharp = sharpModule();
   const file = typeof source === 'string' ? source : (name ?? '<image bytes>');
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;

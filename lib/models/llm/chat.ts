@@ -10,7 +10,7 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../../errors';
 import { resolveModel } from '../../hub/client';
-import { readImage } from '../../io/image';
+import { ImageSource, readImage } from '../../io/image';
 import { readJsonFile } from '../../io/model_folder';
 import { ChatMessage } from '../../text/segments';
 import { ChatTemplate, encodeChat, getTemplate } from '../../text/templates';
@@ -30,7 +30,25 @@ export interface ChatModelOptions {
   device?: Device;
 }
 
-export type ChatEvent = { type: 'text'; text: string } | { type: 'done'; text: string; tokens: number; template: string };
+export type ChatEvent =
+  | { type: 'text'; text: string }
+  | {
+      type: 'done';
+      text: string;
+      tokens: number;
+      template: string;
+      /** The prompt's length in the LLM's positions (the image's features count as many as they fill). */
+      promptTokens: number;
+      /** 'length' when the token budget ended the answer, else 'stop' (an end token or a stop string). */
+      finishReason: 'stop' | 'length';
+    };
+
+export type ChatOptions = GenerateOptions & {
+  /** The image the conversation is about (multimodal models). */
+  image?: ImageSource;
+  /** Strings that end the answer; the answer stops before them. */
+  stopStrings?: readonly string[];
+};
 
 /** Answers to the default length unless told otherwise. */
 export const CHAT_DEFAULTS = { maxNewTokens: 256 } as const;
@@ -65,14 +83,30 @@ export class ChatModel {
     return new ChatModel(undefined, llm, tokenizer, explicit ?? getTemplate(PLAIN_TEMPLATE[llm.config.family]));
   }
 
+  /**
+   * Over parts another owner loaded (a server's reasoner): the template from the LLM unless named. Dispose the
+   * owner, not this.
+   */
+  static fromParts(mllm: TinyLlava, tokenizer: TextTokenizer, template?: string): ChatModel {
+    return new ChatModel(mllm, mllm.llm, tokenizer, getTemplate(template ?? TINYLLAVA_TEMPLATE[mllm.llm.config.family]));
+  }
+
   /** One answer to `prompt` (about `image`, for a multimodal model): text pieces as they come, then the whole. */
-  async *chat(prompt: string, opts: GenerateOptions & { image?: string } = {}): AsyncGenerator<ChatEvent> {
-    if (opts.image !== undefined && !this.mllm) throw new TinyEmoError('INVALID_ARGUMENT', 'this is a text-only LLM: --image needs a TinyLLaVA-format model');
-    const messages: ChatMessage[] = [{ role: 'user', content: prompt, image: opts.image !== undefined }];
-    const ids = encodeChat(this.tokenizer, this.template, messages);
+  chat(prompt: string, opts: ChatOptions = {}): AsyncGenerator<ChatEvent> {
+    return this.converse([{ role: 'user', content: prompt, image: opts.image !== undefined }], opts);
+  }
+
+  /** The next answer in a conversation; the message marked `image` carries the image. */
+  async *converse(messages: readonly ChatMessage[], opts: ChatOptions = {}): AsyncGenerator<ChatEvent> {
+    if (opts.image !== undefined && !this.mllm) throw new TinyEmoError('INVALID_ARGUMENT', 'this is a text-only LLM: an image needs a TinyLLaVA-format model');
+    const marked = messages.filter((m) => m.image).length;
+    if (marked !== (opts.image !== undefined ? 1 : 0))
+      throw new TinyEmoError('INVALID_ARGUMENT', `one image and one message that carries it are needed, not ${marked} such messages`);
+    const ids = encodeChat(this.tokenizer, this.template, [...messages]);
     const input = await this.input(ids, opts.image);
     const maxNew = opts.maxNewTokens ?? CHAT_DEFAULTS.maxNewTokens;
-    const cache = this.llm.newCache((input instanceof Tensor ? input.shape[0] : ids.length) + maxNew + 1);
+    const promptTokens = input instanceof Tensor ? input.shape[0] : ids.length;
+    const cache = this.llm.newCache(promptTokens + maxNew + 1);
     const eos = [...new Set([...this.llm.config.eos, ...(this.tokenizer.eos ? [this.tokenizer.eos.id] : [])])];
     let text = '';
     let tokens = 0;
@@ -87,11 +121,12 @@ export class ChatModel {
       if (input instanceof Tensor) input.dispose();
       cache.dispose();
     }
-    yield { type: 'done', text, tokens, template: this.template.name };
+    // A stop string met on the budget's last token still reads as 'length' (the text cannot tell the two apart).
+    yield { type: 'done', text, tokens, template: this.template.name, promptTokens, finishReason: tokens >= maxNew ? 'length' : 'stop' };
   }
 
   /** The prompt as the LLM takes it: token ids, or (multimodal) input embeddings with the image's features spliced in. */
-  private async input(ids: number[], image: string | undefined): Promise<number[] | Tensor<'f32'>> {
+  private async input(ids: number[], image: ImageSource | undefined): Promise<number[] | Tensor<'f32'>> {
     if (!this.mllm) return ids;
     let feats: Tensor<'f32'> | undefined;
     if (image !== undefined) {

@@ -14,7 +14,7 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../../errors';
 import { resolveModel } from '../../hub/client';
-import { readImage } from '../../io/image';
+import { ImageSource, readImage, sourceName } from '../../io/image';
 import { readJsonFile } from '../../io/model_folder';
 import { TextTokenizer } from '../../text/tokenizer';
 import { parseReasoning, reasonInstruction } from '../../text/emotion_prompts';
@@ -128,13 +128,14 @@ export class EmotionReasoner {
   }
 
   /** Label first, then the reasoning as it is written, then the parsed result. */
-  async *reason(file: string, opts: GenerateOptions & { topK?: number } = {}): AsyncGenerator<ReasonEvent> {
+  async *reason(source: ImageSource, opts: GenerateOptions & { topK?: number } = {}): AsyncGenerator<ReasonEvent> {
+    const file = sourceName(source);
     const topK = opts.topK ?? REASON_DEFAULTS.topK;
     let scores: Prediction[];
     let feats: Tensor<'f32'>;
     if (this.sharedVision) {
       // One forward: the image embedding for the projector, the feature layer for the connector.
-      const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
+      const pixels = preprocess([await readImage(source)], this.mllm.preprocess);
       const tower = this.classifier.tower.model as ClipVision;
       let out: VisionOutput;
       try {
@@ -151,10 +152,10 @@ export class EmotionReasoner {
       embeds.dispose();
       feats = await this.mllm.connect(states);
     } else {
-      const r = await this.classifier.classifyFiles([file], { topK });
+      const r = await this.classifier.classifyImages([source], { topK });
       if (r.results.length === 0) throw new TinyEmoError(r.skipped[0]?.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_FILE', r.skipped[0]?.reason ?? `${file}: not readable`);
       scores = r.results[0].predictions;
-      const pixels = preprocess([await readImage(file)], this.mllm.preprocess);
+      const pixels = preprocess([await readImage(source)], this.mllm.preprocess);
       try {
         feats = await this.mllm.encodeImages(pixels);
       } finally {

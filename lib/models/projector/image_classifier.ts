@@ -20,7 +20,8 @@ import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
 import { LabelSpace } from './label_space';
 import type { Device } from '../../tensor';
-import { ENCODE_BATCH_SIZE, EncodeOptions, VisionTower, encodeImages, loadVisionTower } from '../vision/tower';
+import { ImageSource, RgbImage } from '../../io/image';
+import { ENCODE_BATCH_SIZE, EncodeOptions, EncodedImage, VisionTower, encodeDecoded, encodeImages, loadVisionTower } from '../vision/tower';
 
 /** Labels per file and images per forward pass unless told otherwise. */
 export const CLASSIFY_DEFAULTS = { topK: 3, batchSize: ENCODE_BATCH_SIZE } as const;
@@ -268,15 +269,24 @@ export class ImageClassifier {
     }
   }
 
-  /** Classifies image files; unreadable ones are skipped and reported. */
-  async classifyFiles(files: readonly string[], opts: { topK?: number } & Omit<EncodeOptions, 'hiddenStates' | 'embeds'> = {}): Promise<ImageClassification> {
-    const { encoded, skipped } = await encodeImages(this.tower, files, { ...opts, embeds: true });
-    if (encoded.length === 0) return { results: [], skipped };
+  /** Classifies images (files or named bytes); unreadable ones are skipped and reported. */
+  async classifyImages(sources: readonly ImageSource[], opts: { topK?: number } & Omit<EncodeOptions, 'hiddenStates' | 'embeds'> = {}): Promise<ImageClassification> {
+    const { encoded, skipped } = await encodeImages(this.tower, sources, { ...opts, embeds: true });
+    return { results: await this.rank(encoded, opts.topK), skipped };
+  }
+
+  /** Classifies decoded images in one forward pass (a server's batch). */
+  async classifyDecoded(batch: ReadonlyArray<{ file: string; image: RgbImage }>, opts: { topK?: number } = {}): Promise<ImagePrediction[]> {
+    return this.rank(await encodeDecoded(this.tower, batch, { embeds: true }), opts.topK);
+  }
+
+  private async rank(encoded: readonly EncodedImage[], topK: number = CLASSIFY_DEFAULTS.topK): Promise<ImagePrediction[]> {
+    if (encoded.length === 0) return [];
     const d = this.classifier.inDim;
     const x = new Float32Array(encoded.length * d);
     encoded.forEach((e, i) => x.set(e.embeds!, i * d));
-    const ranked = await this.classifier.classify(x, { topK: opts.topK ?? CLASSIFY_DEFAULTS.topK });
-    return { results: encoded.map((e, i) => ({ file: e.file, predictions: ranked[i] })), skipped };
+    const ranked = await this.classifier.classify(x, { topK });
+    return encoded.map((e, i) => ({ file: e.file, predictions: ranked[i] }));
   }
 
   dispose(): void {

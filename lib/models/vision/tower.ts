@@ -5,7 +5,7 @@
  * failing the batch.
  */
 import { TinyEmoError } from '../../errors';
-import { ReadImageOptions, readImage } from '../../io/image';
+import { ImageSource, ReadImageOptions, RgbImage, readImage, sourceName } from '../../io/image';
 import { ModelFolder } from '../../io/model_folder';
 import { Device, FloatDType, Tensor } from '../../tensor';
 import { ClipVision, VisionForwardOptions, VisionOutput } from './clip_vision';
@@ -70,20 +70,21 @@ export interface EncodeResult {
 }
 
 /**
- * Reads, preprocesses and encodes image files in batches. Decoding runs
- * ahead of the forward pass of the batch before (sharp works on its own
- * threads while the kernels run).
+ * Reads, preprocesses and encodes images (files or named bytes) in batches.
+ * Decoding runs ahead of the forward pass of the batch before (sharp works on
+ * its own threads while the kernels run).
  */
-export async function encodeImages(tower: VisionTower, files: readonly string[], opts: EncodeOptions = {}): Promise<EncodeResult> {
+export async function encodeImages(tower: VisionTower, sources: readonly ImageSource[], opts: EncodeOptions = {}): Promise<EncodeResult> {
   const batchSize = opts.batchSize ?? ENCODE_BATCH_SIZE;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new TinyEmoError('INVALID_ARGUMENT', `batch size must be a positive integer, not ${batchSize}`);
   const encoded: EncodedImage[] = [];
   const skipped: EncodeResult['skipped'] = [];
   const decode = (from: number) =>
     Promise.all(
-      files.slice(from, from + batchSize).map(async (file) => {
+      sources.slice(from, from + batchSize).map(async (source) => {
+        const file = sourceName(source);
         try {
-          return { file, image: resizeAndCrop(await readImage(file, opts.image), tower.preprocess) };
+          return { file, image: resizeAndCrop(await readImage(source, opts.image), tower.preprocess) };
         } catch (e) {
           if (!(e instanceof TinyEmoError)) throw e;
           skipped.push({ file, reason: e.message, code: e.code });
@@ -91,32 +92,42 @@ export async function encodeImages(tower: VisionTower, files: readonly string[],
         }
       }),
     );
-  let next = files.length > 0 ? decode(0) : undefined;
-  for (let at = 0; at < files.length; at += batchSize) {
+  let next = sources.length > 0 ? decode(0) : undefined;
+  for (let at = 0; at < sources.length; at += batchSize) {
     if (opts.signal?.aborted) throw new TinyEmoError('CANCELLED', 'image encoding was cancelled');
     const batch = (await next!).filter((x) => x !== undefined);
-    next = at + batchSize < files.length ? decode(at + batchSize) : undefined;
-    if (batch.length > 0) {
-      const pixels = toPixels(
-        batch.map((b) => b.image),
-        tower.preprocess,
-      );
-      let out: VisionOutput;
-      try {
-        out = await tower.model.forward(pixels, opts);
-      } finally {
-        pixels.dispose();
-      }
-      encoded.push(
-        ...split(
-          batch.map((b) => b.file),
-          out,
-        ),
-      );
-    }
-    opts.onProgress?.(Math.min(at + batchSize, files.length), files.length);
+    next = at + batchSize < sources.length ? decode(at + batchSize) : undefined;
+    if (batch.length > 0) encoded.push(...(await encodeResized(tower, batch, opts)));
+    opts.onProgress?.(Math.min(at + batchSize, sources.length), sources.length);
   }
   return { encoded, skipped };
+}
+
+/** One forward pass over decoded images of any size, one record per image. */
+export function encodeDecoded(tower: VisionTower, batch: ReadonlyArray<{ file: string; image: RgbImage }>, opts: VisionForwardOptions = {}): Promise<EncodedImage[]> {
+  return encodeResized(
+    tower,
+    batch.map((b) => ({ file: b.file, image: resizeAndCrop(b.image, tower.preprocess) })),
+    opts,
+  );
+}
+
+/** One forward pass over images already resized and cropped to the tower's input. */
+async function encodeResized(tower: VisionTower, batch: ReadonlyArray<{ file: string; image: RgbImage }>, opts: VisionForwardOptions): Promise<EncodedImage[]> {
+  const pixels = toPixels(
+    batch.map((b) => b.image),
+    tower.preprocess,
+  );
+  let out: VisionOutput;
+  try {
+    out = await tower.model.forward(pixels, opts);
+  } finally {
+    pixels.dispose();
+  }
+  return split(
+    batch.map((b) => b.file),
+    out,
+  );
 }
 
 /** One record per image from a batch's outputs (which are disposed). */
