@@ -13,6 +13,7 @@ import { registerGenerate } from './generate';
 import { registerInspect } from './inspect';
 import { registerPull } from './pull';
 import { registerReason } from './reason';
+import { registerServe } from './serve';
 import { registerSynth } from './synth';
 import { registerTrain } from './train';
 
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   registerReason(program);
   registerGenerate(program);
   registerFinetune(program);
+  registerServe(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -1,0 +1,80 @@
+/**
+ * Dynamic batching of classifications, as inference servers do it: images
+ * from concurrent requests wait up to `batchWaitMs` (or until `maxBatch` are
+ * there) and go through the tower in one forward pass. Batching trades a
+ * little latency for throughput; bench/serve_load.ts measures both. A row's
+ * result does not depend on its batch (the kernels compute each row the same
+ * way), so a request gets exactly what `tinyemo classify` prints.
+ */
+import { TinyEmoError } from '../errors';
+import type { RgbImage } from '../io/image';
+import type { Prediction } from '../models/projector/classifier';
+import type { ImageClassifier } from '../models/projector/image_classifier';
+import type { Scheduler } from './scheduler';
+
+export interface BatchOptions {
+  maxBatch: number;
+  batchWaitMs: number;
+}
+
+interface Item {
+  file: string;
+  image: RgbImage;
+  topK: number;
+  signal: AbortSignal;
+  resolve: (p: Prediction[]) => void;
+  reject: (e: unknown) => void;
+}
+
+export class ClassifyBatcher {
+  private pending: Item[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Sizes of the batches run, for the metrics. */
+  onBatch?: (size: number) => void;
+
+  constructor(
+    private readonly classifier: ImageClassifier,
+    private readonly scheduler: Scheduler,
+    private readonly opts: BatchOptions,
+  ) {}
+
+  /** Queues one decoded image (already admitted by scheduler.reserve()); resolves with its top-k labels. */
+  classify(file: string, image: RgbImage, topK: number, signal: AbortSignal): Promise<Prediction[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ file, image, topK, signal, resolve, reject });
+      if (this.pending.length >= this.opts.maxBatch) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.opts.batchWaitMs);
+    });
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.pending.splice(0, this.opts.maxBatch);
+    if (this.pending.length > 0) this.timer = setTimeout(() => this.flush(), this.opts.batchWaitMs);
+    if (batch.length > 0) void this.run(batch);
+  }
+
+  private async run(batch: Item[]): Promise<void> {
+    let release: (() => void) | undefined;
+    try {
+      release = await this.scheduler.acquire();
+      this.scheduler.unreserve(batch.length);
+      // Requests that were cancelled while they waited are not computed.
+      const live = batch.filter((x) => {
+        if (!x.signal.aborted) return true;
+        x.reject(new TinyEmoError('CANCELLED', 'the request was cancelled'));
+        return false;
+      });
+      if (live.length === 0) return;
+      this.onBatch?.(live.length);
+      const topK = Math.max(...live.map((x) => x.topK));
+      const r = await this.classifier.classifyDecoded(live, { topK });
+      live.forEach((x, i) => x.resolve(r[i].predictions.slice(0, x.topK)));
+    } catch (e) {
+      for (const x of batch) x.reject(e);
+    } finally {
+      release?.();
+    }
+  }
+}
