@@ -86,7 +86,7 @@ test('without an image the multimodal model answers as its LLM alone does, in th
 test('refusals: an image for a text-only LLM, an unknown template, a missing prompt', () => {
   const a = run('generate', '--mllm', plain, '--image', photo, '--prompt', 'x');
   expect(a.status).toBe(2);
-  expect(a.stderr).toMatch(/text-only LLM: --image needs a TinyLLaVA-format model \[INVALID_ARGUMENT\]/);
+  expect(a.stderr).toMatch(/text-only LLM: an image needs a TinyLLaVA-format model \[INVALID_ARGUMENT\]/);
   const b = run('generate', '--mllm', plain, '--template', 'nope', '--prompt', 'x');
   expect(b.status).toBe(2);
   expect(b.stderr).toMatch(/unknown chat template "nope"/);
