@@ -121,9 +121,11 @@ export async function startServer(models: ServeModels, opts: ServeOptions): Prom
       if (inFlight === 0) idle?.();
     });
   });
-  // A malformed request line or headers: a bare 400 on the socket, never a crash.
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  // A client too slow to send its request, or one that sends a malformed request line or headers: a bare status
+  // on the socket, never a crash.
+  server.on('clientError', (e: NodeJS.ErrnoException, socket) => {
+    const status = e.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : e.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
