@@ -4,7 +4,7 @@
 // checks what a reader sees: the headings, the flagged rows, the heat map and
 // group charts, no script and no request leaving the page.
 //
-//   npm run test:browser [-- --screenshot docs/bias-report.png]
+//   npx tsc -p tsconfig.json && node test/browser/bias_report.browser.mjs [--screenshot docs/bias-report.png]
 //
 // Prints "browser: N passed, M failed" (or a "skipped" line when Chromium is
 // missing) and exits non-zero on a failure.

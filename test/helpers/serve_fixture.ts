@@ -10,11 +10,12 @@ import * as path from 'path';
 
 import { extractFeatures } from '../../lib/models/vision/extract_features';
 import { TRAIN_DEFAULTS, trainProjector } from '../../lib/train/trainer';
+import { REPO } from './repo';
 import { writeTinyLlavaFixture } from './tinyllava_fixture';
 
-export const IMAGES = path.join(__dirname, '..', 'fixtures', 'images');
-const CLIP = path.join(__dirname, '..', 'fixtures', 'vision', 'clip');
-const bin = path.join(__dirname, '..', '..', 'bin', 'tinyemo.js');
+export const IMAGES = path.join(REPO, 'test', 'fixtures', 'images');
+const CLIP = path.join(REPO, 'test', 'fixtures', 'vision', 'clip');
+const bin = path.join(REPO, 'bin', 'tinyemo.js');
 
 export interface ServeFixture {
   tmp: string;

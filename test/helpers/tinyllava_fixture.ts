@@ -11,8 +11,9 @@ import { WeightFile } from '../../lib/io/weights';
 import { Tensor } from '../../lib/tensor';
 import { Rng } from './random';
 import { tokenizerFixture } from './tokenizers';
+import { REPO } from './repo';
 
-const CLIP = path.join(__dirname, '..', 'fixtures', 'vision', 'clip');
+const CLIP = path.join(REPO, 'test', 'fixtures', 'vision', 'clip');
 
 /** A random 2-layer LLaMA-layout LLM (GQA) over the 32,000-token LLaMA vocabulary: its tensors and config. */
 function randomLlm(rng: Rng, prefix = ''): { tensors: Record<string, Tensor>; config: Record<string, unknown> } {
