@@ -26,4 +26,9 @@ export default tseslint.config(
     languageOptions: { globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly', Buffer: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // Browser tests: Node's fetch, and functions that playwright runs inside the page.
+    files: ['test/browser/**/*.mjs'],
+    languageOptions: { globals: { fetch: 'readonly', document: 'readonly', window: 'readonly', MutationObserver: 'readonly' } },
+  },
 );
