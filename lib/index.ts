@@ -129,3 +129,7 @@ export { ChatModel, CHAT_DEFAULTS } from './models/llm/chat';
 export type { ChatModelOptions, ChatEvent, ChatOptions } from './models/llm/chat';
 export { EmotionReasoner, reasonPrompt } from './models/llm/reasoner';
 export type { ReasonerOptions, ReasonEvent, ReasonTemplate } from './models/llm/reasoner';
+export { startServer, SERVE_DEFAULTS } from './serve/server';
+export type { ServeOptions, RunningServer } from './serve/server';
+export { ServeModels } from './serve/models';
+export type { ServeModelOptions } from './serve/models';
