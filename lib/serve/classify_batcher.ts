@@ -41,7 +41,20 @@ export class ClassifyBatcher {
   /** Queues one decoded image (already admitted by scheduler.reserve()); resolves with its top-k labels. */
   classify(file: string, image: RgbImage, topK: number, signal: AbortSignal): Promise<Prediction[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ file, image, topK, signal, resolve, reject });
+      const item: Item = { file, image, topK, signal, resolve, reject };
+      this.pending.push(item);
+      // Cancelled while it waits for a batch: it leaves now (a batch already taken drops it when it starts).
+      signal.addEventListener(
+        'abort',
+        () => {
+          const i = this.pending.indexOf(item);
+          if (i < 0) return;
+          this.pending.splice(i, 1);
+          this.scheduler.unreserve();
+          reject(new TinyEmoError('CANCELLED', 'the request was cancelled'));
+        },
+        { once: true },
+      );
       if (this.pending.length >= this.opts.maxBatch) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.opts.batchWaitMs);
     });

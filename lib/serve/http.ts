@@ -6,6 +6,8 @@ import { HttpError, errorBody } from './http_error';
 /** A body too large for the limit: refused before reading when Content-Length says so, else when the count passes it. */
 export const tooLarge = (limit: number) => new HttpError(413, 'payload_too_large', `the body is larger than the limit of ${limit} bytes (--max-body-mb)`);
 
+export const incompleteBody = () => new HttpError(400, 'incomplete_body', 'the client closed the connection before the body ended');
+
 /** The whole body, refused past `limit` bytes; rejects when the client goes away mid-body. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
@@ -24,7 +26,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       parts.push(chunk);
     });
     req.on('end', () => resolve(Buffer.concat(parts, size)));
-    req.on('aborted', () => fail(new HttpError(400, 'incomplete_body', 'the client closed the connection before the body ended')));
+    req.on('close', () => {
+      if (!req.complete) fail(incompleteBody());
+    });
     req.on('error', (e) => fail(e));
   });
 }

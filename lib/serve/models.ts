@@ -6,7 +6,7 @@
 import * as path from 'path';
 
 import { ChatModel } from '../models/llm/chat';
-import { EmotionReasoner, ReasonTemplate } from '../models/llm/reasoner';
+import { CHAT_TEMPLATE, EmotionReasoner, ReasonTemplate } from '../models/llm/reasoner';
 import { ImageClassifier } from '../models/projector/image_classifier';
 import type { Device } from '../tensor';
 
@@ -36,7 +36,8 @@ export class ServeModels {
       return new ServeModels(ImageClassifier.load(o.model, { vision: o.vision, device: o.device, onNote: o.onNote }), undefined, undefined, undefined);
     }
     const reasoner = EmotionReasoner.load(o.model, { mllm: o.mllm, tokenizer: o.tokenizer, template: o.template, vision: o.vision, device: o.device });
-    const chat = ChatModel.fromParts(reasoner.mllm, reasoner.tokenizer);
+    // Chat in the reasoner's conversation style, so both routes prompt the model alike.
+    const chat = ChatModel.fromParts(reasoner.mllm, reasoner.tokenizer, CHAT_TEMPLATE[reasoner.template]);
     return new ServeModels(reasoner.classifier, reasoner, chat, path.basename(path.resolve(o.mllm)));
   }
 

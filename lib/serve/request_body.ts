@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'http';
 
 import type { ImageBytes } from '../io/image';
 import { HttpError, badRequest } from './http_error';
-import { readBody, tooLarge } from './http';
+import { incompleteBody, readBody, tooLarge } from './http';
 
 export type Params = Readonly<Record<string, unknown>>;
 
@@ -133,7 +133,9 @@ function readMultipart(req: IncomingMessage, limits: BodyLimits): Promise<ImageR
       size += c.length;
       if (size > limits.maxBytes) fail(tooLarge(limits.maxBytes));
     });
-    req.on('aborted', () => fail(new HttpError(400, 'incomplete_body', 'the client closed the connection before the body ended')));
+    req.on('close', () => {
+      if (!req.complete) fail(incompleteBody());
+    });
     req.pipe(bb);
   });
 }

@@ -76,7 +76,7 @@ export function reasonPrompt(labels: readonly string[], hint: string, template: 
 }
 
 /** The public chat template of each TinyLLaVA style. */
-const CHAT_TEMPLATE: Readonly<Record<ReasonTemplate, string>> = { llama: 'tinyllava-llama', phi: 'tinyllava-phi', qwen2_base: 'tinyllava-qwen2' };
+export const CHAT_TEMPLATE: Readonly<Record<ReasonTemplate, string>> = { llama: 'tinyllava-llama', phi: 'tinyllava-phi', qwen2_base: 'tinyllava-qwen2' };
 
 export class EmotionReasoner {
   /** Whether one vision pass serves both (same tower weights and preprocessing, as TinyEmo's CLIP ViT-L/14). */
