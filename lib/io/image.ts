@@ -95,7 +95,8 @@ function formatOf(meta: SharpModule.Metadata): string | undefined {
   return meta.format;
 }
 
-async function readBytes(file: string, maxBytes: number): Promise<Buffer> {
+/** An image file's bytes, refused (typed, naming the file) when missing, not a file, empty or over `maxBytes`. */
+export async function readImageBytes(file: string, maxBytes = DEFAULT_MAX_BYTES): Promise<Buffer> {
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(file);
@@ -121,7 +122,7 @@ export async function readImage(source: ImageSource | Uint8Array, opts: ReadImag
   if (!(Number.isSafeInteger(maxPixels) && maxPixels > 0)) throw new TinyEmoError('INVALID_ARGUMENT', 'maxPixels must be a positive integer');
   const formats = opts.formats ?? IMAGE_FORMATS;
   let bytes: Buffer;
-  if (typeof source === 'string') bytes = await readBytes(source, maxBytes);
+  if (typeof source === 'string') bytes = await readImageBytes(source, maxBytes);
   else {
     if (source.byteLength > maxBytes) throw refuse(file, `${source.byteLength} bytes, more than the limit of ${maxBytes}`);
     bytes = Buffer.from(source.buffer, source.byteOffset, source.byteLength);

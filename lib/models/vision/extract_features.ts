@@ -13,9 +13,9 @@ import { TinyEmoError } from '../../errors';
 import { ReadImageOptions, listImages } from '../../io/image';
 import { writeFileAtomic } from '../../io/file';
 import { readJsonFile } from '../../io/model_folder';
-import { writeSafetensors } from '../../io/safetensors';
-import { ENCODE_BATCH_SIZE, encodeImages, loadVisionTower } from './tower';
-import { Device, Tensor } from '../../tensor';
+import { ENCODE_BATCH_SIZE, loadVisionTower } from './tower';
+import { featureName, writeFeatureSlice } from './feature_files';
+import type { Device } from '../../tensor';
 import { FEATURES_INFO_FILE, FeaturesInfo } from '../../data/features_info';
 
 /** What extractFeatures uses where an option is not given. */
@@ -44,10 +44,6 @@ export interface ExtractResult {
   skipped: Array<{ file: string; reason: string; code: string }>;
   dim: number;
   seconds: number;
-}
-
-function featureName(rel: string): string {
-  return rel.slice(0, rel.length - path.extname(rel).length) + '.safetensors';
 }
 
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult> {
@@ -87,32 +83,19 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult>
     // Encode in slices so finished features reach the disk as the run goes (resume loses at most one slice).
     const slice = Math.max(1, (o.batchSize ?? EXTRACT_DEFAULTS.batchSize) * 4);
     for (let at = 0; at < todo.length; at += slice) {
-      const part = todo.slice(at, at + slice);
-      const r = await encodeImages(
-        tower,
-        part.map((rel) => path.join(o.images, rel)),
-        {
-          batchSize: o.batchSize,
-          image: o.image,
-          signal: o.signal,
-          onProgress: (done) => o.onProgress?.(all.length - todo.length + at + done, all.length),
-        },
-      );
-      for (const e of r.encoded) {
-        const rel = path.relative(o.images, e.file);
-        const target = path.join(o.out, featureName(rel));
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        const f32 = Tensor.from(e.embeds!, [e.embeds!.length]);
-        const t = dtype === 'f16' ? f32.toSync('f16') : f32;
-        try {
-          writeSafetensors(target, { image_embeds: t }, { source: rel, vision: info.vision });
-        } finally {
-          if (t !== f32) t.dispose();
-          f32.dispose();
-        }
-        ++written;
-      }
-      skipped.push(...r.skipped.map((s) => ({ ...s, file: path.relative(o.images, s.file) })));
+      const r = await writeFeatureSlice(tower, todo.slice(at, at + slice), {
+        root: o.images,
+        out: o.out,
+        dtype,
+        vision: info.vision,
+        reuse: 'exists',
+        batchSize: o.batchSize,
+        image: o.image,
+        signal: o.signal,
+        onProgress: (done) => o.onProgress?.(all.length - todo.length + at + done, all.length),
+      });
+      written += r.written;
+      skipped.push(...r.skipped);
     }
     const skippedFile = path.join(o.out, 'skipped.json');
     if (skipped.length) writeFileAtomic(skippedFile, [Buffer.from(`${JSON.stringify(skipped, null, 2)}\n`)]);
