@@ -11,12 +11,9 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../../errors';
 import { ReadImageOptions, listImages } from '../../io/image';
-import { writeFileAtomic } from '../../io/file';
-import { readJsonFile } from '../../io/model_folder';
 import { ENCODE_BATCH_SIZE, loadVisionTower } from './tower';
-import { featureName, writeFeatureSlice } from './feature_files';
+import { checkFeatureTargets, featureName, recordFeaturesInfo, writeFeatureSlice, writeSkippedList } from './feature_files';
 import type { Device } from '../../tensor';
-import { FEATURES_INFO_FILE, FeaturesInfo } from '../../data/features_info';
 
 /** What extractFeatures uses where an option is not given. */
 export const EXTRACT_DEFAULTS = { batchSize: ENCODE_BATCH_SIZE, dtype: 'f32' } as const;
@@ -52,32 +49,11 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult>
   const dtype = o.dtype ?? EXTRACT_DEFAULTS.dtype;
   if (dtype !== 'f32' && dtype !== 'f16') throw new TinyEmoError('INVALID_ARGUMENT', `--dtype is f32 or f16, not ${String(dtype)}`);
   const all = listImages(o.images);
-  // Two images that differ only in extension would write the same feature file.
-  const byTarget = new Map<string, string>();
-  for (const rel of all) {
-    const t = featureName(rel);
-    const other = byTarget.get(t);
-    if (other) throw new TinyEmoError('INVALID_ARGUMENT', `${other} and ${rel} would both become ${t}; rename one`);
-    byTarget.set(t, rel);
-  }
+  checkFeatureTargets(all);
   const todo = all.filter((rel) => !fs.existsSync(path.join(o.out, featureName(rel))));
   const tower = loadVisionTower(o.visionDir, { device: o.device });
   try {
-    const infoFile = path.join(o.out, FEATURES_INFO_FILE);
-    const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
-    if (dim === undefined) throw new TinyEmoError('UNSUPPORTED', `${o.visionDir} has no visual_projection: no image embedding to write`);
-    const info: FeaturesInfo = { vision: o.visionName ?? o.visionDir, family: tower.family, output: 'image_embeds', dim, dtype };
-    if (fs.existsSync(infoFile)) {
-      const prev = readJsonFile(infoFile) as unknown as FeaturesInfo;
-      if (prev.vision !== info.vision || prev.dim !== info.dim || prev.dtype !== info.dtype) {
-        throw new TinyEmoError(
-          'INVALID_ARGUMENT',
-          `${o.out} holds features of ${prev.vision} (${prev.dim}, ${prev.dtype}); use another --out for ${info.vision} (${info.dim}, ${info.dtype})`,
-        );
-      }
-    }
-    fs.mkdirSync(o.out, { recursive: true });
-    writeFileAtomic(infoFile, [Buffer.from(`${JSON.stringify(info, null, 2)}\n`)]);
+    const info = recordFeaturesInfo(tower, o.out, o.visionName ?? o.visionDir, dtype);
     let written = 0;
     const skipped: ExtractResult['skipped'] = [];
     // Encode in slices so finished features reach the disk as the run goes (resume loses at most one slice).
@@ -97,10 +73,8 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult>
       written += r.written;
       skipped.push(...r.skipped);
     }
-    const skippedFile = path.join(o.out, 'skipped.json');
-    if (skipped.length) writeFileAtomic(skippedFile, [Buffer.from(`${JSON.stringify(skipped, null, 2)}\n`)]);
-    else fs.rmSync(skippedFile, { force: true });
-    return { out: o.out, total: all.length, written, kept: all.length - todo.length, skipped, dim, seconds: (Date.now() - t0) / 1000 };
+    writeSkippedList(o.out, skipped);
+    return { out: o.out, total: all.length, written, kept: all.length - todo.length, skipped, dim: info.dim, seconds: (Date.now() - t0) / 1000 };
   } finally {
     tower.model.dispose();
   }

@@ -12,9 +12,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TinyEmoError } from '../../errors';
-import { withFile } from '../../io/file';
+import { withFile, writeFileAtomic } from '../../io/file';
 import { ImageBytes, ReadImageOptions, readImageBytes } from '../../io/image';
+import { readJsonFile } from '../../io/model_folder';
 import { readSafetensorsHeader, writeSafetensors } from '../../io/safetensors';
+import { FEATURES_INFO_FILE, FeaturesInfo } from '../../data/features_info';
 import { Tensor } from '../../tensor';
 import { VisionTower, encodeImages } from './tower';
 
@@ -106,4 +108,45 @@ function writeFeatureFile(o: FeatureSliceOptions, rel: string, embeds: Float32Ar
     if (t !== f32) t.dispose();
     f32.dispose();
   }
+}
+
+/** Refuses two images that would write one feature file (`a.jpg` and `a.png`). */
+export function checkFeatureTargets(rels: readonly string[]): void {
+  const byTarget = new Map<string, string>();
+  for (const rel of rels) {
+    const t = featureName(rel);
+    const other = byTarget.get(t);
+    if (other) throw new TinyEmoError('INVALID_ARGUMENT', `${other} and ${rel} would both become ${t}; rename one`);
+    byTarget.set(t, rel);
+  }
+}
+
+/**
+ * Writes `tinyemo-features.json` for a tower's features in `out` (the same bytes from every writer), refusing a
+ * folder that holds another tower's or dtype's features.
+ */
+export function recordFeaturesInfo(tower: VisionTower, out: string, vision: string, dtype: 'f32' | 'f16'): FeaturesInfo {
+  const infoFile = path.join(out, FEATURES_INFO_FILE);
+  const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
+  if (dim === undefined) throw new TinyEmoError('UNSUPPORTED', `${tower.dir} has no visual_projection: no image embedding to write`);
+  const info: FeaturesInfo = { vision, family: tower.family, output: 'image_embeds', dim, dtype };
+  if (fs.existsSync(infoFile)) {
+    const prev = readJsonFile(infoFile) as unknown as FeaturesInfo;
+    if (prev.vision !== info.vision || prev.dim !== info.dim || prev.dtype !== info.dtype) {
+      throw new TinyEmoError(
+        'INVALID_ARGUMENT',
+        `${out} holds features of ${prev.vision} (${prev.dim}, ${prev.dtype}); use another --out for ${info.vision} (${info.dim}, ${info.dtype})`,
+      );
+    }
+  }
+  fs.mkdirSync(out, { recursive: true });
+  writeFileAtomic(infoFile, [Buffer.from(`${JSON.stringify(info, null, 2)}\n`)]);
+  return info;
+}
+
+/** `skipped.json` in a features folder: the refused images with their reasons, or no file when there are none. */
+export function writeSkippedList(out: string, skipped: readonly Skip[]): void {
+  const file = path.join(out, 'skipped.json');
+  if (skipped.length) writeFileAtomic(file, [Buffer.from(`${JSON.stringify(skipped, null, 2)}\n`)]);
+  else fs.rmSync(file, { force: true });
 }
