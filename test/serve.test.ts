@@ -1,7 +1,7 @@
 /**
  * `tinyemo serve` over real HTTP on 127.0.0.1, with small real models: the
- * answers equal the CLI's on the same inputs (classify exactly, batched or
- * not; reason and chat token for token, greedy), events stream in order, the
+ * answers equal the CLI's on the same inputs (classify exactly for the same
+ * batch, to rounding across batches; reason and chat token for token, greedy), events stream in order, the
  * openai client works against the chat endpoint, and the probes, metrics,
  * key and queue behave.
  */
@@ -64,11 +64,15 @@ test('classify: multipart with several images and a bad one, and JSON base64, eq
   expect(k.results.map((r) => r.predictions)).toEqual(cli.results.slice(0, 2).map((r) => r.predictions));
 });
 
-test('classify: concurrent requests are batched into shared forward passes, and each still gets its exact answer', async () => {
+test('classify: concurrent requests are batched into shared forward passes, and each still gets its answer', async () => {
   const cli = cliJson<Classified>('classify', ...files, '--model', fx.model);
   const before = await batchCount();
   const answers = await Promise.all(files.map((f) => post('/v1/classify', imageBody(f), { 'content-type': mime(f) }).then((r) => r.json() as Promise<Classified>)));
-  answers.forEach((a, i) => expect(a.results[0].predictions).toEqual(cli.results[i].predictions));
+  // The fixture tower has 10 tokens per image, so a batch of under 5 takes the small-product kernel: equal to rounding.
+  answers.forEach((a, i) => {
+    expect(a.results[0].predictions.map((p) => p.label)).toEqual(cli.results[i].predictions.map((p) => p.label));
+    a.results[0].predictions.forEach((p, j) => expect(p.score).toBeCloseTo(cli.results[i].predictions[j].score, 6));
+  });
   const after = await batchCount();
   // Five requests, fewer forward passes.
   expect(after.batches - before.batches).toBeLessThan(files.length);

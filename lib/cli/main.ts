@@ -14,6 +14,9 @@ import { registerInspect } from './inspect';
 import { registerPull } from './pull';
 import { registerReason } from './reason';
 import { registerServe } from './serve';
+import { registerQueue } from './queue';
+import { registerSubmit } from './submit';
+import { registerWorker } from './worker';
 import { registerSynth } from './synth';
 import { registerTrain } from './train';
 
@@ -41,6 +44,9 @@ export async function main(argv: string[]): Promise<number> {
   registerGenerate(program);
   registerFinetune(program);
   registerServe(program);
+  registerWorker(program);
+  registerSubmit(program, exit);
+  registerQueue(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -107,6 +107,27 @@ export function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): v
 }
 
 /** Makes a rename in `dir` durable (a no-op where folders cannot be opened). */
+/** The temporary files writeFileAtomic leaves when its process is killed mid-write. */
+const TEMPORARY = /^\..+\.tmp-\d+-[a-z0-9]+$/;
+
+/**
+ * Removes, under `dir`, the temporaries of writers that were killed mid-write. Only for a folder no writer is
+ * writing into now (a finished job's output): a live writer's temporary looks the same.
+ */
+export function removeStaleTemporaries(dir: string): number {
+  let removed = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) removed += removeStaleTemporaries(p);
+    else if (e.isFile() && TEMPORARY.test(e.name)) {
+      fs.rmSync(p, { force: true });
+      removed += 1;
+    }
+  }
+  return removed;
+}
+
 export function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {

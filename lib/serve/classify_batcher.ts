@@ -2,9 +2,11 @@
  * Dynamic batching of classifications, as inference servers do it: images
  * from concurrent requests wait up to `batchWaitMs` (or until `maxBatch` are
  * there) and go through the tower in one forward pass. Batching trades a
- * little latency for throughput; bench/serve_load.ts measures both. A row's
- * result does not depend on its batch (the kernels compute each row the same
- * way), so a request gets exactly what `tinyemo classify` prints.
+ * little latency for throughput; bench/serve_load.ts measures both. Each
+ * image's rows are computed alike in any batch, except that the matrix
+ * products switch kernels at 48 rows (images × tokens per image), which can
+ * move a score's last bit; with ViT-L/14's 257 tokens every batch is past the
+ * switch, and answers are exactly what `tinyemo classify` prints.
  */
 import { TinyEmoError } from '../errors';
 import type { RgbImage } from '../io/image';

@@ -63,15 +63,22 @@ export interface FeatureSliceResult {
   skipped: Skip[];
 }
 
-/** Encodes the images of `rels` that need it and writes their feature files; unreadable images are skipped. */
-export async function writeFeatureSlice(tower: VisionTower, rels: readonly string[], o: FeatureSliceOptions): Promise<FeatureSliceResult> {
-  const skipped: Skip[] = [];
-  const todo: Array<{ rel: string; source: ImageBytes; sha: string }> = [];
-  let kept = 0;
+/** What a slice needs: the images to encode (bytes read, hashed), and what was kept or skipped on the way. */
+export interface FeaturePlan {
+  /** The slice's inputs in order (skips are reported in it, whatever step refused them). */
+  rels: readonly string[];
+  todo: Array<{ rel: string; source: ImageBytes; sha: string }>;
+  kept: number;
+  skipped: Skip[];
+}
+
+/** Reads the images of `rels` that need encoding; unreadable ones are skipped, finished ones kept. */
+export async function planFeatureSlice(rels: readonly string[], o: FeatureSliceOptions): Promise<FeaturePlan> {
+  const plan: FeaturePlan = { rels, todo: [], kept: 0, skipped: [] };
   for (const rel of rels) {
     const target = path.join(o.out, featureName(rel));
     if (o.reuse === 'exists' && fs.existsSync(target)) {
-      kept += 1;
+      plan.kept += 1;
       continue;
     }
     let bytes: Buffer;
@@ -79,22 +86,33 @@ export async function writeFeatureSlice(tower: VisionTower, rels: readonly strin
       bytes = await readImageBytes(path.join(o.root, rel), o.image?.maxBytes);
     } catch (e) {
       if (!(e instanceof TinyEmoError)) throw e;
-      skipped.push({ file: rel, reason: e.message, code: e.code });
+      plan.skipped.push({ file: rel, reason: e.message, code: e.code });
       continue;
     }
     const sha = sha256Hex(bytes);
-    if (o.reuse === 'same-source' && recordedSource(target) === sha) kept += 1;
-    else todo.push({ rel, source: { name: rel, bytes }, sha });
+    if (o.reuse === 'same-source' && recordedSource(target) === sha) plan.kept += 1;
+    else plan.todo.push({ rel, source: { name: rel, bytes }, sha });
   }
+  return plan;
+}
+
+/** Encodes a plan's images and writes their feature files; images that do not decode are skipped. */
+export async function encodeFeatureSlice(tower: VisionTower, plan: FeaturePlan, o: FeatureSliceOptions): Promise<FeatureSliceResult> {
   const r = await encodeImages(
     tower,
-    todo.map((t) => t.source),
+    plan.todo.map((t) => t.source),
     { batchSize: o.batchSize, image: o.image, signal: o.signal, onProgress: o.onProgress },
   );
-  const shaOf = new Map(todo.map((t) => [t.rel, t.sha]));
+  const shaOf = new Map(plan.todo.map((t) => [t.rel, t.sha]));
   for (const e of r.encoded) writeFeatureFile(o, e.file, e.embeds!, shaOf.get(e.file)!);
-  skipped.push(...r.skipped);
-  return { written: r.encoded.length, kept, skipped };
+  const at = new Map(plan.rels.map((rel, i) => [rel, i]));
+  const skipped = [...plan.skipped, ...r.skipped].sort((a, b) => at.get(a.file)! - at.get(b.file)!);
+  return { written: r.encoded.length, kept: plan.kept, skipped };
+}
+
+/** Both steps, for a caller that holds the tower. */
+export async function writeFeatureSlice(tower: VisionTower, rels: readonly string[], o: FeatureSliceOptions): Promise<FeatureSliceResult> {
+  return encodeFeatureSlice(tower, await planFeatureSlice(rels, o), o);
 }
 
 function writeFeatureFile(o: FeatureSliceOptions, rel: string, embeds: Float32Array, sha: string): void {
