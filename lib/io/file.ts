@@ -107,6 +107,17 @@ export function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): v
 }
 
 /** Makes a rename in `dir` durable (a no-op where folders cannot be opened). */
+/** writeFileAtomic unless the file already holds exactly `bytes` (a repeated step writes nothing); true if written. */
+export function writeFileAtomicIfChanged(target: string, bytes: Uint8Array): boolean {
+  try {
+    if (fs.readFileSync(target).equals(bytes)) return false;
+  } catch {
+    // absent or unreadable: write it
+  }
+  writeFileAtomic(target, [bytes]);
+  return true;
+}
+
 /** The temporary files writeFileAtomic leaves when its process is killed mid-write. */
 const TEMPORARY = /^\..+\.tmp-\d+-[a-z0-9]+$/;
 

@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TinyEmoError } from '../../errors';
-import { withFile, writeFileAtomic } from '../../io/file';
+import { withFile, writeFileAtomicIfChanged } from '../../io/file';
 import { ImageBytes, ReadImageOptions, readImageBytes } from '../../io/image';
 import { readJsonFile } from '../../io/model_folder';
 import { readSafetensorsHeader, writeSafetensors } from '../../io/safetensors';
@@ -158,13 +158,13 @@ export function recordFeaturesInfo(tower: VisionTower, out: string, vision: stri
     }
   }
   fs.mkdirSync(out, { recursive: true });
-  writeFileAtomic(infoFile, [Buffer.from(`${JSON.stringify(info, null, 2)}\n`)]);
+  writeFileAtomicIfChanged(infoFile, Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
   return info;
 }
 
 /** `skipped.json` in a features folder: the refused images with their reasons, or no file when there are none. */
 export function writeSkippedList(out: string, skipped: readonly Skip[]): void {
   const file = path.join(out, 'skipped.json');
-  if (skipped.length) writeFileAtomic(file, [Buffer.from(`${JSON.stringify(skipped, null, 2)}\n`)]);
+  if (skipped.length) writeFileAtomicIfChanged(file, Buffer.from(`${JSON.stringify(skipped, null, 2)}\n`));
   else fs.rmSync(file, { force: true });
 }
