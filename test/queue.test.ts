@@ -20,6 +20,7 @@ import { QUEUE_NAME } from '../lib/queue/connection';
 import { png } from './helpers/png';
 import { REPO } from './helpers/repo';
 import { TestRedis, redisServerPath } from './helpers/redis';
+import { writeTinyLlavaFixture } from './helpers/tinyllava_fixture';
 import { cliJson } from './helpers/serve_fixture';
 
 const bin = path.join(REPO, 'bin', 'tinyemo.js');
@@ -194,6 +195,50 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
     expect(fs.existsSync(`${out}.parts`)).toBe(false);
     for (const w of workers) w.child.kill('SIGTERM');
     for (const w of workers) expect((await w.done).code).toBe(0);
+  }, 120_000);
+
+  test('reason over the queue: each line is what `tinyemo reason --json` prints for the image, with its hash', async () => {
+    const model = path.join(tmp, 'model'); // trained by the classify test
+    const mllm = path.join(tmp, 'tinyllava');
+    writeTinyLlavaFixture(mllm);
+    const files = outputs(images)
+      .filter((f) => !f.startsWith('poison'))
+      .slice(0, 3)
+      .map((f) => path.join(images, f));
+    const w = worker('r1');
+    const out = path.join(tmp, 'reasons.jsonl');
+    const r = await run([
+      'submit',
+      'reason',
+      ...files,
+      '--model',
+      model,
+      '--mllm',
+      mllm,
+      '--max-new-tokens',
+      '5',
+      '--out',
+      out,
+      '--queue',
+      redis.url,
+      '--chunk',
+      '2',
+      '--wait',
+      '--json',
+    ]).done;
+    expect(r.code).toBe(0);
+    const lines = fs
+      .readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.file)).toEqual(files);
+    for (const [i, f] of files.entries()) {
+      const cli = cliJson<Record<string, unknown>>('reason', f, '--model', model, '--mllm', mllm, '--max-new-tokens', '5');
+      expect(lines[i]).toEqual({ ...cli, file: f, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    }
+    w.child.kill('SIGTERM');
+    expect((await w.done).code).toBe(0);
   }, 120_000);
 
   test('a worker that cannot see the inputs fails the job with a reason that says so', async () => {
