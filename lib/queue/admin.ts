@@ -1,7 +1,7 @@
 /** `tinyemo queue status|retry|clean`: what is on the queue, failed jobs again, finished jobs away. */
 import { Queue } from 'bullmq';
 
-import { QUEUE_NAME, connectionOptions } from './connection';
+import { QUEUE_NAME, connectionOptions, queueCall } from './connection';
 
 export interface QueueStatus {
   counts: Record<string, number>;
@@ -11,14 +11,16 @@ export interface QueueStatus {
   submissions: Array<{ id: string; state: string }>;
 }
 
-async function withQueue<T>(url: string, fn: (q: Queue) => Promise<T>): Promise<T> {
-  const q = new Queue(QUEUE_NAME, { connection: connectionOptions(url) });
-  q.on('error', () => undefined);
-  try {
-    return await fn(q);
-  } finally {
-    await q.close();
-  }
+function withQueue<T>(url: string, fn: (q: Queue) => Promise<T>): Promise<T> {
+  return queueCall(url, async () => {
+    const q = new Queue(QUEUE_NAME, { connection: connectionOptions(url) });
+    q.on('error', () => undefined);
+    try {
+      return await fn(q);
+    } finally {
+      await q.close();
+    }
+  });
 }
 
 export function queueStatus(url: string): Promise<QueueStatus> {

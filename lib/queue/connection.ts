@@ -6,8 +6,9 @@
  * instead of failing their jobs.
  */
 import type { ConnectionOptions } from 'bullmq';
+import * as net from 'net';
 
-import { invalid } from '../errors';
+import { TinyEmoError, invalid } from '../errors';
 
 /** The one BullMQ queue tinyemo's jobs go through. */
 export const QUEUE_NAME = 'tinyemo';
@@ -60,4 +61,33 @@ export function connectionOptions(url: string, role: 'worker' | 'client' = 'clie
     maxRetriesPerRequest: role === 'worker' ? null : 15,
     retryStrategy: (times: number) => Math.min(5000, 100 * 2 ** Math.min(times, 6)),
   };
+}
+
+/** Fails fast, with the address, when nothing listens there (a typo should not wait out the reconnection backoff). */
+export function assertReachable(url: string, timeoutMs = 5000): Promise<void> {
+  const a = parseQueueUrl(url);
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: a.host, port: a.port });
+    const fail = (why: string) => {
+      s.destroy();
+      reject(new TinyEmoError('NETWORK', `cannot reach the queue at ${a.host}:${a.port} (${why}); is Redis running there?`));
+    };
+    s.setTimeout(timeoutMs, () => fail(`no answer in ${timeoutMs / 1000} s`));
+    s.once('error', (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
+    s.once('connect', () => {
+      s.end();
+      resolve();
+    });
+  });
+}
+
+/** Runs a queue operation, reporting Redis trouble as a NETWORK error that names the queue. */
+export async function queueCall<T>(url: string, fn: () => Promise<T>): Promise<T> {
+  await assertReachable(url);
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof TinyEmoError) throw e;
+    throw new TinyEmoError('NETWORK', `the queue at ${url.replace(/\/\/[^@/]*@/, '//')} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
 }

@@ -12,7 +12,7 @@ import { TinyEmoError } from '../errors';
 import { listImages } from '../io/image';
 import { readFeaturesInfo } from '../data/features_info';
 import { checkFeatureTargets } from '../models/vision/feature_files';
-import { QUEUE_NAME, connectionOptions } from './connection';
+import { QUEUE_NAME, assertReachable, connectionOptions, queueCall } from './connection';
 import { CHUNK_OPTIONS, ChunkData, FeaturesChunk, FinalData, FlowSummary, JobKind, JsonlChunk, submissionId } from './jobs';
 
 export interface Submitted {
@@ -38,6 +38,7 @@ export interface FeaturesSubmission {
 const chunked = <T>(xs: readonly T[], n: number): T[][] => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, (i + 1) * n));
 
 export async function submitFeatures(queueUrl: string, s: FeaturesSubmission): Promise<Submitted> {
+  await assertReachable(queueUrl); // before listing what may be 100,000s of images
   const root = path.resolve(s.images);
   const out = path.resolve(s.out);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${s.images} is not a folder`);
@@ -70,6 +71,7 @@ export interface JsonlSubmission {
 }
 
 export async function submitJsonl(queueUrl: string, s: JsonlSubmission): Promise<Submitted> {
+  await assertReachable(queueUrl);
   const files = s.files.map((f) => path.resolve(f));
   if (files.length === 0) throw new TinyEmoError('INVALID_ARGUMENT', 'no images given');
   const out = path.resolve(s.out);
@@ -86,7 +88,11 @@ export async function submitJsonl(queueUrl: string, s: JsonlSubmission): Promise
   return addFlow(queueUrl, id, { kind: 'jsonl-final', out, parts, chunks: chunks.length }, chunks, files.length);
 }
 
-async function addFlow(queueUrl: string, id: string, final: FinalData, chunks: ChunkData[], inputs: number): Promise<Submitted> {
+function addFlow(queueUrl: string, id: string, final: FinalData, chunks: ChunkData[], inputs: number): Promise<Submitted> {
+  return queueCall(queueUrl, () => addFlowNow(queueUrl, id, final, chunks, inputs));
+}
+
+async function addFlowNow(queueUrl: string, id: string, final: FinalData, chunks: ChunkData[], inputs: number): Promise<Submitted> {
   const connection = connectionOptions(queueUrl);
   const queue = new Queue(QUEUE_NAME, { connection });
   const flows = new FlowProducer({ connection });
@@ -112,7 +118,11 @@ async function addFlow(queueUrl: string, id: string, final: FinalData, chunks: C
 }
 
 /** Waits for a submission's final job; `onProgress` hears chunks finished of all. */
-export async function waitForFlow(queueUrl: string, id: string, chunks: number, onProgress?: (done: number, total: number) => void): Promise<FlowSummary> {
+export function waitForFlow(queueUrl: string, id: string, chunks: number, onProgress?: (done: number, total: number) => void): Promise<FlowSummary> {
+  return queueCall(queueUrl, () => waitNow(queueUrl, id, chunks, onProgress));
+}
+
+async function waitNow(queueUrl: string, id: string, chunks: number, onProgress?: (done: number, total: number) => void): Promise<FlowSummary> {
   const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(queueUrl) });
   queue.on('error', () => undefined); // a lost connection is retried; the wait goes on
   try {

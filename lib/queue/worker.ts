@@ -8,7 +8,7 @@
 import { Job, Queue, Worker } from 'bullmq';
 
 import type { Device } from '../tensor';
-import { QUEUE_NAME, connectionOptions } from './connection';
+import { QUEUE_NAME, assertReachable, connectionOptions } from './connection';
 import type { ChunkData, ChunkResult, FinalData, FlowSummary } from './jobs';
 import { ModelCache } from './model_cache';
 import { runChunk, runFinal } from './processors';
@@ -33,6 +33,8 @@ export interface RunningWorker {
 }
 
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
+  // A wrong address is said at once; a Redis that goes away later is waited for.
+  await assertReachable(o.queue);
   const connection = connectionOptions(o.queue, 'worker');
   const queue = new Queue(QUEUE_NAME, { connection });
   const models = new ModelCache(o.maxModels);

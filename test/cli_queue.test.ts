@@ -1,0 +1,45 @@
+/** The queue commands' refusals, which need no Redis: bad URLs, a queue nobody listens on, chunks that split batches. */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+
+import { connectionOptions, parseQueueUrl } from '../lib/queue/connection';
+import { REPO } from './helpers/repo';
+import { freePort } from './helpers/redis';
+
+const bin = path.join(REPO, 'bin', 'tinyemo.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 });
+
+test('queue URLs: host, port, database, credentials, TLS; anything else is refused by name', () => {
+  expect(parseQueueUrl('redis://127.0.0.1:6380/3')).toEqual({ host: '127.0.0.1', port: 6380, db: 3, tls: false });
+  expect(parseQueueUrl('rediss://u:p%40ss@queue.example:6390')).toEqual({ host: 'queue.example', port: 6390, db: 0, username: 'u', password: 'p@ss', tls: true });
+  expect(parseQueueUrl('redis://[::1]')).toMatchObject({ host: '::1', port: 6379 });
+  expect(() => parseQueueUrl('http://127.0.0.1:6379')).toThrow(/redis:\/\/HOST:PORT\[\/DB\] or rediss/);
+  expect(() => parseQueueUrl('redis://127.0.0.1:6379/x')).toThrow(/the database is a number/);
+  expect(() => parseQueueUrl('127.0.0.1:6379')).toThrow(/not a URL|redis:\/\//);
+  expect(connectionOptions('redis://h:1', 'worker')).toMatchObject({ maxRetriesPerRequest: null });
+  expect(connectionOptions('redis://h:1')).toMatchObject({ maxRetriesPerRequest: 15 });
+});
+
+test('a queue nobody listens on is said at once, by submit, worker and queue status', async () => {
+  const url = `redis://127.0.0.1:${await freePort()}`;
+  const images = path.join(REPO, 'test', 'fixtures', 'images');
+  const clip = path.join(REPO, 'test', 'fixtures', 'vision', 'clip');
+  for (const args of [
+    ['queue', 'status', '--queue', url],
+    ['worker', '--queue', url],
+    ['submit', 'classify', path.join(images, 'photo_640x480.jpg'), '--model', images, '--out', '/tmp/x.jsonl', '--queue', url],
+    ['submit', 'features', images, '--vision', clip, '--out', '/tmp/tinyemo-never', '--queue', url],
+  ]) {
+    const t0 = Date.now();
+    const r = run(...args);
+    expect(r.stderr).toMatch(/cannot reach the queue at 127\.0\.0\.1:\d+ \(ECONNREFUSED\); is Redis running there\? \[NETWORK\]/);
+    expect(r.status).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  }
+});
+
+test('submit features refuses chunks that are not whole batches', () => {
+  const r = run('submit', 'features', REPO, '--vision', REPO, '--out', '/tmp/x', '--queue', 'redis://127.0.0.1:1', '--chunk', '12', '--batch-size', '8');
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/--chunk \(12\) must be a multiple of --batch-size \(8\)/);
+});
