@@ -241,7 +241,7 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
     expect((await w.done).code).toBe(0);
   }, 120_000);
 
-  test('a worker that cannot see the inputs fails the job with a reason that says so', async () => {
+  test('a worker that cannot see the inputs fails the job with a reason that says so; queue retry and clean', async () => {
     const gone = path.join(tmp, 'elsewhere');
     fs.mkdirSync(path.join(gone, 'joy'), { recursive: true });
     fs.copyFileSync(path.join(images, 'joy', 'img000.jpg'), path.join(gone, 'joy', 'a.jpg'));
@@ -259,6 +259,15 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
     expect(s.failed[0].attempts).toBe(3);
     w.child.kill('SIGTERM');
     expect((await w.done).code).toBe(0);
+    // Once the inputs are there again, `queue retry` puts the job back and a worker finishes it.
+    fs.mkdirSync(path.join(gone, 'joy'), { recursive: true });
+    fs.copyFileSync(path.join(images, 'joy', 'img000.jpg'), path.join(gone, 'joy', 'a.jpg'));
+    const retried = JSON.parse((await run(['queue', 'retry', '--queue', redis.url, '--json']).done).stdout) as { retried: number };
+    expect(retried.retried).toBe(1);
+    const again = worker('sighted');
+    await until('the retried job', () => fs.existsSync(path.join(tmp, 'elsewhere-out', 'joy', 'a.safetensors')));
+    again.child.kill('SIGTERM');
+    expect((await again.done).code).toBe(0);
     const cleaned = JSON.parse((await run(['queue', 'clean', '--queue', redis.url, '--json']).done).stdout) as { removed: number };
     expect(cleaned.removed).toBeGreaterThan(0);
   }, 120_000);
