@@ -56,19 +56,8 @@ export async function submitFeatures(queueUrl: string, s: FeaturesSubmission): P
   return addFlow(queueUrl, id, final, chunks, rels.length);
 }
 
-export interface JsonlSubmission {
-  kind: 'classify' | 'reason';
-  files: readonly string[];
-  out: string;
-  chunk: number;
-  model: string;
-  vision?: string;
-  mllm?: string;
-  tokenizer?: string;
-  topK: number;
-  maxNewTokens: number;
-  batchSize: number;
-}
+/** A classify or reason submission: the chunks' settings, the inputs, the output file and the chunk size. */
+export type JsonlSubmission = Omit<JsonlChunk, 'files' | 'index' | 'parts'> & { files: readonly string[]; out: string; chunk: number };
 
 export async function submitJsonl(queueUrl: string, s: JsonlSubmission): Promise<Submitted> {
   await assertReachable(queueUrl);

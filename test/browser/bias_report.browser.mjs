@@ -12,34 +12,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..', '..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
-const shotArg = process.argv.indexOf('--screenshot');
-const screenshot = shotArg > 0 ? path.resolve(process.argv[shotArg + 1]) : undefined;
+import { check, chromiumOrSkip, finish, launch, require, root, screenshot } from './harness.mjs';
 
-if (!chromiumPath) {
-  console.log('browser: skipped: no Chromium (apt-get install chromium, or set CHROMIUM_PATH)');
-  process.exit(0);
-}
-
+const chromiumPath = chromiumOrSkip();
 const { Tensor, writeSafetensors, TextTokenizer, trainProjector, TRAIN_DEFAULTS } = require(path.join(root, 'dist', 'lib'));
 const { runBias } = require(path.join(root, 'dist', 'lib', 'bias', 'run'));
-const { chromium } = require('playwright-core');
-
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail = '') {
-  if (ok) passed += 1;
-  else {
-    failed += 1;
-    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
-  }
-}
 
 // A seeded generator (xorshift), so the page is the same on every run.
 let s = 0x2545f491;
@@ -100,7 +78,7 @@ try {
   const report = await runBias({ model, data, attributes: attrs, out, permutations: 500, bootstrap: 300 });
   check('the run flags something to look at', report.counts.flagged > 0, `${report.counts.flagged} flagged`);
 
-  const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+  const browser = await launch(chromiumPath);
   try {
     const page = await browser.newPage({ viewport: { width: 1240, height: 1000 } });
     const requests = [];
@@ -137,5 +115,4 @@ try {
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

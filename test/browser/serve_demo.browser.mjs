@@ -11,44 +11,19 @@
 // missing) and exits non-zero on a failure.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..', '..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
-const shotArg = process.argv.indexOf('--screenshot');
-const screenshot = shotArg > 0 ? path.resolve(process.argv[shotArg + 1]) : undefined;
+import { check, chromiumOrSkip, finish, launch, require, root, screenshot } from './harness.mjs';
 
-if (!chromiumPath) {
-  console.log('browser: skipped: no Chromium (apt-get install chromium, or set CHROMIUM_PATH)');
-  process.exit(0);
-}
-
+const chromiumPath = chromiumOrSkip();
 const { makeServeFixture, IMAGES } = require(path.join(root, 'dist', 'test', 'helpers', 'serve_fixture'));
 const { ServeModels } = require(path.join(root, 'dist', 'lib', 'serve', 'models'));
 const { startServer, SERVE_DEFAULTS } = require(path.join(root, 'dist', 'lib', 'serve', 'server'));
-const { chromium } = require('playwright-core');
-
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail = '') {
-  if (ok) passed += 1;
-  else {
-    failed += 1;
-    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
-  }
-}
 
 const fx = await makeServeFixture('tinyemo-demo-');
 const models = ServeModels.load({ model: fx.model, mllm: fx.mllm });
 const server = await startServer(models, { ...SERVE_DEFAULTS, port: 0 });
 const photo = path.join(IMAGES, 'photo_640x480.jpg');
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(chromiumPath);
 try {
   // What the API answers for the same image: the page must show exactly this.
   const body = fs.readFileSync(photo);
@@ -105,5 +80,4 @@ try {
   models.dispose();
   fs.rmSync(fx.tmp, { recursive: true, force: true });
 }
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
