@@ -1,8 +1,10 @@
 /** `tinyemo queue status|retry|clean --queue URL`: look after the job queue of `tinyemo submit`. */
 import { Command } from 'commander';
 
-import { cleanFinished, queueStatus, retryFailed } from '../queue/admin';
 import { FlagTable, addFlags, printResult, readFlags } from './flags';
+
+/** BullMQ loads only when a queue command runs. */
+const admin = () => import('../queue/admin');
 
 const FLAGS = {
   queue: { arg: '<url>', required: true, help: 'the Redis that holds the queue: redis://HOST:PORT[/DB]' },
@@ -13,7 +15,7 @@ export function registerQueue(program: Command): void {
   const q = program.command('queue').description('the job queue of tinyemo submit: status, retry failed jobs, clean finished ones');
   addFlags(q.command('status').description('jobs by state, recent failures with reasons, submissions'), FLAGS).action(async (raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    const s = await queueStatus(f.queue);
+    const s = await (await admin()).queueStatus(f.queue);
     printResult(f.json, s, (x) =>
       [
         Object.entries(x.counts)
@@ -26,12 +28,12 @@ export function registerQueue(program: Command): void {
   });
   addFlags(q.command('retry').description('put failed jobs back in line'), FLAGS).action(async (raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    const n = await retryFailed(f.queue);
+    const n = await (await admin()).retryFailed(f.queue);
     printResult(f.json, { retried: n }, (x) => `${x.retried} failed jobs back in line`);
   });
   addFlags(q.command('clean').description('remove completed and failed jobs'), FLAGS).action(async (raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    const n = await cleanFinished(f.queue);
+    const n = await (await admin()).cleanFinished(f.queue);
     printResult(f.json, { removed: n }, (x) => `${x.removed} finished jobs removed`);
   });
 }

@@ -10,8 +10,7 @@ import { isIP } from 'net';
 
 import { invalid } from '../errors';
 import { REASON_TEMPLATES, ReasonTemplate } from '../models/llm/reasoner';
-import { ServeModels } from '../serve/models';
-import { SERVE_DEFAULTS, ServeOptions, startServer } from '../serve/server';
+import { SERVE_DEFAULTS, ServeOptions } from '../serve/options';
 import { FlagTable, FlagValues, addFlags, readFlags } from './flags';
 
 const D = SERVE_DEFAULTS;
@@ -85,6 +84,9 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     throw invalid(`--template takes ${REASON_TEMPLATES.join(', ')}, not "${f.template}"`);
   const say = (m: string) => process.stderr.write(`tinyemo serve: ${m}\n`);
   if (!isLoopback(opts.host) && opts.apiKey === undefined) say(`warning: listening on ${opts.host} with no API key: anyone who reaches it can use it (--api-key)`);
+  // The HTTP stack and its dependencies load only for this command (every other command starts faster).
+  const { ServeModels } = await import('../serve/models');
+  const { startServer } = await import('../serve/server');
   const models = ServeModels.load({
     model: f.model,
     mllm: f.mllm,

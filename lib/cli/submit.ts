@@ -17,7 +17,10 @@ import { REASON_DEFAULTS } from '../models/llm/reasoner';
 import { CLASSIFY_DEFAULTS } from '../models/projector/image_classifier';
 import { EXTRACT_DEFAULTS } from '../models/vision/extract_features';
 import type { FlowSummary } from '../queue/jobs';
-import { Submitted, submitFeatures, submitJsonl, waitForFlow } from '../queue/submit';
+import type { Submitted } from '../queue/submit';
+
+/** BullMQ loads only when a queue command runs. */
+const submitter = () => import('../queue/submit');
 import { clearBar, progressBar } from './progress';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 import { STRICT_FLAG, inputsOutcome, skipOf } from './inputs';
@@ -72,14 +75,18 @@ export function registerSubmit(program: Command, exit: (code: number) => void): 
     // A batch's size can change a matrix kernel's path and the last bit of a feature (see docs/scale-out.md).
     if (f.chunk % f.batchSize !== 0)
       throw invalid(`--chunk (${f.chunk}) must be a multiple of --batch-size (${f.batchSize}): chunks of whole batches give the bits tinyemo features gives`);
-    const s = await submitFeatures(f.queue, { images, vision: visionDir, visionName, out: f.out, chunk: f.chunk, dtype: f.dtype, batchSize: f.batchSize, maxPixels: f.maxPixels });
+    const s = await (
+      await submitter()
+    ).submitFeatures(f.queue, { images, vision: visionDir, visionName, out: f.out, chunk: f.chunk, dtype: f.dtype, batchSize: f.batchSize, maxPixels: f.maxPixels });
     exit(await report(f, s));
   });
   const classify = submit.command('classify').description('emotion labels of images, as JSON lines').argument('<images...>', 'image files');
   addFlags(classify, CLASSIFY).action(async (images: string[], raw: Record<string, unknown>) => {
     const f = readFlags(CLASSIFY, raw);
     checkCommon(f);
-    const s = await submitJsonl(f.queue, {
+    const s = await (
+      await submitter()
+    ).submitJsonl(f.queue, {
       kind: 'classify',
       files: images,
       out: f.out,
@@ -96,7 +103,9 @@ export function registerSubmit(program: Command, exit: (code: number) => void): 
   addFlags(reason, REASON).action(async (images: string[], raw: Record<string, unknown>) => {
     const f = readFlags(REASON, raw);
     checkCommon(f);
-    const s = await submitJsonl(f.queue, {
+    const s = await (
+      await submitter()
+    ).submitJsonl(f.queue, {
       kind: 'reason',
       files: images,
       out: f.out,
@@ -126,7 +135,7 @@ async function report(f: Common, s: Submitted): Promise<number> {
   }
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('jobs');
-  const r = await waitForFlow(f.queue, s.id, s.chunks, tty ? bar : undefined);
+  const r = await (await submitter()).waitForFlow(f.queue, s.id, s.chunks, tty ? bar : undefined);
   if (tty) clearBar();
   const failedFiles = r.failed.flatMap((x) => x.files.map((file) => ({ file, reason: `its job failed: ${x.reason}`, code: 'INTERNAL' })));
   const skipped = [...r.skipped, ...failedFiles].map((x) => ({ ...skipOf(x.file, x.reason), code: x.code }));

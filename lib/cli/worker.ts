@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import * as os from 'os';
 
 import { invalid } from '../errors';
-import { WORKER_DEFAULTS, startWorker } from '../queue/worker';
+import { WORKER_DEFAULTS } from '../queue/jobs';
 import { FlagTable, FlagValues, addFlags, readFlags } from './flags';
 
 const FLAGS = {
@@ -39,6 +39,7 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
   }
   const name = f.name ?? `${os.hostname()}-${process.pid}`;
   const say = (m: string) => process.stderr.write(`tinyemo worker ${name}: ${m}\n`);
+  const { startWorker } = await import('../queue/worker'); // BullMQ loads only for the queue commands
   const w = await startWorker({ queue: f.queue, concurrency: f.concurrency, device: f.device, name, maxModels: f.maxModels, lockS: f.lockS, onLog: say });
   say(`waiting for jobs on ${f.queue}`);
   const signal = await new Promise<string>((resolve) => {

@@ -70,6 +70,9 @@ export interface FlowSummary {
   out: string;
 }
 
+/** A worker's settings unless told otherwise. */
+export const WORKER_DEFAULTS = { concurrency: 1, maxModels: 2, lockS: 30 } as const;
+
 /** Retries of a chunk that threw (a transient failure), with exponential backoff from 2 s. */
 export const CHUNK_OPTIONS: JobsOptions = {
   attempts: 3,

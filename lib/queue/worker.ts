@@ -10,6 +10,8 @@ import { Job, Queue, Worker } from 'bullmq';
 import type { Device } from '../tensor';
 import { QUEUE_NAME, assertReachable, connectionOptions } from './connection';
 import type { ChunkData, ChunkResult, FinalData, FlowSummary } from './jobs';
+
+export { WORKER_DEFAULTS } from './jobs';
 import { ModelCache } from './model_cache';
 import { runChunk, runFinal } from './processors';
 
@@ -24,8 +26,6 @@ export interface WorkerOptions {
   lockS: number;
   onLog?: (message: string) => void;
 }
-
-export const WORKER_DEFAULTS = { concurrency: 1, maxModels: 2, lockS: 30 } as const;
 
 export interface RunningWorker {
   /** Finishes the jobs in hand, takes no more, and disposes the models. */

@@ -11,7 +11,11 @@ import type { AddressInfo } from 'net';
 
 import { bearerCheck } from './auth';
 import { ClassifyBatcher } from './classify_batcher';
-import type { RouteContext, RouteHandler, ServeLimits, ServeState } from './context';
+import type { RouteContext, RouteHandler, ServeState } from './context';
+import type { ServeOptions } from './options';
+
+export { SERVE_DEFAULTS } from './options';
+export type { ServeOptions } from './options';
 import { DEMO_PAGE } from './demo_page';
 import { HttpError, httpErrorOf } from './http_error';
 import { sendError, sendJson } from './http';
@@ -20,40 +24,6 @@ import { ServeMetrics } from './metrics';
 import { ServeModels } from './models';
 import { chatCompletionsRoute, modelsRoute } from './openai_chat';
 import { Scheduler } from './scheduler';
-
-export interface ServeOptions extends ServeLimits {
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
-  apiKey?: string;
-  maxConcurrency: number;
-  maxQueue: number;
-  maxBatch: number;
-  batchWaitMs: number;
-  /** Per-request time limit, in seconds (504 past it; a generation stops). */
-  timeoutS: number;
-  /** Time to send the request headers, and the whole request, in ms (slow clients are cut off). */
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  /** Where the server says what went wrong on its side (never sent to clients). */
-  onLog?: (message: string) => void;
-}
-
-export const SERVE_DEFAULTS = {
-  host: '127.0.0.1',
-  port: 8080,
-  maxConcurrency: 2,
-  maxQueue: 64,
-  maxBatch: 8,
-  batchWaitMs: 5,
-  maxBodyBytes: 20 * 2 ** 20,
-  maxPixels: 40_000_000,
-  maxImages: 16,
-  maxTokens: 2048,
-  timeoutS: 120,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 60_000,
-} as const satisfies Omit<ServeOptions, 'apiKey' | 'onLog'>;
 
 interface Route {
   handler: RouteHandler;
