@@ -19,6 +19,8 @@ export { layerNorm, layerNormSync, rmsNorm, rmsNormSync, layerNormBackward, laye
 export type { LayerNormOptions, RmsNormOptions, NormBackwardOptions, NormBackwardResult } from './ops/norm';
 export { rope, ropeSync } from './ops/rope';
 export type { RopeOptions } from './ops/rope';
+export { resample, resampleSync } from './ops/resample';
+export type { ResampleOptions } from './ops/resample';
 export { embedding, embeddingSync, patchEmbed, patchEmbedSync, embeddingBackward, embeddingBackwardSync } from './ops/embedding';
 export type { EmbeddingBackwardOptions } from './ops/embedding';
 export type { PatchEmbedOptions } from './ops/embedding';

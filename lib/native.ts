@@ -75,6 +75,7 @@ export interface NativeBinding {
   layerNorm: Op<[x: T, weight: Maybe<T>, bias: Maybe<T>, eps: number, y: T]>;
   rmsNorm: Op<[x: T, weight: Maybe<T>, eps: number, y: T]>;
   rope: Op<[x: T, positions: Maybe<T>, offset: number, rotaryDim: number, theta: number, y: T]>;
+  resample: Op<[src: T, filter: number, dst: T]>;
   embedding: Op<[table: T, ids: T, out: T]>;
   patchEmbed: Op<[pixels: T, weight: T, bias: Maybe<T>, out: T]>;
   l2Normalize: Op<[x: T, eps: number, y: T]>;

@@ -43,7 +43,7 @@ function contiguousStrides(shape: Shape): number[] {
 }
 
 function storageArrayType(d: DType): string {
-  return { f32: 'Float32Array', f16: 'Uint16Array', bf16: 'Uint16Array', i32: 'Int32Array', i64: 'BigInt64Array' }[d];
+  return { f32: 'Float32Array', f16: 'Uint16Array', bf16: 'Uint16Array', i32: 'Int32Array', i64: 'BigInt64Array', u8: 'Uint8Array' }[d];
 }
 
 function sourceMatches(d: DType, data: unknown): boolean {
@@ -57,6 +57,8 @@ function sourceMatches(d: DType, data: unknown): boolean {
       return data instanceof Int32Array;
     case 'i64':
       return data instanceof BigInt64Array;
+    case 'u8':
+      return data instanceof Uint8Array;
   }
 }
 

@@ -4,7 +4,7 @@ import ctypes
 import os
 
 TE_MAX_DIMS = 8
-DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "i32": 3, "i64": 4}
+DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "i32": 3, "i64": 4, "u8": 5}
 
 
 class Tensor(ctypes.Structure):

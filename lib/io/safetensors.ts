@@ -115,7 +115,7 @@ export function loadSafetensor(file: ReadableFile, header: SafetensorsHeader, na
   return readTensor(file, { name, dtype: e.dtype, shape: e.shape, base: header.dataStart + e.begin, storageElements: numel(e.shape), offset: 0 }, want);
 }
 
-const FILE_DTYPE: Record<DType, FileDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32', i64: 'I64' };
+const FILE_DTYPE: Record<DType, FileDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32', i64: 'I64', u8: 'U8' };
 
 /**
  * Writes tensors (any layout) as safetensors, atomically. Tensors are laid

@@ -17,6 +17,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     register_activation(env, exports);
     register_norm(env, exports);
     register_rope(env, exports);
+    register_resample(env, exports);
     register_embedding(env, exports);
     register_metric(env, exports);
     register_projection(env, exports);

@@ -11,6 +11,7 @@ void register_gemm(Napi::Env env, Napi::Object exports);
 void register_activation(Napi::Env env, Napi::Object exports);
 void register_norm(Napi::Env env, Napi::Object exports);
 void register_rope(Napi::Env env, Napi::Object exports);
+void register_resample(Napi::Env env, Napi::Object exports);
 void register_embedding(Napi::Env env, Napi::Object exports);
 void register_metric(Napi::Env env, Napi::Object exports);
 void register_projection(Napi::Env env, Napi::Object exports);

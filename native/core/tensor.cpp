@@ -18,6 +18,8 @@ const char* dtype_name(int32_t dtype) {
       return "i32";
     case TE_I64:
       return "i64";
+    case TE_U8:
+      return "u8";
   }
   return "unknown";
 }
@@ -34,6 +36,8 @@ size_t dtype_size(int32_t dtype) {
       return 4;
     case TE_I64:
       return 8;
+    case TE_U8:
+      return 1;
   }
   return 0;
 }

@@ -52,7 +52,7 @@ typedef enum te_status {
   TE_ERR_CANCELLED = 8
 } te_status;
 
-typedef enum te_dtype { TE_F32 = 0, TE_F16 = 1, TE_BF16 = 2, TE_I32 = 3, TE_I64 = 4 } te_dtype;
+typedef enum te_dtype { TE_F32 = 0, TE_F16 = 1, TE_BF16 = 2, TE_I32 = 3, TE_I64 = 4, TE_U8 = 5 } te_dtype;
 
 typedef enum te_device { TE_DEVICE_CPU = 0, TE_DEVICE_CUDA = 1 } te_device;
 
@@ -337,6 +337,11 @@ TE_API te_status te_dropout_apply(const te_tensor* x, const te_dropout* dropout,
  * NULL for offset + s. In place allowed. */
 TE_API te_status te_rope(const te_tensor* x, const te_tensor* positions, int64_t offset, int32_t rotary_dim,
                          float theta, te_tensor* y);
+
+/* PIL's Image.resize for 8-bit RGB images: src [H, W, 3] u8 into dst
+ * [H', W', 3] u8 (both contiguous, on the host), filter 0 = bicubic,
+ * 1 = bilinear; antialiased when shrinking, bit-identical to PIL. */
+TE_API te_status te_resample(const te_tensor* src, int32_t filter, te_tensor* dst);
 
 /* out[n,:] = table[ids[n],:]. table: [V,H] f32/f16/bf16, ids: [N] i32/i64
  * (each checked against V), out: [N,H] f32. */
