@@ -79,7 +79,8 @@ TE_NO_CONTRACT Coefficients coefficients(int64_t in_size, int64_t out_size, int3
     for (int64_t k = 0; k < n; ++k) {
       const double v = sum != 0 ? w[k] / sum : w[k];
       // Round half away from zero, as a C cast of v * 2^22 +- 0.5 does.
-      c.weights[i * c.taps + k] = static_cast<int32_t>(v < 0 ? std::trunc(-0.5 + v * kOne) : std::trunc(0.5 + v * kOne));
+      c.weights[i * c.taps + k] =
+          static_cast<int32_t>(v < 0 ? std::trunc(-0.5 + v * kOne) : std::trunc(0.5 + v * kOne));
     }
     c.start[i] = lo;
     c.count[i] = n;
