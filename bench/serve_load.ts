@@ -140,6 +140,8 @@ interface Scenario {
   tower: 'tiny' | 'l14';
   batching: boolean;
   load: Load;
+  /** Requests still counted in the queue after the load stopped and the server settled (should be 0). */
+  queueAfter: number;
   rssAfter1kMiB?: number;
   rssAfter10kMiB?: number;
 }
@@ -158,10 +160,14 @@ async function scenario(tower: Scenario['tower'], model: string, extra: string[]
     const l = await load(s.url, { connections, duration: o.duration });
     served += l.requests;
     if (leakCheck && served < 10_000) await load(s.url, { connections, amount: 10_000 - served });
-    const r: Scenario = { tower, batching, load: l, ...(leakCheck ? { rssAfter1kMiB: rss1, rssAfter10kMiB: rssMiB(pid) } : {}) };
+    // Every admitted request has left the queue once the load stops (a leaked reservation would refuse forever).
+    await new Promise((r) => setTimeout(r, 500));
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const queueAfter = Number(/^tinyemo_queue_depth (\S+)$/m.exec(metrics)?.[1] ?? NaN);
+    const r: Scenario = { tower, batching, load: l, queueAfter, ...(leakCheck ? { rssAfter1kMiB: rss1, rssAfter10kMiB: rssMiB(pid) } : {}) };
     log(
       `${tower.padEnd(5)} ${batching ? 'batched' : 'batch 1'} ${String(connections).padStart(3)} conns: ${l.requestsPerS.toFixed(1)} req/s, ${l.servedPerS.toFixed(1)} images/s served, ` +
-        `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, status ${JSON.stringify(l.status)}, errors ${l.errors}` +
+        `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, status ${JSON.stringify(l.status)}, errors ${l.errors}, queue after ${queueAfter}` +
         (leakCheck ? `; RSS ${rss1!.toFixed(0)} MiB after 1k, ${r.rssAfter10kMiB!.toFixed(0)} MiB after 10k` : ''),
     );
     return r;

@@ -26,6 +26,8 @@ interface Item {
   signal: AbortSignal;
   resolve: (p: Prediction[]) => void;
   reject: (e: unknown) => void;
+  /** Still counted in the scheduler's queue (until its batch starts, or it is cancelled). */
+  queued: boolean;
 }
 
 export class ClassifyBatcher {
@@ -43,23 +45,26 @@ export class ClassifyBatcher {
   /** Queues one decoded image (already admitted by scheduler.reserve()); resolves with its top-k labels. */
   classify(file: string, image: RgbImage, topK: number, signal: AbortSignal): Promise<Prediction[]> {
     return new Promise((resolve, reject) => {
-      const item: Item = { file, image, topK, signal, resolve, reject };
+      const item: Item = { file, image, topK, signal, resolve, reject, queued: true };
+      const cancel = () => {
+        // It leaves the queue now, whether it waits for a batch or in a batch that waits for a slot.
+        this.leave(item);
+        const i = this.pending.indexOf(item);
+        if (i >= 0) this.pending.splice(i, 1);
+        reject(new TinyEmoError('CANCELLED', 'the request was cancelled'));
+      };
+      if (signal.aborted) return cancel();
+      signal.addEventListener('abort', cancel, { once: true });
       this.pending.push(item);
-      // Cancelled while it waits for a batch: it leaves now (a batch already taken drops it when it starts).
-      signal.addEventListener(
-        'abort',
-        () => {
-          const i = this.pending.indexOf(item);
-          if (i < 0) return;
-          this.pending.splice(i, 1);
-          this.scheduler.unreserve();
-          reject(new TinyEmoError('CANCELLED', 'the request was cancelled'));
-        },
-        { once: true },
-      );
       if (this.pending.length >= this.opts.maxBatch) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.opts.batchWaitMs);
     });
+  }
+
+  private leave(item: Item): void {
+    if (!item.queued) return;
+    item.queued = false;
+    this.scheduler.unreserve();
   }
 
   private flush(): void {
@@ -74,13 +79,9 @@ export class ClassifyBatcher {
     let release: (() => void) | undefined;
     try {
       release = await this.scheduler.acquire();
-      this.scheduler.unreserve(batch.length);
-      // Requests that were cancelled while they waited are not computed.
-      const live = batch.filter((x) => {
-        if (!x.signal.aborted) return true;
-        x.reject(new TinyEmoError('CANCELLED', 'the request was cancelled'));
-        return false;
-      });
+      for (const x of batch) this.leave(x);
+      // Requests cancelled while they waited are not computed (they were answered when they left).
+      const live = batch.filter((x) => !x.signal.aborted);
       if (live.length === 0) return;
       this.onBatch?.(live.length);
       const topK = Math.max(...live.map((x) => x.topK));
