@@ -18,14 +18,14 @@ import {
 import type { ProjectionWeights } from '../lib';
 import { decodeCase, prefillCase } from './decode_case';
 import { trainRunCase } from './train_case';
-import { imageLabelCase, vitCase } from './vit_case';
+import { featuresCase, imageLabelCase, vitCase } from './vit_case';
 
 export type Params = Record<string, number | boolean>;
 
 export interface BenchCase {
   name: string;
   /** The torch_worker.py setup this case uses. */
-  kind: 'gemm' | 'projection' | 'train_step' | 'loss' | 'topk' | 'attention' | 'vit' | 'decode' | 'prefill' | 'image_label' | 'train_run';
+  kind: 'gemm' | 'projection' | 'train_step' | 'loss' | 'topk' | 'attention' | 'vit' | 'decode' | 'prefill' | 'image_label' | 'features' | 'train_run';
   params: Params;
   flops?: number;
   bytes?: number;
@@ -250,6 +250,7 @@ export const CASES: readonly BenchCase[] = [
   vitCase(1),
   vitCase(8, true),
   imageLabelCase(),
+  featuresCase(),
   decodeCase('f32'),
   decodeCase('f16'),
   prefillCase(512),

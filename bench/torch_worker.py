@@ -237,32 +237,56 @@ def setup_vit(p):
     return {"module": lambda: forward(x)}
 
 
-def setup_image_label(p):
-    """A JPEG file to an emotion label as the reference pipeline does it: PIL decode and convert('RGB'),
-    bicubic resize of the shorter side to 224 and centre crop (torchvision's rule), CLIP normalisation,
-    the ViT-L/14 image embedding, the projector (eval), cosine against 6 label vectors."""
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
+
+
+def clip_pixels(path):
+    """One image file as the reference pipeline preprocesses it: PIL decode and convert('RGB'), bicubic resize of
+    the shorter side to 224 and centre crop (torchvision's rule), CLIP normalisation; [3, 224, 224]."""
     import numpy as np
     from PIL import Image
+    im = Image.open(path).convert("RGB")
+    w, h = im.size
+    s = 224
+    nw, nh = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
+    im = im.resize((nw, nh), Image.BICUBIC)
+    top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
+    im = im.crop((left, top, left + s, top + s))
+    x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (x - CLIP_MEAN) / CLIP_STD
+
+
+def setup_image_label(p):
+    """A JPEG file to an emotion label as the reference pipeline does it: clip_pixels, the ViT-L/14 image
+    embedding, the projector (eval), cosine against 6 label vectors."""
     forward = build_vit(p, 1)
     proj = projector(768, 1280).eval()
     labels = F.normalize(torch.randn(6, 1280), dim=1)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "images", "photo_640x480.jpg")
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
 
     def run():
-        im = Image.open(path).convert("RGB")
-        w, h = im.size
-        s = 224
-        nw, nh = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
-        im = im.resize((nw, nh), Image.BICUBIC)
-        top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
-        im = im.crop((left, top, left + s, top + s))
-        x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        x = ((x - mean) / std).unsqueeze(0)
         with torch.no_grad():
-            y = F.normalize(proj(forward(x)), dim=1)
+            y = F.normalize(proj(forward(clip_pixels(path).unsqueeze(0))), dim=1)
             return int((y @ labels.T).argmax())
+
+    return {"module": run}
+
+
+def setup_features(p):
+    """`tinyemo features` in PyTorch + PIL: the JPEGs of p["dir"] through clip_pixels, then ViT-L/14 image
+    embeddings in batches of p["B"]."""
+    files = sorted(os.path.join(p["dir"], f) for f in os.listdir(p["dir"]) if f.endswith(".jpg"))
+    assert len(files) == p["N"], f"{len(files)} JPEGs in {p['dir']}, expected {p['N']}"
+    B = p["B"]
+    forward = build_vit(p, B)
+
+    def run():
+        out = []
+        with torch.no_grad():
+            for at in range(0, len(files), B):
+                out.append(forward(torch.stack([clip_pixels(f) for f in files[at:at + B]])))
+        return torch.cat(out)
 
     return {"module": run}
 
@@ -375,6 +399,7 @@ SETUPS = {
     "decode": setup_decode,
     "prefill": setup_prefill,
     "image_label": setup_image_label,
+    "features": setup_features,
     "train_run": setup_train_run,
 }
 

@@ -11,6 +11,9 @@ import * as path from 'path';
 import * as pathMod from 'path';
 
 import { CLIP_PREPROCESS, ClipVision, Projector, Tensor, cosineTopk, preprocess, readImage, writeSafetensors } from '../lib';
+import sharp from 'sharp';
+
+import { ENCODE_BATCH_SIZE, encodeImages, loadVisionTower } from '../lib/models/vision/tower';
 import type { BenchCase } from './cases';
 
 const L14 = { hidden: 1024, mlp: 4096, heads: 16, layers: 24, image: 224, patch: 14, proj: 768 };
@@ -162,6 +165,53 @@ export function imageLabelCase(): BenchCase {
           labels.dispose();
           projector.dispose();
           model.dispose();
+          release();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * `tinyemo features` on 64 JPEG photos (640×480): decoding overlapped with the
+ * forward passes, CLIP preprocessing, ViT-L/14 image embeddings in batches of
+ * 8 (encodeImages, as `features` runs it). PyTorch does the same with PIL,
+ * one batch after another.
+ */
+export function featuresCase(n = 64): BenchCase {
+  const { hidden: E, mlp: I, layers, image, patch: P, proj } = L14;
+  const S = (image / P) ** 2 + 1;
+  const perImage = layers * (2 * S * E * (4 * E + 2 * I) + 4 * S * S * E) + 2 * (S - 1) * 3 * P * P * E + 2 * E * proj;
+  return {
+    name: `features_l14_${n}jpeg`,
+    kind: 'features',
+    params: { N: n, B: ENCODE_BATCH_SIZE, ...L14 },
+    flops: n * perImage,
+    slow: true,
+    heavy: true,
+    async setup() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-bench-jpeg-'));
+      const files: string[] = [];
+      for (let i = 0; i < n; ++i) {
+        // Smooth noise upscaled, so the JPEGs compress like photos rather than like static.
+        const raw = Buffer.from(rand(64 * 48 * 3, 1, 1000 + i).map((v) => Math.round((v + 1) * 127.5)));
+        const f = path.join(dir, `${String(i).padStart(3, '0')}.jpg`);
+        await sharp(raw, { raw: { width: 64, height: 48, channels: 3 } })
+          .resize(640, 480)
+          .jpeg({ quality: 90 })
+          .toFile(f);
+        files.push(f);
+      }
+      const tower = loadVisionTower(vitFolder());
+      return {
+        run: async () => {
+          const r = await encodeImages(tower, files, { embeds: true, batchSize: ENCODE_BATCH_SIZE });
+          if (r.encoded.length !== n) throw new Error(`${r.skipped.length} images skipped`);
+        },
+        torchParams: { dir },
+        dispose: () => {
+          tower.model.dispose();
+          fs.rmSync(dir, { recursive: true, force: true });
           release();
         },
       };
