@@ -14,9 +14,7 @@ export type { ResampleFilter };
 
 /** PIL's `img.resize((width, height), BICUBIC)` (or BILINEAR) for 8-bit RGB. */
 export function resize(img: RgbImage, width: number, height: number, filter: ResampleFilter = 'bicubic'): RgbImage {
-  if (!(Number.isSafeInteger(width) && width > 0 && Number.isSafeInteger(height) && height > 0)) {
-    throw new TinyEmoError('INVALID_ARGUMENT', `resize to ${width}×${height}: sizes must be positive integers`);
-  }
+  // Sizes are checked by the resample op; the image's byte count only here, where the RgbImage is taken apart.
   if (img.data.length !== img.width * img.height * 3) {
     throw new TinyEmoError('SHAPE_MISMATCH', `an RGB image of ${img.width}×${img.height} needs ${img.width * img.height * 3} bytes, not ${img.data.length}`);
   }
