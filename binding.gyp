@@ -56,9 +56,23 @@
       ]
     },
     {
+      # AVX512_BF16 kernels (vdpbf16ps), behind the runtime check of that flag.
+      "target_name": "tinyemo_avx512_bf16",
+      "type": "none",
+      "conditions": [
+        ["target_arch=='x64'", {
+          "type": "static_library",
+          "sources": ["<!@(node native/sources.js avx512_bf16)"],
+          "cflags": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"],
+          "xcode_settings": {"OTHER_CFLAGS": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"]},
+          "msvs_settings": {"VCCLCompilerTool": {"AdditionalOptions": ["/arch:AVX512"]}}
+        }]
+      ]
+    },
+    {
       "target_name": "tinyemo",
       "sources": ["<!@(node native/sources.js core cpu binding)"],
-      "dependencies": ["tinyemo_avx2", "tinyemo_avx512"],
+      "dependencies": ["tinyemo_avx2", "tinyemo_avx512", "tinyemo_avx512_bf16"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS"],
       "conditions": [

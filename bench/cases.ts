@@ -4,6 +4,7 @@
  * bench/torch_worker.py builds the PyTorch side from the same params.
  */
 import {
+  PackedWeight,
   Tensor,
   adamwStepSync,
   attentionSync,
@@ -35,6 +36,8 @@ export interface BenchCase {
   slow?: boolean;
   /** Seconds per call: time one call per batch at least (default three). */
   heavy?: boolean;
+  /** A CPU feature (backendInfo().cpuFeatures) without which the case is left out, saying so. */
+  requires?: string;
   setup(): Instance | Promise<Instance>;
 }
 
@@ -99,6 +102,24 @@ function gemmCase(M: number, N: number, K: number, slow = false): BenchCase {
       const w = tensor([N, K]);
       const out = Tensor.empty([M, N]);
       return { run: () => void gemmSync(a, w, { out }), dispose: () => disposeAll(a, w, out) };
+    },
+  };
+}
+
+/** A product in bf16 against a weight packed once (the towers' --precision bf16); PyTorch's F.linear in bf16. */
+function gemmBf16Case(M: number, N: number, K: number): BenchCase {
+  return {
+    name: `gemm_${M}x${N}x${K}_bf16`,
+    kind: 'gemm',
+    params: { M, N, K, bf16: true },
+    flops: 2 * M * N * K,
+    requires: 'avx512_bf16',
+    setup() {
+      const a = tensor([M, K]);
+      const w = tensor([N, K]);
+      const p = PackedWeight.pack(w, 'bf16');
+      const out = Tensor.empty([M, N]);
+      return { run: () => void gemmSync(a, p, { out }), dispose: () => disposeAll(a, w, p.packed, out) };
     },
   };
 }
@@ -228,6 +249,7 @@ function attentionCase(name: string, B: number, Sq: number, Skv: number, Hq: num
 
 export const CASES: readonly BenchCase[] = [
   gemmCase(1024, 1024, 1024),
+  gemmBf16Case(1024, 1024, 1024),
   gemmCase(1, 1280, 768),
   gemmCase(32, 1280, 768),
   gemmCase(4096, 1280, 768, true),
@@ -249,7 +271,10 @@ export const CASES: readonly BenchCase[] = [
   attentionCase('attention_decode_kv512', 1, 1, 512, 20, 5, 64, true),
   vitCase(1),
   vitCase(8, true),
+  vitCase(1, false, 'bf16'),
+  vitCase(8, true, 'bf16'),
   imageLabelCase(),
+  imageLabelCase('bf16'),
   featuresCase(),
   decodeCase('f32'),
   decodeCase('f16'),

@@ -170,7 +170,12 @@ async function main(): Promise<void> {
     };
     // --quick leaves out the cases marked slow, unless --filter names cases explicitly.
     const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : !(opts.quick && c.slow)));
+    const features = info.cpuFeatures;
     for (const c of cases) {
+      if (c.requires && !features.includes(c.requires)) {
+        log(`${c.name}: left out (this CPU has no ${c.requires})`);
+        continue;
+      }
       log(`${c.name}...`);
       const m = await runCase(c, workers, opts.quick);
       log(`  tinyemo ${m.tiny.median.toFixed(3)} ms, torch ${m.torch.median.toFixed(3)} ms (${m.config})`);

@@ -86,8 +86,9 @@ def projector(inp, hidden, p=0.2):
 
 
 def setup_gemm(p):
-    a = torch.randn(p["M"], p["K"])
-    w = torch.randn(p["N"], p["K"])
+    dt = torch.bfloat16 if p.get("bf16") else torch.float32
+    a = torch.randn(p["M"], p["K"]).to(dt)
+    w = torch.randn(p["N"], p["K"]).to(dt)
     variants = {"linear": lambda: F.linear(a, w)}
     if p["M"] == 1:
         x = a[0].contiguous()
@@ -197,7 +198,8 @@ def setup_attention(p):
 def build_vit(p, B):
     """CLIP ViT-L/14 as Hugging Face's CLIPVisionModelWithProjection computes it in torch 1.13
     (conv patch embedding, class token, positions, pre-LN blocks with quick_gelu MLPs, matmul
-    attention), random weights of the real shapes, f32; returns pixels -> image embedding."""
+    attention), random weights of the real shapes, f32 (bf16 with p["bf16"]: every module and tensor, as
+    model.to(torch.bfloat16) runs it); returns pixels -> image embedding."""
     E, I, H, L, S_px, P, proj = p["hidden"], p["mlp"], p["heads"], p["layers"], p["image"], p["patch"], p["proj"]
     S = (S_px // P) ** 2 + 1
     D = E // H
@@ -209,6 +211,11 @@ def build_vit(p, B):
     layers = [dict(ln1=torch.nn.LayerNorm(E), q=lin(E, E), k=lin(E, E), v=lin(E, E), o=lin(E, E),
                    ln2=torch.nn.LayerNorm(E), fc1=lin(I, E), fc2=lin(E, I)) for _ in range(L)]
     projection = torch.nn.Linear(E, proj, bias=False)
+    dt = torch.bfloat16 if p.get("bf16") else torch.float32
+    if p.get("bf16"):
+        for mod in [conv, pre, post, projection] + [m for layer in layers for m in layer.values()]:
+            mod.to(dt)
+        cls, pos = cls.to(dt), pos.to(dt)
 
     def attend(a, m):
         q = (m["q"](a) * D ** -0.5).view(B, S, H, D).transpose(1, 2)
@@ -219,14 +226,14 @@ def build_vit(p, B):
 
     def forward(x):
         with torch.no_grad():
-            e = conv(x).flatten(2).transpose(1, 2)
+            e = conv(x.to(dt)).flatten(2).transpose(1, 2)
             h = torch.cat([cls.expand(B, 1, E), e], 1) + pos
             h = pre(h)
             for m in layers:
                 h = h + attend(m["ln1"](h), m)
                 a = m["fc1"](m["ln2"](h))
                 h = h + m["fc2"](a * torch.sigmoid(1.702 * a))
-            return projection(post(h[:, 0]))
+            return projection(post(h[:, 0])).float()
 
     return forward
 

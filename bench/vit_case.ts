@@ -14,7 +14,8 @@ import { CLIP_PREPROCESS, ClipVision, Projector, Tensor, cosineTopk, preprocess,
 import sharp from 'sharp';
 
 import { ENCODE_BATCH_SIZE, encodeImages, loadVisionTower } from '../lib/models/vision/tower';
-import type { BenchCase } from './cases';
+import type { MatmulPrecision } from '../lib/ops/gemm';
+import type { BenchCase, Params } from './cases';
 
 const L14 = { hidden: 1024, mlp: 4096, heads: 16, layers: 24, image: 224, patch: 14, proj: 768 };
 
@@ -99,20 +100,30 @@ export function release(): void {
   }
 }
 
-export function vitCase(B: number, slow = false): BenchCase {
+/**
+ * The bf16 variants (`--precision bf16`: the encoder's products in bf16) run only where the CPU has AVX512_BF16,
+ * against PyTorch's network in bf16 (oneDNN's bf16 kernels), its fastest on such a CPU.
+ */
+function precisionOf(precision: MatmulPrecision): { suffix: string; params: Params; requires?: string } {
+  return precision === 'bf16' ? { suffix: '_bf16', params: { bf16: true }, requires: 'avx512_bf16' } : { suffix: '', params: {} };
+}
+
+export function vitCase(B: number, slow = false, precision: MatmulPrecision = 'f32'): BenchCase {
   const { hidden: E, mlp: I, layers, image, patch: P, proj } = L14;
   const S = (image / P) ** 2 + 1;
   // Per layer: QKV, output, two MLP products, and attention (QKᵀ and PV); patch embedding; projection.
   const flops = B * (layers * (2 * S * E * (4 * E + 2 * I) + 4 * S * S * E) + 2 * (S - 1) * 3 * P * P * E + 2 * E * proj);
+  const v = precisionOf(precision);
   return {
-    name: `vit_l14_b${B}`,
+    name: `vit_l14_b${B}${v.suffix}`,
     kind: 'vit',
-    params: { B, ...L14 },
+    params: { B, ...L14, ...v.params },
     flops,
     slow,
     heavy: true,
+    requires: v.requires,
     setup() {
-      const model = ClipVision.load(vitFolder());
+      const model = ClipVision.load(vitFolder(), { precision });
       const pixels = Tensor.from(rand(B * 3 * image * image, 1.5, 99), [B, 3, image, image]);
       return {
         run: async () => {
@@ -134,19 +145,21 @@ export function vitCase(B: number, slow = false): BenchCase {
  * embedding, projector, cosine top-1 against six labels — the whole `classify`
  * path on one photo (640×480). PyTorch does the same with PIL.
  */
-export function imageLabelCase(): BenchCase {
+export function imageLabelCase(precision: MatmulPrecision = 'f32'): BenchCase {
   const { hidden: E, mlp: I, layers, image, patch: P, proj } = L14;
   const S = (image / P) ** 2 + 1;
   const flops = layers * (2 * S * E * (4 * E + 2 * I) + 4 * S * S * E) + 2 * (S - 1) * 3 * P * P * E + 2 * E * proj;
   const photo = pathMod.join(__dirname, '..', '..', 'test', 'fixtures', 'images', 'photo_640x480.jpg');
+  const v = precisionOf(precision);
   return {
-    name: 'image_to_label_l14',
+    name: `image_to_label_l14${v.suffix}`,
     kind: 'image_label',
-    params: { B: 1, ...L14 },
+    params: { B: 1, ...L14, ...v.params },
     flops,
     heavy: true,
+    requires: v.requires,
     setup() {
-      const model = ClipVision.load(vitFolder());
+      const model = ClipVision.load(vitFolder(), { precision });
       const projector = Projector.init(768, 1280, 1280, 3);
       const labels = Tensor.from(rand(6 * 1280, 1, 77), [6, 1280]);
       return {

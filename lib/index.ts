@@ -8,7 +8,7 @@ export type { Shape, FloatDType } from './tensor';
 export { backendInfo, defaultDevice, deviceBytesInUse, setThreads, setCpuIsa, setCudaTf32, hostBytesInUse } from './backend';
 export type { BackendInfo, CpuIsa } from './backend';
 export type { Activation } from './ops/activation';
-export { PackedWeight, gemm, gemmSync } from './ops/gemm';
+export { MatmulPrecision, PackedWeight, gemm, gemmSync } from './ops/gemm';
 export type { GemmOptions } from './ops/gemm';
 export { activation, activationSync, swiglu, swigluSync, softmax, softmaxSync, add, addSync, scale, scaleSync } from './ops/activation';
 export { activationBackward, activationBackwardSync, swigluBackward, swigluBackwardSync } from './ops/activation';

@@ -25,6 +25,25 @@ describe('the tinyemo command', () => {
     expect(report.backend.threads).toBeGreaterThan(0);
   });
 
+  test('doctor says whether bf16 products run here, and with --vision what they do to that tower', () => {
+    const r = run('doctor', '--json', '--vision', path.join(__dirname, 'fixtures', 'vision', 'clip'));
+    expect(r.status).toBe(0);
+    const { bf16, backend } = JSON.parse(r.stdout);
+    const here = backend.cpuFeatures.includes('avx512_bf16') && backend.isa === 'avx512';
+    expect(bf16.available).toBe(here);
+    if (!here) {
+      expect(bf16.reason).toMatch(/AVX512_BF16/);
+      return;
+    }
+    expect(bf16.embeddings.images).toBe(4);
+    expect(bf16.embeddings.cosineMin).toBeGreaterThan(0.999);
+    expect(bf16.embeddings.cosineMin).toBeLessThan(1);
+    expect(bf16.embeddings.relError).toBeGreaterThan(1e-5);
+    expect(bf16.embeddings.relError).toBeLessThan(3e-2);
+    const forced = spawnSync(process.execPath, [bin, 'doctor', '--json'], { encoding: 'utf8', env: { ...process.env, TINYEMO_ISA: 'avx2' } });
+    expect(JSON.parse(forced.stdout).bf16).toEqual({ available: false, reason: expect.stringMatching(/avx2 kernels/) });
+  });
+
   test('TINYEMO_THREADS and TINYEMO_ISA are honoured', () => {
     const r = spawnSync(process.execPath, [bin, 'doctor', '--json'], {
       encoding: 'utf8',

@@ -13,7 +13,7 @@ import { TinyEmoError } from '../errors';
 import { FEATURE_EXTENSIONS, readFeatureVector } from '../data/features';
 import { MetricClassifier, Prediction } from '../models/projector/classifier';
 import { CLASSIFY_DEFAULTS, DEFAULT_CLASSIFIER, ImageClassifier, ensureDefaultModels } from '../models/projector/image_classifier';
-import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { FlagTable, FlagValues, PRECISION_FLAG, addFlags, printResult, readFlags } from './flags';
 import { STRICT_FLAG, Skipped, inputsOutcome, skipOf } from './inputs';
 
 const FLAGS = {
@@ -25,6 +25,7 @@ const FLAGS = {
   autoOrient: { kind: 'boolean', help: 'apply EXIF orientation (off by default, as in the reference pipeline)' },
   device: { arg: '<device>', kind: 'device', help: 'where the projector runs: cpu, cuda or cuda:N (default: a GPU when the CUDA build finds one)' },
   json: { kind: 'boolean', help: 'print one JSON document' },
+  ...PRECISION_FLAG,
   ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
@@ -79,6 +80,7 @@ export async function classifyCommand(files: string[], f: ClassifyFlags): Promis
       vision: f.vision,
       taxonomy: f.taxonomy,
       device,
+      precision: f.precision,
       onNote: f.json ? undefined : (m) => process.stderr.write(`${m}\n`),
     });
     try {

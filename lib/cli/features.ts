@@ -8,7 +8,7 @@ import { DEFAULT_MAX_PIXELS } from '../io/image';
 import { EXTRACT_DEFAULTS, ExtractResult, extractFeatures } from '../models/vision/extract_features';
 import { resolveModel } from '../hub/client';
 import { clearBar, progressBar } from './progress';
-import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { FlagTable, FlagValues, PRECISION_FLAG, addFlags, printResult, readFlags } from './flags';
 import { STRICT_FLAG, inputsOutcome, skipOf } from './inputs';
 
 const FLAGS = {
@@ -20,6 +20,7 @@ const FLAGS = {
   maxPixels: { arg: '<n>', kind: 'int', default: DEFAULT_MAX_PIXELS, help: 'refuse images larger than this many pixels' },
   device: { arg: '<device>', kind: 'device', help: 'where the vision tower runs: cpu (default), cuda or cuda:N (CLIP towers)' },
   json: { kind: 'boolean', help: 'print one JSON document' },
+  ...PRECISION_FLAG,
   ...STRICT_FLAG,
 } as const satisfies FlagTable;
 
@@ -56,6 +57,7 @@ export async function featuresCommand(images: string, f: FeaturesFlags): Promise
     dtype,
     image: { autoOrient: f.autoOrient, maxPixels },
     device,
+    precision: f.precision,
     onProgress: tty ? bar : undefined,
   });
   if (tty) clearBar();

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 
 import { invalid } from '../errors';
 import { EmotionReasoner, REASON_DEFAULTS, REASON_TEMPLATES, ReasonEvent, ReasonTemplate } from '../models/llm/reasoner';
-import { FlagTable, FlagValues, addFlags, readFlags } from './flags';
+import { FlagTable, FlagValues, PRECISION_FLAG, addFlags, readFlags } from './flags';
 
 const FLAGS = {
   model: { arg: '<dir>', required: true, help: 'a model folder from `tinyemo train` (the projector and its labels)' },
@@ -12,6 +12,7 @@ const FLAGS = {
   template: { arg: '<name>', help: `the TinyLLaVA conversation style: ${REASON_TEMPLATES.join(' | ')} (default: from the LLM)` },
   vision: { arg: '<dir>', help: "the projector's vision tower, when the model folder does not name it" },
   device: { arg: '<device>', kind: 'device', help: 'where everything runs: cpu (default), cuda or cuda:N' },
+  ...PRECISION_FLAG,
   maxNewTokens: { arg: '<n>', kind: 'int', default: REASON_DEFAULTS.maxNewTokens, help: 'longest reasoning, in tokens' },
   temperature: { arg: '<x>', kind: 'number', help: 'sampling temperature (default 0: greedy)' },
   topP: { arg: '<p>', kind: 'number', help: 'nucleus sampling (with --temperature)' },
@@ -41,6 +42,7 @@ export async function reasonCommand(image: string, f: ReasonFlags, write: (s: st
     template: f.template as ReasonTemplate | undefined,
     vision: f.vision,
     device: f.device,
+    precision: f.precision,
   });
   try {
     let done: Extract<ReasonEvent, { type: 'done' }> | undefined;

@@ -11,7 +11,7 @@ import { isIP } from 'net';
 import { invalid } from '../errors';
 import { REASON_TEMPLATES, ReasonTemplate } from '../models/llm/reasoner';
 import { SERVE_DEFAULTS, ServeOptions } from '../serve/options';
-import { FlagTable, FlagValues, addFlags, readFlags } from './flags';
+import { FlagTable, FlagValues, PRECISION_FLAG, addFlags, readFlags } from './flags';
 
 const D = SERVE_DEFAULTS;
 const FLAGS = {
@@ -34,6 +34,7 @@ const FLAGS = {
   timeoutS: { arg: '<s>', kind: 'number', default: D.timeoutS, help: 'per-request time limit (504 past it)' },
   shutdownS: { arg: '<s>', kind: 'number', default: 10, help: 'on SIGTERM, how long requests in flight may take to finish' },
   device: { arg: '<device>', kind: 'device', help: 'where the models run: cpu (default), cuda or cuda:N' },
+  ...PRECISION_FLAG,
 } as const satisfies FlagTable;
 
 export type ServeFlags = FlagValues<typeof FLAGS>;
@@ -94,6 +95,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     template: f.template as ReasonTemplate | undefined,
     vision: f.vision,
     device: f.device,
+    precision: f.precision,
     onNote: say,
   });
   try {

@@ -14,6 +14,8 @@ export interface FeaturesInfo {
   output: 'image_embeds';
   dim: number;
   dtype: 'f32' | 'f16';
+  /** 'bf16' when the tower's products were computed in bf16 (absent: f32). */
+  precision?: 'bf16';
 }
 
 /** The features info of a data folder, when `tinyemo features` made it. */

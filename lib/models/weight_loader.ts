@@ -6,7 +6,7 @@
  */
 import { invalidFile } from '../errors';
 import { JsonObject, ModelFolder } from '../io/model_folder';
-import { PackedWeight } from '../ops/gemm';
+import { MatmulPrecision, PackedWeight } from '../ops/gemm';
 import { Device, FloatDType, Tensor } from '../tensor';
 
 export interface Linear {
@@ -99,12 +99,12 @@ export class WeightLoader {
   }
 
   /**
-   * The linear with its weight packed for the CPU GEMM, the unpacked copy freed; as it is on another device or
-   * in a 16-bit type (packed, it would take twice the memory).
+   * The linear with its weight packed for the CPU GEMM's products in `precision`, the unpacked copy freed. In f32,
+   * as it is on another device or in a 16-bit type (packed, it would take twice the memory); bf16 packs any type.
    */
-  packed(l: Linear): ProductLinear {
-    if (this.device !== 'cpu' || l.weight.dtype !== 'f32') return l;
-    const p = PackedWeight.pack(l.weight);
+  packed(l: Linear, precision: MatmulPrecision = 'f32'): ProductLinear {
+    if (this.device !== 'cpu' || (precision === 'f32' && l.weight.dtype !== 'f32')) return l;
+    const p = PackedWeight.pack(l.weight, precision);
     this.owned.push(p.packed);
     const i = this.owned.indexOf(l.weight);
     if (i >= 0) this.owned.splice(i, 1);

@@ -1,7 +1,7 @@
 /** Matrix products: C = act(alpha * A.B^T + bias + beta * C), B in nn.Linear's [N, K] layout. */
-import { invalid } from '../errors';
+import { TinyEmoError, invalid } from '../errors';
 import { binding } from '../native';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 import { Activation, activationCode } from './activation';
 import { expectDType, expectNdim, expectShape, expectTensor, finiteNumber, output } from './check';
 import { Planned, defineOp } from './run';
@@ -22,28 +22,56 @@ export interface GemmOptions {
 }
 
 /**
+ * How a packed weight's products are computed: 'f32', or 'bf16' (the weight and A rounded to bf16, every
+ * product summed in f32: vdpbf16ps where the CPU has AVX512_BF16, about twice the f32 speed; a slow emulation
+ * elsewhere). bf16 keeps 8 significant bits: for a tower's embedding, `tinyemo doctor` measures what it costs.
+ */
+export type MatmulPrecision = 'f32' | 'bf16';
+
+/**
+ * A model's precision option, checked where it will run: bf16 products are a CPU option and only pay with
+ * AVX512_BF16 (elsewhere the emulation is several times slower than f32), so anything else is refused, naming
+ * what is missing.
+ */
+export function checkPrecision(precision: MatmulPrecision | undefined, device: Device | undefined): MatmulPrecision {
+  const p = precision ?? 'f32';
+  if (p !== 'f32' && p !== 'bf16') throw invalid(`precision must be 'f32' or 'bf16', not ${JSON.stringify(p)}`);
+  if (p === 'f32') return p;
+  if (device !== undefined && device !== 'cpu') throw new TinyEmoError('UNSUPPORTED', `bf16 precision is a CPU option; the model is to run on ${device}`);
+  const info = binding().info();
+  const features = info.cpuFeatures.split(' ');
+  if (!features.includes('avx512_bf16') || info.isa !== 'avx512') {
+    throw new TinyEmoError('UNSUPPORTED', `bf16 precision needs a CPU with AVX512_BF16 and the avx512 kernels (this one: ${info.isa} kernels; ${features.join(' ')}); use f32`);
+  }
+  return p;
+}
+
+/**
  * A weight [N, K] packed once into the layout the CPU GEMM reads, for a weight used in many products (a vision
- * tower's layers): the products skip the packing they would otherwise redo on every call. It holds about as many
- * bytes as an f32 weight (twice a 16-bit one); the results are the same bits as with the weight itself for more
- * than 48 rows of A. CPU only.
+ * tower's layers): the products skip the packing they would otherwise redo on every call. In f32 it holds about
+ * as many bytes as an f32 weight (twice a 16-bit one), and the results are the same bits as with the weight
+ * itself for more than 48 rows of A; in bf16, half that, and the products are bf16's (see MatmulPrecision).
+ * CPU only.
  */
 export class PackedWeight {
   private constructor(
-    /** f32 [ceil(N / width), K, width]. */
-    readonly packed: Tensor<'f32'>,
+    /** f32 [ceil(N / width), K, width], or bf16 pairs along K: [ceil(N / width), ceil(K / 2), 2 * width]. */
+    readonly packed: Tensor<'f32' | 'bf16'>,
     readonly n: number,
     readonly k: number,
   ) {}
 
-  /** Packs `w` [N, K] (f32, f16 or bf16, on the CPU); `w` itself is left as it is. */
-  static pack(w: Tensor): PackedWeight {
+  /** Packs `w` [N, K] (f32, f16 or bf16, on the CPU) for products in `precision`; `w` itself is left as it is. */
+  static pack(w: Tensor, precision: MatmulPrecision = 'f32'): PackedWeight {
     expectTensor(w, 'w');
     expectDType(w, 'w', ['f32', 'f16', 'bf16']);
     expectNdim(w, 'w', 2);
     if (w.device !== 'cpu') throw invalid(`only a CPU weight can be packed (this one is on ${w.device})`);
+    if (precision !== 'f32' && precision !== 'bf16') throw invalid(`precision must be 'f32' or 'bf16', not ${JSON.stringify(precision)}`);
     const [n, k] = w.shape;
     const width = binding().gemmPackWidth();
-    const packed = Tensor.empty([Math.ceil(n / width), k, width], 'f32');
+    const panels = Math.ceil(n / width);
+    const packed = precision === 'bf16' ? Tensor.empty([panels, Math.ceil(k / 2), 2 * width], 'bf16') : Tensor.empty([panels, k, width], 'f32');
     try {
       binding().gemmPackB(w.handle, packed.handle, false);
     } catch (e) {
@@ -51,6 +79,10 @@ export class PackedWeight {
       throw e;
     }
     return new PackedWeight(packed, n, k);
+  }
+
+  get precision(): MatmulPrecision {
+    return this.packed.dtype === 'bf16' ? 'bf16' : 'f32';
   }
 
   get shape(): [number, number] {

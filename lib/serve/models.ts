@@ -9,6 +9,7 @@ import { ChatModel } from '../models/llm/chat';
 import { CHAT_TEMPLATE, EmotionReasoner, ReasonTemplate } from '../models/llm/reasoner';
 import { ImageClassifier } from '../models/projector/image_classifier';
 import type { Device } from '../tensor';
+import type { MatmulPrecision } from '../ops/gemm';
 
 export interface ServeModelOptions {
   /** A model folder from `tinyemo train`. */
@@ -19,6 +20,8 @@ export interface ServeModelOptions {
   template?: ReasonTemplate;
   vision?: string;
   device?: Device;
+  /** The vision towers' products (see EncoderLoadOptions). */
+  precision?: MatmulPrecision;
   onNote?: (message: string) => void;
 }
 
@@ -33,9 +36,9 @@ export class ServeModels {
 
   static load(o: ServeModelOptions): ServeModels {
     if (o.mllm === undefined) {
-      return new ServeModels(ImageClassifier.load(o.model, { vision: o.vision, device: o.device, onNote: o.onNote }), undefined, undefined, undefined);
+      return new ServeModels(ImageClassifier.load(o.model, { vision: o.vision, device: o.device, precision: o.precision, onNote: o.onNote }), undefined, undefined, undefined);
     }
-    const reasoner = EmotionReasoner.load(o.model, { mllm: o.mllm, tokenizer: o.tokenizer, template: o.template, vision: o.vision, device: o.device });
+    const reasoner = EmotionReasoner.load(o.model, { mllm: o.mllm, tokenizer: o.tokenizer, template: o.template, vision: o.vision, device: o.device, precision: o.precision });
     // Chat in the reasoner's conversation style, so both routes prompt the model alike.
     const chat = ChatModel.fromParts(reasoner.mllm, reasoner.tokenizer, CHAT_TEMPLATE[reasoner.template]);
     return new ServeModels(reasoner.classifier, reasoner, chat, path.basename(path.resolve(o.mllm)));

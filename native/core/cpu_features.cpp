@@ -21,6 +21,7 @@ CpuFeatures detect() {
 #if defined(TE_X86_GNU) || defined(TE_X86_MSVC)
   unsigned a = 0, b = 0, c = 0, d = 0;
   unsigned b7 = 0;
+  unsigned a7_1 = 0;  // leaf 7, sub-leaf 1: EAX
   unsigned max_leaf = 0;
 #if defined(TE_X86_GNU)
   max_leaf = __get_cpuid_max(0, nullptr);
@@ -28,6 +29,10 @@ CpuFeatures detect() {
   if (max_leaf >= 7) {
     unsigned a7, c7, d7;
     __cpuid_count(7, 0, a7, b7, c7, d7);
+    if (a7 >= 1) {
+      unsigned b71, c71, d71;
+      __cpuid_count(7, 1, a7_1, b71, c71, d71);
+    }
   }
 #else
   int r[4];
@@ -39,6 +44,10 @@ CpuFeatures detect() {
   if (max_leaf >= 7) {
     __cpuidex(r, 7, 0);
     b7 = r[1];
+    if (r[0] >= 1) {
+      __cpuidex(r, 7, 1);
+      a7_1 = r[0];
+    }
   }
 #endif
   f.sse2 = (d >> 26) & 1;
@@ -65,6 +74,7 @@ CpuFeatures detect() {
   f.avx512dq = f.avx512f && ((b7 >> 17) & 1);
   f.avx512bw = f.avx512f && ((b7 >> 30) & 1);
   f.avx512vl = f.avx512f && ((b7 >> 31) & 1);
+  f.avx512bf16 = f.avx512f && ((a7_1 >> 5) & 1);
 #elif defined(__aarch64__)
   f.neon = true;
 #endif
@@ -95,6 +105,7 @@ std::string cpu_features_string() {
   add(f.avx512dq, "avx512dq");
   add(f.avx512bw, "avx512bw");
   add(f.avx512vl, "avx512vl");
+  add(f.avx512bf16, "avx512_bf16");
   add(f.neon, "neon");
   return s;
 }

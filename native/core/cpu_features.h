@@ -8,6 +8,7 @@ namespace te {
 struct CpuFeatures {
   bool sse2 = false, avx = false, avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
+  bool avx512bf16 = false;  // vdpbf16ps: bf16 pairs multiplied and summed into f32 lanes
   bool neon = false;
 };
 

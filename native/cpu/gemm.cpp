@@ -6,6 +6,8 @@
 #include "../core/buffer.h"
 #include "../core/threadpool.h"
 #include "dropout.h"
+#include "gemm_bf16.h"
+#include "gemm_grid.h"
 #include "isa.h"
 #include "tinyemo.h"
 
@@ -137,29 +139,6 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
   }
 }
 
-// Splits the M x N output into a jm x jn grid for `threads` workers,
-// minimising the largest task's cost: its multiply-adds plus the packing of
-// its own A and B blocks (which grid cells repeat).
-void plan_grid(const Isa& is, int64_t M, int64_t N, int64_t K, int threads, int64_t& jm, int64_t& jn) {
-  const int64_t tm = (M + is.mr - 1) / is.mr, tn = (N + is.nr - 1) / is.nr;
-  jm = jn = 1;
-  if (threads <= 1 || M * N * K < (int64_t{1} << 17)) return;
-  double best = 1e300;
-  for (int64_t cm = 1; cm <= threads; ++cm) {
-    if (threads % cm) continue;
-    const int64_t cn = threads / cm;
-    if (cm > tm || cn > tn) continue;
-    const double rows = static_cast<double>((tm + cm - 1) / cm * is.mr);
-    const double cols = static_cast<double>((tn + cn - 1) / cn * is.nr);
-    const double cost = rows * cols * K / 16.0 + (rows + cols) * K / 2.0;
-    if (cost < best) {
-      best = cost;
-      jm = cm;
-      jn = cn;
-    }
-  }
-}
-
 // One output row: stream B's rows once (memory-bound), then the epilogue.
 void gemv(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, const GemmEpilogue& ep) {
   Buffer<float> xbuf;
@@ -268,6 +247,11 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
       }
       is.affine_act(row, ep.col_scale, ep.col_shift, ep.act, row, N);
     }
+    return;
+  }
+  if (b.packed && b.dtype == TE_BF16) {
+    // No prologue here: it belongs to the projector's training, which stays in f32.
+    gemm_bf16(M, N, K, a, static_cast<const uint32_t*>(b.p), b.ld, c, ldc, ep);
     return;
   }
   if (b.packed && b.ld != is.nr) {

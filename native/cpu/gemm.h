@@ -20,7 +20,8 @@ struct GemmB {
   int32_t dtype;  // f32, f16 or bf16
   int64_t ld;
   bool trans;  // false: B(n,k) = p[n*ld + k] (nn.Linear); true: B(n,k) = p[k*ld + n]
-  // p holds gemm_pack_b's panels (f32, `ld` their width): what gemm would otherwise pack on every call.
+  // p holds gemm_pack_b's panels (f32, `ld` their width): what gemm would otherwise pack on every call; with
+  // dtype bf16, gemm_pack_b_bf16's pairs instead, and the product is computed in bf16 (gemm_bf16.h).
   bool packed = false;
 };
 

@@ -6,11 +6,13 @@
 
 #include "../core/cpu_features.h"
 #include "../core/error.h"
+#include "generic/gemm_bf16.h"
 #include "generic/kernels.h"
 #include "tinyemo.h"
 #if defined(TE_HAVE_AVX2)
 #include "avx2/kernels.h"
 #include "avx512/kernels.h"
+#include "avx512_bf16/kernels.h"
 #endif
 
 namespace te::cpu {
@@ -22,7 +24,8 @@ namespace {
     label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::kDotMR, ns::kDotNR, ns::dot_tile, ns::gemv_f32,         \
         ns::gemv_f16, ns::gemv_bf16, ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act, \
         ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::dropout,            \
-        ns::weighted_rows, ns::adamw, ns::fma_probe, ns::kProbeFlopsPerIter                                            \
+        ns::weighted_rows, ns::adamw, ns::fma_probe, ns::kProbeFlopsPerIter,                                           \
+        generic::gemm_tile_bf16<ns::kMR, ns::kNR>, false                                                               \
   }
 
 const Isa kGeneric = TE_ISA_TABLE(generic, "generic");
@@ -48,6 +51,11 @@ Isa make_avx512() {
   t.dropout = avx512::dropout;
   t.fma_probe = avx512::fma_probe;
   t.probe_flops_per_iter = avx512::kProbeFlopsPerIter;
+  t.gemm_tile_bf16 = generic::gemm_tile_bf16<avx512::kMR, avx512::kNR>;
+  if (cpu_features().avx512bf16) {
+    t.gemm_tile_bf16 = avx512_bf16::gemm_tile_bf16;
+    t.bf16_native = true;
+  }
   return t;
 }
 const Isa kAvx512 = make_avx512();

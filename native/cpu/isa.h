@@ -84,6 +84,16 @@ struct Isa {
   // traffic); returns a value that depends on all of them.
   float (*fma_probe)(int64_t iters);
   int probe_flops_per_iter;  // 12 FMAs x 2 flops x vector width
+
+  // gemm_tile over bf16 pairs (gemm_bf16.h): each 32-bit word two bf16
+  // values (k even in the low half), summed in f32 as vdpbf16ps sums them.
+  // A is read in place: mr_eff rows of kp words, lda words apart (rows past
+  // mr_eff are not read); bp: kp steps of nr words. bf16_native: that
+  // instruction does it; otherwise a portable emulation (same sums up to
+  // denormals, much slower).
+  void (*gemm_tile_bf16)(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* bp, float* c, int64_t ldc,
+                         int mr_eff, int nr_eff, float alpha, float beta);
+  bool bf16_native;
 };
 
 const Isa& isa();  // the table in use

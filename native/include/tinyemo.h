@@ -167,7 +167,11 @@ TE_API te_status te_gemm(const te_tensor* a, const te_tensor* b, const te_tensor
  * [ceil(N/w), K, w], zero past N. te_gemm_packed is te_gemm with that packed
  * b (N read from c; b_trans must be 0; host only); it gives the same bits
  * as te_gemm takes for more than 48 rows of a. Packed under another
- * instruction set (te_set_isa since), it still computes right, slowly. */
+ * instruction set (te_set_isa since), it still computes right, slowly.
+ * Reduced precision: a bf16 `packed` [ceil(N/w), ceil(K/2), 2w] holds b
+ * rounded to bf16 in pairs along K; te_gemm_packed then rounds a to bf16 too
+ * and sums the products in f32 (vdpbf16ps where the CPU has AVX512_BF16,
+ * te_cpu_features says "avx512_bf16"; a slow emulation elsewhere). */
 TE_API te_status te_gemm_pack_width(int32_t* width);
 TE_API te_status te_gemm_pack_b(const te_tensor* b, te_tensor* packed);
 TE_API te_status te_gemm_packed(const te_tensor* a, const te_tensor* packed, const te_tensor* bias, te_tensor* c,

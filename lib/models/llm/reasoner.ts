@@ -29,6 +29,7 @@ import { preprocess } from '../vision/preprocess';
 import { TinyLlava } from './tinyllava';
 import { ClipVision, VisionOutput } from '../vision/clip_vision';
 import { Device, Tensor } from '../../tensor';
+import type { MatmulPrecision } from '../../ops/gemm';
 
 /** TinyLLaVA's conversation styles; at inference they differ only in how earlier answers ended. */
 export type ReasonTemplate = Exclude<TinyLlavaStyle, 'pretrain'>;
@@ -48,6 +49,8 @@ export interface ReasonerOptions {
   vision?: string;
   /** Where every part runs (default 'cpu'): the classifier, both towers, the connector and the LLM together. */
   device?: Device;
+  /** Both vision towers' products: 'f32' (default) or 'bf16' (CPUs with AVX512_BF16; see EncoderLoadOptions). */
+  precision?: MatmulPrecision;
 }
 
 export type ReasonEvent =
@@ -109,10 +112,10 @@ export class EmotionReasoner {
     const tokenizer = TextTokenizer.fromFolder(tokDir);
     // One device for all parts: the shared vision pass hands one tower's states to the other's projection.
     const device = opts.device ?? 'cpu';
-    const classifier = ImageClassifier.load(model, { vision: opts.vision, device });
+    const classifier = ImageClassifier.load(model, { vision: opts.vision, device, precision: opts.precision });
     let mllm: TinyLlava;
     try {
-      mllm = TinyLlava.load(mllmDir, { device });
+      mllm = TinyLlava.load(mllmDir, { device, precision: opts.precision });
     } catch (e) {
       classifier.dispose();
       throw e;

@@ -20,6 +20,7 @@ import { JsonObject, ModelFolder } from '../../io/model_folder';
 import { gemm } from '../../ops/gemm';
 import { IMAGE_TOKEN_INDEX } from '../../text/templates';
 import { Device, FloatDType, Tensor } from '../../tensor';
+import type { MatmulPrecision } from '../../ops/gemm';
 import { ClipVision } from '../vision/clip_vision';
 import { DecoderLM, KvCache } from './decoder';
 import { ImagePreprocess, preprocessForFolder } from '../vision/preprocess';
@@ -46,8 +47,8 @@ export class TinyLlava {
     private readonly loader: WeightLoader,
   ) {}
 
-  /** With `device`, the vision tower, the connector and the LLM live there. */
-  static load(dir: string, opts: { dtype?: FloatDType; device?: Device } = {}): TinyLlava {
+  /** With `device`, the vision tower, the connector and the LLM live there; `precision` is the vision tower's. */
+  static load(dir: string, opts: { dtype?: FloatDType; device?: Device; precision?: MatmulPrecision } = {}): TinyLlava {
     const folder = ModelFolder.open(dir);
     try {
       // A LoRA adapter beside the weights (PEFT's files) is merged into them as they load.
@@ -69,7 +70,7 @@ export class TinyLlava {
       const vision = /siglip/.test(visType) ? SiglipVision.load(vpart, opts) : ClipVision.load(vpart, opts);
       let llm: DecoderLM;
       try {
-        llm = DecoderLM.load(folder.part('language_model.', { ...text }), opts);
+        llm = DecoderLM.load(folder.part('language_model.', { ...text }), { dtype: opts.dtype, device: opts.device });
       } catch (e) {
         vision.dispose();
         throw e;

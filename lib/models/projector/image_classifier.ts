@@ -20,6 +20,7 @@ import { BUNDLE_FILE } from './bundle';
 import { MetricClassifier, Prediction } from './classifier';
 import { LabelSpace } from './label_space';
 import type { Device } from '../../tensor';
+import type { MatmulPrecision } from '../../ops/gemm';
 import { ImageSource, RgbImage } from '../../io/image';
 import { ENCODE_BATCH_SIZE, EncodeOptions, EncodedImage, VisionTower, encodeDecoded, encodeImages, loadVisionTower } from '../vision/tower';
 
@@ -113,6 +114,8 @@ export interface ImageClassifierOptions {
   onNote?: (message: string) => void;
   /** Where the vision tower, the projector and the label lookup run (default: defaultDevice()). */
   device?: Device;
+  /** The vision tower's products: 'f32' (default) or 'bf16' (CPUs with AVX512_BF16; see EncoderLoadOptions). */
+  precision?: MatmulPrecision;
 }
 
 export interface ImagePrediction {
@@ -256,7 +259,7 @@ export class ImageClassifier {
         opts.onNote?.(`${model} does not name its vision tower; using ${vision}, whose image embeddings TinyEmo's projectors take`);
       }
       const towerDir = resolveTower(vision, opts);
-      const tower = loadVisionTower(towerDir, { device: classifier.device });
+      const tower = loadVisionTower(towerDir, { device: classifier.device, precision: opts.precision });
       const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
       if (dim !== classifier.inDim) {
         tower.model.dispose();

@@ -14,12 +14,12 @@ import { TinyEmoError, invalidFile } from '../../errors';
 import { JsonObject, ModelFolder, subConfig } from '../../io/model_folder';
 import { add } from '../../ops/activation';
 import { copyInto } from '../../ops/copy';
-import { PackedWeight, gemm } from '../../ops/gemm';
+import { PackedWeight, checkPrecision, gemm } from '../../ops/gemm';
 import { patchEmbed } from '../../ops/embedding';
 import { layerNorm } from '../../ops/norm';
 import { Device, FloatDType, Tensor } from '../../tensor';
 import { Norm, WeightLoader, intField, numberField } from '../weight_loader';
-import { EncoderLayer, VitConfig, activationOf, checkPixels, encoderWeightNames, loadEncoderLayer, resolveLayers, runEncoder } from './vit';
+import { EncoderLayer, EncoderLoadOptions, VitConfig, activationOf, checkPixels, encoderWeightNames, loadEncoderLayer, resolveLayers, runEncoder } from './vit';
 
 export interface ClipVisionConfig extends VitConfig {
   /** Width of the image embedding (visual_projection's rows); undefined without a projection. */
@@ -40,16 +40,11 @@ export interface VisionForwardOptions {
   embeds?: boolean;
 }
 
-export interface VisionLoadOptions {
+export interface VisionLoadOptions extends EncoderLoadOptions {
   /** Keep matrices in this dtype (default: as stored: f16/bf16 stay 16-bit). */
   dtype?: FloatDType;
   /** Where the weights live and the forward runs (default 'cpu'). */
   device?: Device;
-  /**
-   * Pack the encoder's f32 weights for the CPU GEMM as they load (default true; TINYEMO_PACK_WEIGHTS=0 turns the
-   * default off). About 15% faster forwards; no more memory for f32 weights (16-bit ones are never packed).
-   */
-  packWeights?: boolean;
 }
 
 /** The vision config of a CLIP folder: flat (clip_vision_model) or nested (clip, vision_config). */
@@ -168,6 +163,7 @@ export class ClipVision {
     folder.checkWeights(expected, {
       allowUnexpected: (n) => !n.startsWith(`${vm}.`) || n.endsWith('.position_ids') || n === `${vm}.embeddings.position_ids`,
     });
+    checkPrecision(opts.precision, opts.device);
     const loader = new WeightLoader(folder, opts.dtype, opts.device);
     try {
       const E = c.hiddenSize;
@@ -186,7 +182,7 @@ export class ClipVision {
           positions,
           patchPositions: loader.adopt(Tensor.from(positions.subarray(E), [S - 1, E])),
           preNorm: loader.norm(`${vm}.pre_layrnorm`, E),
-          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts.packWeights)),
+          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts)),
           postNorm: loader.norm(`${vm}.post_layernorm`, E),
           projection: projRows !== undefined ? loader.tensor('visual_projection.weight', [projRows, E]) : undefined,
         },

@@ -14,6 +14,7 @@ import { ReadImageOptions, listImages } from '../../io/image';
 import { ENCODE_BATCH_SIZE, loadVisionTower } from './tower';
 import { checkFeatureTargets, featureName, recordFeaturesInfo, writeFeatureSlice, writeSkippedList } from './feature_files';
 import type { Device } from '../../tensor';
+import type { MatmulPrecision } from '../../ops/gemm';
 
 /** What extractFeatures uses where an option is not given. */
 export const EXTRACT_DEFAULTS = { batchSize: ENCODE_BATCH_SIZE, dtype: 'f32' } as const;
@@ -27,6 +28,8 @@ export interface ExtractOptions {
   dtype?: 'f32' | 'f16';
   /** Where the vision tower runs (default 'cpu'). */
   device?: Device;
+  /** The tower's products: 'f32' (default) or 'bf16' (CPUs with AVX512_BF16; see EncoderLoadOptions). */
+  precision?: MatmulPrecision;
   image?: ReadImageOptions;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -51,9 +54,9 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractResult>
   const all = listImages(o.images);
   checkFeatureTargets(all);
   const todo = all.filter((rel) => !fs.existsSync(path.join(o.out, featureName(rel))));
-  const tower = loadVisionTower(o.visionDir, { device: o.device });
+  const tower = loadVisionTower(o.visionDir, { device: o.device, precision: o.precision });
   try {
-    const info = recordFeaturesInfo(tower, o.out, o.visionName ?? o.visionDir, dtype);
+    const info = recordFeaturesInfo(tower, o.out, o.visionName ?? o.visionDir, dtype, o.precision);
     let written = 0;
     const skipped: ExtractResult['skipped'] = [];
     // Encode in slices so finished features reach the disk as the run goes (resume loses at most one slice).

@@ -16,6 +16,7 @@ import { withFile, writeFileAtomicIfChanged } from '../../io/file';
 import { ImageBytes, ReadImageOptions, readImageBytes } from '../../io/image';
 import { readJsonFile } from '../../io/model_folder';
 import { readSafetensorsHeader, writeSafetensors } from '../../io/safetensors';
+import type { MatmulPrecision } from '../../ops/gemm';
 import { FEATURES_INFO_FILE, FeaturesInfo } from '../../data/features_info';
 import { Tensor } from '../../tensor';
 import { VisionTower, encodeImages } from './tower';
@@ -143,18 +144,17 @@ export function checkFeatureTargets(rels: readonly string[]): void {
  * Writes `tinyemo-features.json` for a tower's features in `out` (the same bytes from every writer), refusing a
  * folder that holds another tower's or dtype's features.
  */
-export function recordFeaturesInfo(tower: VisionTower, out: string, vision: string, dtype: 'f32' | 'f16'): FeaturesInfo {
+export function recordFeaturesInfo(tower: VisionTower, out: string, vision: string, dtype: 'f32' | 'f16', precision: MatmulPrecision = 'f32'): FeaturesInfo {
   const infoFile = path.join(out, FEATURES_INFO_FILE);
   const dim = tower.family === 'clip' ? (tower.model.config as { projectionDim?: number }).projectionDim : tower.model.config.hiddenSize;
   if (dim === undefined) throw new TinyEmoError('UNSUPPORTED', `${tower.dir} has no visual_projection: no image embedding to write`);
-  const info: FeaturesInfo = { vision, family: tower.family, output: 'image_embeds', dim, dtype };
+  // Only a bf16 run says so: an f32 folder's record stays what it always was.
+  const info: FeaturesInfo = { vision, family: tower.family, output: 'image_embeds', dim, dtype, ...(precision === 'bf16' ? { precision } : {}) };
   if (fs.existsSync(infoFile)) {
     const prev = readJsonFile(infoFile) as unknown as FeaturesInfo;
-    if (prev.vision !== info.vision || prev.dim !== info.dim || prev.dtype !== info.dtype) {
-      throw new TinyEmoError(
-        'INVALID_ARGUMENT',
-        `${out} holds features of ${prev.vision} (${prev.dim}, ${prev.dtype}); use another --out for ${info.vision} (${info.dim}, ${info.dtype})`,
-      );
+    const made = (i: FeaturesInfo) => `${i.dim}, ${i.dtype}${i.precision ? `, ${i.precision} products` : ''}`;
+    if (prev.vision !== info.vision || prev.dim !== info.dim || prev.dtype !== info.dtype || (prev.precision ?? 'f32') !== precision) {
+      throw new TinyEmoError('INVALID_ARGUMENT', `${out} holds features of ${prev.vision} (${made(prev)}); use another --out for ${info.vision} (${made(info)})`);
     }
   }
   fs.mkdirSync(out, { recursive: true });

@@ -14,7 +14,7 @@ import { TinyEmoError } from '../../errors';
 import { JsonObject, ModelFolder, subConfig } from '../../io/model_folder';
 import { add } from '../../ops/activation';
 import { attention } from '../../ops/attention';
-import { gemm } from '../../ops/gemm';
+import { checkPrecision, gemm } from '../../ops/gemm';
 import { patchEmbed } from '../../ops/embedding';
 import { layerNorm } from '../../ops/norm';
 import { Tensor } from '../../tensor';
@@ -88,6 +88,7 @@ export class SiglipVision {
       // The text tower, the pooling head (checked when read) and buffers are not part of the list.
       allowUnexpected: (n) => !n.startsWith(`${vm}.`) || n.startsWith(`${vm}.head.`) || n.endsWith('.position_ids'),
     });
+    checkPrecision(opts.precision, opts.device);
     const loader = new WeightLoader(folder, opts.dtype, opts.device);
     try {
       const E = c.hiddenSize;
@@ -127,7 +128,7 @@ export class SiglipVision {
           patch: loader.tensor(`${vm}.embeddings.patch_embedding.weight`, [E, c.channels, P, P]),
           patchBias: loader.vector(`${vm}.embeddings.patch_embedding.bias`, E),
           positions: loader.f32(`${vm}.embeddings.position_embedding.weight`, [S, E]),
-          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts.packWeights)),
+          layers: Array.from({ length: c.layers }, (_, i) => loadEncoderLayer(loader, `${vm}.encoder.layers.${i}`, c, opts)),
           postNorm: loader.norm(`${vm}.post_layernorm`, E),
           head,
         },

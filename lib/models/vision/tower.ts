@@ -8,6 +8,7 @@ import { TinyEmoError } from '../../errors';
 import { ImageSource, ReadImageOptions, RgbImage, readImage, sourceName } from '../../io/image';
 import { ModelFolder } from '../../io/model_folder';
 import { Device, FloatDType, Tensor } from '../../tensor';
+import type { MatmulPrecision } from '../../ops/gemm';
 import { ClipVision, VisionForwardOptions, VisionOutput } from './clip_vision';
 import { ImagePreprocess, preprocessForFolder, resizeAndCrop, toPixels } from './preprocess';
 import { SiglipVision } from './siglip_vision';
@@ -35,7 +36,7 @@ export function visionFamily(folder: ModelFolder): VisionFamily {
   throw new TinyEmoError('UNSUPPORTED', `${folder.dir}: not a CLIP or SigLIP vision model (model_type "${type}")`);
 }
 
-export function loadVisionTower(dir: string, opts: { dtype?: FloatDType; device?: Device } = {}): VisionTower {
+export function loadVisionTower(dir: string, opts: { dtype?: FloatDType; device?: Device; precision?: MatmulPrecision } = {}): VisionTower {
   const folder = ModelFolder.open(dir);
   try {
     const family = visionFamily(folder);

@@ -1,4 +1,5 @@
 #include "../../cpu/gemm.h"
+#include "../../cpu/gemm_bf16.h"
 #include "../dispatch.h"
 #include "../tensor.h"
 
@@ -77,18 +78,23 @@ extern "C" TE_API te_status te_gemm_pack_b(const te_tensor* b_, te_tensor* packe
     const te_tensor& packed = te::arg(packed_, "packed");
     te::expect_dtype(b, "b", {TE_F32, TE_F16, TE_BF16});
     te::expect_ndim(b, "b", 2);
-    te::expect_dtype(packed, "packed", {TE_F32});
+    te::expect_dtype(packed, "packed", {TE_F32, TE_BF16});
     te::expect_ndim(packed, "packed", 3);
     te::expect_contiguous(packed, "packed");
     const te::Rows rb = te::as_rows(b, "b");
     const int64_t N = b.shape[0], K = b.shape[1];
     const int w = te::cpu::gemm_pack_width();
+    const bool pairs = packed.dtype == TE_BF16;
     te::expect_dim(packed, "packed", 0, (N + w - 1) / w, "panels (ceil(N / width))");
-    te::expect_dim(packed, "packed", 1, K, "K");
-    te::expect_dim(packed, "packed", 2, w, "the panel width");
+    te::expect_dim(packed, "packed", 1, pairs ? (K + 1) / 2 : K, pairs ? "ceil(K / 2)" : "K");
+    te::expect_dim(packed, "packed", 2, pairs ? 2 * w : w, pairs ? "twice the panel width" : "the panel width");
     te::expect_writable(packed, "packed");
     te::expect_disjoint(packed, "packed", b, "b");
-    te::cpu::gemm_pack_b(N, K, b.data, b.dtype, rb.stride, static_cast<float*>(packed.data));
+    if (pairs) {
+      te::cpu::gemm_pack_b_bf16(N, K, b.data, b.dtype, rb.stride, static_cast<uint32_t*>(packed.data));
+    } else {
+      te::cpu::gemm_pack_b(N, K, b.data, b.dtype, rb.stride, static_cast<float*>(packed.data));
+    }
   });
 }
 
@@ -102,7 +108,7 @@ extern "C" TE_API te_status te_gemm_packed(const te_tensor* a_, const te_tensor*
     const te_gemm_options opt = options_or_defaults(opt_);
     if (opt.b_trans) te::fail(TE_ERR_INVALID_ARGUMENT, "a packed b cannot be transposed (b_trans must be 0)");
     te::expect_dtype(a, "a", {TE_F32});
-    te::expect_dtype(packed, "packed", {TE_F32});
+    te::expect_dtype(packed, "packed", {TE_F32, TE_BF16});
     te::expect_dtype(c, "c", {TE_F32});
     te::expect_ndim(a, "a", 2);
     te::expect_ndim(packed, "packed", 3);
@@ -112,16 +118,18 @@ extern "C" TE_API te_status te_gemm_packed(const te_tensor* a_, const te_tensor*
     const int64_t M = opt.a_trans ? a.shape[1] : a.shape[0];
     const int64_t K = opt.a_trans ? a.shape[0] : a.shape[1];
     const int64_t N = c.shape[1];
-    const int64_t w = packed.shape[2];
-    if (w <= 0 || packed.shape[0] != (N + w - 1) / w || packed.shape[1] != K)
-      te::fail(TE_ERR_SHAPE, "packed %s does not hold a [%lld, %lld] b in panels %lld wide",
-               te::shape_str(packed).c_str(), (long long)N, (long long)K, (long long)w);
+    const bool pairs = packed.dtype == TE_BF16;
+    const int64_t w = pairs ? packed.shape[2] / 2 : packed.shape[2];
+    if (w <= 0 || (pairs && packed.shape[2] % 2) || packed.shape[0] != (N + w - 1) / w ||
+        packed.shape[1] != (pairs ? (K + 1) / 2 : K))
+      te::fail(TE_ERR_SHAPE, "packed %s does not hold a [%lld, %lld] b in panels %lld wide%s",
+               te::shape_str(packed).c_str(), (long long)N, (long long)K, (long long)w, pairs ? " (bf16 pairs)" : "");
     te::expect_dim(c, "c", 0, M, "M");
     te::expect_writable(c, "c");
     te::expect_disjoint(c, "c", a, "a");
     te::expect_disjoint(c, "c", packed, "packed");
     const te::cpu::GemmEpilogue ep = epilogue_of(opt, bias, c, N);
-    te::cpu::GemmB b{packed.data, TE_F32, w, false};
+    te::cpu::GemmB b{packed.data, packed.dtype, w, false};
     b.packed = true;
     te::cpu::gemm(M, N, K, {static_cast<const float*>(a.data), ra.stride, opt.a_trans != 0}, b,
                   static_cast<float*>(c.data), rc.stride, ep);

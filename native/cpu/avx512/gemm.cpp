@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels.h"
+#include "tile_store.h"
 
 namespace te::cpu::avx512 {
 
@@ -14,18 +15,6 @@ inline void fma_row(const float* ap, __m512 b0, __m512 b1, __m512& lo, __m512& h
   const __m512 a = _mm512_set1_ps(ap[I]);  // folds into an embedded {1to16} broadcast
   lo = _mm512_fmadd_ps(a, b0, lo);
   hi = _mm512_fmadd_ps(a, b1, hi);
-}
-
-inline void store_row(float* c, __m512 lo, __m512 hi, int nr_eff, __m512 va, __m512 vb, bool read_c) {
-  const __mmask16 m0 = nr_eff >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr_eff) - 1);
-  const __mmask16 m1 = nr_eff >= 32 ? 0xFFFF : nr_eff <= 16 ? 0 : static_cast<__mmask16>((1u << (nr_eff - 16)) - 1);
-  __m512 v0 = _mm512_mul_ps(va, lo), v1 = _mm512_mul_ps(va, hi);
-  if (read_c) {
-    v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), v0);
-    v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), v1);
-  }
-  _mm512_mask_storeu_ps(c, m0, v0);
-  _mm512_mask_storeu_ps(c + 16, m1, v1);
 }
 
 }  // namespace
