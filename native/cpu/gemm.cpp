@@ -19,8 +19,6 @@ namespace {
 // KC x NC blocks of B in L3.
 constexpr int64_t kKC = 256, kMC = 144, kNC = 3072;
 
-bool has_epilogue(const GemmEpilogue& ep) { return ep.col_scale || ep.col_shift || ep.act != kActNone; }
-
 // Packs B(n0:n0+nc, pc:pc+kc) into nr-wide, k-major panels.
 void pack_b(const Isa& is, const GemmB& b, int64_t n0, int64_t nc, int64_t pc, int64_t kc, float* out) {
   const int nr = is.nr;
@@ -127,11 +125,7 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
             // Later K blocks add to what earlier ones wrote; alpha scales each
             // block's partial sum, so the total is alpha * A.B^T + beta * C.
             is.gemm_tile(kc, ap + (ir / mr) * kc * mr, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
-            if (last && epi) {
-              const float* sc = ep.col_scale ? ep.col_scale + jc + jr : nullptr;
-              const float* sh = ep.col_shift ? ep.col_shift + jc + jr : nullptr;
-              for (int i = 0; i < mr_eff; ++i) is.affine_act(ct + i * ldc, sc, sh, ep.act, ct + i * ldc, nr_eff);
-            }
+            if (last && epi) tile_epilogue(is, ep, ct, ldc, jc + jr, mr_eff, nr_eff);
           }
         }
       }
@@ -287,15 +281,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
     gemm_small_m(is, M, N, K, {rows.data(), K, false}, b, c, ldc, ep);
     return;
   }
-  int64_t jm, jn;
-  plan_grid(is, M, N, K, pool_threads(), jm, jn);
-  // Grid cells on micro-tile boundaries, so a tile is never split.
-  const int64_t tm = (M + is.mr - 1) / is.mr, tn = (N + is.nr - 1) / is.nr;
-  const int64_t cm = (tm + jm - 1) / jm * is.mr, cn = (tn + jn - 1) / jn * is.nr;
-  parallel_for(jm * jn, static_cast<int>(jm * jn), [&](int64_t t, int) {
-    const int64_t m0 = (t / jn) * cm, n0 = (t % jn) * cn;
-    const int64_t m1 = std::min(M, m0 + cm), n1 = std::min(N, n0 + cn);
-    if (m0 < m1 && n0 < n1) gemm_block(is, K, a, b, c, ldc, ep, pro, m0, m1, n0, n1);
+  for_grid_cells(is, M, N, K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    gemm_block(is, K, a, b, c, ldc, ep, pro, m0, m1, n0, n1);
   });
 }
 

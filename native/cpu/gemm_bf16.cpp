@@ -76,7 +76,7 @@ void gemm_bf16_block(const Isa& is, int64_t K, const uint32_t* a, const uint32_t
                      const GemmEpilogue& ep, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int mr = is.mr, nr = is.nr;
   const int64_t K2 = (K + 1) / 2;
-  const bool epi = ep.col_scale || ep.col_shift || ep.act != kActNone;
+  const bool epi = has_epilogue(ep);
   for (int64_t pc = 0; pc < K; pc += kKC) {
     const int64_t kc = std::min<int64_t>(kKC, K - pc), kp = (kc + 1) / 2;
     const bool last = pc + kc == K;
@@ -90,11 +90,7 @@ void gemm_bf16_block(const Isa& is, int64_t K, const uint32_t* a, const uint32_t
           const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           float* ct = c + (ic + ir) * ldc + jr;
           is.gemm_tile_bf16(kp, a + (ic + ir) * K2 + pc / 2, K2, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
-          if (last && epi) {
-            const float* sc = ep.col_scale ? ep.col_scale + jr : nullptr;
-            const float* sh = ep.col_shift ? ep.col_shift + jr : nullptr;
-            for (int i = 0; i < mr_eff; ++i) is.affine_act(ct + i * ldc, sc, sh, ep.act, ct + i * ldc, nr_eff);
-          }
+          if (last && epi) tile_epilogue(is, ep, ct, ldc, jr, mr_eff, nr_eff);
         }
       }
     }
@@ -141,14 +137,8 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const GemmA& a, const uint32_t* 
   }
   Buffer<uint32_t> a_pairs(static_cast<size_t>(M * ((K + 1) / 2)));
   rows_to_pairs(is, a, M, K, a_pairs.data());
-  int64_t jm, jn;
-  plan_grid(is, M, N, K, pool_threads(), jm, jn);
-  const int64_t tm = (M + is.mr - 1) / is.mr, tn = (N + is.nr - 1) / is.nr;
-  const int64_t cm = (tm + jm - 1) / jm * is.mr, cn = (tn + jn - 1) / jn * is.nr;
-  parallel_for(jm * jn, static_cast<int>(jm * jn), [&](int64_t t, int) {
-    const int64_t m0 = (t / jn) * cm, n0 = (t % jn) * cn;
-    const int64_t m1 = std::min(M, m0 + cm), n1 = std::min(N, n0 + cn);
-    if (m0 < m1 && n0 < n1) gemm_bf16_block(is, K, a_pairs.data(), packed, c, ldc, ep, m0, m1, n0, n1);
+  for_grid_cells(is, M, N, K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    gemm_bf16_block(is, K, a_pairs.data(), packed, c, ldc, ep, m0, m1, n0, n1);
   });
 }
 

@@ -1,9 +1,12 @@
-// How a product's output is cut among the threads, shared by the f32 and bf16
-// drivers.
+// What the f32 and bf16 GEMM drivers share: how the output is cut among the
+// threads, and the epilogue applied to a finished tile.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
+#include "../core/threadpool.h"
+#include "gemm.h"
 #include "isa.h"
 
 namespace te::cpu {
@@ -29,6 +32,32 @@ inline void plan_grid(const Isa& is, int64_t M, int64_t N, int64_t K, int thread
       jn = cn;
     }
   }
+}
+
+// Runs block(m0, m1, n0, n1) once per cell of the planned grid, the cells on
+// micro-tile boundaries so a tile is never split.
+template <class Block>
+void for_grid_cells(const Isa& is, int64_t M, int64_t N, int64_t K, Block block) {
+  int64_t jm, jn;
+  plan_grid(is, M, N, K, pool_threads(), jm, jn);
+  const int64_t tm = (M + is.mr - 1) / is.mr, tn = (N + is.nr - 1) / is.nr;
+  const int64_t cm = (tm + jm - 1) / jm * is.mr, cn = (tn + jn - 1) / jn * is.nr;
+  parallel_for(jm * jn, static_cast<int>(jm * jn), [&](int64_t t, int) {
+    const int64_t m0 = (t / jn) * cm, n0 = (t % jn) * cn;
+    const int64_t m1 = std::min(M, m0 + cm), n1 = std::min(N, n0 + cn);
+    if (m0 < m1 && n0 < n1) block(m0, m1, n0, n1);
+  });
+}
+
+inline bool has_epilogue(const GemmEpilogue& ep) { return ep.col_scale || ep.col_shift || ep.act != kActNone; }
+
+// The epilogue's column scale, shift and activation on a finished tile at
+// column n0 (alpha and beta are the micro-kernel's).
+inline void tile_epilogue(const Isa& is, const GemmEpilogue& ep, float* ct, int64_t ldc, int64_t n0, int mr_eff,
+                          int nr_eff) {
+  const float* sc = ep.col_scale ? ep.col_scale + n0 : nullptr;
+  const float* sh = ep.col_shift ? ep.col_shift + n0 : nullptr;
+  for (int i = 0; i < mr_eff; ++i) is.affine_act(ct + i * ldc, sc, sh, ep.act, ct + i * ldc, nr_eff);
 }
 
 }  // namespace te::cpu
