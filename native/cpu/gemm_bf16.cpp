@@ -40,7 +40,7 @@ inline uint32_t word_at(const uint16_t* pairs, int64_t p) {
 // Rows of B (`rows` of them, row j at x + j * ld, `kc` values each) into one
 // panel of `width` words per pair step; rows past `rows` are zero.
 void pack_b_panel(const Isa& is, const void* x, int32_t dtype, int64_t ld, int64_t rows, int64_t kc, int width,
-                float* f32_row, uint16_t* pairs, uint32_t* out) {
+                  float* f32_row, uint16_t* pairs, uint32_t* out) {
   const int64_t kp = (kc + 1) / 2;
   const size_t es = dtype == TE_F32 ? 4 : 2;
   for (int j = 0; j < width; ++j) {
@@ -119,7 +119,7 @@ void gemm_pack_b_bf16(int64_t N, int64_t K, const void* b, int32_t dtype, int64_
     Buffer<uint16_t> pairs(static_cast<size_t>(K + 2));
     const int64_t n0 = p * nr;
     pack_b_panel(is, static_cast<const char*>(b) + n0 * ldb * es, dtype, ldb, std::min<int64_t>(nr, N - n0), K, nr,
-               f32_row.data(), pairs.data(), out + p * K2 * nr);
+                 f32_row.data(), pairs.data(), out + p * K2 * nr);
   });
 }
 
