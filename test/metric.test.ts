@@ -101,6 +101,21 @@ describe('metric', () => {
     expect(Array.from(res.indices.data)).toEqual([10, 2000, 2999]);
   });
 
+  test('a small label table (the per-query path): pre-normalised, and each query scored the same alone or in any batch', async () => {
+    const [B, C, H] = [301, 6, 129];
+    const table = l2NormalizeSync(Tensor.from(rng.floats(C * H), [C, H]));
+    const q = rng.floats(B * H);
+    await forEachIsa(async () => {
+      const all = await cosineTopk(Tensor.from(q, [B, H]), table, 6, { tableNormalized: true });
+      checkTopk(all.scores.data, all.indices.data, refCosine(q, table.toFloat32Array(), B, C, H), B, C, 6, 2e-6);
+      for (const b of [0, 77, 300]) {
+        const one = cosineTopkSync(Tensor.from(q.subarray(b * H, (b + 1) * H), [1, H]), table, 6, { tableNormalized: true });
+        expect(Array.from(one.scores.data)).toEqual(Array.from(all.scores.data.subarray(b * 6, (b + 1) * 6)));
+        expect(Array.from(one.indices.data)).toEqual(Array.from(all.indices.data.subarray(b * 6, (b + 1) * 6)));
+      }
+    });
+  });
+
   test('a NaN query ranks NaN scores last and still returns k distinct rows; bad k is refused', () => {
     const t = Tensor.from(rng.floats(10 * 4), [10, 4]);
     const res = cosineTopkSync(Tensor.from([NaN, 1, 2, 3], [1, 4]), t, 3);

@@ -105,9 +105,50 @@ void cosine(const Rows& q, const Rows& table, float* out, int64_t ldo) {
        ep);
 }
 
+namespace {
+
+// Tables up to this many f32 rows take the per-query path.
+constexpr int64_t kSmallTable = 64;
+
+// A label table of a few rows (Emotion6's six): each query is read once,
+// its norm and its dot with every table row taken in that one pass, so no
+// normalised copy of the queries and no packing for a product whose other
+// side is a handful of rows. Queries are independent: the answer does not
+// depend on the batch or the thread count.
+void cosine_topk_small_table(const Isa& is, const Rows& q, const Rows& table, const float* inv, int32_t k,
+                             float* scores, int32_t* indices) {
+  const int64_t C = table.rows, H = q.cols;
+  for_rows(q.rows, H * (C + 1), [&](int64_t r0, int64_t r1) {
+    Candidate slots[kSmallTable];
+    TopK heap;
+    for (int64_t b = r0; b < r1; ++b) {
+      const float* x = q.row<float>(b);
+      const float inv_q = 1.0f / std::max(std::sqrt(is.sum_sq(x, H)), kNormEps);
+      heap.reset(slots, k);
+      for (int64_t c = 0; c < C; ++c) {
+        const float s = is.dot(x, table.row<float>(c), H) * inv_q;
+        heap.offer({inv ? s * inv[c] : s, static_cast<int32_t>(c)});
+      }
+      std::sort(heap.begin(), heap.begin() + heap.size(), better);
+      for (int32_t i = 0; i < k; ++i) {
+        scores[b * k + i] = heap.begin()[i].score;
+        indices[b * k + i] = heap.begin()[i].index;
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void cosine_topk(const Rows& q, const Rows& table, bool table_normalized, int32_t k, float* scores, int32_t* indices) {
   const Isa& is = isa();
   const int64_t B = q.rows, C = table.rows, H = q.cols;
+  if (C <= kSmallTable && table.dtype == TE_F32) {
+    Buffer<float> inv(table_normalized ? 0 : C);
+    if (!table_normalized) inverse_norms(is, table, inv.data());
+    cosine_topk_small_table(is, q, table, table_normalized ? nullptr : inv.data(), k, scores, indices);
+    return;
+  }
   Buffer<float> qn(B * H);
   l2_normalize(q, kNormEps, dense_rows(qn.data(), B, H));
   Buffer<float> inv;
