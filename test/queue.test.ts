@@ -15,6 +15,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 
+import { backendInfo } from '../lib/backend';
 import { extractFeatures } from '../lib/models/vision/extract_features';
 import { QUEUE_NAME } from '../lib/queue/connection';
 import { png } from './helpers/png';
@@ -167,6 +168,29 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
       await queue.close();
     }
   }, 180_000);
+
+  test('--precision bf16 over the queue: the files `tinyemo features --precision bf16` writes, byte for byte; that folder refuses f32 work', async () => {
+    // Where the CPU has no AVX512_BF16 the option is refused (test/gemm_bf16.test.ts checks how).
+    if (!backendInfo().cpuFeatures.includes('avx512_bf16')) return;
+    const sub = path.join(tmp, 'bf16-images', 'joy');
+    fs.mkdirSync(sub, { recursive: true });
+    for (const f of outputs(path.join(images, 'joy')).slice(0, 16)) fs.copyFileSync(path.join(images, 'joy', f), path.join(sub, f));
+    const ref = path.join(tmp, 'bf16-reference');
+    await extractFeatures({ images: path.dirname(sub), visionDir: CLIP, visionName: CLIP, out: ref, precision: 'bf16' });
+    const w = worker('b1');
+    const out = path.join(tmp, 'bf16-queue');
+    const submit = (...extra: string[]) => run(['submit', 'features', path.dirname(sub), '--vision', CLIP, '--out', out, '--queue', redis.url, '--chunk', '8', ...extra]).done;
+    const r = await submit('--precision', 'bf16', '--wait', '--json');
+    expect(r.code).toBe(0);
+    expect(outputs(out)).toEqual(outputs(ref));
+    for (const f of outputs(ref)) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(ref, f)))).toBe(true);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'tinyemo-features.json'), 'utf8'))).toMatchObject({ precision: 'bf16' });
+    const f32 = await submit();
+    expect(f32.code).toBe(2);
+    expect(f32.stderr).toMatch(/bf16 products\); use another --out/);
+    w.child.kill('SIGTERM');
+    expect((await w.done).code).toBe(0);
+  }, 120_000);
 
   test('classify over the queue: JSON lines with each input once, the CLI answers, hostile inputs skipped', async () => {
     const model = path.join(tmp, 'model');

@@ -22,7 +22,7 @@ import type { Submitted } from '../queue/submit';
 /** BullMQ loads only when a queue command runs. */
 const submitter = () => import('../queue/submit');
 import { clearBar, progressBar } from './progress';
-import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
+import { FlagTable, FlagValues, PRECISION_FLAG, addFlags, printResult, readFlags } from './flags';
 import { STRICT_FLAG, inputsOutcome, skipOf } from './inputs';
 
 const COMMON = {
@@ -30,8 +30,12 @@ const COMMON = {
   chunk: { arg: '<n>', kind: 'int', default: 32, help: 'images per job' },
   wait: { kind: 'boolean', help: 'wait for the workers: a progress bar, then the summary' },
   json: { kind: 'boolean', help: 'print one JSON document' },
+  ...PRECISION_FLAG,
   ...STRICT_FLAG,
 } as const satisfies FlagTable;
+
+/** The submission field of --precision: only bf16 is written (an f32 submission's job ids stay as they were). */
+const precisionOf = (f: Common): { precision?: 'bf16' } => (f.precision === 'bf16' ? { precision: 'bf16' } : {});
 
 const FEATURES = {
   vision: { arg: '<dir>', required: true, help: 'the vision tower: a folder every worker sees' },
@@ -77,7 +81,17 @@ export function registerSubmit(program: Command, exit: (code: number) => void): 
       throw invalid(`--chunk (${f.chunk}) must be a multiple of --batch-size (${f.batchSize}): chunks of whole batches give the bits tinyemo features gives`);
     const s = await (
       await submitter()
-    ).submitFeatures(f.queue, { images, vision: visionDir, visionName, out: f.out, chunk: f.chunk, dtype: f.dtype, batchSize: f.batchSize, maxPixels: f.maxPixels });
+    ).submitFeatures(f.queue, {
+      images,
+      vision: visionDir,
+      visionName,
+      out: f.out,
+      chunk: f.chunk,
+      dtype: f.dtype,
+      batchSize: f.batchSize,
+      maxPixels: f.maxPixels,
+      ...precisionOf(f),
+    });
     exit(await report(f, s));
   });
   const classify = submit.command('classify').description('emotion labels of images, as JSON lines').argument('<images...>', 'image files');
@@ -96,6 +110,7 @@ export function registerSubmit(program: Command, exit: (code: number) => void): 
       topK: f.topK,
       maxNewTokens: 0,
       batchSize: f.batchSize,
+      ...precisionOf(f),
     });
     exit(await report(f, s));
   });
@@ -117,6 +132,7 @@ export function registerSubmit(program: Command, exit: (code: number) => void): 
       topK: REASON_DEFAULTS.topK,
       maxNewTokens: f.maxNewTokens,
       batchSize: 1,
+      ...precisionOf(f),
     });
     exit(await report(f, s));
   });

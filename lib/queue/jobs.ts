@@ -30,6 +30,8 @@ export interface FeaturesChunk {
   dtype: 'f32' | 'f16';
   batchSize: number;
   maxPixels: number;
+  /** 'bf16' when the tower's products run in bf16 (absent: f32); a worker without AVX512_BF16 fails the chunk. */
+  precision?: 'bf16';
 }
 
 /** What a classify or reason chunk needs; results go to `parts/part-<index>.jsonl`. */
@@ -45,6 +47,8 @@ export interface JsonlChunk {
   topK: number;
   maxNewTokens: number;
   batchSize: number;
+  /** As FeaturesChunk's: the vision towers' products. */
+  precision?: 'bf16';
 }
 
 export type ChunkData = FeaturesChunk | JsonlChunk;

@@ -42,13 +42,13 @@ async function featuresChunk(d: FeaturesChunk, ctx: WorkerContext): Promise<Chun
   const o = { root: d.root, out: d.out, dtype: d.dtype, vision: d.visionName, reuse: 'same-source' as const, batchSize: d.batchSize, image: { maxPixels: d.maxPixels } };
   const plan = await planFeatureSlice(d.rels, o);
   if (plan.todo.length === 0) return { done: 0, kept: plan.kept, skipped: plan.skipped };
-  const key = JSON.stringify(['vision', d.vision, ctx.device]);
+  const key = JSON.stringify(['vision', d.vision, ctx.device, d.precision]);
   return ctx.models.use(
     key,
-    () => loadVisionTower(d.vision, { device: ctx.device }),
+    () => loadVisionTower(d.vision, { device: ctx.device, precision: d.precision }),
     (t) => t.model.dispose(),
     async (tower) => {
-      recordFeaturesInfo(tower, d.out, d.visionName, d.dtype);
+      recordFeaturesInfo(tower, d.out, d.visionName, d.dtype, d.precision);
       const r = await encodeFeatureSlice(tower, plan, o);
       return { done: r.written, kept: r.kept, skipped: r.skipped };
     },
@@ -88,10 +88,10 @@ async function jsonlChunk(d: JsonlChunk, ctx: WorkerContext): Promise<ChunkResul
 type Input = { file: string; bytes: Buffer; sha256: string };
 
 async function classifyLines(d: JsonlChunk, inputs: Input[], ctx: WorkerContext): Promise<PartLine[]> {
-  const key = JSON.stringify(['classify', d.model, d.vision, ctx.device]);
+  const key = JSON.stringify(['classify', d.model, d.vision, ctx.device, d.precision]);
   return ctx.models.use(
     key,
-    () => ImageClassifier.load(d.model, { vision: d.vision, device: ctx.device }),
+    () => ImageClassifier.load(d.model, { vision: d.vision, device: ctx.device, precision: d.precision }),
     (m) => m.dispose(),
     async (ic) => {
       const r = await ic.classifyImages(
@@ -108,10 +108,10 @@ async function classifyLines(d: JsonlChunk, inputs: Input[], ctx: WorkerContext)
 }
 
 async function reasonLines(d: JsonlChunk, inputs: Input[], ctx: WorkerContext): Promise<PartLine[]> {
-  const key = JSON.stringify(['reason', d.model, d.mllm, d.tokenizer, d.vision, ctx.device]);
+  const key = JSON.stringify(['reason', d.model, d.mllm, d.tokenizer, d.vision, ctx.device, d.precision]);
   return ctx.models.use(
     key,
-    () => EmotionReasoner.load(d.model, { mllm: d.mllm, tokenizer: d.tokenizer, vision: d.vision, device: ctx.device }),
+    () => EmotionReasoner.load(d.model, { mllm: d.mllm, tokenizer: d.tokenizer, vision: d.vision, device: ctx.device, precision: d.precision }),
     (m) => m.dispose(),
     async (r) => {
       const lines: PartLine[] = [];

@@ -33,6 +33,7 @@ export interface FeaturesSubmission {
   dtype: 'f32' | 'f16';
   batchSize: number;
   maxPixels: number;
+  precision?: 'bf16';
 }
 
 const chunked = <T>(xs: readonly T[], n: number): T[][] => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, (i + 1) * n));
@@ -43,13 +44,28 @@ export async function submitFeatures(queueUrl: string, s: FeaturesSubmission): P
   const out = path.resolve(s.out);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${s.images} is not a folder`);
   const prev = readFeaturesInfo(out);
-  if (prev && (prev.vision !== s.visionName || prev.dtype !== s.dtype)) {
-    throw new TinyEmoError('INVALID_ARGUMENT', `${s.out} holds features of ${prev.vision} (${prev.dtype}); use another --out for ${s.visionName} (${s.dtype})`);
+  if (prev && (prev.vision !== s.visionName || prev.dtype !== s.dtype || prev.precision !== s.precision)) {
+    const made = (dtype: string, precision: string | undefined) => `${dtype}${precision ? `, ${precision} products` : ''}`;
+    throw new TinyEmoError(
+      'INVALID_ARGUMENT',
+      `${s.out} holds features of ${prev.vision} (${made(prev.dtype, prev.precision)}); use another --out for ${s.visionName} (${made(s.dtype, s.precision)})`,
+    );
   }
   const rels = listImages(root);
   checkFeatureTargets(rels);
   fs.mkdirSync(out, { recursive: true });
-  const base = { kind: 'features' as const, root, out, vision: path.resolve(s.vision), visionName: s.visionName, dtype: s.dtype, batchSize: s.batchSize, maxPixels: s.maxPixels };
+  const base = {
+    kind: 'features' as const,
+    root,
+    out,
+    vision: path.resolve(s.vision),
+    visionName: s.visionName,
+    dtype: s.dtype,
+    batchSize: s.batchSize,
+    maxPixels: s.maxPixels,
+    // Only a bf16 submission says so: an f32 one keeps the job ids it always had.
+    ...(s.precision ? { precision: s.precision } : {}),
+  };
   const chunks: FeaturesChunk[] = chunked(rels, s.chunk).map((part) => ({ ...base, rels: part }));
   const id = submissionId('features', [base, rels]);
   const final: FinalData = { kind: 'features-final', out, vision: base.vision, visionName: s.visionName, dtype: s.dtype };
@@ -71,7 +87,7 @@ export async function submitJsonl(queueUrl: string, s: JsonlSubmission): Promise
     mllm: s.mllm && fs.existsSync(s.mllm) ? path.resolve(s.mllm) : s.mllm,
     tokenizer: s.tokenizer && path.resolve(s.tokenizer),
   };
-  const base = { kind: s.kind, parts, ...resolved, topK: s.topK, maxNewTokens: s.maxNewTokens, batchSize: s.batchSize };
+  const base = { kind: s.kind, parts, ...resolved, topK: s.topK, maxNewTokens: s.maxNewTokens, batchSize: s.batchSize, ...(s.precision ? { precision: s.precision } : {}) };
   const chunks: JsonlChunk[] = chunked(files, s.chunk).map((part, index) => ({ ...base, files: part, index }));
   const id = submissionId(s.kind as JobKind, [base, out, files]);
   return addFlow(queueUrl, id, { kind: 'jsonl-final', out, parts, chunks: chunks.length }, chunks, files.length);
