@@ -119,8 +119,11 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
           // A packed B holds every panel whole: this block is rows pc.. of panel (jc + jr) / nr.
           const float* bpanel =
               b.packed ? static_cast<const float*>(b.p) + ((jc + jr) / nr * K + pc) * nr : bp + (jr / nr) * kc * nr;
+          const bool next = b.packed && jr + nr < nc;
+          const int64_t tiles = (mc + mr - 1) / mr;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+            if (next) prefetch_part(bpanel + K * nr, kc * nr * 4, ir / mr, tiles);
             float* ct = c + (ic + ir) * ldc + jc + jr;
             // Later K blocks add to what earlier ones wrote; alpha scales each
             // block's partial sum, so the total is alpha * A.B^T + beta * C.

@@ -86,8 +86,11 @@ void gemm_bf16_block(const Isa& is, int64_t K, const uint32_t* a, const uint32_t
       for (int64_t jr = n0; jr < n1; jr += nr) {
         const int nr_eff = static_cast<int>(std::min<int64_t>(nr, n1 - jr));
         const uint32_t* bpanel = packed + ((jr / nr) * K2 + pc / 2) * nr;
+        const bool next = jr + nr < n1;
+        const int64_t tiles = (mc + mr - 1) / mr;
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+          if (next) prefetch_part(bpanel + K2 * nr, kp * nr * 4, ir / mr, tiles);
           float* ct = c + (ic + ir) * ldc + jr;
           is.gemm_tile_bf16(kp, a + (ic + ir) * K2 + pc / 2, K2, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
           if (last && epi) tile_epilogue(is, ep, ct, ldc, jr, mr_eff, nr_eff);
