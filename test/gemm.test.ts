@@ -1,15 +1,12 @@
 import { Tensor, gemm, gemmSync, TinyEmoError } from '../lib';
 import type { Activation } from '../lib';
-import { forEachIsa, poisoned, relError } from './helpers/compare';
+import { forEachIsa, poisoned, randomMatrix, relError } from './helpers/compare';
 import { Rng } from './helpers/random';
 import { refGemm } from './helpers/reference';
 
 const rng = new Rng(20261128);
 
-function mat(rows: number, cols: number, scale = 1): { t: Tensor<'f32'>; v: Float32Array } {
-  const v = rng.floats(rows * cols, scale);
-  return { t: Tensor.from(v, [rows, cols]), v };
-}
+const mat = (rows: number, cols: number, scale = 1) => randomMatrix(rng, rows, cols, scale);
 
 describe('gemm against a float64 reference', () => {
   // Odd sizes cross every blocking edge: micro-tiles (6x16 / 4x8), K blocks

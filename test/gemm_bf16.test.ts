@@ -16,7 +16,7 @@ import { Tensor, TinyEmoError, backendInfo, setThreads } from '../lib';
 import { binding } from '../lib/native';
 import { PackedWeight, checkPrecision, gemm, gemmSync } from '../lib/ops/gemm';
 import { ClipVision } from '../lib/models/vision/clip_vision';
-import { forEachIsa, poisoned, relError } from './helpers/compare';
+import { forEachIsa, poisoned, randomMatrix, relError } from './helpers/compare';
 import { Rng } from './helpers/random';
 import { activate, refGemm } from './helpers/reference';
 
@@ -32,10 +32,7 @@ function toBf16(x: Float32Array): Float32Array {
   return f;
 }
 
-function mat(rows: number, cols: number): { t: Tensor<'f32'>; v: Float32Array } {
-  const v = rng.floats(rows * cols, 1);
-  return { t: Tensor.from(v, [rows, cols]), v };
-}
+const mat = (rows: number, cols: number, scale = 1) => randomMatrix(rng, rows, cols, scale);
 
 // K odd (a padded last pair) and across the 512-deep blocks, N across panel edges, M across 144-row blocks.
 const shapes: Array<[number, number, number]> = [

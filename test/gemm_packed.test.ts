@@ -11,16 +11,13 @@ import { Tensor, TinyEmoError } from '../lib';
 import { binding } from '../lib/native';
 import { PackedWeight, gemm, gemmSync } from '../lib/ops/gemm';
 import { ClipVision } from '../lib/models/vision/clip_vision';
-import { forEachIsa, poisoned, relError } from './helpers/compare';
+import { forEachIsa, poisoned, randomMatrix, relError } from './helpers/compare';
 import { Rng } from './helpers/random';
 import { activate, refGemm } from './helpers/reference';
 
 const rng = new Rng(20261203);
 
-function mat(rows: number, cols: number, scale = 1): { t: Tensor<'f32'>; v: Float32Array } {
-  const v = rng.floats(rows * cols, scale);
-  return { t: Tensor.from(v, [rows, cols]), v };
-}
+const mat = (rows: number, cols: number, scale = 1) => randomMatrix(rng, rows, cols, scale);
 
 // Odd sizes: N across panel edges (32 / 16 / 8 wide), K across 256-deep blocks, M from one row to several
 // 144-row blocks.

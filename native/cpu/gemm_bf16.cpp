@@ -138,10 +138,15 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const GemmA& a, const uint32_t* 
     gemm_bf16(M, N, K, a, repacked.data(), is.nr, c, ldc, ep);
     return;
   }
-  Buffer<uint32_t> a_pairs(static_cast<size_t>(M * ((K + 1) / 2)));
-  rows_to_pairs(is, a, M, K, a_pairs.data());
+  // Kept on the calling thread between products (a forward makes many of the same shapes): a fresh buffer of a
+  // few MB would cost its page faults on every call.
+  thread_local Buffer<uint32_t> a_pairs;
+  a_pairs.resize(static_cast<size_t>(M * ((K + 1) / 2)));
+  // A pointer, not the name, goes to the workers: in their lambdas `a_pairs` would be their own thread's buffer.
+  uint32_t* const ap = a_pairs.data();
+  rows_to_pairs(is, a, M, K, ap);
   for_grid_cells(is, M, N, K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    gemm_bf16_block(is, K, a_pairs.data(), packed, c, ldc, ep, m0, m1, n0, n1);
+    gemm_bf16_block(is, K, ap, packed, c, ldc, ep, m0, m1, n0, n1);
   });
 }
 

@@ -1,6 +1,7 @@
 /** Comparing kernel outputs with float64 references. */
 import { Tensor, setCpuIsa, backendInfo } from '../../lib';
 import type { CpuIsa } from '../../lib';
+import type { Rng } from './random';
 
 /** max |got - want| / max |want|: error relative to the output's scale. */
 export function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
@@ -74,4 +75,10 @@ export function bf16ToNumber(h: number): number {
   const buf = new DataView(new ArrayBuffer(4));
   buf.setUint32(0, h << 16);
   return buf.getFloat32(0);
+}
+
+/** A random [rows, cols] f32 matrix from `rng` (normal values times `scale`): the tensor and its values. */
+export function randomMatrix(rng: Rng, rows: number, cols: number, scale = 1): { t: Tensor<'f32'>; v: Float32Array } {
+  const v = rng.floats(rows * cols, scale);
+  return { t: Tensor.from(v, [rows, cols]), v };
 }
