@@ -1,8 +1,7 @@
 /**
- * Products in bf16 (PackedWeight.pack(w, 'bf16')): against a float64
- * reference of the operands rounded to bf16 (rounding written here from the
- * format's definition) on every instruction set, the same bits for any
- * thread count, still right when packed under another instruction set,
+ * Products in bf16 (PackedWeight.pack(w, 'bf16'); against float64 on every
+ * instruction set in test/gemm_packed.test.ts): the error against f32
+ * operands, the same bits for any thread count, still right when packed under another instruction set,
  * shapes refused by the native core; and the vision tower's `precision`
  * option: close to f32 where the CPU has AVX512_BF16, refused (naming why)
  * where it has not, and recorded by `tinyemo features`.
@@ -14,64 +13,17 @@ import * as path from 'path';
 
 import { Tensor, TinyEmoError, backendInfo, setThreads } from '../lib';
 import { binding } from '../lib/native';
-import { PackedWeight, checkPrecision, gemm, gemmSync } from '../lib/ops/gemm';
+import { PackedWeight, checkPrecision, gemmSync } from '../lib/ops/gemm';
 import { ClipVision } from '../lib/models/vision/clip_vision';
-import { forEachIsa, poisoned, randomMatrix, relError } from './helpers/compare';
+import { forEachIsa, randomMatrix, relError, toBf16 } from './helpers/compare';
 import { Rng } from './helpers/random';
-import { activate, refGemm } from './helpers/reference';
+import { refGemm } from './helpers/reference';
 
 const rng = new Rng(20261204);
 const CLIP = path.join(__dirname, 'fixtures', 'vision', 'clip');
 const hasBf16 = backendInfo().cpuFeatures.includes('avx512_bf16');
 
-/** Each value rounded to the nearest bf16, ties to even (bf16 is the top 16 bits of an f32). */
-function toBf16(x: Float32Array): Float32Array {
-  const f = Float32Array.from(x);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < u.length; ++i) u[i] = (((u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16) << 16) >>> 0;
-  return f;
-}
-
 const mat = (rows: number, cols: number, scale = 1) => randomMatrix(rng, rows, cols, scale);
-
-// K odd (a padded last pair) and across the 512-deep blocks, N across panel edges, M across 144-row blocks.
-const shapes: Array<[number, number, number]> = [
-  [1, 7, 33],
-  [5, 33, 258],
-  [49, 70, 301],
-  [300, 37, 1025],
-  [13, 3100, 9],
-];
-
-test.each(shapes)('M=%i N=%i K=%i: f32, f16 and bf16 weights against float64 on the bf16-rounded operands, every ISA', async (m, n, k) => {
-  await forEachIsa(async (isa) => {
-    const a = mat(m, k);
-    const b = mat(n, k);
-    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-      const w = dtype === 'f32' ? b.t : b.t.toSync(dtype);
-      const wv = dtype === 'f32' ? b.v : (w.toSync('f32').toArray() as Float32Array);
-      const p = PackedWeight.pack(w, 'bf16');
-      expect(p.precision).toBe('bf16');
-      expect(p.packed.shape[1]).toBe(Math.ceil(k / 2));
-      const bias = mat(1, n);
-      const c0 = mat(m, n);
-      const out = Tensor.from(c0.v, [m, n]);
-      await gemm(a.t, p, { bias: bias.t.reshape([n]), alpha: 0.5, beta: 0.25, activation: 'quick_gelu', out });
-      const ar = toBf16(a.v);
-      const br = toBf16(wv);
-      const products = refGemm({ m, n, k, a: (i, q) => ar[i * k + q], b: (j, q) => br[j * k + q] });
-      const want = products.map((s, i) => activate('quick_gelu', 0.5 * s + bias.v[i % n] + 0.25 * c0.v[i]));
-      const err = relError(out.toArray() as Float32Array, want);
-      if (!(err <= 1e-5)) throw new Error(`${isa} ${dtype}: rel error ${err}`);
-      const plain = poisoned([m, n]);
-      gemmSync(a.t, p, { out: plain });
-      const err2 = relError(plain.data, products);
-      if (!(err2 <= 1e-5)) throw new Error(`${isa} ${dtype} (no epilogue): rel error ${err2}`);
-      p.dispose();
-      if (w !== b.t) w.dispose();
-    }
-  });
-});
 
 test('the error against f32 operands is what bf16 rounding predicts, not more', () => {
   const [m, n, k] = [64, 96, 1024];

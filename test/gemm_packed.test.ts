@@ -1,6 +1,7 @@
 /**
  * Weights packed once for the CPU GEMM (PackedWeight): products against a
- * float64 reference on every instruction set, with f32 and 16-bit weights;
+ * float64 reference on every instruction set, with f32 and 16-bit weights,
+ * in f32 and in bf16 products (the operands rounded as the kernels round them);
  * the same bits as the unpacked weight where both take the blocked path;
  * still right after the instruction set changes; misuse refused; and vision
  * towers that pack their layers as they load.
@@ -9,9 +10,9 @@ import * as path from 'path';
 
 import { Tensor, TinyEmoError } from '../lib';
 import { binding } from '../lib/native';
-import { PackedWeight, gemm, gemmSync } from '../lib/ops/gemm';
+import { MatmulPrecision, PackedWeight, gemm, gemmSync } from '../lib/ops/gemm';
 import { ClipVision } from '../lib/models/vision/clip_vision';
-import { forEachIsa, poisoned, randomMatrix, relError } from './helpers/compare';
+import { forEachIsa, poisoned, randomMatrix, relError, toBf16 } from './helpers/compare';
 import { Rng } from './helpers/random';
 import { activate, refGemm } from './helpers/reference';
 
@@ -19,17 +20,24 @@ const rng = new Rng(20261203);
 
 const mat = (rows: number, cols: number, scale = 1) => randomMatrix(rng, rows, cols, scale);
 
-// Odd sizes: N across panel edges (32 / 16 / 8 wide), K across 256-deep blocks, M from one row to several
-// 144-row blocks.
-const shapes: Array<[number, number, number]> = [
-  [1, 7, 33],
-  [5, 33, 257],
-  [49, 70, 300],
-  [300, 37, 513],
-  [50, 3100, 9],
+// Odd sizes: N across panel edges (32 / 16 / 8 wide), K across the 256-deep blocks of f32 products and the
+// 512-deep ones of bf16 products (and odd: a padded last pair), M from one row to several 144-row blocks.
+const shapes: Array<[MatmulPrecision, number, number, number]> = [
+  ['f32', 1, 7, 33],
+  ['f32', 5, 33, 257],
+  ['f32', 49, 70, 300],
+  ['f32', 300, 37, 513],
+  ['f32', 50, 3100, 9],
+  ['bf16', 1, 7, 33],
+  ['bf16', 5, 33, 258],
+  ['bf16', 49, 70, 301],
+  ['bf16', 300, 37, 1025],
+  ['bf16', 13, 3100, 9],
 ];
 
-test.each(shapes)('M=%i N=%i K=%i: f32, f16 and bf16 weights, packed, against float64 on every ISA', async (m, n, k) => {
+test.each(shapes)('%s products, M=%i N=%i K=%i: f32, f16 and bf16 weights, packed, against float64 on every ISA', async (precision, m, n, k) => {
+  // The reference sees the operands as the product does: in bf16 products, both rounded to bf16.
+  const round = precision === 'bf16' ? toBf16 : (x: Float32Array) => x;
   await forEachIsa(async (isa) => {
     const a = mat(m, k);
     const b = mat(n, k);
@@ -37,21 +45,23 @@ test.each(shapes)('M=%i N=%i K=%i: f32, f16 and bf16 weights, packed, against fl
       const w = dtype === 'f32' ? b.t : b.t.toSync(dtype);
       // The reference sees the weight as the product does: rounded to its dtype.
       const wv = dtype === 'f32' ? b.v : (w.toSync('f32').toArray() as Float32Array);
-      const p = PackedWeight.pack(w);
+      const p = PackedWeight.pack(w, precision);
       expect(p.shape).toEqual([n, k]);
-      expect(p.packed.shape[1]).toBe(k);
+      expect(p.precision).toBe(precision);
+      expect(p.packed.shape[1]).toBe(precision === 'bf16' ? Math.ceil(k / 2) : k);
       const bias = mat(1, n);
       const c0 = mat(m, n);
       const out = Tensor.from(c0.v, [m, n]);
       await gemm(a.t, p, { bias: bias.t.reshape([n]), alpha: 0.5, beta: 0.25, activation: 'quick_gelu', out });
-      const products = refGemm({ m, n, k, a: (i, q) => a.v[i * k + q], b: (j, q) => wv[j * k + q] });
+      const [ar, br] = [round(a.v), round(wv)];
+      const products = refGemm({ m, n, k, a: (i, q) => ar[i * k + q], b: (j, q) => br[j * k + q] });
       const want = products.map((s, i) => activate('quick_gelu', 0.5 * s + bias.v[i % n] + 0.25 * c0.v[i]));
       const err = relError(out.toArray() as Float32Array, want);
-      if (!(err <= 1e-5)) throw new Error(`${isa} ${dtype}: rel error ${err}`);
+      if (!(err <= 1e-5)) throw new Error(`${isa} ${precision} products, ${dtype} weight: rel error ${err}`);
       const plain = poisoned([m, n]);
       gemmSync(a.t, p, { out: plain });
       const err2 = relError(plain.data, products);
-      if (!(err2 <= 1e-5)) throw new Error(`${isa} ${dtype} (no epilogue): rel error ${err2}`);
+      if (!(err2 <= 1e-5)) throw new Error(`${isa} ${precision} products, ${dtype} weight (no epilogue): rel error ${err2}`);
       p.dispose();
       if (w !== b.t) w.dispose();
     }

@@ -82,3 +82,11 @@ export function randomMatrix(rng: Rng, rows: number, cols: number, scale = 1): {
   const v = rng.floats(rows * cols, scale);
   return { t: Tensor.from(v, [rows, cols]), v };
 }
+
+/** Each value as a bf16 product sees it: rounded to the nearest bf16, ties to even (bf16 is the top 16 bits of an f32). */
+export function toBf16(x: Float32Array): Float32Array {
+  const f = Float32Array.from(x);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < u.length; ++i) u[i] = (((u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  return f;
+}
