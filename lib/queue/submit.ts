@@ -11,7 +11,7 @@ import * as path from 'path';
 import { TinyEmoError } from '../errors';
 import { listImages } from '../io/image';
 import { readFeaturesInfo } from '../data/features_info';
-import { checkFeatureTargets } from '../models/vision/feature_files';
+import { assertSameFeatures, checkFeatureTargets } from '../models/vision/feature_files';
 import { QUEUE_NAME, assertReachable, connectionOptions, queueCall } from './connection';
 import { CHUNK_OPTIONS, ChunkData, FeaturesChunk, FinalData, FlowSummary, JobKind, JsonlChunk, submissionId } from './jobs';
 
@@ -43,14 +43,7 @@ export async function submitFeatures(queueUrl: string, s: FeaturesSubmission): P
   const root = path.resolve(s.images);
   const out = path.resolve(s.out);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new TinyEmoError('NOT_FOUND', `${s.images} is not a folder`);
-  const prev = readFeaturesInfo(out);
-  if (prev && (prev.vision !== s.visionName || prev.dtype !== s.dtype || prev.precision !== s.precision)) {
-    const made = (dtype: string, precision: string | undefined) => `${dtype}${precision ? `, ${precision} products` : ''}`;
-    throw new TinyEmoError(
-      'INVALID_ARGUMENT',
-      `${s.out} holds features of ${prev.vision} (${made(prev.dtype, prev.precision)}); use another --out for ${s.visionName} (${made(s.dtype, s.precision)})`,
-    );
-  }
+  assertSameFeatures(s.out, readFeaturesInfo(out), { vision: s.visionName, dtype: s.dtype, precision: s.precision });
   const rels = listImages(root);
   checkFeatureTargets(rels);
   fs.mkdirSync(out, { recursive: true });

@@ -1,8 +1,9 @@
 // Products in bf16 against weights packed once: the towers' optional reduced
 // precision. B's panels hold bf16 pairs, A is rounded to bf16 (to nearest
-// even) as it is packed, and the products are summed in f32 by the table's
-// bf16 tile (vdpbf16ps where the CPU has AVX512_BF16). Reductions over K
-// never split across threads, so results do not depend on the thread count.
+// even) once per product into rows of pair words the tile reads in place,
+// and the products are summed in f32 by the table's bf16 tile (vdpbf16ps
+// where the CPU has AVX512_BF16). Reductions over K never split across
+// threads, so results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>

@@ -140,6 +140,17 @@ export function checkFeatureTargets(rels: readonly string[]): void {
   }
 }
 
+/** What must match for features to join a folder: the tower, the dtype, the precision, and the width when known. */
+export type FeaturesRecipe = Pick<FeaturesInfo, 'vision' | 'dtype' | 'precision'> & { dim?: number };
+
+/** Refuses adding features made `want`'s way to `out`, whose record is `prev` (none: anything may go there). */
+export function assertSameFeatures(out: string, prev: FeaturesInfo | undefined, want: FeaturesRecipe): void {
+  if (!prev) return;
+  if (prev.vision === want.vision && (want.dim === undefined || prev.dim === want.dim) && prev.dtype === want.dtype && prev.precision === want.precision) return;
+  const made = (r: FeaturesRecipe) => [r.dim, r.dtype, r.precision && `${r.precision} products`].filter((x) => x !== undefined).join(', ');
+  throw new TinyEmoError('INVALID_ARGUMENT', `${out} holds features of ${prev.vision} (${made(prev)}); use another --out for ${want.vision} (${made(want)})`);
+}
+
 /**
  * Writes `tinyemo-features.json` for a tower's features in `out` (the same bytes from every writer), refusing a
  * folder that holds another tower's or dtype's features.
@@ -150,13 +161,7 @@ export function recordFeaturesInfo(tower: VisionTower, out: string, vision: stri
   if (dim === undefined) throw new TinyEmoError('UNSUPPORTED', `${tower.dir} has no visual_projection: no image embedding to write`);
   // Only a bf16 run says so: an f32 folder's record stays what it always was.
   const info: FeaturesInfo = { vision, family: tower.family, output: 'image_embeds', dim, dtype, ...(precision === 'bf16' ? { precision } : {}) };
-  if (fs.existsSync(infoFile)) {
-    const prev = readJsonFile(infoFile) as unknown as FeaturesInfo;
-    const made = (i: FeaturesInfo) => `${i.dim}, ${i.dtype}${i.precision ? `, ${i.precision} products` : ''}`;
-    if (prev.vision !== info.vision || prev.dim !== info.dim || prev.dtype !== info.dtype || (prev.precision ?? 'f32') !== precision) {
-      throw new TinyEmoError('INVALID_ARGUMENT', `${out} holds features of ${prev.vision} (${made(prev)}); use another --out for ${info.vision} (${made(info)})`);
-    }
-  }
+  if (fs.existsSync(infoFile)) assertSameFeatures(out, readJsonFile(infoFile) as unknown as FeaturesInfo, info);
   fs.mkdirSync(out, { recursive: true });
   writeFileAtomicIfChanged(infoFile, Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
   return info;
