@@ -17,6 +17,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 
 import { backendInfo } from '../lib';
+import type { CpuCaches } from '../lib';
 import { binding } from '../lib/native';
 import { BenchCase, CASES } from './cases';
 import { BaselineInfo, CpuIdentity, checkBaseline, cpuIdentity } from './machine';
@@ -200,11 +201,12 @@ async function main(): Promise<void> {
   }
 }
 
-function machineOf(threads: number, isa: string, tinfo: BaselineInfo): Machine & { cpu_id: CpuIdentity } {
+function machineOf(threads: number, isa: string, tinfo: BaselineInfo): Machine & { cpu_id: CpuIdentity; caches: CpuCaches } {
   return {
     date: new Date().toISOString().slice(0, 10),
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cpu_id: cpuIdentity(),
+    caches: backendInfo().cpuCaches,
     cores: os.cpus().length,
     threads,
     isa,

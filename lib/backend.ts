@@ -1,6 +1,9 @@
 /** Which build of the native core is loaded, on which device, with how many threads. */
 import { callNative, invalid } from './errors';
 import { addonPath, binding } from './native';
+import type { CpuCaches } from './native';
+
+export type { CpuCaches };
 
 export type CpuIsa = 'avx512' | 'avx2' | 'generic';
 
@@ -17,6 +20,8 @@ export interface BackendInfo {
   /** The CPU kernels in use. */
   isa: CpuIsa;
   cpuFeatures: string[];
+  /** Per-core L1d and L2 sizes, from which the GEMMs choose their cache blocking. */
+  cpuCaches: CpuCaches;
   /** Threads of the native pool (TINYEMO_THREADS overrides the core count). */
   threads: number;
   cudaDevices: number;
@@ -39,6 +44,7 @@ export function backendInfo(): BackendInfo {
     device: i.cudaDevices > 0 && process.env.TINYEMO_DEVICE !== 'cpu' ? 'cuda' : 'cpu',
     isa: i.isa as CpuIsa,
     cpuFeatures: i.cpuFeatures.split(' ').filter((s) => s.length > 0),
+    cpuCaches: i.cpuCaches,
     threads: i.threads,
     cudaDevices: i.cudaDevices,
     cudaDeviceNames: i.cudaDeviceNames ?? [],

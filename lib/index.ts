@@ -6,7 +6,7 @@ export { Tensor } from './tensor';
 export type { Device } from './tensor';
 export type { Shape, FloatDType } from './tensor';
 export { backendInfo, defaultDevice, deviceBytesInUse, setThreads, setCpuIsa, setCudaTf32, hostBytesInUse } from './backend';
-export type { BackendInfo, CpuIsa } from './backend';
+export type { BackendInfo, CpuCaches, CpuIsa } from './backend';
 export type { Activation } from './ops/activation';
 export { PackedWeight, checkPrecision, gemm, gemmSync } from './ops/gemm';
 export type { GemmOptions, MatmulPrecision } from './ops/gemm';

@@ -29,11 +29,19 @@ export interface NativeTensorConstructor {
   new (dtype: number, shape: readonly number[], init: 'zeros' | 'empty' | ArrayBufferView | ArrayBuffer, device?: number): NativeTensorHandle;
 }
 
+/** Per-core cache sizes the GEMMs size their blocks from; `reported: false` when the OS did not say (defaults). */
+export interface CpuCaches {
+  l1dBytes: number;
+  l2Bytes: number;
+  reported: boolean;
+}
+
 export interface NativeInfo {
   version: string;
   abiVersion: number;
   isa: string;
   cpuFeatures: string;
+  cpuCaches: CpuCaches;
   threads: number;
   cudaDevices: number;
   /** e.g. "NVIDIA H200 (sm_90)", one per device. */

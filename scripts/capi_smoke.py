@@ -2,6 +2,7 @@
 """Smoke test of the C ABI through ctypes (no Node.js, no numpy, no torch):
 a GEMM with a fused GELU against a float64 loop, and a typed error."""
 import array
+import ctypes
 import math
 import random
 import sys
@@ -35,4 +36,10 @@ if lib.te_cuda_device_count() == 0:
     assert lib.te_cuda_tf32_allowed() == 0
     status = lib.te_cuda_gemm_variant(3)  # wgmma: needs a Hopper GPU
     assert lib.te_status_name(status) == b"DEVICE", lib.te_status_name(status)
-print(f"C ABI ok: tinyemo {lib.te_version().decode()}, {lib.te_cpu_isa().decode()} kernels, max error {worst:.1e}")
+l1d, l2 = ctypes.c_int64(0), ctypes.c_int64(0)
+reported = lib.te_cpu_cache_sizes(ctypes.byref(l1d), ctypes.byref(l2))
+assert reported in (0, 1) and l1d.value >= 16384 and l2.value >= 131072, (reported, l1d.value, l2.value)
+print(
+    f"C ABI ok: tinyemo {lib.te_version().decode()}, {lib.te_cpu_isa().decode()} kernels, max error {worst:.1e}, "
+    f"L1d {l1d.value // 1024} KB, L2 {l2.value // 1024} KB{'' if reported else ' (defaults)'}"
+)

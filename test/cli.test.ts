@@ -25,6 +25,21 @@ describe('the tinyemo command', () => {
     expect(report.backend.threads).toBeGreaterThan(0);
   });
 
+  test("doctor reports the cache sizes the GEMMs block for, as the OS's getconf gives them", () => {
+    const r = run('doctor', '--json');
+    const caches = JSON.parse(r.stdout).backend.cpuCaches;
+    const getconf = (name: string) => Number(spawnSync('getconf', [name], { encoding: 'utf8' }).stdout.trim());
+    const l1 = process.platform === 'linux' ? getconf('LEVEL1_DCACHE_SIZE') : NaN;
+    const l2 = process.platform === 'linux' ? getconf('LEVEL2_CACHE_SIZE') : NaN;
+    if (caches.reported) {
+      expect([caches.l1dBytes, caches.l2Bytes]).toEqual([l1, l2]);
+    } else {
+      // Nothing plausible reported (a VM may say 0): the documented defaults.
+      expect([caches.l1dBytes, caches.l2Bytes]).toEqual([32 * 1024, 512 * 1024]);
+    }
+    expect(run('doctor').stdout).toMatch(new RegExp(`caches +.*L1d ${caches.l1dBytes / 1024} KB, L2 ${caches.l2Bytes / 1024} KB`));
+  });
+
   test('doctor says whether bf16 products run here, and with --vision what they do to that tower', () => {
     const r = run('doctor', '--json', '--vision', path.join(__dirname, 'fixtures', 'vision', 'clip'));
     expect(r.status).toBe(0);

@@ -20,18 +20,19 @@ const rng = new Rng(20261203);
 
 const mat = (rows: number, cols: number, scale = 1) => randomMatrix(rng, rows, cols, scale);
 
-// Odd sizes: N across panel edges (32 / 16 / 8 wide), K across the 256-deep blocks of f32 products and the
-// 512-deep ones of bf16 products (and odd: a padded last pair), M from one row to several 144-row blocks.
+// Odd sizes: N across panel edges (32 / 16 / 8 wide), K across the blocks of f32 products (256 deep on a 48 KB L1,
+// 160 on 32 KB) and of bf16 products (twice that: a block is pair steps; odd K pads a last pair), M from one row to
+// several row blocks (300 rows of A on a 1 MB L2, 144 on 512 KB: gemm_blocking.cpp).
 const shapes: Array<[MatmulPrecision, number, number, number]> = [
   ['f32', 1, 7, 33],
   ['f32', 5, 33, 257],
   ['f32', 49, 70, 300],
-  ['f32', 300, 37, 513],
+  ['f32', 700, 37, 513],
   ['f32', 50, 3100, 9],
   ['bf16', 1, 7, 33],
   ['bf16', 5, 33, 258],
   ['bf16', 49, 70, 301],
-  ['bf16', 300, 37, 1025],
+  ['bf16', 700, 37, 1025],
   ['bf16', 13, 3100, 9],
 ];
 

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import * as os from 'os';
 
-import { backendInfo, BackendInfo } from '../backend';
+import { backendInfo, BackendInfo, CpuCaches } from '../backend';
 import { TinyEmoError } from '../errors';
 import { resolveModel } from '../hub/client';
 import { PrecisionCheck, checkBf16Embeddings } from '../models/vision/precision_check';
@@ -77,6 +77,11 @@ function formatBf16(b: DoctorReport['bf16']): string {
   );
 }
 
+function formatCaches(c: CpuCaches): string {
+  const sizes = `L1d ${c.l1dBytes / 1024} KB, L2 ${c.l2Bytes / 1024} KB per core`;
+  return c.reported ? `${sizes} (the GEMMs' cache blocks are sized from these)` : `not reported by the OS: ${sizes} assumed`;
+}
+
 export function formatDoctor(r: DoctorReport): string {
   const b = r.backend;
   return [
@@ -86,6 +91,7 @@ export function formatDoctor(r: DoctorReport): string {
     `device    ${b.device}${b.cudaDevices ? ` (${b.cudaDeviceNames.join(', ')}; f32 GEMMs ${b.cudaTf32 ? 'TF32' : 'exact f32'})` : ''}`,
     `cpu       ${r.cpu.model}, ${r.cpu.cores} cores`,
     `features  ${b.cpuFeatures.join(' ') || '(none detected)'}`,
+    `caches    ${formatCaches(b.cpuCaches)}`,
     `kernels   ${b.isa}`,
     `threads   ${b.threads}${process.env.TINYEMO_THREADS ? ' (TINYEMO_THREADS)' : ''}`,
     `check     ${r.selfCheck.ok ? 'ok' : 'FAILED'}: ${r.selfCheck.detail}`,

@@ -15,6 +15,13 @@ Napi::Value info_fn(const Napi::CallbackInfo& info) {
   o.Set("abiVersion", te_abi_version());
   o.Set("isa", te_cpu_isa());
   o.Set("cpuFeatures", te_cpu_features());
+  int64_t l1d = 0, l2 = 0;
+  const bool reported = te_cpu_cache_sizes(&l1d, &l2) != 0;
+  Napi::Object caches = Napi::Object::New(env);
+  caches.Set("l1dBytes", static_cast<double>(l1d));
+  caches.Set("l2Bytes", static_cast<double>(l2));
+  caches.Set("reported", reported);
+  o.Set("cpuCaches", caches);
   o.Set("threads", te_num_threads());
   const int32_t devices = te_cuda_device_count();
   o.Set("cudaDevices", devices);

@@ -7,6 +7,7 @@
 #include "../core/threadpool.h"
 #include "dropout.h"
 #include "gemm_bf16.h"
+#include "gemm_blocking.h"
 #include "gemm_grid.h"
 #include "isa.h"
 #include "tinyemo.h"
@@ -15,9 +16,9 @@ namespace te::cpu {
 
 namespace {
 
-// Cache blocking. KC x NR panels of B stay in L1, MC x KC blocks of A in L2,
-// KC x NC blocks of B in L3.
-constexpr int64_t kKC = 256, kMC = 144, kNC = 3072;
+// KC x NR panels of B stay in L1 and MC x KC blocks of A in L2 (sized from the
+// CPU's caches: gemm_blocking.h); KC x NC blocks of B in L3.
+constexpr int64_t kNC = 3072;
 
 // Packs B(n0:n0+nc, pc:pc+kc) into nr-wide, k-major panels.
 void pack_b(const Isa& is, const GemmB& b, int64_t n0, int64_t nc, int64_t pc, int64_t kc, float* out) {
@@ -94,9 +95,10 @@ thread_local Buffer<float> tl_apack, tl_bpack, tl_rows;
 void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc, const GemmEpilogue& ep,
                 const GemmPrologue* pro, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int mr = is.mr, nr = is.nr;
-  const int64_t mc_max = std::min<int64_t>(kMC, (m1 - m0 + mr - 1) / mr * mr);
+  const GemmBlocking bl = gemm_blocking(mr, nr, 4);
+  const int64_t mc_max = std::min<int64_t>(bl.mc, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = std::min<int64_t>(kNC, (n1 - n0 + nr - 1) / nr * nr);
-  const int64_t kc_max = std::min<int64_t>(kKC, K);
+  const int64_t kc_max = std::min<int64_t>(bl.kc, K);
   tl_apack.resize(mc_max * kc_max);
   if (!b.packed) tl_bpack.resize(nc_max * kc_max);
   if (pro) tl_rows.resize(mr * kc_max);
@@ -106,13 +108,13 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
 
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = std::min<int64_t>(kNC, n1 - jc);
-    for (int64_t pc = 0; pc < K; pc += kKC) {
-      const int64_t kc = std::min<int64_t>(kKC, K - pc);
+    for (int64_t pc = 0; pc < K; pc += bl.kc) {
+      const int64_t kc = std::min<int64_t>(bl.kc, K - pc);
       const bool first = pc == 0, last = pc + kc == K;
       const float beta = first ? ep.beta : 1.0f;
       if (!b.packed) pack_b(is, b, jc, nc, pc, kc, bp);
-      for (int64_t ic = m0; ic < m1; ic += kMC) {
-        const int64_t mc = std::min<int64_t>(kMC, m1 - ic);
+      for (int64_t ic = m0; ic < m1; ic += bl.mc) {
+        const int64_t mc = std::min<int64_t>(bl.mc, m1 - ic);
         pack_a(is, a, pro, K, ic, mc, pc, kc, pro ? tl_rows.data() : nullptr, ap);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int nr_eff = static_cast<int>(std::min<int64_t>(nr, nc - jr));
@@ -125,6 +127,7 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
             const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
             if (next) prefetch_part(bpanel + K * nr, kc * nr * 4, ir / mr, tiles);
             float* ct = c + (ic + ir) * ldc + jc + jr;
+            prefetch_tile(ct, ldc, mr_eff, nr_eff);
             // Later K blocks add to what earlier ones wrote; alpha scales each
             // block's partial sum, so the total is alpha * A.B^T + beta * C.
             is.gemm_tile(kc, ap + (ir / mr) * kc * mr, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);

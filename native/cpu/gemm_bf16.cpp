@@ -5,6 +5,7 @@
 
 #include "../core/buffer.h"
 #include "../core/threadpool.h"
+#include "gemm_blocking.h"
 #include "gemm_grid.h"
 #include "isa.h"
 #include "tinyemo.h"
@@ -12,10 +13,6 @@
 namespace te::cpu {
 
 namespace {
-
-// Cache blocking, in k values: a 256-pair block of a B panel (32 KB) stays in
-// L1 while the tiles of an MC x KC block of A (144 KB in bf16) pass by from L2.
-constexpr int64_t kKC = 512, kMC = 144;
 
 // One row of n values rounded to bf16 into `pairs` (n rounded up to even, the
 // pad zero), ready to be read as 32-bit words.
@@ -53,8 +50,10 @@ void pack_b_panel(const Isa& is, const void* x, int32_t dtype, int64_t ld, int64
   }
 }
 
-// A [M, K] (f32, row-major or transposed) as rows of ceil(K / 2) bf16-pair words, converted once over the threads.
-void rows_to_pairs(const Isa& is, const GemmA& a, int64_t M, int64_t K, uint32_t* out) {
+// A [M, K] (f32, row-major or transposed) as bf16-pair words, converted once over the threads, in blocks of `kcp`
+// pair steps: block b holds every row's steps b*kcp.. side by side, so the rows a tile reads are contiguous. Rows
+// ceil(K / 2) words apart would fall on few L2 sets for a large K (8 KB apart at K = 4096) and evict each other.
+void rows_to_pairs(const Isa& is, const GemmA& a, int64_t M, int64_t K, int64_t kcp, uint32_t* out) {
   const int64_t K2 = (K + 1) / 2;
   parallel_for((M + 15) / 16, pool_threads(), [&](int64_t t, int) {
     Buffer<float> column(a.trans ? static_cast<size_t>(K) : 0);
@@ -66,33 +65,40 @@ void rows_to_pairs(const Isa& is, const GemmA& a, int64_t M, int64_t K, uint32_t
         row = column.data();
       }
       row_to_pairs(is, row, TE_F32, K, nullptr, pairs.data());
-      std::memcpy(out + m * K2, pairs.data(), static_cast<size_t>(K2) * 4);
+      for (int64_t p0 = 0; p0 < K2; p0 += kcp) {
+        const int64_t w = std::min(kcp, K2 - p0);
+        std::memcpy(out + p0 * M + m * w, pairs.data() + 2 * p0, static_cast<size_t>(w) * 4);
+      }
     }
   });
 }
 
-// One task: C(m0:m1, n0:n1), serially; n0 on a panel boundary. A is in pair words, K2 per row.
-void gemm_bf16_block(const Isa& is, int64_t K, const uint32_t* a, const uint32_t* packed, float* c, int64_t ldc,
-                     const GemmEpilogue& ep, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+// One task: C(m0:m1, n0:n1), serially; n0 on a panel boundary. A in pair words, blocked by rows_to_pairs.
+void gemm_bf16_block(const Isa& is, const GemmBlocking& bl, int64_t M, int64_t K, const uint32_t* a,
+                     const uint32_t* packed, float* c, int64_t ldc, const GemmEpilogue& ep, int64_t m0, int64_t m1,
+                     int64_t n0, int64_t n1) {
   const int mr = is.mr, nr = is.nr;
   const int64_t K2 = (K + 1) / 2;
   const bool epi = has_epilogue(ep);
-  for (int64_t pc = 0; pc < K; pc += kKC) {
-    const int64_t kc = std::min<int64_t>(kKC, K - pc), kp = (kc + 1) / 2;
-    const bool last = pc + kc == K;
-    const float beta = pc == 0 ? ep.beta : 1.0f;
-    for (int64_t ic = m0; ic < m1; ic += kMC) {
-      const int64_t mc = std::min<int64_t>(kMC, m1 - ic);
+  // Blocks of B panels' pair words in L1, of A's rows in L2, as the f32 blocking with pairs for k steps.
+  for (int64_t p0 = 0; p0 < K2; p0 += bl.kc) {
+    const int64_t kp = std::min(bl.kc, K2 - p0);
+    const bool last = p0 + kp == K2;
+    const float beta = p0 == 0 ? ep.beta : 1.0f;
+    const uint32_t* ablock = a + p0 * M;
+    for (int64_t ic = m0; ic < m1; ic += bl.mc) {
+      const int64_t mc = std::min<int64_t>(bl.mc, m1 - ic);
       for (int64_t jr = n0; jr < n1; jr += nr) {
         const int nr_eff = static_cast<int>(std::min<int64_t>(nr, n1 - jr));
-        const uint32_t* bpanel = packed + ((jr / nr) * K2 + pc / 2) * nr;
+        const uint32_t* bpanel = packed + ((jr / nr) * K2 + p0) * nr;
         const bool next = jr + nr < n1;
         const int64_t tiles = (mc + mr - 1) / mr;
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           if (next) prefetch_part(bpanel + K2 * nr, kp * nr * 4, ir / mr, tiles);
           float* ct = c + (ic + ir) * ldc + jr;
-          is.gemm_tile_bf16(kp, a + (ic + ir) * K2 + pc / 2, K2, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
+          prefetch_tile(ct, ldc, mr_eff, nr_eff);
+          is.gemm_tile_bf16(kp, ablock + (ic + ir) * kp, kp, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
           if (last && epi) tile_epilogue(is, ep, ct, ldc, jr, mr_eff, nr_eff);
         }
       }
@@ -144,9 +150,10 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const GemmA& a, const uint32_t* 
   a_pairs.resize(static_cast<size_t>(M * ((K + 1) / 2)));
   // A pointer, not the name, goes to the workers: in their lambdas `a_pairs` would be their own thread's buffer.
   uint32_t* const ap = a_pairs.data();
-  rows_to_pairs(is, a, M, K, ap);
+  const GemmBlocking bl = gemm_blocking(is.mr, is.nr, 4);
+  rows_to_pairs(is, a, M, K, bl.kc, ap);
   for_grid_cells(is, M, N, K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    gemm_bf16_block(is, K, ap, packed, c, ldc, ep, m0, m1, n0, n1);
+    gemm_bf16_block(is, bl, M, K, ap, packed, c, ldc, ep, m0, m1, n0, n1);
   });
 }
 

@@ -63,6 +63,20 @@ inline void prefetch_part(const void* p, int64_t bytes, int64_t part, int64_t pa
 #endif
 }
 
+// A tile's rows of C, asked for before its k loop runs: rows of a large C are
+// far apart (no stream a hardware prefetcher follows), and when C outgrows the
+// caches a tile would wait on DRAM for every row it reads and writes.
+inline void prefetch_tile(const float* c, int64_t ldc, int rows, int cols) {
+#if defined(__GNUC__) || defined(__clang__)
+  for (int i = 0; i < rows; ++i) {
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + cols - 1, 1, 3);
+  }
+#else
+  (void)c, (void)ldc, (void)rows, (void)cols;
+#endif
+}
+
 inline bool has_epilogue(const GemmEpilogue& ep) { return ep.col_scale || ep.col_shift || ep.act != kActNone; }
 
 // The epilogue's column scale, shift and activation on a finished tile at

@@ -96,6 +96,10 @@ TE_API const char* te_cpu_isa(void);
 TE_API te_status te_set_cpu_isa(const char* name);
 /* Space-separated feature flags this CPU reports, e.g. "sse2 avx avx2 fma f16c". */
 TE_API const char* te_cpu_features(void);
+/* Per-core L1 data and L2 cache sizes in bytes, from which the GEMMs size
+ * their blocks. Returns 1 when the OS reported them, 0 when these are the
+ * defaults used in their place (32 KB and 512 KB). Either pointer may be null. */
+TE_API int32_t te_cpu_cache_sizes(int64_t* l1d, int64_t* l2);
 /* Number of CUDA devices this build can use (0 in a CPU-only build, and
  * where no driver or device answers). */
 TE_API int32_t te_cuda_device_count(void);
