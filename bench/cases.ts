@@ -18,6 +18,7 @@ import {
 } from '../lib';
 import type { ProjectionWeights } from '../lib';
 import { decodeCase, prefillCase } from './decode_case';
+import { bf16Unavailable } from './precision';
 import { trainRunCase } from './train_case';
 import { featuresCase, imageLabelCase, vitCase } from './vit_case';
 
@@ -36,8 +37,8 @@ export interface BenchCase {
   slow?: boolean;
   /** Seconds per call: time one call per batch at least (default three). */
   heavy?: boolean;
-  /** A CPU feature (backendInfo().cpuFeatures) without which the case is left out, saying so. */
-  requires?: string;
+  /** Why the case cannot run on this machine (left out, saying so), or undefined when it can. */
+  unavailable?: () => string | undefined;
   setup(): Instance | Promise<Instance>;
 }
 
@@ -113,7 +114,7 @@ function gemmBf16Case(M: number, N: number, K: number): BenchCase {
     kind: 'gemm',
     params: { M, N, K, bf16: true },
     flops: 2 * M * N * K,
-    requires: 'avx512_bf16',
+    unavailable: bf16Unavailable,
     setup() {
       const a = tensor([M, K]);
       const w = tensor([N, K]);

@@ -171,10 +171,10 @@ async function main(): Promise<void> {
     };
     // --quick leaves out the cases marked slow, unless --filter names cases explicitly.
     const cases = CASES.filter((c) => (opts.filter ? c.name.includes(opts.filter) : !(opts.quick && c.slow)));
-    const features = info.cpuFeatures;
     for (const c of cases) {
-      if (c.requires && !features.includes(c.requires)) {
-        log(`${c.name}: left out (this CPU has no ${c.requires})`);
+      const why = c.unavailable?.();
+      if (why) {
+        log(`${c.name}: left out (${why})`);
         continue;
       }
       log(`${c.name}...`);

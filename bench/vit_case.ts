@@ -16,6 +16,7 @@ import sharp from 'sharp';
 import { ENCODE_BATCH_SIZE, encodeImages, loadVisionTower } from '../lib/models/vision/tower';
 import type { MatmulPrecision } from '../lib/ops/gemm';
 import type { BenchCase, Params } from './cases';
+import { bf16Unavailable } from './precision';
 
 const L14 = { hidden: 1024, mlp: 4096, heads: 16, layers: 24, image: 224, patch: 14, proj: 768 };
 
@@ -104,8 +105,8 @@ export function release(): void {
  * The bf16 variants (`--precision bf16`: the encoder's products in bf16) run only where the CPU has AVX512_BF16,
  * against PyTorch's network in bf16 (oneDNN's bf16 kernels), its fastest on such a CPU.
  */
-function precisionOf(precision: MatmulPrecision): { suffix: string; params: Params; requires?: string } {
-  return precision === 'bf16' ? { suffix: '_bf16', params: { bf16: true }, requires: 'avx512_bf16' } : { suffix: '', params: {} };
+function precisionOf(precision: MatmulPrecision): { suffix: string; params: Params; unavailable?: () => string | undefined } {
+  return precision === 'bf16' ? { suffix: '_bf16', params: { bf16: true }, unavailable: bf16Unavailable } : { suffix: '', params: {} };
 }
 
 export function vitCase(B: number, slow = false, precision: MatmulPrecision = 'f32'): BenchCase {
@@ -121,7 +122,7 @@ export function vitCase(B: number, slow = false, precision: MatmulPrecision = 'f
     flops,
     slow,
     heavy: true,
-    requires: v.requires,
+    unavailable: v.unavailable,
     setup() {
       const model = ClipVision.load(vitFolder(), { precision });
       const pixels = Tensor.from(rand(B * 3 * image * image, 1.5, 99), [B, 3, image, image]);
@@ -157,7 +158,7 @@ export function imageLabelCase(precision: MatmulPrecision = 'f32'): BenchCase {
     params: { B: 1, ...L14, ...v.params },
     flops,
     heavy: true,
-    requires: v.requires,
+    unavailable: v.unavailable,
     setup() {
       const model = ClipVision.load(vitFolder(), { precision });
       const projector = Projector.init(768, 1280, 1280, 3);
