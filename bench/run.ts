@@ -17,7 +17,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 
 import { backendInfo } from '../lib';
-import type { CpuCaches } from '../lib';
+import type { BackendInfo, CpuCaches } from '../lib';
 import { binding } from '../lib/native';
 import { BenchCase, CASES } from './cases';
 import { BaselineInfo, CpuIdentity, checkBaseline, cpuIdentity } from './machine';
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
       }
     }
     report = {
-      machine: machineOf(threads, info.isa, baselines[0]),
+      machine: machineOf(info, baselines[0]),
       baselines,
       ...(verdict.ok ? {} : { baseline_accepted_despite: verdict.problems }),
       cases: [],
@@ -201,15 +201,15 @@ async function main(): Promise<void> {
   }
 }
 
-function machineOf(threads: number, isa: string, tinfo: BaselineInfo): Machine & { cpu_id: CpuIdentity; caches: CpuCaches } {
+function machineOf(info: BackendInfo, tinfo: BaselineInfo): Machine & { cpu_id: CpuIdentity; caches: CpuCaches } {
   return {
     date: new Date().toISOString().slice(0, 10),
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cpu_id: cpuIdentity(),
-    caches: backendInfo().cpuCaches,
+    caches: info.cpuCaches,
     cores: os.cpus().length,
-    threads,
-    isa,
+    threads: info.threads,
+    isa: info.isa,
     isa_forced: process.env.TINYEMO_ISA ?? null,
     peak_gflops: 0,
     read_gbs: 0,

@@ -12,6 +12,10 @@
 #define TE_X86_MSVC 1
 #endif
 
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
 namespace te {
 
 namespace {
@@ -81,7 +85,23 @@ CpuFeatures detect() {
   return f;
 }
 
+// Conservative guesses (Skylake-X's L1, Zen 3's L2) where the OS does not say.
+CpuCaches ask_caches() {
+  CpuCaches s{32 * 1024, 512 * 1024, false};
+#if defined(__linux__) && defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+  const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  // A VM may report nothing, or nonsense: keep what is plausible for one core.
+  if (l1 >= 16 * 1024 && l1 <= 256 * 1024 && l2 >= 128 * 1024 && l2 <= 8 * 1024 * 1024) s = {l1, l2, true};
+#endif
+  return s;
+}
+
 }  // namespace
+
+const CpuCaches& cpu_caches() {
+  static const CpuCaches s = ask_caches();
+  return s;
+}
 
 const CpuFeatures& cpu_features() {
   static const CpuFeatures f = detect();

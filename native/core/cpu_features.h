@@ -1,6 +1,8 @@
-// What the CPU can run, asked once (cpuid + the OS's saved vector state).
+// What the CPU can run, asked once (cpuid + the OS's saved vector state),
+// and its cache sizes (the OS's report).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace te {
@@ -13,6 +15,14 @@ struct CpuFeatures {
 };
 
 const CpuFeatures& cpu_features();
+
+// Per-core cache sizes in bytes, which the GEMMs size their blocks from.
+struct CpuCaches {
+  int64_t l1d, l2;
+  bool reported;  // false: the OS said nothing plausible, and these are defaults (32 KB, 512 KB)
+};
+
+const CpuCaches& cpu_caches();
 std::string cpu_features_string();
 
 }  // namespace te

@@ -95,7 +95,7 @@ thread_local Buffer<float> tl_apack, tl_bpack, tl_rows;
 void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float* c, int64_t ldc, const GemmEpilogue& ep,
                 const GemmPrologue* pro, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int mr = is.mr, nr = is.nr;
-  const GemmBlocking bl = gemm_blocking(mr, nr, 4);
+  const GemmBlocking bl = gemm_blocking(mr, nr);
   const int64_t mc_max = std::min<int64_t>(bl.mc, (m1 - m0 + mr - 1) / mr * mr);
   const int64_t nc_max = std::min<int64_t>(kNC, (n1 - n0 + nr - 1) / nr * nr);
   const int64_t kc_max = std::min<int64_t>(bl.kc, K);

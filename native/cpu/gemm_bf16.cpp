@@ -150,7 +150,7 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const GemmA& a, const uint32_t* 
   a_pairs.resize(static_cast<size_t>(M * ((K + 1) / 2)));
   // A pointer, not the name, goes to the workers: in their lambdas `a_pairs` would be their own thread's buffer.
   uint32_t* const ap = a_pairs.data();
-  const GemmBlocking bl = gemm_blocking(is.mr, is.nr, 4);
+  const GemmBlocking bl = gemm_blocking(is.mr, is.nr);
   rows_to_pairs(is, a, M, K, bl.kc, ap);
   for_grid_cells(is, M, N, K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     gemm_bf16_block(is, bl, M, K, ap, packed, c, ldc, ep, m0, m1, n0, n1);

@@ -71,6 +71,13 @@ extern "C" TE_API const char* te_cpu_features(void) {
   return s.c_str();
 }
 
+extern "C" TE_API int32_t te_cpu_cache_sizes(int64_t* l1d, int64_t* l2) {
+  const te::CpuCaches& s = te::cpu_caches();
+  if (l1d) *l1d = s.l1d;
+  if (l2) *l2 = s.l2;
+  return s.reported ? 1 : 0;
+}
+
 extern "C" TE_API size_t te_dtype_size(int32_t dtype) { return te::dtype_size(dtype); }
 
 extern "C" TE_API int32_t te_num_threads(void) { return te::pool_threads(); }
