@@ -37,6 +37,28 @@ describe('Tensor', () => {
     expect(() => t.narrow(2, 3, 2)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
+  test("a tensor's geometry is the addon's: views and new tensors are not read back, so check they agree", () => {
+    const agree = (x: Tensor) => {
+      expect(x.shape).toEqual(x.handle.shape);
+      expect(x.strides).toEqual(x.handle.strides);
+      expect(x.dtype).toBe(Tensor.fromHandle(x.handle).dtype);
+      expect(Object.isFrozen(x.shape) && Object.isFrozen(x.strides)).toBe(true);
+    };
+    const t = Tensor.empty([3, 1, 5, 7], 'f16');
+    agree(t);
+    const chain = [t.narrow(2, 1, 3), t.select(1, 0), t.transpose(0, 3), t.reshape([15, -1]), t.narrow(0, 2, 1).select(0, 0).transpose(1, 2)];
+    chain.forEach(agree);
+    expect(chain[0].handle.offset).toBe(7);
+    expect(chain[4].handle.offset).toBe(2 * 35);
+    // A view of a view writes where the addon says it does.
+    const u = Tensor.zeros([4, 6]);
+    const v = u.narrow(0, 1, 2).narrow(1, 3, 2);
+    agree(v);
+    binding().copy(Tensor.from([1, 2, 3, 4], [2, 2]).handle, v.handle, false);
+    expect(Array.from(u.toArray()).filter((x) => x !== 0)).toEqual([1, 2, 3, 4]);
+    expect(Array.from(u.toArray()).indexOf(1)).toBe(9);
+  });
+
   test('every dtype round-trips through its storage array', () => {
     expect(Array.from(Tensor.fromArray('i32', Int32Array.from([1, -2]), [2]).data)).toEqual([1, -2]);
     expect(Array.from(Tensor.fromArray('i64', BigInt64Array.from([1n, -(2n ** 60n)]), [2]).data)).toEqual([1n, -(2n ** 60n)]);

@@ -1,5 +1,6 @@
 #include "native_tensor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -165,14 +166,15 @@ int32_t parse_device(Napi::Env env, Napi::Value v) {
 
 }  // namespace
 
-// Two jobs: NativeTensor(External parent, shape, strides, offset) is a view of the parent's storage;
+// Two jobs: NativeTensor(External parent) is a view of the parent's storage, whose shape, strides and
+// offset asStrided then sets (JS cannot make an External, so only asStrided makes views);
 // NativeTensor(dtype, shape, init[, device]) allocates.
 NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {
   Napi::Env env = info.Env();
   guarded(env, [&] {
     if (napi_type_tag_object(env, info.This(), &kTensorTag) != napi_ok)
       throw_error(env, "INTERNAL", "could not tag the tensor object");
-    if (info.Length() == 4 && info[0].IsExternal()) return init_view(info);
+    if (info.Length() == 1 && info[0].IsExternal()) return init_view(info);
     if (info.Length() != 3 && info.Length() != 4)
       throw_error(env, "INVALID_ARGUMENT", "NativeTensor(dtype, shape, init[, device])");
     init_allocated(info);
@@ -184,9 +186,6 @@ void NativeTensor::init_view(const Napi::CallbackInfo& info) {
   storage_ = parent->storage_;
   dtype_ = parent->dtype_;
   device_ = parent->device_;
-  ndim_ = parse_dims(info.Env(), info[1], shape_, "shape");
-  parse_dims(info.Env(), info[2], strides_, "strides");
-  offset_ = static_cast<int64_t>(info[3].As<Napi::Number>().DoubleValue());
 }
 
 void NativeTensor::init_allocated(const Napi::CallbackInfo& info) {
@@ -315,9 +314,15 @@ Napi::Value NativeTensor::as_strided(const Napi::CallbackInfo& info) {
       throw_error(env, "INVALID_ARGUMENT",
                   "view reaches element " + std::to_string(last) + " of a storage of " + std::to_string(capacity));
     if (empty && off > capacity) throw_error(env, "INVALID_ARGUMENT", "offset past the end of the storage");
-    Napi::Array js_shape = to_array(env, shape, nd), js_strides = to_array(env, strides, nd);
-    return g_ctor->New({Napi::External<NativeTensor>::New(env, this), js_shape, js_strides,
-                        Napi::Number::New(env, static_cast<double>(off))});
+    // The view's geometry is set here, not passed through JS arrays to its constructor: a decode step makes
+    // hundreds of views, and the round trip was half of each one's cost.
+    Napi::Object obj = g_ctor->New({Napi::External<NativeTensor>::New(env, this)});
+    NativeTensor* view = Napi::ObjectWrap<NativeTensor>::Unwrap(obj);
+    view->ndim_ = nd;
+    std::copy(shape, shape + nd, view->shape_);
+    std::copy(strides, strides + nd, view->strides_);
+    view->offset_ = off;
+    return obj;
   });
 }
 
