@@ -49,6 +49,23 @@ describe.each(['llama', 'qwen2', 'openelm', 'phi'])('%s', (name) => {
     m.dispose();
   });
 
+  test('two one-token streams interleaved on one model (as a server runs them) each get the reference logits', async () => {
+    // One-token steps share the model's workspace; a step that starts while another is between its ops must
+    // not write into it.
+    const m = DecoderLM.load(path.join(FIX, name));
+    const prompt = Array.from(npy(`${name}.prompt`));
+    const want = npy(`${name}.logits`);
+    const V = m.config.vocab;
+    const caches = [m.newCache(32), m.newCache(32)];
+    for (let i = 0; i < prompt.length; ++i) {
+      const [a, b] = await Promise.all(caches.map((c) => m.forward([prompt[i]], c)));
+      expect(relError(a, want.subarray(i * V, (i + 1) * V))).toBeLessThan(1e-4);
+      expect(Array.from(b)).toEqual(Array.from(a));
+    }
+    caches.forEach((c) => c.dispose());
+    m.dispose();
+  });
+
   test('greedy continuation equals the reference wherever its top two logits differ by more than 1e-3', async () => {
     const m = DecoderLM.load(path.join(FIX, name));
     const prompt = Array.from(npy(`${name}.prompt`));

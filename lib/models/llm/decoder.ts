@@ -81,17 +81,23 @@ export class KvCache {
 type Ops = typeof ASYNC_OPS | typeof SYNC_OPS;
 
 /**
- * Buffers for one forward pass of T positions, reused by every layer: each
+ * Buffers for forward passes of T positions, reused by every layer: each
  * holds T rows of the widest layer's width, and a layer takes the first
- * T × its width values as a contiguous [T, width] view.
+ * T × its width values as a contiguous [T, width] view. The views are made
+ * once and kept: a decode step would otherwise make some twenty a layer, at
+ * a few microseconds each. One-token steps reuse one workspace per model.
  */
 class Workspace {
   private readonly held = new Scope();
+  private readonly views = new Map<string, Tensor<'f32'>>();
   readonly norm: Tensor<'f32'>;
   private readonly qkv: Tensor<'f32'>;
   private readonly attn: Tensor<'f32'>;
   private readonly gateUp: Tensor<'f32'>;
   private readonly mlp: Tensor<'f32'>;
+  /** Contiguous copies of one layer's q and k, normalised per head in place (OpenELM). */
+  private readonly q: Tensor<'f32'>;
+  private readonly k: Tensor<'f32'>;
 
   constructor(
     private readonly T: number,
@@ -106,12 +112,42 @@ class Workspace {
     // Phi's fc1 output is the MLP's whole width; the others' [gate; up] is twice it.
     this.gateUp = flat(widest((l) => (c.family === 'phi' ? 1 : 2) * c.layerIntermediate[l]));
     this.mlp = flat(widest((l) => c.layerIntermediate[l]));
+    this.q = flat(c.qkNorm ? widest((l) => c.layerHeads[l] * c.headDim) : 1);
+    this.k = flat(c.qkNorm ? widest((l) => c.layerKvHeads[l] * c.headDim) : 1);
   }
 
-  /** [T, width] over the first T·width values of a buffer (a view, owned by `scope`). */
-  rows(scope: Scope, which: 'qkv' | 'attn' | 'gateUp' | 'mlp', width: number): Tensor<'f32'> {
-    const view = scope.use(this[which].narrow(0, 0, this.T * width));
-    return scope.use(view.reshape([this.T, width]));
+  /** A view made once, the first time `key` is asked for. */
+  private kept(key: string, make: () => Tensor<'f32'>): Tensor<'f32'> {
+    let v = this.views.get(key);
+    if (!v) {
+      v = this.held.use(make());
+      this.views.set(key, v);
+    }
+    return v;
+  }
+
+  /** [T, width] over the first T·width values of a buffer. */
+  rows(which: 'qkv' | 'attn' | 'gateUp' | 'mlp' | 'q' | 'k', width: number): Tensor<'f32'> {
+    return this.kept(`${which}:${width}`, () => {
+      using flat = this[which].narrow(0, 0, this.T * width);
+      return flat.reshape([this.T, width]);
+    });
+  }
+
+  /** [1, T, heads, D] over a [T, heads·D] view. */
+  heads(which: 'qkv' | 'attn' | 'q' | 'k', heads: number, D: number): Tensor<'f32'> {
+    return this.kept(`${which}:${heads}x${D}`, () => this.rows(which, heads * D).reshape([1, this.T, heads, D]));
+  }
+
+  /** The two [T, width] halves of a [T, 2·width] view ([gate; up]). */
+  halves(which: 'gateUp', width: number): [Tensor<'f32'>, Tensor<'f32'>] {
+    const both = this.rows(which, 2 * width);
+    return [this.kept(`${which}:${width}:0`, () => both.narrow(1, 0, width)), this.kept(`${which}:${width}:1`, () => both.narrow(1, width, width))];
+  }
+
+  /** Heads [from, from + n) of a [1, T, heads, D] view. */
+  headRange(which: 'qkv', heads: number, D: number, from: number, n: number): Tensor<'f32'> {
+    return this.kept(`${which}:${heads}x${D}:${from}+${n}`, () => this.heads(which, heads, D).narrow(2, from, n));
   }
 
   dispose(): void {
@@ -131,6 +167,8 @@ interface Step {
 export class DecoderLM {
   private disposed = false;
   readonly config: DecoderConfig;
+  private stepWorkspace: Workspace | undefined;
+  private stepWorkspaceBusy = false;
 
   private constructor(
     private readonly w: DecoderWeights,
@@ -196,13 +234,31 @@ export class DecoderLM {
     // The residual stream: a copy of x on the weights' device.
     const xd = x.toDevice(this.device);
     const h = scope.use(xd !== x ? xd : await ops.to(x));
-    const step: Step = { T, P: cache.length, cache, ws: scope.use(new Workspace(T, this.config, this.device)), ops };
-    for (let l = 0; l < this.config.layers; ++l) {
-      if (this.config.family === 'phi') await this.parallelBlock(h, l, step);
-      else await this.sequentialBlock(h, l, step);
+    const ws = this.takeWorkspace(T, scope);
+    try {
+      const step: Step = { T, P: cache.length, cache, ws, ops };
+      for (let l = 0; l < this.config.layers; ++l) {
+        if (this.config.family === 'phi') await this.parallelBlock(h, l, step);
+        else await this.sequentialBlock(h, l, step);
+      }
+      cache.length = step.P + T;
+      return await this.logits(h, step, opts.allLogits === true);
+    } finally {
+      if (ws === this.stepWorkspace) this.stepWorkspaceBusy = false;
     }
-    cache.length = step.P + T;
-    return this.logits(h, step, opts.allLogits === true);
+  }
+
+  /**
+   * A workspace for T positions: one-token steps share the model's own, unless another forward holds it (two
+   * generations interleaving at their awaits); anything else gets a new one, which `scope` frees.
+   */
+  private takeWorkspace(T: number, scope: Scope): Workspace {
+    if (T === 1 && !this.stepWorkspaceBusy) {
+      this.stepWorkspace ??= new Workspace(1, this.config, this.device);
+      this.stepWorkspaceBusy = true;
+      return this.stepWorkspace;
+    }
+    return scope.use(new Workspace(T, this.config, this.device));
   }
 
   /** LLaMA, Qwen2, OpenELM: h += attn(norm(h)); h += mlp(norm(h)), with a SwiGLU MLP. */
@@ -210,13 +266,11 @@ export class DecoderLM {
     const L = this.w.layers[l];
     const { ops, ws } = s;
     const eps = this.config.eps;
-    using scope = new Scope();
     await this.attend(await ops.rmsNorm(h, { weight: L.inNorm, eps, out: ws.norm }), h, l, s);
     await ops.rmsNorm(h, { weight: L.postNorm!, eps, out: ws.norm });
-    const gu = await ops.gemm(ws.norm, L.gateUp.weight, { out: ws.rows(scope, 'gateUp', 2 * L.inter) });
-    const g = scope.use(gu.narrow(1, 0, L.inter));
-    const u = scope.use(gu.narrow(1, L.inter, L.inter));
-    const m = await ops.swiglu(g, u, { out: ws.rows(scope, 'mlp', L.inter) });
+    await ops.gemm(ws.norm, L.gateUp.weight, { out: ws.rows('gateUp', 2 * L.inter) });
+    const [g, u] = ws.halves('gateUp', L.inter);
+    const m = await ops.swiglu(g, u, { out: ws.rows('mlp', L.inter) });
     await ops.gemm(m, L.down.weight, { out: h, beta: 1 });
   }
 
@@ -224,10 +278,9 @@ export class DecoderLM {
   private async parallelBlock(h: Tensor<'f32'>, l: number, s: Step): Promise<void> {
     const L = this.w.layers[l];
     const { ops, ws } = s;
-    using scope = new Scope();
     const a = await ops.layerNorm(h, { weight: L.inNorm, bias: L.inNormBias, eps: this.config.eps, out: ws.norm });
     await this.attend(a, h, l, s);
-    const m = await ops.gemm(a, L.gateUp.weight, { bias: L.gateUp.bias, activation: 'gelu_tanh', out: ws.rows(scope, 'mlp', L.inter) });
+    const m = await ops.gemm(a, L.gateUp.weight, { bias: L.gateUp.bias, activation: 'gelu_tanh', out: ws.rows('mlp', L.inter) });
     await ops.gemm(m, L.down.weight, { bias: L.down.bias, out: h, beta: 1 });
   }
 
@@ -239,15 +292,16 @@ export class DecoderLM {
     const { heads: H, kvHeads: KV } = L;
     const Dh = c.headDim;
     using scope = new Scope();
-    const qkv = await ops.gemm(a, L.qkv.weight, { bias: L.qkv.bias, out: ws.rows(scope, 'qkv', (H + 2 * KV) * Dh) });
-    const heads = scope.use(qkv.reshape([1, T, H + 2 * KV, Dh]));
-    let q = scope.use(heads.narrow(2, 0, H));
-    let k = scope.use(heads.narrow(2, H, KV));
-    const v = scope.use(heads.narrow(2, H + KV, KV));
+    await ops.gemm(a, L.qkv.weight, { bias: L.qkv.bias, out: ws.rows('qkv', (H + 2 * KV) * Dh) });
+    let q = ws.headRange('qkv', H + 2 * KV, Dh, 0, H);
+    let k = ws.headRange('qkv', H + 2 * KV, Dh, H, KV);
+    const v = ws.headRange('qkv', H + 2 * KV, Dh, H + KV, KV);
     if (L.qNorm && L.kNorm) {
-      // Per-head RMSNorm over head_dim, on contiguous copies.
-      q = scope.use(await ops.rmsNorm(scope.use((await ops.to(q)) as Tensor<'f32'>), { weight: L.qNorm, eps: c.eps }));
-      k = scope.use(await ops.rmsNorm(scope.use((await ops.to(k)) as Tensor<'f32'>), { weight: L.kNorm, eps: c.eps }));
+      // Per-head RMSNorm over head_dim, in place on contiguous copies (each row is read before it is written).
+      await ops.copyInto(q, (q = ws.heads('q', H, Dh)));
+      await ops.copyInto(k, (k = ws.heads('k', KV, Dh)));
+      await ops.rmsNorm(q, { weight: L.qNorm, eps: c.eps, out: q });
+      await ops.rmsNorm(k, { weight: L.kNorm, eps: c.eps, out: k });
     }
     await ops.rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
     await ops.rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
@@ -255,9 +309,8 @@ export class DecoderLM {
     await ops.copyInto(v, scope.use(cache.v[l].narrow(1, P, T)));
     const kAll = scope.use(cache.k[l].narrow(1, 0, P + T));
     const vAll = scope.use(cache.v[l].narrow(1, 0, P + T));
-    const o = ws.rows(scope, 'attn', H * Dh);
-    await ops.attention(q, kAll, vAll, { causal: true, out: scope.use(o.reshape([1, T, H, Dh])) });
-    await ops.gemm(o, L.o.weight, { bias: L.o.bias, out: h, beta: 1 });
+    await ops.attention(q, kAll, vAll, { causal: true, out: ws.heads('attn', H, Dh) });
+    await ops.gemm(ws.rows('attn', H * Dh), L.o.weight, { bias: L.o.bias, out: h, beta: 1 });
   }
 
   /** The final norm and the output head, for the last position or every one. */
@@ -318,6 +371,7 @@ export class DecoderLM {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.stepWorkspace?.dispose();
     this.loader.disposeAll();
   }
 }
