@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Changes to the projector recipe tried in PyTorch before any is built into tinyemo.
+
+    recipe_variants.py [--data DIR] [--folds 10] [--repeats 2] [--first-repeat 0] VARIANT_JSON ...
+
+An idea such as "average the weights" or "a simplex label table" costs an
+afternoon to build into the native trainer and seconds to try here. This is
+the outer protocol of `npm run bench:recipe -- --outer K` as a refitting
+`tinyemo train` sees it: the class-per-folder features cut into K stratified
+folds, each fold held out in turn while the recipe trains on the others for
+its fixed number of epochs (the refit keeps the last epoch), scored on the
+held-out fold. Every variant runs on the same folds with the same seeds as
+the unchanged recipe, and is reported as the paired difference from it
+(mean ± standard error over the folds), which is far less noisy than either
+figure alone. The recipe is TRAIN_DEFAULTS': Linear -> BatchNorm1d -> GELU ->
+Dropout -> Linear, the cosine loss against random unit labels, AdamW with
+one-cycle. The random numbers are PyTorch's, so the absolute figures differ
+from tinyemo's by the noise of one draw; only the differences are the point.
+
+Variant keys: hidden, epochs, batch, lr, wd, warmup, dropout, indrop (dropout
+on the input features), l2in (rescale each feature to norm sqrt(dim)),
+simplex (a regular simplex as the label table), ce (cross-entropy on the
+cosines at this scale instead of the cosine loss), neg/margin (a hinge on
+the other labels' cosines, added to the cosine loss), ema (decay of an
+exponential moving average of the weights), swa (average the weights of
+this many last epochs); ema and swa recompute BatchNorm's statistics for
+the averaged weights.
+"""
+import argparse
+import json
+import math
+import os
+
+import numpy as np
+import torch
+
+F = torch.nn.functional
+
+
+def load(data):
+    classes = sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d)))
+    xs, ys = [], []
+    for ci, c in enumerate(classes):
+        for f in sorted(os.listdir(os.path.join(data, c))):
+            p = os.path.join(data, c, f)
+            t = torch.from_numpy(np.load(p)) if f.endswith(".npy") else torch.load(p)
+            xs.append(t.float().reshape(-1))
+            ys.append(ci)
+    return torch.stack(xs), torch.tensor(ys), len(classes)
+
+
+def folds(y, classes, k, seed):
+    """Each class's samples shuffled, then dealt round-robin into k folds."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(y), int)
+    for c in range(classes):
+        idx = np.nonzero(y.numpy() == c)[0]
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % k
+    return fold
+
+
+def label_table(classes, dim, simplex, g):
+    if not simplex:
+        return F.normalize(torch.randn(classes, dim, generator=g), dim=1)
+    # Orthonormal random directions, centred: every pair of labels at cosine -1/(C-1).
+    q, _ = torch.linalg.qr(torch.randn(dim, classes, generator=g))
+    return F.normalize((torch.eye(classes) - 1 / classes) @ q.T, dim=1)
+
+
+def rescaled(x, v):
+    return F.normalize(x, dim=1) * math.sqrt(x.shape[1]) if v.get("l2in") else x
+
+
+def train(x, y, classes, seed, v):
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    hidden, epochs, batch, lr = v.get("hidden", 1280), v.get("epochs", 5), v.get("batch", 32), v.get("lr", 5e-4)
+    labels = label_table(classes, hidden, v.get("simplex"), g)
+    x = rescaled(x, v)
+    model = torch.nn.Sequential(
+        torch.nn.Dropout(v.get("indrop", 0.0)), torch.nn.Linear(x.shape[1], hidden), torch.nn.BatchNorm1d(hidden),
+        torch.nn.GELU(), torch.nn.Dropout(v.get("dropout", 0.2)), torch.nn.Linear(hidden, hidden))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=v.get("wd", 0.01))
+    # tinyemo drops a last batch of one sample (BatchNorm cannot train on it).
+    steps = math.ceil(len(y) / batch) - (1 if len(y) % batch == 1 else 0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps * epochs, pct_start=v.get("warmup", 0.3))
+    decay = v.get("ema")
+    ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=lambda a, m, n: decay * a + (1 - decay) * m) if decay else None
+    swa = None
+    for e in range(epochs):
+        model.train()
+        perm = torch.randperm(len(y), generator=g)
+        for s in range(steps):
+            b = perm[s * batch:(s + 1) * batch]
+            z = F.normalize(model(x[b]), dim=1)
+            cos = z @ labels.T
+            if v.get("ce"):
+                loss = F.cross_entropy(cos * v["ce"], y[b])
+            else:
+                loss = (1 - cos.gather(1, y[b, None])).mean()
+            if v.get("neg"):
+                others = ~F.one_hot(y[b], classes).bool()
+                loss = loss + v["neg"] * F.relu(cos[others] - v.get("margin", 0.0)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
+        if v.get("swa") and e >= epochs - v["swa"]:
+            if swa is None:
+                swa = torch.optim.swa_utils.AveragedModel(model)
+            else:
+                swa.update_parameters(model)
+    averaged = ema or swa
+    if averaged is not None:
+        model = averaged.module
+        bn = model[2]
+        bn.reset_running_stats()
+        bn.momentum = None  # a plain average over one pass
+        model.train()
+        with torch.no_grad():
+            for s in range(0, len(y), 256):
+                model(x[s:s + 256])
+    return model.eval(), labels
+
+
+def top1(model, labels, x, y, v):
+    with torch.no_grad():
+        return ((F.normalize(model(rescaled(x, v)), dim=1) @ labels.T).argmax(1) == y).float().mean().item()
+
+
+def outer(x, y, classes, v, k, repeats, first):
+    out = []
+    for r in range(first, first + repeats):
+        fold = folds(y, classes, k, 1000 + r)
+        for f in range(k):
+            tr, te = torch.from_numpy(np.nonzero(fold != f)[0]), torch.from_numpy(np.nonzero(fold == f)[0])
+            model, labels = train(x[tr], y[tr], classes, r * k + f, v)
+            out.append(top1(model, labels, x[te], y[te], v))
+    return np.array(out)
+
+
+def main():
+    default = os.path.join(os.environ.get("TINYEMO_EMOTION6", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "emotion6-clip-vit-l14")), "train")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=default)
+    ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--first-repeat", type=int, default=0)
+    ap.add_argument("variants", nargs="*", help='JSON objects, e.g. \'{"ema": 0.99}\'')
+    a = ap.parse_args()
+    if not os.path.isdir(a.data):
+        print(f"skipped: no data at {a.data} (set TINYEMO_EMOTION6 or pass --data)")
+        return
+    torch.set_num_threads(1)
+    x, y, classes = load(a.data)
+    base = outer(x, y, classes, {}, a.folds, a.repeats, a.first_repeat)
+    print(json.dumps({"variant": {}, "top1": base.mean(), "perFold": base.tolist()}), flush=True)
+    for s in a.variants:
+        v = json.loads(s)
+        t = outer(x, y, classes, v, a.folds, a.repeats, a.first_repeat)
+        d = t - base
+        print(json.dumps({"variant": v, "top1": t.mean(), "diff": d.mean(), "diffSe": d.std(ddof=1) / math.sqrt(len(d)), "perFold": t.tolist()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
