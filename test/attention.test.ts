@@ -51,6 +51,8 @@ const cases: Array<[string, Case]> = [
   ['a few queries continuing a cache', { B: 1, Sq: 3, Skv: 40, Hq: 4, Hkv: 2, D: 72, causal: true }],
   ['chunked prefill continuing a cache', { B: 1, Sq: 20, Skv: 70, Hq: 2, Hkv: 1, D: 64, causal: true }],
   ['single key', { B: 1, Sq: 7, Skv: 1, Hq: 1, Hkv: 1, D: 8, causal: false }],
+  ['decode, OpenELM-270M heads (20 query, 5 kv), a long cache', { B: 1, Sq: 1, Skv: 1000, Hq: 20, Hkv: 5, D: 64, causal: true }],
+  ['a few queries over a long cache, each row its own causal end', { B: 2, Sq: 3, Skv: 500, Hq: 4, Hkv: 2, D: 72, causal: true }],
 ];
 
 describe('attention against float64', () => {
@@ -66,6 +68,20 @@ describe('attention against float64', () => {
       const err = relError(out.data, want);
       if (!(err <= 1e-5)) throw new Error(`${isa}: rel error ${err}`);
     });
+  });
+
+  test('decoding: a NaN in the keys of one kv head reaches its query heads and only theirs; the others stay exact', () => {
+    const c: Case = { B: 1, Sq: 1, Skv: 700, Hq: 4, Hkv: 2, D: 32, causal: true };
+    const q = rng.floats(c.Hq * c.D);
+    const k = rng.floats(c.Skv * c.Hkv * c.D);
+    const v = rng.floats(c.Skv * c.Hkv * c.D);
+    const want = refAttention(c, q, k, v, 1 / Math.sqrt(c.D));
+    k[(650 * c.Hkv + 1) * c.D + 3] = NaN; // a key of kv head 1
+    const out = attentionSync(Tensor.from(q, [1, 1, c.Hq, c.D]), Tensor.from(k, [1, c.Skv, c.Hkv, c.D]), Tensor.from(v, [1, c.Skv, c.Hkv, c.D]), { causal: true });
+    const o = out.toArray();
+    // Query heads 2 and 3 share kv head 1.
+    expect(Array.from(o.subarray(2 * c.D)).every((x) => Number.isNaN(x))).toBe(true);
+    expect(relError(o.subarray(0, 2 * c.D), want.subarray(0, 2 * c.D))).toBeLessThan(1e-5);
   });
 
   test('views: q, k, v from one fused qkv buffer, and k/v as a prefix of a larger cache', () => {
