@@ -34,6 +34,8 @@ import os
 import numpy as np
 import torch
 
+from torch_train import load_feature
+
 F = torch.nn.functional
 
 
@@ -42,9 +44,7 @@ def load(data):
     xs, ys = [], []
     for ci, c in enumerate(classes):
         for f in sorted(os.listdir(os.path.join(data, c))):
-            p = os.path.join(data, c, f)
-            t = torch.from_numpy(np.load(p)) if f.endswith(".npy") else torch.load(p)
-            xs.append(t.float().reshape(-1))
+            xs.append(load_feature(os.path.join(data, c, f)))
             ys.append(ci)
     return torch.stack(xs), torch.tensor(ys), len(classes)
 

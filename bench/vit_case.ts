@@ -105,7 +105,7 @@ export function release(): void {
  * The bf16 variants (`--precision bf16`: the encoder's products in bf16) run only where the CPU has AVX512_BF16,
  * against PyTorch's network in bf16 (oneDNN's bf16 kernels), its fastest on such a CPU.
  */
-function precisionOf(precision: MatmulPrecision): { suffix: string; params: Params; unavailable?: () => string | undefined } {
+function precisionOf(precision: MatmulPrecision): { suffix: string; params: Params; unavailable?: BenchCase['unavailable'] } {
   return precision === 'bf16' ? { suffix: '_bf16', params: { bf16: true }, unavailable: bf16Unavailable } : { suffix: '', params: {} };
 }
 

@@ -298,10 +298,12 @@ export class DecoderLM {
     const v = ws.headRange('qkv', H + 2 * KV, Dh, H + KV, KV);
     if (L.qNorm && L.kNorm) {
       // Per-head RMSNorm over head_dim, in place on contiguous copies (each row is read before it is written).
-      await ops.copyInto(q, (q = ws.heads('q', H, Dh)));
-      await ops.copyInto(k, (k = ws.heads('k', KV, Dh)));
-      await ops.rmsNorm(q, { weight: L.qNorm, eps: c.eps, out: q });
-      await ops.rmsNorm(k, { weight: L.kNorm, eps: c.eps, out: k });
+      const qn = ws.heads('q', H, Dh);
+      const kn = ws.heads('k', KV, Dh);
+      await ops.copyInto(q, qn);
+      await ops.copyInto(k, kn);
+      q = await ops.rmsNorm(qn, { weight: L.qNorm, eps: c.eps, out: qn });
+      k = await ops.rmsNorm(kn, { weight: L.kNorm, eps: c.eps, out: kn });
     }
     await ops.rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
     await ops.rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
