@@ -24,7 +24,9 @@ cosines at this scale instead of the cosine loss), neg/margin (a hinge on
 the other labels' cosines, added to the cosine loss), ema (decay of an
 exponential moving average of the weights), swa (average the weights of
 this many last epochs); ema and swa recompute BatchNorm's statistics for
-the averaged weights.
+the averaged weights. members (this many models, seeds apart, sharing the
+label table, their outputs averaged before the cosine: what one projector
+that many times as wide computes).
 """
 import argparse
 import json
@@ -74,9 +76,25 @@ def rescaled(x, v):
 
 def train(x, y, classes, seed, v):
     g = torch.Generator().manual_seed(seed)
+    labels = label_table(classes, v.get("hidden", 1280), v.get("simplex"), g)
+    models = [train_member(x, y, classes, seed + 7919 * m, v, labels) for m in range(v.get("members", 1))]
+    return Averaged(models), labels
+
+
+class Averaged(torch.nn.Module):
+    def __init__(self, models):
+        super().__init__()
+        self.models = torch.nn.ModuleList(models)
+
+    def forward(self, x):
+        return sum(m(x) for m in self.models) / len(self.models)
+
+
+def train_member(x, y, classes, seed, v, labels):
+    g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    label_table(classes, v.get("hidden", 1280), v.get("simplex"), g)  # the same draws as before members existed
     hidden, epochs, batch, lr = v.get("hidden", 1280), v.get("epochs", 5), v.get("batch", 32), v.get("lr", 5e-4)
-    labels = label_table(classes, hidden, v.get("simplex"), g)
     x = rescaled(x, v)
     model = torch.nn.Sequential(
         torch.nn.Dropout(v.get("indrop", 0.0)), torch.nn.Linear(x.shape[1], hidden), torch.nn.BatchNorm1d(hidden),
@@ -123,7 +141,7 @@ def train(x, y, classes, seed, v):
         with torch.no_grad():
             for s in range(0, len(y), 256):
                 model(x[s:s + 256])
-    return model.eval(), labels
+    return model.eval()
 
 
 def top1(model, labels, x, y, v):
