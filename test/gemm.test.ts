@@ -148,6 +148,22 @@ describe('gemm against a float64 reference', () => {
     expect(Buffer.from(r1.buffer).equals(Buffer.from(r2.buffer))).toBe(true);
     expect(Buffer.from(r3.buffer).equals(Buffer.from(r2.buffer))).toBe(true);
   });
+
+  test('one-row products: a row gets the same bits whichever group of rows the kernel took it in, on every ISA', async () => {
+    // 8- and 4-row groups then single rows: starting 3 rows later moves every row into another group or to the tail.
+    const bits = (t: Tensor) => Buffer.from(t.toArray().buffer);
+    await forEachIsa(async (isa) => {
+      for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+        for (const k of [95, 1280]) {
+          const x = mat(1, k);
+          const w = dtype === 'f32' ? mat(45, k).t : mat(45, k).t.toSync(dtype);
+          const all = gemmSync(x.t, w);
+          const later = gemmSync(x.t, w.narrow(0, 3, 42));
+          if (!bits(later).equals(bits(all.narrow(1, 3, 42)))) throw new Error(`${isa} ${dtype} K=${k}: a row's bits depend on its group`);
+        }
+      }
+    });
+  });
 });
 
 describe('gemm misuse gives typed errors', () => {
