@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "../../core/half.h"
@@ -225,11 +226,13 @@ void gemv_rows(Load load, int64_t ldw, const float* x, int64_t k, int64_t n, flo
     }
     float s0 = hsum(_mm256_add_ps(a0, b0)), s1 = hsum(_mm256_add_ps(a1, b1));
     float s2 = hsum(_mm256_add_ps(a2, b2)), s3 = hsum(_mm256_add_ps(a3, b3));
+    // The k tail by explicit fma, here and for single rows: left as a * b + s, the compiler contracted it in
+    // one place and not the other, and a row's bits depended on which rows it was computed with.
     for (; i < k; ++i) {
-      s0 += load.one(o0 + i) * x[i];
-      s1 += load.one(o1 + i) * x[i];
-      s2 += load.one(o2 + i) * x[i];
-      s3 += load.one(o3 + i) * x[i];
+      s0 = std::fma(load.one(o0 + i), x[i], s0);
+      s1 = std::fma(load.one(o1 + i), x[i], s1);
+      s2 = std::fma(load.one(o2 + i), x[i], s2);
+      s3 = std::fma(load.one(o3 + i), x[i], s3);
     }
     y[r] = s0;
     y[r + 1] = s1;
@@ -246,7 +249,7 @@ void gemv_rows(Load load, int64_t ldw, const float* x, int64_t k, int64_t n, flo
     }
     for (; i + 8 <= k; i += 8) a = _mm256_fmadd_ps(load(o + i), _mm256_loadu_ps(x + i), a);
     float s = hsum(_mm256_add_ps(a, b));
-    for (; i < k; ++i) s += load.one(o + i) * x[i];
+    for (; i < k; ++i) s = std::fma(load.one(o + i), x[i], s);
     y[r] = s;
   }
 }
