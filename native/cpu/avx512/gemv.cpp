@@ -17,6 +17,13 @@ namespace te::cpu::avx512 {
 
 namespace {
 
+// The row loops fully unrolled, so the accumulator arrays live in registers, not on the stack.
+#if defined(__GNUC__)
+#define TE_UNROLL_ROWS _Pragma("GCC unroll 16")
+#else
+#define TE_UNROLL_ROWS
+#endif
+
 struct LoadF32 {
   const float* p;
   __m512 operator()(int64_t i) const { return _mm512_loadu_ps(p + i); }
@@ -60,6 +67,7 @@ inline void dot_rows(const Load& load, int64_t o, int64_t ldw, const float* x, i
   // One cache line of the next Rows rows per 64 bytes of these.
   constexpr int64_t kLine = 64 / Load::kBytes;
   __m512 a[Rows], b[Rows];
+  TE_UNROLL_ROWS
   for (int j = 0; j < Rows; ++j) a[j] = b[j] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= k; i += 32) {
@@ -67,14 +75,18 @@ inline void dot_rows(const Load& load, int64_t o, int64_t ldw, const float* x, i
       for (int j = 0; j < Rows; ++j)
         _mm_prefetch(static_cast<const char*>(load.at(o + (Rows + j) * ldw + i)), _MM_HINT_T0);
     const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+    TE_UNROLL_ROWS
     for (int j = 0; j < Rows; ++j) a[j] = _mm512_fmadd_ps(load(o + j * ldw + i), x0, a[j]);
+    TE_UNROLL_ROWS
     for (int j = 0; j < Rows; ++j) b[j] = _mm512_fmadd_ps(load(o + j * ldw + i + 16), x1, b[j]);
   }
   for (; i < k; i += 16) {
     const __mmask16 m = tail_mask16(k - i);
     const __m512 x0 = _mm512_maskz_loadu_ps(m, x + i);
+    TE_UNROLL_ROWS
     for (int j = 0; j < Rows; ++j) a[j] = _mm512_fmadd_ps(load.masked(o + j * ldw + i, m), x0, a[j]);
   }
+  TE_UNROLL_ROWS
   for (int j = 0; j < Rows; ++j) y[j] = _mm512_reduce_add_ps(_mm512_add_ps(a[j], b[j]));
 }
 
