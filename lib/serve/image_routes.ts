@@ -27,7 +27,12 @@ export async function classifyRoute(c: RouteContext): Promise<void> {
   const { images, params } = await readImageRequest(c.req, c.url.searchParams, { maxBytes: state.limits.maxBodyBytes, maxImages: state.limits.maxImages });
   const topK = intParam(params, 'top_k', { min: 1, max: 1000, default: CLASSIFY_DEFAULTS.topK })!;
   state.scheduler.reserve(images.length);
-  const outcomes = await Promise.all(images.map((img) => classifyOne(c, img, topK)));
+  const decoded = await decodeAll(state, images);
+  // Queued in the same tick, a request's images share one forward pass (unless they fill a batch), whatever
+  // order their decoding finished in: as `tinyemo classify` batches the same files.
+  const outcomes = await Promise.all(
+    decoded.map(async (d): Promise<Outcome> => ('rgb' in d ? { file: d.file, predictions: await state.batcher.classify(d.file, d.rgb, topK, c.signal) } : d)),
+  );
   const results = outcomes.flatMap((o) => ('predictions' in o ? [o] : []));
   const failed = outcomes.flatMap((o) => ('error' in o ? [o] : []));
   // Nothing classified: the request itself was bad, and says why as an error (one image: its reason).
@@ -36,17 +41,24 @@ export async function classifyRoute(c: RouteContext): Promise<void> {
   sendJson(c.res, 200, { results, skipped: failed.map((f) => ({ ...skipOf(f.file, f.error.message), code: f.error.code })) });
 }
 
-/** One admitted image: decoded, then batched with others; its failure is reported, not thrown. */
-async function classifyOne(c: RouteContext, img: ImageBytes, topK: number): Promise<Outcome> {
-  let rgb: RgbImage;
-  try {
-    rgb = await decodeUpload(c.state, img);
-  } catch (e) {
-    c.state.scheduler.unreserve();
-    if (!(e instanceof TinyEmoError)) throw e;
-    return { file: img.name, error: e };
+type Decoded = { file: string; rgb: RgbImage } | { file: string; error: TinyEmoError };
+
+/**
+ * Every admitted image decoded, concurrently; an image that fails gives back its place in the queue and is
+ * reported, not thrown. An unexpected failure gives back every place and is thrown.
+ */
+async function decodeAll(state: ServeState, images: ImageBytes[]): Promise<Decoded[]> {
+  const settled = await Promise.allSettled(images.map((img) => decodeUpload(state, img)));
+  const unexpected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && !(s.reason instanceof TinyEmoError));
+  if (unexpected) {
+    state.scheduler.unreserve(images.length);
+    throw unexpected.reason;
   }
-  return { file: img.name, predictions: await c.state.batcher.classify(img.name, rgb, topK, c.signal) };
+  return settled.map((s, i) => {
+    if (s.status === 'fulfilled') return { file: images[i].name, rgb: s.value };
+    state.scheduler.unreserve();
+    return { file: images[i].name, error: s.reason as TinyEmoError };
+  });
 }
 
 /** Sampling parameters in the OpenAI spelling, checked against the server's limits. */
