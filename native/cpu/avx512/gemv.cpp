@@ -17,11 +17,14 @@ namespace te::cpu::avx512 {
 
 namespace {
 
-// The row loops fully unrolled, so the accumulator arrays live in registers, not on the stack.
+// The row loops fully unrolled, so the accumulator arrays live in registers, not on the stack; each group
+// inlined into the row loop (called per group, f32 streamed 4% slower than the hand-written loop it replaced).
 #if defined(__GNUC__)
 #define TE_UNROLL_ROWS _Pragma("GCC unroll 16")
+#define TE_ALWAYS_INLINE __attribute__((always_inline)) inline
 #else
 #define TE_UNROLL_ROWS
+#define TE_ALWAYS_INLINE inline
 #endif
 
 struct LoadF32 {
@@ -63,7 +66,8 @@ struct LoadBF16 {
 // order whatever Rows is, so a row's result does not depend on which group
 // it fell in (nor on how rows were split among threads).
 template <int Rows, class Load>
-inline void dot_rows(const Load& load, int64_t o, int64_t ldw, const float* x, int64_t k, float* y, bool ahead) {
+TE_ALWAYS_INLINE void dot_rows(const Load& load, int64_t o, int64_t ldw, const float* x, int64_t k, float* y,
+                               bool ahead) {
   // One cache line of the next Rows rows per 64 bytes of these.
   constexpr int64_t kLine = 64 / Load::kBytes;
   __m512 a[Rows], b[Rows];
