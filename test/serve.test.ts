@@ -9,6 +9,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import OpenAI from 'openai';
 
+import * as imageModule from '../lib/io/image';
+
 import { ServeModels } from '../lib/serve/models';
 import { RunningServer, SERVE_DEFAULTS, ServeOptions, startServer } from '../lib/serve/server';
 import { IMAGES, ServeFixture, cliJson, makeServeFixture } from './helpers/serve_fixture';
@@ -65,6 +67,26 @@ test('classify: multipart with several images and a bad one, and JSON base64, eq
   // Two images are a batch of 20 rows, under the 48 where the CLI's batch of five switches kernels.
   expect(k.results).toHaveLength(2);
   k.results.forEach((r, i) => expectSameRanking(r.predictions, cli.results[i].predictions));
+});
+
+test('classify: an unexpected failure while decoding one image answers 500 and gives back every queue place', async () => {
+  const real = imageModule.readImage;
+  let calls = 0;
+  const spy = jest
+    .spyOn(imageModule, 'readImage')
+    .mockImplementation((...a: Parameters<typeof real>) => (++calls === 2 ? Promise.reject(new Error('a bug, not a bad image')) : real(...a)));
+  try {
+    const form = new FormData();
+    for (const f of files.slice(0, 3)) form.append('image', new Blob([fs.readFileSync(f)], { type: mime(f) }), path.basename(f));
+    const res = await post('/v1/classify', form);
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('internal');
+  } finally {
+    spy.mockRestore();
+  }
+  expect(calls).toBe(3);
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  expect(/^tinyemo_queue_depth (\S+)$/m.exec(metrics)?.[1]).toBe('0');
 });
 
 /** The same labels in the same order, and scores equal to rounding (a batch's kernel can move the last bits). */
