@@ -10,7 +10,6 @@ import * as path from 'path';
 import OpenAI from 'openai';
 
 import * as imageModule from '../lib/io/image';
-
 import { ServeModels } from '../lib/serve/models';
 import { RunningServer, SERVE_DEFAULTS, ServeOptions, startServer } from '../lib/serve/server';
 import { IMAGES, ServeFixture, cliJson, makeServeFixture } from './helpers/serve_fixture';
@@ -85,8 +84,7 @@ test('classify: an unexpected failure while decoding one image answers 500 and g
     spy.mockRestore();
   }
   expect(calls).toBe(3);
-  const metrics = await (await fetch(`${server.url}/metrics`)).text();
-  expect(/^tinyemo_queue_depth (\S+)$/m.exec(metrics)?.[1]).toBe('0');
+  expect((await metrics())('tinyemo_queue_depth')).toBe(0);
 });
 
 /** The same labels in the same order, and scores equal to rounding (a batch's kernel can move the last bits). */
@@ -108,9 +106,14 @@ test('classify: concurrent requests are batched into shared forward passes, and 
 });
 
 async function batchCount(): Promise<{ batches: number; images: number }> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const read = await metrics();
   return { batches: read('tinyemo_classify_batch_size_count'), images: read('tinyemo_classify_batch_size_sum') };
+}
+
+/** The server's /metrics now, read by metric name (NaN when absent). */
+async function metrics(): Promise<(name: string) => number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 
 type ReasonDone = { type: 'done'; label: string; text: string; tokens: number; scores: Array<{ label: string; score: number }> };
