@@ -24,7 +24,8 @@ cosines at this scale instead of the cosine loss), neg/margin (a hinge on
 the other labels' cosines, added to the cosine loss), ema (decay of an
 exponential moving average of the weights), swa (average the weights of
 this many last epochs); ema and swa recompute BatchNorm's statistics for
-the averaged weights. members (this many models, seeds apart, sharing the
+the averaged weights. sam (sharpness-aware minimisation: each step's gradient
+taken at the weights moved this far, rho, up the batch's gradient). members (this many models, seeds apart, sharing the
 label table, their outputs averaged before the cosine: what one projector
 that many times as wide computes).
 """
@@ -33,8 +34,12 @@ import json
 import math
 import os
 
-import numpy as np
-import torch
+# One thread for everything, set before numpy loads OpenBLAS: torch.set_num_threads(1) does not reach OpenBLAS's
+# own threads, which spun on the second core (190% CPU for the same 25 s run) and left no core for a second run
+# beside this one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from torch_train import load_feature
 
@@ -90,6 +95,41 @@ class Averaged(torch.nn.Module):
         return sum(m(x) for m in self.models) / len(self.models)
 
 
+def batch_loss(model, xb, yb, labels, classes, v):
+    cos = F.normalize(model(xb), dim=1) @ labels.T
+    if v.get("ce"):
+        loss = F.cross_entropy(cos * v["ce"], yb)
+    else:
+        loss = (1 - cos.gather(1, yb[:, None])).mean()
+    if v.get("neg"):
+        others = ~F.one_hot(yb, classes).bool()
+        loss = loss + v["neg"] * F.relu(cos[others] - v.get("margin", 0.0)).mean()
+    return loss
+
+
+def sam_gradient(model, loss_fn, rho):
+    """Sharpness-aware minimisation: replace the gradient by the one at w + rho g/|g| (BatchNorm's running
+    statistics are not updated by that second pass)."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.sqrt(sum((p.grad ** 2).sum() for p in params)) + 1e-12
+    eps = [rho * p.grad / norm for p in params]
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bn]
+    with torch.no_grad():
+        for p, e in zip(params, eps):
+            p.add_(e)
+    for p in params:
+        p.grad = None
+    loss_fn().backward()
+    with torch.no_grad():
+        for p, e in zip(params, eps):
+            p.sub_(e)
+        for m, (rm, rv, n) in zip(bn, saved):
+            m.running_mean.copy_(rm)
+            m.running_var.copy_(rv)
+            m.num_batches_tracked.copy_(n)
+
+
 def train_member(x, y, classes, seed, v, labels):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -111,17 +151,11 @@ def train_member(x, y, classes, seed, v, labels):
         perm = torch.randperm(len(y), generator=g)
         for s in range(steps):
             b = perm[s * batch:(s + 1) * batch]
-            z = F.normalize(model(x[b]), dim=1)
-            cos = z @ labels.T
-            if v.get("ce"):
-                loss = F.cross_entropy(cos * v["ce"], y[b])
-            else:
-                loss = (1 - cos.gather(1, y[b, None])).mean()
-            if v.get("neg"):
-                others = ~F.one_hot(y[b], classes).bool()
-                loss = loss + v["neg"] * F.relu(cos[others] - v.get("margin", 0.0)).mean()
+            loss = batch_loss(model, x[b], y[b], labels, classes, v)
             opt.zero_grad()
             loss.backward()
+            if v.get("sam"):
+                sam_gradient(model, lambda: batch_loss(model, x[b], y[b], labels, classes, v), v["sam"])
             opt.step()
             sched.step()
             if ema is not None:
