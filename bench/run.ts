@@ -62,6 +62,10 @@ const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 300));
 // for this long before it is timed, unless one call lasts long past that.
 const WARM_MAX_CALL_MS = 200;
 const WARM_MS = 20;
+// Before its first round each side calls for longer: right after a case's setup the 2-core VM ran a decode step
+// of the f16 model at 16 ms for about its first 25 steps and at 12.4 ms from then on, and a --quick round of six
+// steps measured only the first phase.
+const FIRST_WARM_MS = 500;
 // Calls per round at most, for the µs-scale cases: 20,000 of 5 µs still fit a 100 ms round.
 const MAX_WARM_REPS = 20000;
 
@@ -101,7 +105,8 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const cap = c.cold ? (quick ? 15 : 30) : MAX_WARM_REPS;
     const reps = Math.max(c.heavy ? 1 : 3, Math.min(cap, Math.round(budget / est)));
     const rounds = quick ? 2 : 4;
-    const warm = !c.cold && est < WARM_MAX_CALL_MS ? WARM_MS : 0;
+    const warmable = !c.cold && est < WARM_MAX_CALL_MS;
+    const warm = (round: number) => (warmable ? (round === 0 ? FIRST_WARM_MS : WARM_MS) : 0);
     const variants: Array<{ worker: TorchWorker; variant: string }> = [];
     for (const w of workers) {
       const r = (await w.request({ op: 'setup', case: c.kind, params: { ...c.params, ...tiny.torchParams } })) as { variants: string[] };
@@ -111,11 +116,11 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const torchTimes = variants.map(() => [] as number[][]);
     for (let round = 0; round < rounds; ++round) {
       await settle();
-      tinyTimes.push(await timeTinyemo(tiny.run, reps, c.cold ?? false, warm));
+      tinyTimes.push(await timeTinyemo(tiny.run, reps, c.cold ?? false, warm(round)));
       for (let i = 0; i < variants.length; ++i) {
         const { worker, variant } = variants[i];
         await settle();
-        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: warm })) as { times_ms: number[] };
+        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: warm(round) })) as { times_ms: number[] };
         torchTimes[i].push(r.times_ms);
       }
     }
