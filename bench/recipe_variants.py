@@ -24,10 +24,11 @@ cosines at this scale instead of the cosine loss), neg/margin (a hinge on
 the other labels' cosines, added to the cosine loss), ema (decay of an
 exponential moving average of the weights), swa (average the weights of
 this many last epochs); ema and swa recompute BatchNorm's statistics for
-the averaged weights. sam (sharpness-aware minimisation: each step's gradient
-taken at the weights moved this far, rho, up the batch's gradient). members (this many models, seeds apart, sharing the
-label table, their outputs averaged before the cosine: what one projector
-that many times as wide computes).
+the averaged weights. sam (sharpness-aware minimisation: each step's
+gradient taken at the weights moved this far, rho, up the batch's gradient).
+members (this many models, seeds apart, sharing the label table, their
+outputs averaged before the cosine: what one projector that many times as
+wide computes).
 """
 import argparse
 import json

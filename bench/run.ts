@@ -99,9 +99,8 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const est = Math.max(1e-3, Math.min(...(await timeTinyemo(tiny.run, c.heavy ? 1 : 3, false))));
     const budget = c.cold ? 150 : quick ? 100 : 300;
     // Cold calls each first evict 512 MB on both sides (tens of ms): a few dozen say enough. Warm calls fill the
-    // round's budget however short they are: a round of 50 calls of 20 µs lasted 1 ms, and one burst of a
-    // neighbour's load on the VM then moved its median several times over (attention_decode_kv512 read 148 µs
-    // against a minimum of 20).
+    // round's budget however short they are: a round of 50 calls of 20 µs lasted 1 ms, and one slow moment of
+    // the VM then decided its median (attention_decode_kv512 read 148 µs against a minimum of 20).
     const cap = c.cold ? (quick ? 15 : 30) : MAX_WARM_REPS;
     const reps = Math.max(c.heavy ? 1 : 3, Math.min(cap, Math.round(budget / est)));
     const rounds = quick ? 2 : 4;
