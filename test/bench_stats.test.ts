@@ -71,6 +71,20 @@ test('baseline configurations: both fair ones, OpenBLAS detecting the core and w
   expect(torchConfigs(2, 'avx2', true).map((x) => x.env.OPENBLAS_CORETYPE)).toEqual(['Haswell', 'Haswell']);
 });
 
+test("the baseline's glibc keeps freed memory, added to any tunables the environment already sets", () => {
+  const saved = process.env.GLIBC_TUNABLES;
+  try {
+    const [auto] = torchConfigs(2, 'avx512', false);
+    delete process.env.GLIBC_TUNABLES;
+    expect(baselineEnv(auto).GLIBC_TUNABLES).toBe('glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295');
+    process.env.GLIBC_TUNABLES = 'glibc.cpu.hwcaps=-AVX512F';
+    expect(baselineEnv(auto).GLIBC_TUNABLES).toBe('glibc.cpu.hwcaps=-AVX512F:glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295');
+  } finally {
+    if (saved === undefined) delete process.env.GLIBC_TUNABLES;
+    else process.env.GLIBC_TUNABLES = saved;
+  }
+});
+
 test('the baseline never inherits the OpenBLAS core settings some machines export', () => {
   const saved = { core: process.env.OPENBLAS_CORETYPE, l2: process.env.OPENBLAS_L2_SIZE };
   process.env.OPENBLAS_CORETYPE = 'Haswell';
