@@ -68,6 +68,10 @@ const WARM_MS = 20;
 const FIRST_WARM_MS = 500;
 // Calls per round at most, for the µs-scale cases: 20,000 of 5 µs still fit a 100 ms round.
 const MAX_WARM_REPS = 20000;
+// Calls per round at least, where that many fit in half a second: a --quick round of six decode steps, which
+// swing between 13 and 19 ms on a 2-core VM, read the f16 decode at 2.22x in one run and 1.71x in the next.
+const MIN_WARM_REPS = 15;
+const MIN_REPS_MAX_MS = 500;
 
 async function timeTinyemo(run: () => void | Promise<void>, reps: number, cold: boolean, warmMs = 0): Promise<number[]> {
   if (!cold) {
@@ -102,9 +106,10 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     // round's budget however short they are: a round of 50 calls of 20 µs lasted 1 ms, and one slow moment of
     // the VM then decided its median (attention_decode_kv512 read 148 µs against a minimum of 20).
     const cap = c.cold ? (quick ? 15 : 30) : MAX_WARM_REPS;
-    const reps = Math.max(c.heavy ? 1 : 3, Math.min(cap, Math.round(budget / est)));
-    const rounds = quick ? 2 : 4;
     const warmable = !c.cold && est < WARM_MAX_CALL_MS;
+    const floor = c.heavy ? 1 : warmable && est * MIN_WARM_REPS <= MIN_REPS_MAX_MS ? MIN_WARM_REPS : 3;
+    const reps = Math.max(floor, Math.min(cap, Math.round(budget / est)));
+    const rounds = quick ? 2 : 4;
     const warm = (round: number) => (warmable ? (round === 0 ? FIRST_WARM_MS : WARM_MS) : 0);
     const variants: Array<{ worker: TorchWorker; variant: string }> = [];
     for (const w of workers) {
