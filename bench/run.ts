@@ -13,6 +13,7 @@
  * peak. A broken baseline is refused with the reason and the fix, and no
  * ratios are printed, unless --accept-baseline (then the JSON says so).
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 
@@ -22,7 +23,7 @@ import { binding } from '../lib/native';
 import { BenchCase, CASES } from './cases';
 import { BaselineInfo, CpuIdentity, checkBaseline, cpuIdentity } from './machine';
 import { CaseResult, Machine, Summary, caseResult, formatTable, summarizeRounds } from './stats';
-import { TorchWorker, fairConfigs } from './torch';
+import { TorchWorker, fairConfigs, withMallocTunables } from './torch';
 
 interface Options {
   json: boolean;
@@ -157,7 +158,20 @@ interface Report {
   cases: CaseResult[];
 }
 
+/**
+ * glibc reads its tunables only when a process starts: without the baseline's allocator settings, this process
+ * restarts itself with them, so that both sides run under the same ones. True when it did (and has finished).
+ */
+function restartedWithMallocTunables(): boolean {
+  const env = withMallocTunables(process.env);
+  if (env === process.env) return false;
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env });
+  process.exitCode = r.status ?? 1;
+  return true;
+}
+
 async function main(): Promise<void> {
+  if (restartedWithMallocTunables()) return;
   const opts = parseArgs(process.argv.slice(2));
   const info = backendInfo();
   const threads = info.threads;

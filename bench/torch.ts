@@ -96,13 +96,21 @@ export class TorchWorker {
 }
 
 /**
- * glibc hands blocks over its mmap threshold back to the kernel when they are freed, so a PyTorch call that
- * allocates its activations or gradients afresh faults every page of them in again. On a 2-core Zen 5 VM that
- * took the projector's training step (zero_grad(set_to_none=True) reallocates ~10 MB of gradients) from 7.5 ms
- * to a median of 30–48 ms, single-threaded too. Keeping freed memory in the heap is the fair setting (PyTorch's
- * own CPU tuning guide swaps in jemalloc or tcmalloc for the same reason); tinyemo reuses its buffers.
+ * glibc hands blocks over its mmap threshold back to the kernel when they are freed, so a call that allocates
+ * its activations or gradients afresh faults every page of them in again. On a 2-core Zen 5 VM that took
+ * PyTorch's projector training step (zero_grad(set_to_none=True) reallocates ~10 MB of gradients) from 7.5 ms to
+ * a median of 30–48 ms, single-threaded too, and tinyemo's from about 9 to 12 ms. Keeping freed memory in the heap
+ * is the fast setting for both (PyTorch's CPU tuning advice swaps in jemalloc or tcmalloc for the same reason):
+ * the baseline's workers get it here, and bench/run.ts restarts itself with it.
  */
 export const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
+
+/** `env` with MALLOC_TUNABLES added to any glibc tunables it already sets (`env` itself when it has them). */
+export function withMallocTunables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const have = env.GLIBC_TUNABLES;
+  if (have?.includes(MALLOC_TUNABLES)) return env;
+  return { ...env, GLIBC_TUNABLES: have ? `${have}:${MALLOC_TUNABLES}` : MALLOC_TUNABLES };
+}
 
 /**
  * The environment of a baseline run: this process's, without the OpenBLAS core settings some machines set
@@ -113,6 +121,5 @@ export function baselineEnv(c: TorchConfig): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  env.GLIBC_TUNABLES = env.GLIBC_TUNABLES ? `${env.GLIBC_TUNABLES}:${MALLOC_TUNABLES}` : MALLOC_TUNABLES;
-  return { ...env, ...c.env };
+  return { ...withMallocTunables(env), ...c.env };
 }

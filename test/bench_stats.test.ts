@@ -1,6 +1,6 @@
 /** The benchmark harness's arithmetic, on made-up timings (no timing is asserted). */
 import { caseResult, formatTable, summarize, summarizeRounds } from '../bench/stats';
-import { baselineEnv, torchConfigs } from '../bench/torch';
+import { baselineEnv, torchConfigs, withMallocTunables } from '../bench/torch';
 import { checkBaseline, cpuIdentity } from '../bench/machine';
 
 test('medians, minima and maxima', () => {
@@ -79,6 +79,10 @@ test("the baseline's glibc keeps freed memory, added to any tunables the environ
     expect(baselineEnv(auto).GLIBC_TUNABLES).toBe('glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295');
     process.env.GLIBC_TUNABLES = 'glibc.cpu.hwcaps=-AVX512F';
     expect(baselineEnv(auto).GLIBC_TUNABLES).toBe('glibc.cpu.hwcaps=-AVX512F:glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295');
+    // The harness restarts itself only when its own environment lacks them: once is enough.
+    const tuned = withMallocTunables({ GLIBC_TUNABLES: 'glibc.cpu.hwcaps=-AVX512F' });
+    expect(withMallocTunables(tuned)).toBe(tuned);
+    expect(tuned.GLIBC_TUNABLES).toBe(baselineEnv(auto).GLIBC_TUNABLES);
   } finally {
     if (saved === undefined) delete process.env.GLIBC_TUNABLES;
     else process.env.GLIBC_TUNABLES = saved;
