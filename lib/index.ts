@@ -8,20 +8,33 @@ export type { Shape, FloatDType } from './tensor';
 export { backendInfo, defaultDevice, deviceBytesInUse, setThreads, setCpuIsa, setCudaTf32, hostBytesInUse } from './backend';
 export type { BackendInfo, CpuCaches, CpuIsa } from './backend';
 export type { Activation } from './ops/activation';
-export { PackedWeight, checkPrecision, gemm, gemmSync } from './ops/gemm';
+export { PackedWeight, checkPrecision, gemm, gemmSync, gemmQueued } from './ops/gemm';
+export { OpBatch } from './ops/run';
 export type { GemmOptions, MatmulPrecision } from './ops/gemm';
-export { activation, activationSync, swiglu, swigluSync, softmax, softmaxSync, add, addSync, scale, scaleSync } from './ops/activation';
+export { activation, activationSync, activationQueued, swiglu, swigluSync, swigluQueued, softmax, softmaxSync, softmaxQueued } from './ops/activation';
+export { add, addSync, addQueued, scale, scaleSync, scaleQueued } from './ops/activation';
 export { activationBackward, activationBackwardSync, swigluBackward, swigluBackwardSync } from './ops/activation';
 export type { OutOption, SoftmaxOptions, AddOptions, ActivationBackwardOptions, SwigluGrads } from './ops/activation';
 export { dropoutApply, dropoutApplySync } from './ops/dropout';
 export type { Dropout, DropoutApplyOptions } from './ops/dropout';
-export { layerNorm, layerNormSync, rmsNorm, rmsNormSync, layerNormBackward, layerNormBackwardSync, rmsNormBackward, rmsNormBackwardSync } from './ops/norm';
+export {
+  layerNorm,
+  layerNormSync,
+  layerNormQueued,
+  rmsNorm,
+  rmsNormSync,
+  rmsNormQueued,
+  layerNormBackward,
+  layerNormBackwardSync,
+  rmsNormBackward,
+  rmsNormBackwardSync,
+} from './ops/norm';
 export type { LayerNormOptions, RmsNormOptions, NormBackwardOptions, NormBackwardResult } from './ops/norm';
-export { rope, ropeSync } from './ops/rope';
+export { rope, ropeSync, ropeQueued } from './ops/rope';
 export type { RopeOptions } from './ops/rope';
 export { resample, resampleSync } from './ops/resample';
 export type { ResampleOptions } from './ops/resample';
-export { embedding, embeddingSync, patchEmbed, patchEmbedSync, embeddingBackward, embeddingBackwardSync } from './ops/embedding';
+export { embedding, embeddingSync, embeddingQueued, patchEmbed, patchEmbedSync, embeddingBackward, embeddingBackwardSync } from './ops/embedding';
 export type { EmbeddingBackwardOptions } from './ops/embedding';
 export type { PatchEmbedOptions } from './ops/embedding';
 export { l2Normalize, l2NormalizeSync, cosine, cosineSync, cosineTopk, cosineTopkSync } from './ops/metric';
@@ -38,7 +51,7 @@ export type {
 } from './ops/projection';
 export { adamwStep, adamwStepSync } from './ops/optim';
 export type { AdamWOptions, AdamWState } from './ops/optim';
-export { attention, attentionSync, attentionBackward, attentionBackwardSync } from './ops/attention';
+export { attention, attentionSync, attentionQueued, attentionBackward, attentionBackwardSync } from './ops/attention';
 export type { AttentionOptions, AttentionGrads, AttentionBackwardOptions } from './ops/attention';
 export { WeightFile, withWeights } from './io/weights';
 export type { WeightFormat, WeightInfo, OpenOptions, LoadOptions } from './io/weights';
@@ -121,7 +134,7 @@ export { reasonInstruction, parseReasoning } from './text/emotion_prompts';
 export type { SynthTask, SynthItem } from './data/synth_tasks';
 export { askTeacher, TeacherError } from './data/teacher';
 export type { TeacherConfig } from './data/teacher';
-export { copyInto, copyIntoSync } from './ops/copy';
+export { copyInto, copyIntoSync, copyIntoQueued } from './ops/copy';
 export { DecoderLM, KvCache, decoderConfig } from './models/llm/decoder';
 export type { DecoderConfig, DecoderFamily } from './models/llm/decoder';
 export { generateTokens, generateText, sampleToken } from './models/llm/generate';

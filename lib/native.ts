@@ -51,13 +51,24 @@ export interface NativeInfo {
   napiVersion: number;
 }
 
+/** Ops queued from JavaScript, run in order as one native job (lib/ops/run.ts's OpBatch holds one). */
+export interface NativeOpBatchHandle {
+  readonly size: number;
+  /** The queued ops, in order; the batch is empty again after. */
+  run(async: boolean): Promise<void> | undefined;
+  /** Drops the queued ops unrun. */
+  clear(): void;
+}
+
 type T = NativeTensorHandle;
 type Maybe<X> = X | null;
-/** Every op takes `async` last: true returns a Promise, false runs on this thread. */
-type Op<Args extends unknown[]> = (...args: [...Args, boolean]) => Promise<void> | undefined;
+/** How an op runs, its last argument: true returns a Promise, false runs on this thread, a batch queues it. */
+export type RunMode = boolean | NativeOpBatchHandle;
+type Op<Args extends unknown[]> = (...args: [...Args, RunMode]) => Promise<void> | undefined;
 
 export interface NativeBinding {
   NativeTensor: NativeTensorConstructor;
+  OpBatch: new () => NativeOpBatchHandle;
   info(): NativeInfo;
   setThreads(n: number): void;
   setIsa(isa: string): void;

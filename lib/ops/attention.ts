@@ -88,6 +88,8 @@ const backwardOp = defineOp(planBackward);
 /** softmax(q k^T * scale) v for q [B,Sq,Hq,D], k and v [B,Skv,Hkv,D] (views with any strides but the last). */
 export const attention = op.async;
 export const attentionSync = op.sync;
+/** The same, queued on an OpBatch (computed when the batch runs). */
+export const attentionQueued = op.queued;
 /**
  * The backward of attention from q, k, v, its output `out` and dL/dout: dq, dk, dv. Flash-style (no S×S matrix;
  * each row's log-sum-exp recomputed once), with dk and dv summed in a fixed order whatever the thread count.

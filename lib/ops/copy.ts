@@ -19,3 +19,4 @@ const op = defineOp(plan);
 /** dst[...] = src[...]; returns dst. */
 export const copyInto = op.async;
 export const copyIntoSync = op.sync;
+export const copyIntoQueued = op.queued;

@@ -66,6 +66,7 @@ const patchEmbedOp = defineOp(planPatchEmbed);
 /** out[n] = table[ids[n]] as f32; every id is checked against the table. */
 export const embedding = embeddingOp.async;
 export const embeddingSync = embeddingOp.sync;
+export const embeddingQueued = embeddingOp.queued;
 /** Conv2d(kernel = stride = P) over pixels [B, C, H, W] -> [B, patches, E]. */
 export const patchEmbed = patchEmbedOp.async;
 export const patchEmbedSync = patchEmbedOp.sync;

@@ -4,7 +4,7 @@ import { binding } from '../native';
 import { Device, Tensor } from '../tensor';
 import { Activation, activationCode } from './activation';
 import { expectDType, expectNdim, expectShape, expectTensor, finiteNumber, output } from './check';
-import { Planned, defineOp } from './run';
+import { OpBatch, Planned, defineOp } from './run';
 
 export interface GemmOptions {
   /** [N] added to every row. */
@@ -153,6 +153,9 @@ const gemmOp = defineOp(plan);
 export const gemm: (a: Tensor<'f32'>, b: Tensor | PackedWeight, opts?: GemmOptions) => Promise<Tensor<'f32'>> = (a, b, opts = {}) => gemmOp.async(a, b, opts);
 /** The same, on the calling thread. */
 export const gemmSync: (a: Tensor<'f32'>, b: Tensor | PackedWeight, opts?: GemmOptions) => Tensor<'f32'> = (a, b, opts = {}) => gemmOp.sync(a, b, opts);
+/** The same, queued on an OpBatch (computed when the batch runs). */
+export const gemmQueued: (batch: OpBatch, a: Tensor<'f32'>, b: Tensor | PackedWeight, opts?: GemmOptions) => Tensor<'f32'> = (batch, a, b, opts = {}) =>
+  gemmOp.queued(batch, a, b, opts);
 
 export interface LinearBackwardOptions {
   /** Where dL/dx goes ([T, in]): overwritten, or added to with `accumulateDx`. Absent: allocated. null: not computed. */

@@ -59,9 +59,12 @@ const rmsNormOp = defineOp(planRmsNorm);
 /** (x - mean) / sqrt(var + eps) * weight + bias, per row. */
 export const layerNorm = layerNormOp.async;
 export const layerNormSync = layerNormOp.sync;
+/** The same, queued on an OpBatch (computed when the batch runs). */
+export const layerNormQueued = layerNormOp.queued;
 /** x / sqrt(mean(x^2) + eps) * weight, per row. */
 export const rmsNorm = rmsNormOp.async;
 export const rmsNormSync = rmsNormOp.sync;
+export const rmsNormQueued = rmsNormOp.queued;
 
 export interface NormBackwardOptions {
   weight?: Tensor<'f32'>;

@@ -51,6 +51,7 @@ const ropeOp = defineOp(plan);
 /** Rotates x [B, S, H, D] by position. */
 export const rope = ropeOp.async;
 export const ropeSync = ropeOp.sync;
+export const ropeQueued = ropeOp.queued;
 
 /**
  * Rotary's backward: a rotation's gradient is the rotation by the opposite angle, so dL/dx is dL/dy rotated at

@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "native_tensor.h"
+#include "op_batch.h"
 #include "ops.h"
 
 namespace te::binding {
@@ -11,6 +12,7 @@ namespace te::binding {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   return guarded(env, [&] {
     exports.Set("NativeTensor", NativeTensor::define(env));
+    exports.Set("OpBatch", OpBatch::define(env));
     register_library(env, exports);
     register_copy(env, exports);
     register_gemm(env, exports);

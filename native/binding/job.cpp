@@ -4,6 +4,7 @@
 #include <string>
 
 #include "errors.h"
+#include "op_batch.h"
 
 namespace te::binding {
 
@@ -98,7 +99,7 @@ class JobWorker : public Napi::AsyncWorker {
     // te_* calls never throw; anything else here is a bug, reported as such.
     try {
       status_ = job_->run();
-      if (status_ != TE_OK) message_ = te_last_error();
+      if (status_ != TE_OK) message_ = job_->failure(te_last_error());
     } catch (...) {
       status_ = TE_ERR_INTERNAL;
       message_ = "internal error in an async job";
@@ -132,13 +133,23 @@ class JobWorker : public Napi::AsyncWorker {
 Napi::Value submit(Napi::Env env, std::unique_ptr<Job> job, bool async) {
   if (!async) {
     const te_status st = job->run();
-    if (st != TE_OK) throw_status(env, st);
+    if (st != TE_OK) throw make_error(env, st, job->failure(te_last_error()));
     return env.Undefined();
   }
   auto* worker = new JobWorker(env, std::move(job));  // deletes itself after OnOK/OnError
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;
+}
+
+Napi::Value submit_or_queue(const Napi::CallbackInfo& info, std::unique_ptr<Job> job) {
+  const Napi::Value last = info[info.Length() - 1];
+  if (OpBatch* batch = OpBatch::unwrap(last)) {
+    batch->add(std::move(job));
+    return info.Env().Undefined();
+  }
+  if (!last.IsBoolean()) throw_error(info.Env(), "INVALID_ARGUMENT", "async must be a boolean or an OpBatch");
+  return submit(info.Env(), std::move(job), last.As<Napi::Boolean>().Value());
 }
 
 }  // namespace te::binding

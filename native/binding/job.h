@@ -21,6 +21,8 @@ class Job {
   // Runs on a worker thread (or the main thread for sync calls); must not
   // touch N-API.
   virtual te_status run() = 0;
+  // The message a failure of run() reports, from the C ABI's (a batch says which of its jobs failed).
+  virtual std::string failure(const std::string& message) const { return message; }
 
   // The te_tensor view of a value, which must be a live NativeTensor.
   te_tensor tensor(Napi::Env env, Napi::Value v, const std::string& name);
@@ -42,6 +44,10 @@ uint64_t u64_arg(const Napi::CallbackInfo& info, size_t i, const char* name);
 // Runs the job: returns a Promise when async, else runs it here and throws
 // on failure.
 Napi::Value submit(Napi::Env env, std::unique_ptr<Job> job, bool async);
+
+// The last argument of an op: true (a Promise), false (run here), or an
+// OpBatch to queue the job on (the call returns undefined; the batch runs it).
+Napi::Value submit_or_queue(const Napi::CallbackInfo& info, std::unique_ptr<Job> job);
 
 // A call's arguments, read in order and each by its name, so no binding
 // counts indices. Structured arguments (a model's weights) are JS objects
@@ -82,7 +88,7 @@ class ArgCursor {
 
 // Parses the call's arguments into a job (capturing te_tensor views, which
 // stay valid because the job holds their storages) and submits it; the last
-// JS argument is the async flag. `parse` reads the others through an
+// JS argument says how (submit_or_queue). `parse` reads the others through an
 // ArgCursor and returns the closure to run.
 template <class Parse>
 Napi::Value run_job(const Napi::CallbackInfo& info, Parse parse) {
@@ -91,12 +97,11 @@ Napi::Value run_job(const Napi::CallbackInfo& info, Parse parse) {
     te_status run() override { return fn(); }
   };
   if (info.Length() < 1) throw Napi::Error::New(info.Env(), "missing arguments");
-  const bool async = bool_arg(info, info.Length() - 1, "async");
   auto job = std::make_unique<Runner>();
   ArgCursor args(info, *job, info.Length() - 1);
   job->fn = parse(args);
   args.done();
-  return submit(info.Env(), std::move(job), async);
+  return submit_or_queue(info, std::move(job));
 }
 
 }  // namespace te::binding

@@ -17,13 +17,14 @@
  */
 import { TinyEmoError } from '../../errors';
 import { ModelFolder } from '../../io/model_folder';
-import { attention, attentionSync } from '../../ops/attention';
-import { copyInto, copyIntoSync } from '../../ops/copy';
+import { attentionQueued, attentionSync } from '../../ops/attention';
+import { copyIntoQueued, copyIntoSync } from '../../ops/copy';
 import { embedding, embeddingSync } from '../../ops/embedding';
-import { gemm, gemmSync } from '../../ops/gemm';
-import { layerNorm, layerNormSync, rmsNorm, rmsNormSync } from '../../ops/norm';
-import { rope, ropeSync } from '../../ops/rope';
-import { swiglu, swigluSync } from '../../ops/activation';
+import { gemmQueued, gemmSync } from '../../ops/gemm';
+import { layerNormQueued, layerNormSync, rmsNormQueued, rmsNormSync } from '../../ops/norm';
+import { OpBatch } from '../../ops/run';
+import { ropeQueued, ropeSync } from '../../ops/rope';
+import { swigluQueued, swigluSync } from '../../ops/activation';
 import { Device, FloatDType, Tensor } from '../../tensor';
 import { Scope } from '../../util/scope';
 import { WeightLoader } from '../weight_loader';
@@ -34,13 +35,24 @@ export { decoderConfig, openelmWidth } from './decoder_config';
 export type { DecoderConfig, DecoderFamily } from './decoder_config';
 
 /**
- * The ops a forward pass uses, off the event loop (long prefills) or on the
- * calling thread (one-token decode steps, where a hop to libuv's pool and
- * back — about 35 µs — repeated for some 15 ops per layer would cost a fifth
- * of the step).
+ * The ops a forward pass uses: on the calling thread (one-token decode steps,
+ * where a hop to libuv's pool and back — about 35 µs — repeated for some 15
+ * ops per layer would cost a fifth of the step), or queued on a batch that
+ * `flush` runs off the event loop, once per layer (longer inputs).
  */
-const ASYNC_OPS = { gemm, rmsNorm, layerNorm, rope, copyInto, attention, swiglu, to: (t: Tensor) => t.to('f32') };
-const SYNC_OPS = {
+interface Ops {
+  gemm: typeof gemmSync;
+  rmsNorm: typeof rmsNormSync;
+  layerNorm: typeof layerNormSync;
+  rope: typeof ropeSync;
+  copyInto: typeof copyIntoSync;
+  attention: typeof attentionSync;
+  swiglu: typeof swigluSync;
+  /** Runs what the ops above queued; their results are ready when it settles. */
+  flush(): Promise<void> | void;
+}
+
+const SYNC_OPS: Ops = {
   gemm: gemmSync,
   rmsNorm: rmsNormSync,
   layerNorm: layerNormSync,
@@ -48,8 +60,21 @@ const SYNC_OPS = {
   copyInto: copyIntoSync,
   attention: attentionSync,
   swiglu: swigluSync,
-  to: (t: Tensor) => t.toSync('f32'),
+  flush: () => undefined,
 };
+
+function queuedOps(batch: OpBatch): Ops {
+  return {
+    gemm: (a, b, opts) => gemmQueued(batch, a, b, opts),
+    rmsNorm: (x, opts) => rmsNormQueued(batch, x, opts),
+    layerNorm: (x, opts) => layerNormQueued(batch, x, opts),
+    rope: (x, opts) => ropeQueued(batch, x, opts),
+    copyInto: (src, dst) => copyIntoQueued(batch, src, dst),
+    attention: (q, k, v, opts) => attentionQueued(batch, q, k, v, opts),
+    swiglu: (gate, up, opts) => swigluQueued(batch, gate, up, opts),
+    flush: () => batch.run(),
+  };
+}
 
 /** Keys and values of the tokens seen so far, per layer: [1, capacity, that layer's kvHeads, headDim]. */
 export class KvCache {
@@ -77,8 +102,6 @@ export class KvCache {
     for (const t of [...this.k, ...this.v]) t.dispose();
   }
 }
-
-type Ops = typeof ASYNC_OPS | typeof SYNC_OPS;
 
 /**
  * Buffers for forward passes of T positions, reused by every layer: each
@@ -229,21 +252,25 @@ export class DecoderLM {
     this.checkInput(x, cache);
     const T = x.shape[0];
     // Short steps run on this thread (see SYNC_OPS); `sync` forces either way.
-    const ops = (opts.sync ?? T <= 2) ? SYNC_OPS : ASYNC_OPS;
+    const sync = opts.sync ?? T <= 2;
+    const batch = sync ? undefined : new OpBatch();
+    const ops = batch ? queuedOps(batch) : SYNC_OPS;
     using scope = new Scope();
     // The residual stream: a copy of x on the weights' device.
     const xd = x.toDevice(this.device);
-    const h = scope.use(xd !== x ? xd : await ops.to(x));
+    const h = scope.use(xd !== x ? xd : sync ? x.toSync('f32') : await x.to('f32'));
     const ws = this.takeWorkspace(T, scope);
     try {
       const step: Step = { T, P: cache.length, cache, ws, ops };
       for (let l = 0; l < this.config.layers; ++l) {
-        if (this.config.family === 'phi') await this.parallelBlock(h, l, step);
-        else await this.sequentialBlock(h, l, step);
+        if (this.config.family === 'phi') this.parallelBlock(h, l, step);
+        else this.sequentialBlock(h, l, step);
+        await ops.flush();
       }
       cache.length = step.P + T;
       return await this.logits(h, step, opts.allLogits === true);
     } finally {
+      batch?.clear(); // what a failed layer had queued
       if (ws === this.stepWorkspace) this.stepWorkspaceBusy = false;
     }
   }
@@ -262,37 +289,37 @@ export class DecoderLM {
   }
 
   /** LLaMA, Qwen2, OpenELM: h += attn(norm(h)); h += mlp(norm(h)), with a SwiGLU MLP. */
-  private async sequentialBlock(h: Tensor<'f32'>, l: number, s: Step): Promise<void> {
+  private sequentialBlock(h: Tensor<'f32'>, l: number, s: Step): void {
     const L = this.w.layers[l];
     const { ops, ws } = s;
     const eps = this.config.eps;
-    await this.attend(await ops.rmsNorm(h, { weight: L.inNorm, eps, out: ws.norm }), h, l, s);
-    await ops.rmsNorm(h, { weight: L.postNorm!, eps, out: ws.norm });
-    await ops.gemm(ws.norm, L.gateUp.weight, { out: ws.rows('gateUp', 2 * L.inter) });
+    this.attend(ops.rmsNorm(h, { weight: L.inNorm, eps, out: ws.norm }), h, l, s);
+    ops.rmsNorm(h, { weight: L.postNorm!, eps, out: ws.norm });
+    ops.gemm(ws.norm, L.gateUp.weight, { out: ws.rows('gateUp', 2 * L.inter) });
     const [g, u] = ws.halves('gateUp', L.inter);
-    const m = await ops.swiglu(g, u, { out: ws.rows('mlp', L.inter) });
-    await ops.gemm(m, L.down.weight, { out: h, beta: 1 });
+    const m = ops.swiglu(g, u, { out: ws.rows('mlp', L.inter) });
+    ops.gemm(m, L.down.weight, { out: h, beta: 1 });
   }
 
   /** Phi-2: one LayerNorm feeds attention and a gelu-tanh MLP side by side: h += attn(a) + mlp(a). */
-  private async parallelBlock(h: Tensor<'f32'>, l: number, s: Step): Promise<void> {
+  private parallelBlock(h: Tensor<'f32'>, l: number, s: Step): void {
     const L = this.w.layers[l];
     const { ops, ws } = s;
-    const a = await ops.layerNorm(h, { weight: L.inNorm, bias: L.inNormBias, eps: this.config.eps, out: ws.norm });
-    await this.attend(a, h, l, s);
-    const m = await ops.gemm(a, L.gateUp.weight, { bias: L.gateUp.bias, activation: 'gelu_tanh', out: ws.rows('mlp', L.inter) });
-    await ops.gemm(m, L.down.weight, { bias: L.down.bias, out: h, beta: 1 });
+    const a = ops.layerNorm(h, { weight: L.inNorm, bias: L.inNormBias, eps: this.config.eps, out: ws.norm });
+    this.attend(a, h, l, s);
+    const m = ops.gemm(a, L.gateUp.weight, { bias: L.gateUp.bias, activation: 'gelu_tanh', out: ws.rows('mlp', L.inter) });
+    ops.gemm(m, L.down.weight, { bias: L.down.bias, out: h, beta: 1 });
   }
 
   /** h += softmax(q Kᵀ/√D, causal) V · Woᵀ for the normalised input `a`, appending k and v to the cache. */
-  private async attend(a: Tensor<'f32'>, h: Tensor<'f32'>, l: number, s: Step): Promise<void> {
+  private attend(a: Tensor<'f32'>, h: Tensor<'f32'>, l: number, s: Step): void {
     const L: DecoderLayer = this.w.layers[l];
     const c = this.config;
     const { T, P, cache, ops, ws } = s;
     const { heads: H, kvHeads: KV } = L;
     const Dh = c.headDim;
     using scope = new Scope();
-    await ops.gemm(a, L.qkv.weight, { bias: L.qkv.bias, out: ws.rows('qkv', (H + 2 * KV) * Dh) });
+    ops.gemm(a, L.qkv.weight, { bias: L.qkv.bias, out: ws.rows('qkv', (H + 2 * KV) * Dh) });
     let q = ws.headRange('qkv', H + 2 * KV, Dh, 0, H);
     let k = ws.headRange('qkv', H + 2 * KV, Dh, H, KV);
     const v = ws.headRange('qkv', H + 2 * KV, Dh, H + KV, KV);
@@ -300,19 +327,19 @@ export class DecoderLM {
       // Per-head RMSNorm over head_dim, in place on contiguous copies (each row is read before it is written).
       const qn = ws.heads('q', H, Dh);
       const kn = ws.heads('k', KV, Dh);
-      await ops.copyInto(q, qn);
-      await ops.copyInto(k, kn);
-      q = await ops.rmsNorm(qn, { weight: L.qNorm, eps: c.eps, out: qn });
-      k = await ops.rmsNorm(kn, { weight: L.kNorm, eps: c.eps, out: kn });
+      ops.copyInto(q, qn);
+      ops.copyInto(k, kn);
+      q = ops.rmsNorm(qn, { weight: L.qNorm, eps: c.eps, out: qn });
+      k = ops.rmsNorm(kn, { weight: L.kNorm, eps: c.eps, out: kn });
     }
-    await ops.rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
-    await ops.rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
-    await ops.copyInto(k, scope.use(cache.k[l].narrow(1, P, T)));
-    await ops.copyInto(v, scope.use(cache.v[l].narrow(1, P, T)));
+    ops.rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
+    ops.rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
+    ops.copyInto(k, scope.use(cache.k[l].narrow(1, P, T)));
+    ops.copyInto(v, scope.use(cache.v[l].narrow(1, P, T)));
     const kAll = scope.use(cache.k[l].narrow(1, 0, P + T));
     const vAll = scope.use(cache.v[l].narrow(1, 0, P + T));
-    await ops.attention(q, kAll, vAll, { causal: true, out: ws.heads('attn', H, Dh) });
-    await ops.gemm(ws.rows('attn', H * Dh), L.o.weight, { bias: L.o.bias, out: h, beta: 1 });
+    ops.attention(q, kAll, vAll, { causal: true, out: ws.heads('attn', H, Dh) });
+    ops.gemm(ws.rows('attn', H * Dh), L.o.weight, { bias: L.o.bias, out: h, beta: 1 });
   }
 
   /** The final norm and the output head, for the last position or every one. */
@@ -322,11 +349,10 @@ export class DecoderLM {
     using scope = new Scope();
     const rows = all ? h : scope.use(h.narrow(0, s.T - 1, 1));
     const n = scope.use(
-      c.family === 'phi'
-        ? await ops.layerNorm(rows, { weight: this.w.finalNorm, bias: this.w.finalNormBias, eps: c.eps })
-        : await ops.rmsNorm(rows, { weight: this.w.finalNorm, eps: c.eps }),
+      c.family === 'phi' ? ops.layerNorm(rows, { weight: this.w.finalNorm, bias: this.w.finalNormBias, eps: c.eps }) : ops.rmsNorm(rows, { weight: this.w.finalNorm, eps: c.eps }),
     );
-    const logits = scope.use(await ops.gemm(n, this.w.head, { bias: this.w.headBias }));
+    const logits = scope.use(ops.gemm(n, this.w.head, { bias: this.w.headBias }));
+    await ops.flush();
     return logits.toArray() as Float32Array;
   }
 
