@@ -1,4 +1,4 @@
-import { Tensor, attention, attentionSync } from '../lib';
+import { Tensor, attention, attentionSync, backendInfo, setThreads } from '../lib';
 import { forEachIsa, poisoned, relError } from './helpers/compare';
 import { Rng } from './helpers/random';
 
@@ -82,6 +82,24 @@ describe('attention against float64', () => {
     // Query heads 2 and 3 share kv head 1.
     expect(Array.from(o.subarray(2 * c.D)).every((x) => Number.isNaN(x))).toBe(true);
     expect(relError(o.subarray(0, 2 * c.D), want.subarray(0, 2 * c.D))).toBeLessThan(1e-5);
+  });
+
+  test('decoding: the cache is cut into splits by its length alone, so one thread and three give the same bits', () => {
+    // 5 kv heads of 1,000 keys: 8 splits each, run by the pool; the merge adds them in a fixed order.
+    const c: Case = { B: 1, Sq: 2, Skv: 1000, Hq: 20, Hkv: 5, D: 64, causal: true };
+    const q = Tensor.from(rng.floats(c.Sq * c.Hq * c.D), [1, c.Sq, c.Hq, c.D]);
+    const k = Tensor.from(rng.floats(c.Skv * c.Hkv * c.D), [1, c.Skv, c.Hkv, c.D]);
+    const v = Tensor.from(rng.floats(c.Skv * c.Hkv * c.D), [1, c.Skv, c.Hkv, c.D]);
+    const threads = backendInfo().threads;
+    try {
+      setThreads(1);
+      const one = attentionSync(q, k, v, { causal: true }).toArray();
+      setThreads(3);
+      const three = attentionSync(q, k, v, { causal: true }).toArray();
+      expect(Buffer.from(three.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+    } finally {
+      setThreads(threads);
+    }
   });
 
   test('views: q, k, v from one fused qkv buffer, and k/v as a prefix of a larger cache', () => {

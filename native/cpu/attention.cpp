@@ -113,49 +113,126 @@ void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, co
   }
 }
 
-// A few query rows (token generation): the G query heads that share a kv
+// A few query rows (token generation). The G query heads that share a kv
 // head, at each of the Sq positions, are the rows of one small product with
-// the cache: S = Q K^T by dot-product tiles reading K in place, softmax per
-// row, O = P V by weighted sums of V's rows. K and V stream through once per
-// kv head; nothing is packed.
-void decode_head(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o, int64_t b,
-                 int64_t hk) {
-  const int64_t R = a.G * a.Sq, D = a.D;
-  const int64_t n = a.visible(a.Sq - 1);  // keys the last row sees (every row sees a prefix of them)
+// the cache, cut along the keys into splits of kDecodeSplit: per split,
+// S = Q K^T by dot-product tiles reading K in place, a softmax per row
+// against the split's own maximum, and the weighted sum of V's rows. The
+// splits' partial states are merged afterwards, so a layer with three kv
+// heads keeps two cores busy, and each split streams its part of K and V
+// once. Nothing is packed.
+//
+// The splits depend on the cache length only, never on the thread count, so
+// the sums are the same whatever runs them.
+constexpr int64_t kDecodeSplit = 128;
+// Below this many cached keys over all kv heads, the calling thread does it
+// all: handing the work to another core costs more than it saves.
+constexpr int64_t kDecodeSerialKeys = 1024;
+
+constexpr int64_t kPrefetchKeys = 16;
+
+inline void prefetch_row(const float* p, int64_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
+#else
+  (void)p, (void)n;
+#endif
+}
+
+// One split's partial state for the R rows of kv head hk over keys [j0, j1):
+// max m, sum l of exp(s - m), and acc = sum of exp(s - m) v.
+void decode_split(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, int64_t b, int64_t hk,
+                  int64_t j0, int64_t j1, float* m, float* l, float* acc) {
+  const int64_t R = a.G * a.Sq, D = a.D, n = j1 - j0;
+  thread_local Buffer<float> tl_qs, tl_s;
+  tl_qs.resize(R * D);
+  tl_s.resize(R * n);
+  float* qs = tl_qs.data();
+  float* s = tl_s.data();
   // Row r = s * G + g: query head hk*G + g at position s, pre-scaled.
-  Buffer<float> qs(R * D), s(R * std::max<int64_t>(n, 1)), acc(R * D);
-  for (int64_t r = 0; r < R; ++r) is.scale(a.scale, q.row(b, r / a.G, hk * a.G + r % a.G), qs.data() + r * D, D);
-  if (n > 0) {
-    if (is.dot_tile) {
-      for (int64_t j = 0; j < n; j += is.dot_nr)
-        for (int64_t r = 0; r < R; r += is.dot_mr)
-          is.dot_tile(D, qs.data() + r * D, D, static_cast<int>(std::min<int64_t>(is.dot_mr, R - r)), k.row(b, j, hk),
-                      k.ss, static_cast<int>(std::min<int64_t>(is.dot_nr, n - j)), s.data() + r * n + j, n, 1.0f, 0.0f);
-    } else {
-      for (int64_t r = 0; r < R; ++r) is.gemv_f32(k.row(b, 0, hk), k.ss, qs.data() + r * D, D, n, s.data() + r * n);
+  for (int64_t r = 0; r < R; ++r) is.scale(a.scale, q.row(b, r / a.G, hk * a.G + r % a.G), qs + r * D, D);
+  if (is.dot_tile) {
+    for (int64_t j = 0; j < n; j += is.dot_nr) {
+      // The cache comes from memory (a decode step streams the weights between two layers' attention), in rows of
+      // a few lines that no hardware prefetcher follows far: K is asked for kPrefetchKeys ahead, and V, read
+      // once the scores are known, alongside.
+      for (int64_t jj = j; jj < std::min(j + is.dot_nr, n); ++jj) {
+        if (jj + kPrefetchKeys < n) prefetch_row(k.row(b, j0 + jj + kPrefetchKeys, hk), D);
+        prefetch_row(v.row(b, j0 + jj, hk), D);
+      }
+      for (int64_t r = 0; r < R; r += is.dot_mr)
+        is.dot_tile(D, qs + r * D, D, static_cast<int>(std::min<int64_t>(is.dot_mr, R - r)), k.row(b, j0 + j, hk), k.ss,
+                    static_cast<int>(std::min<int64_t>(is.dot_nr, n - j)), s + r * n + j, n, 1.0f, 0.0f);
     }
+  } else {
+    for (int64_t r = 0; r < R; ++r) is.gemv_f32(k.row(b, j0, hk), k.ss, qs + r * D, D, n, s + r * n);
   }
-  std::vector<float> inv_sum(R);
   for (int64_t r = 0; r < R; ++r) {
-    float* row = s.data() + r * n;
-    const int64_t vis = a.visible(r / a.G);
-    std::fill(row + std::max<int64_t>(vis, 0), row + n, 0.0f);
-    if (vis <= 0) {
-      inv_sum[r] = 0.0f;
+    float* row = s + r * n;
+    const int64_t vis = std::clamp<int64_t>(a.visible(r / a.G) - j0, 0, n);
+    std::fill(row + vis, row + n, 0.0f);
+    if (vis == 0) {
+      m[r] = kNegInf;
+      l[r] = 0.0f;
       continue;
     }
-    const float mx = is.max(row, vis);
-    inv_sum[r] = 1.0f / is.exp_sum(row, mx, row, vis);
+    m[r] = is.max(row, vis);
+    l[r] = is.exp_sum(row, m[r], row, vis);
   }
   for (int64_t r0 = 0; r0 < R; r0 += 4) {
     const int rows = static_cast<int>(std::min<int64_t>(4, R - r0));
-    if (n > 0) {
-      is.weighted_rows(s.data() + r0 * n, n, rows, v.row(b, 0, hk), v.ss, n, D, acc.data() + r0 * D, D);
-    } else {
-      std::fill(acc.data() + r0 * D, acc.data() + (r0 + rows) * D, 0.0f);
-    }
+    is.weighted_rows(s + r0 * n, n, rows, v.row(b, j0, hk), v.ss, n, D, acc + r0 * D, D);
   }
-  for (int64_t r = 0; r < R; ++r) is.scale(inv_sum[r], acc.data() + r * D, o.row(b, r / a.G, hk * a.G + r % a.G), D);
+}
+
+// Row r's output from its splits' states (m, l at stride R; acc at stride R * D):
+// softmax(s) v = sum_c exp(m_c - M) acc_c / sum_c exp(m_c - M) l_c, M the largest m_c.
+void decode_merge(const Isa& is, int64_t splits, int64_t R, int64_t D, const float* m, const float* l, const float* acc,
+                  float* out) {
+  float M = kNegInf;
+  for (int64_t c = 0; c < splits; ++c) {
+    if (l[c * R] == 0.0f) continue;  // nothing visible in this split
+    const float mc = m[c * R];
+    M = mc != mc ? mc : std::max(M, mc);  // a NaN must reach the output, not vanish in max()
+  }
+  if (M == kNegInf) {  // no visible key at all
+    std::fill(out, out + D, 0.0f);
+    return;
+  }
+  float L = 0.0f;
+  for (int64_t c = 0; c < splits; ++c)
+    if (l[c * R] != 0.0f) L += std::exp(m[c * R] - M) * l[c * R];
+  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+  std::fill(out, out + D, 0.0f);
+  for (int64_t c = 0; c < splits; ++c)
+    if (l[c * R] != 0.0f) is.axpy(std::exp(m[c * R] - M) * inv, acc + c * R * D, out, D);
+}
+
+// Attention for Sq <= 4 query rows against the cache: every (batch, kv head,
+// split) is a task; then every (batch, kv head) merges its splits.
+void decode(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o) {
+  const int64_t R = a.G * a.Sq, D = a.D;
+  const int64_t n = a.visible(a.Sq - 1);  // keys the last row sees (every row sees a prefix of them)
+  const int64_t splits = std::max<int64_t>(1, (n + kDecodeSplit - 1) / kDecodeSplit);
+  const int64_t heads = a.B * a.Hkv;
+  // Per task: m [R], l [R], acc [R, D]; a head's splits side by side, so merge reads them at fixed strides.
+  Buffer<float> state(static_cast<size_t>(heads * splits * R * (D + 2)));
+  const auto m_of = [&](int64_t head) { return state.data() + head * splits * R * (D + 2); };
+  const auto l_of = [&](int64_t head) { return m_of(head) + splits * R; };
+  const auto acc_of = [&](int64_t head) { return m_of(head) + 2 * splits * R; };
+  const int threads = n * a.B * a.Hkv < kDecodeSerialKeys ? 1 : pool_threads();
+  parallel_for(heads * splits, threads, [&](int64_t t, int) {
+    const int64_t head = t / splits, c = t % splits;
+    const int64_t j0 = c * kDecodeSplit, j1 = std::min(n, j0 + kDecodeSplit);
+    decode_split(is, a, q, k, v, head / a.Hkv, head % a.Hkv, j0, j1, m_of(head) + c * R, l_of(head) + c * R,
+                 acc_of(head) + c * R * D);
+  });
+  parallel_for(heads, threads, [&](int64_t head, int) {
+    const int64_t b = head / a.Hkv, hk = head % a.Hkv;
+    for (int64_t r = 0; r < R; ++r)
+      decode_merge(is, splits, R, D, m_of(head) + r, l_of(head) + r, acc_of(head) + r * D,
+                   o.row(b, r / a.G, hk * a.G + r % a.G));
+  });
 }
 
 }  // namespace
@@ -173,7 +250,7 @@ void attention(const te_tensor& qt, const te_tensor& kt, const te_tensor& vt, co
   if (a.B == 0 || a.Sq == 0 || a.Hq == 0) return;
 
   if (a.Sq <= 4) {
-    parallel_for(a.B * a.Hkv, [&](int64_t t, int) { decode_head(is, a, q, k, v, o, t / a.Hkv, t % a.Hkv); });
+    decode(is, a, q, k, v, o);
     return;
   }
   // Chunks of query rows: enough tasks to keep every thread busy (causal
