@@ -26,7 +26,8 @@ exponential moving average of the weights), swa (average the weights of
 this many last epochs); ema and swa recompute BatchNorm's statistics for
 the averaged weights. sam (sharpness-aware minimisation: each step's
 gradient taken at the weights moved this far, rho, up the batch's gradient).
-members (this many models, seeds apart, sharing the label table, their
+smooth (label smoothing: the cosine loss's target is this much the mean of
+every label, the rest the true one's). members (this many models, seeds apart, sharing the label table, their
 outputs averaged before the cosine: what one projector that many times as
 wide computes).
 """
@@ -100,6 +101,8 @@ def batch_loss(model, xb, yb, labels, classes, v):
     cos = F.normalize(model(xb), dim=1) @ labels.T
     if v.get("ce"):
         loss = F.cross_entropy(cos * v["ce"], yb)
+    elif v.get("smooth"):
+        loss = (1 - (1 - v["smooth"]) * cos.gather(1, yb[:, None])[:, 0] - v["smooth"] * cos.mean(1)).mean()
     else:
         loss = (1 - cos.gather(1, yb[:, None])).mean()
     if v.get("neg"):
