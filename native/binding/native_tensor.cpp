@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "type_tag.h"
 
 namespace te::binding {
 
@@ -119,13 +120,7 @@ Napi::Function NativeTensor::define(Napi::Env env) {
   return ctor;
 }
 
-NativeTensor* NativeTensor::unwrap(Napi::Value v) {
-  if (!v.IsObject()) return nullptr;
-  Napi::Object o = v.As<Napi::Object>();
-  bool tagged = false;
-  if (napi_check_object_type_tag(v.Env(), o, &kTensorTag, &tagged) != napi_ok || !tagged) return nullptr;
-  return Napi::ObjectWrap<NativeTensor>::Unwrap(o);
-}
+NativeTensor* NativeTensor::unwrap(Napi::Value v) { return unwrap_tagged<NativeTensor>(v, kTensorTag); }
 
 // new NativeTensor(dtype, shape, init[, device]) where init is "zeros",
 // "empty" or an ArrayBuffer / view whose bytes are copied, and device -1 (or

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "errors.h"
+#include "type_tag.h"
 
 namespace te::binding {
 
@@ -46,13 +47,7 @@ Napi::Function OpBatch::define(Napi::Env env) {
                      });
 }
 
-OpBatch* OpBatch::unwrap(Napi::Value v) {
-  if (!v.IsObject()) return nullptr;
-  Napi::Object o = v.As<Napi::Object>();
-  bool tagged = false;
-  if (napi_check_object_type_tag(v.Env(), o, &kBatchTag, &tagged) != napi_ok || !tagged) return nullptr;
-  return Napi::ObjectWrap<OpBatch>::Unwrap(o);
-}
+OpBatch* OpBatch::unwrap(Napi::Value v) { return unwrap_tagged<OpBatch>(v, kBatchTag); }
 
 OpBatch::OpBatch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<OpBatch>(info) {
   guarded(info.Env(), [&] {
