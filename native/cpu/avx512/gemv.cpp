@@ -8,7 +8,7 @@
 // standalone stream ran 10% faster than with four rows on one core, 7-10% on
 // two; a decode step's f16 products about 5%), and the next eight rows are
 // prefetched as these are read. f32 rows are not prefetched (it only competed
-// for bandwidth, as on AVX2).
+// for bandwidth; the AVX2 kernel, slower at streaming, does prefetch them).
 #include <immintrin.h>
 
 #include "kernels.h"
