@@ -13,10 +13,16 @@ namespace te::cpu {
 namespace {
 
 // Mean of a row in double: rows of a few thousand f32 values, summed once.
+// Eight running sums, not one: a single chain of dependent double adds took
+// about a microsecond per 1024 values, most of a ViT LayerNorm's time.
 double row_mean(const float* x, int64_t n) {
-  double s = 0.0;
-  for (int64_t i = 0; i < n; ++i) s += x[i];
-  return n ? s / static_cast<double>(n) : 0.0;
+  double s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += x[i + j];
+  for (; i < n; ++i) s[0] += x[i];
+  const double total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  return n ? total / static_cast<double>(n) : 0.0;
 }
 
 }  // namespace
