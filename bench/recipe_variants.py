@@ -27,9 +27,9 @@ this many last epochs); ema and swa recompute BatchNorm's statistics for
 the averaged weights. sam (sharpness-aware minimisation: each step's
 gradient taken at the weights moved this far, rho, up the batch's gradient).
 smooth (label smoothing: the cosine loss's target is this much the mean of
-every label, the rest the true one's). members (this many models, seeds apart, sharing the label table, their
-outputs averaged before the cosine: what one projector that many times as
-wide computes).
+every label, the rest the true one's). members (this many models, seeds
+apart, sharing the label table, their outputs averaged before the cosine:
+what one projector that many times as wide computes).
 """
 import argparse
 import json

@@ -166,6 +166,7 @@ function restartedWithMallocTunables(): boolean {
   const env = withMallocTunables(process.env);
   if (env === process.env) return false;
   const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env });
+  if (r.error) console.error(`bench: could not restart with GLIBC_TUNABLES: ${r.error.message}`);
   process.exitCode = r.status ?? 1;
   return true;
 }

@@ -99,9 +99,9 @@ export class TorchWorker {
  * glibc hands blocks over its mmap threshold back to the kernel when they are freed, so a call that allocates
  * its activations or gradients afresh faults every page of them in again. On a 2-core Zen 5 VM that took
  * PyTorch's projector training step (zero_grad(set_to_none=True) reallocates ~10 MB of gradients) from 7.5 ms to
- * a median of 30–48 ms, single-threaded too, and tinyemo's from about 9 to 12 ms. Keeping freed memory in the heap
- * is the fast setting for both (PyTorch's CPU tuning advice swaps in jemalloc or tcmalloc for the same reason):
- * the baseline's workers get it here, and bench/run.ts restarts itself with it.
+ * a median of 30–48 ms, single-threaded too; tinyemo's step was about 5% slower without it. Keeping freed
+ * memory in the heap is the fast setting for both (PyTorch's CPU tuning advice swaps in jemalloc or tcmalloc
+ * for the same reason): the baseline's workers get it here, and bench/run.ts restarts itself with it.
  */
 export const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
 

@@ -212,12 +212,8 @@ void decode_merge(const Isa& is, int64_t splits, int64_t R, int64_t D, const flo
 // split) is a task; then every (batch, kv head) merges its splits.
 void decode(const Isa& is, const Shape& a, const In4& q, const In4& k, const In4& v, const Out4& o) {
   const int64_t R = a.G * a.Sq, D = a.D;
-  const int64_t n = a.visible(a.Sq - 1);  // keys the last row sees (every row sees a prefix of them)
-  if (n <= 0) {                           // an empty cache: nothing to attend to
-    for (int64_t b = 0; b < a.B; ++b)
-      for (int64_t r = 0; r < a.Sq * a.Hq; ++r) std::fill_n(o.row(b, r / a.Hq, r % a.Hq), D, 0.0f);
-    return;
-  }
+  // Keys the last row sees (every row sees a prefix of them): at least one, as the C ABI refuses an empty cache.
+  const int64_t n = a.visible(a.Sq - 1);
   const int64_t splits = (n + kDecodeSplit - 1) / kDecodeSplit;
   const int64_t heads = a.B * a.Hkv;
   // Per task: m [R], l [R], acc [R, D]; a head's splits side by side, so merge reads them at fixed strides.
