@@ -82,7 +82,7 @@ void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, co
         const int64_t kb = std::min(kKB, blk_end - j0);
         for (int64_t jp = 0; jp < kb; jp += nr)
           is.gemm_tile(D, qp.data(), kp.data() + (j0 + jp) * D, s.data() + jp, kKB, mr_eff,
-                       static_cast<int>(std::min<int64_t>(nr, kb - jp)), 1.0f, 0.0f);
+                       static_cast<int>(std::min<int64_t>(nr, kb - jp)), 1.0f, 0.0f, nullptr, 0);
         for (int i = 0; i < mr_eff; ++i) {
           float* row = s.data() + i * kKB;
           // Keys past this row's causal limit (only in blocks on the diagonal).
@@ -103,7 +103,8 @@ void prefill_chunk(const Isa& is, const Shape& a, const In4& q, const In4& k, co
         // P as the A operand (mr-wide, k-major over keys), then O += P V.
         is.pack_rows(s.data(), TE_F32, kKB, mr_eff, kb, mr, pp.data());
         for (int64_t p0 = 0; p0 < Dp; p0 += nr)
-          is.gemm_tile(kb, pp.data(), vp.data() + p0 * kv_pad + j0 * nr, acc.data() + p0, Dp, mr_eff, nr, 1.0f, 1.0f);
+          is.gemm_tile(kb, pp.data(), vp.data() + p0 * kv_pad + j0 * nr, acc.data() + p0, Dp, mr_eff, nr, 1.0f, 1.0f,
+                       nullptr, 0);
       }
       for (int i = 0; i < mr_eff; ++i) {
         float* dst = o.row(b, r0 + i, h);

@@ -125,12 +125,13 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
           const int64_t tiles = (mc + mr - 1) / mr;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-            if (next) prefetch_part(bpanel + K * nr, kc * nr * 4, ir / mr, tiles);
+            const LineSlice pf =
+                next ? line_slice(bpanel + K * nr, kc * nr * 4, ir / mr, tiles) : LineSlice{nullptr, 0};
             float* ct = c + (ic + ir) * ldc + jc + jr;
             prefetch_tile(ct, ldc, mr_eff, nr_eff);
             // Later K blocks add to what earlier ones wrote; alpha scales each
             // block's partial sum, so the total is alpha * A.B^T + beta * C.
-            is.gemm_tile(kc, ap + (ir / mr) * kc * mr, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
+            is.gemm_tile(kc, ap + (ir / mr) * kc * mr, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta, pf.p, pf.lines);
             if (last && epi) tile_epilogue(is, ep, ct, ldc, jc + jr, mr_eff, nr_eff);
           }
         }

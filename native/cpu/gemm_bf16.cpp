@@ -95,10 +95,11 @@ void gemm_bf16_block(const Isa& is, const GemmBlocking& bl, int64_t M, int64_t K
         const int64_t tiles = (mc + mr - 1) / mr;
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int mr_eff = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-          if (next) prefetch_part(bpanel + K2 * nr, kp * nr * 4, ir / mr, tiles);
+          const LineSlice pf = next ? line_slice(bpanel + K2 * nr, kp * nr * 4, ir / mr, tiles) : LineSlice{nullptr, 0};
           float* ct = c + (ic + ir) * ldc + jr;
           prefetch_tile(ct, ldc, mr_eff, nr_eff);
-          is.gemm_tile_bf16(kp, ablock + (ic + ir) * kp, kp, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta);
+          is.gemm_tile_bf16(kp, ablock + (ic + ir) * kp, kp, bpanel, ct, ldc, mr_eff, nr_eff, ep.alpha, beta, pf.p,
+                            pf.lines);
           if (last && epi) tile_epilogue(is, ep, ct, ldc, jr, mr_eff, nr_eff);
         }
       }

@@ -27,8 +27,11 @@ struct Isa {
   // C[0:mr_eff, 0:nr_eff] = alpha * (ap . bp) + beta * C, where beta == 0
   // never reads C.
   int mr, nr;
+  // pf: pf_lines cache lines (64 bytes) the tile asks for while it runs,
+  // spread over its k steps (null and 0 for none): the next B panel of a
+  // weight that comes from DRAM.
   void (*gemm_tile)(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff,
-                    float alpha, float beta);
+                    float alpha, float beta, const void* pf, int64_t pf_lines);
   // Packs `rows` rows of length k (ldw apart) into panels of `width` rows,
   // k-major: out[p*k*width + kk*width + j] = w[(p*width + j)*ldw + kk], zero
   // past the last row. This is a transpose: the operand of a GEMM stored
@@ -92,7 +95,7 @@ struct Isa {
   // instruction does it; otherwise a portable emulation (same sums up to
   // denormals, much slower).
   void (*gemm_tile_bf16)(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* bp, float* c, int64_t ldc,
-                         int mr_eff, int nr_eff, float alpha, float beta);
+                         int mr_eff, int nr_eff, float alpha, float beta, const void* pf, int64_t pf_lines);
   bool bf16_native;
 };
 

@@ -14,7 +14,7 @@ constexpr int kMR = 6, kNR = 16;
 constexpr int kDotMR = 4, kDotNR = 3;
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
-               float beta);
+               float beta, const void* pf, int64_t pf_lines);
 void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w, int64_t ldw, int nr_eff, float* c,
               int64_t ldc, float alpha, float beta);
 void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t k, int width, float* out);

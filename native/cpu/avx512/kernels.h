@@ -22,7 +22,7 @@ constexpr int kDotMR = 4, kDotNR = 4;
 constexpr int kProbeFlopsPerIter = 12 * 2 * 16;
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
-               float beta);
+               float beta, const void* pf, int64_t pf_lines);
 void dot_tile(int64_t k, const float* x, int64_t ldx, int mr_eff, const float* w, int64_t ldw, int nr_eff, float* c,
               int64_t ldc, float alpha, float beta);
 void weighted_rows(const float* p, int64_t ldp, int rows, const float* v, int64_t ldv, int64_t n, int64_t d, float* y,

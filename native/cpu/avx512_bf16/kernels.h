@@ -9,6 +9,6 @@
 namespace te::cpu::avx512_bf16 {
 
 void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* bp, float* c, int64_t ldc, int mr_eff,
-                    int nr_eff, float alpha, float beta);
+                    int nr_eff, float alpha, float beta, const void* pf, int64_t pf_lines);
 
 }  // namespace te::cpu::avx512_bf16

@@ -8,7 +8,8 @@
 namespace te::cpu::generic {
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
-               float beta) {
+               float beta, const void* pf, int64_t pf_lines) {
+  (void)pf, (void)pf_lines;  // a hint the portable tile, far from the memory bound, does without
   float acc[kMR][kNR] = {};
   for (int64_t p = 0; p < k; ++p) {
     const float* a = ap + p * kMR;

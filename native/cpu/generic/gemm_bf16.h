@@ -14,7 +14,8 @@ namespace te::cpu::generic {
 
 template <int MR, int NR>
 void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* bp, float* c, int64_t ldc, int mr_eff,
-                    int nr_eff, float alpha, float beta) {
+                    int nr_eff, float alpha, float beta, const void* pf, int64_t pf_lines) {
+  (void)pf, (void)pf_lines;  // a hint the portable tile, far from the memory bound, does without
   float acc[MR][NR] = {};
   for (int64_t p = 0; p < kp; ++p) {
     const uint32_t* b = bp + p * NR;

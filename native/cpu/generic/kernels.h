@@ -15,7 +15,7 @@ constexpr int kDotMR = 0, kDotNR = 0;
 constexpr auto dot_tile = nullptr;
 
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
-               float beta);
+               float beta, const void* pf, int64_t pf_lines);
 void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t k, int width, float* out);
 void gemv_f32(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
 void gemv_f16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
