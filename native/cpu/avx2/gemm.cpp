@@ -148,6 +148,18 @@ inline void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+// r[0..3] hold 4 rows of 8 values; stores column j's 4 values at o + j * stride.
+inline void transpose4x8_store(const __m256 r[4], float* o, int64_t stride) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+  for (int j = 0; j < 4; ++j) {
+    _mm_storeu_ps(o + j * stride, _mm256_castps256_ps128(u[j]));
+    _mm_storeu_ps(o + (j + 4) * stride, _mm256_extractf128_ps(u[j], 1));
+  }
+}
+
 inline float load1(const void* base, int32_t dtype, int64_t i) {
   if (dtype == TE_F16) return te::f16_to_f32(static_cast<const uint16_t*>(base)[i]);
   if (dtype == TE_BF16) return te::bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
@@ -169,6 +181,13 @@ void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t 
       const __m256i mask = tail_mask(lanes);
       float* o = out + g;
       int64_t kk = 0;
+      // A 4-row group (the last of AVX-512's 12-row panels of A) needs half
+      // the shuffles and no masked stores, which are slow on AMD cores.
+      for (; lanes == 4 && kk + 8 <= k; kk += 8) {
+        __m256 r[4];
+        for (int j = 0; j < 4; ++j) r[j] = j < n_rows ? load8(w, dtype, (first + j) * ldw + kk) : _mm256_setzero_ps();
+        transpose4x8_store(r, o + kk * width, width);
+      }
       for (; kk + 8 <= k; kk += 8) {
         __m256 r[8];
         for (int j = 0; j < 8; ++j) r[j] = j < n_rows ? load8(w, dtype, (first + j) * ldw + kk) : _mm256_setzero_ps();
