@@ -26,10 +26,19 @@ double probe_peak_gflops(int32_t threads, int64_t iters) {
   threads = std::max(1, std::min(threads, te::pool_threads()));
   std::atomic<float> sink{0.0f};
   is.fma_probe(iters / 10 + 1);  // wake the core up to speed
-  const auto t0 = std::chrono::steady_clock::now();
-  te::parallel_for(threads, threads, [&](int64_t, int) { sink = sink + is.fma_probe(iters); });
-  const double s = seconds_since(t0);
-  return static_cast<double>(threads) * static_cast<double>(iters) * is.probe_flops_per_iter / s / 1e9;
+  // The best of five, as for the read: a peak is what the cores can do, and
+  // a single run reads low whenever a VM is slow for a moment (one bench run
+  // read 313 GFLOP/s where the others that day read 446-458, and printed
+  // rates above 100% of it).
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    te::parallel_for(threads, threads, [&](int64_t, int) { sink = sink + is.fma_probe(iters); });
+    const double s = seconds_since(t0);
+    best =
+        std::max(best, static_cast<double>(threads) * static_cast<double>(iters) * is.probe_flops_per_iter / s / 1e9);
+  }
+  return best;
 }
 
 double probe_read_gbs(int32_t threads, int64_t bytes) {

@@ -127,9 +127,9 @@ TE_API int32_t te_cuda_tf32_allowed(void);
  * 3 16-bit weights through wgmma on Hopper (sm_90a builds) where mma.sync would serve. */
 TE_API te_status te_cuda_gemm_variant(int32_t variant);
 
-/* Probes for benchmarks: vector FMA throughput over `threads` threads of
- * the pool (GFLOP/s, the kernels' instruction set), and the best of three
- * parallel reads of a `bytes` buffer (GB/s). */
+/* Probes for benchmarks: the best of five runs of vector FMA throughput over
+ * `threads` threads of the pool (GFLOP/s, the kernels' instruction set), and
+ * the best of three parallel reads of a `bytes` buffer (GB/s). */
 TE_API double te_probe_peak_gflops(int32_t threads, int64_t iters);
 TE_API double te_probe_read_gbs(int32_t threads, int64_t bytes);
 
