@@ -173,6 +173,8 @@ void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t 
   // stored as that group's lanes of the panel (masked when the group is
   // narrower than 8, as for the 6-row panels of A); rows past the end are
   // zero; the k tail is done one value at a time.
+  const char* bytes = static_cast<const char*>(w);
+  const int64_t es = dtype == TE_F32 ? 4 : 2;
   for (int64_t r0 = 0; r0 < rows; r0 += width) {
     for (int g = 0; g < width; g += 8) {
       const int lanes = std::min(8, width - g);
@@ -188,7 +190,14 @@ void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t 
         for (int j = 0; j < 4; ++j) r[j] = j < n_rows ? load8(w, dtype, (first + j) * ldw + kk) : _mm256_setzero_ps();
         transpose4x8_store(r, o + kk * width, width);
       }
+      // The same rows of the next panel, a line per row every 64 bytes of
+      // these: a block of a weight's rows is a few hundred short segments
+      // (1 KB each in a 256-step K block) that no hardware prefetcher follows.
+      const int64_t ahead = std::max<int64_t>(0, std::min<int64_t>(lanes, rows - first - width));
+      const int64_t line = 64 / es;
       for (; kk + 8 <= k; kk += 8) {
+        if (kk % line == 0)
+          for (int j = 0; j < ahead; ++j) _mm_prefetch(bytes + ((first + width + j) * ldw + kk) * es, _MM_HINT_T0);
         __m256 r[8];
         for (int j = 0; j < 8; ++j) r[j] = j < n_rows ? load8(w, dtype, (first + j) * ldw + kk) : _mm256_setzero_ps();
         transpose8(r);
