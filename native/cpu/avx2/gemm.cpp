@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "../../core/half.h"
+#include "../spread_prefetch.h"
 #include "kernels.h"
 #include "simd.h"
 #include "tinyemo.h"
@@ -14,15 +15,14 @@ namespace te::cpu::avx2 {
 // and 6 broadcasts, so the two FMA ports stay busy.
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
                float beta, const void* pf, int64_t pf_lines) {
-  const char* pl = static_cast<const char*>(pf);
-  int64_t due = 0;
+  SpreadPrefetch next(pf, pf_lines, k);
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int i = 0; i < mr_eff; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
 #pragma GCC unroll 4
   for (int64_t p = 0; p < k; ++p) {
     const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
-    for (due += pf_lines; due >= k; due -= k, pl += 64) _mm_prefetch(pl, _MM_HINT_T0);
+    next.step();
     __m256 a = _mm256_broadcast_ss(ap + 0);
     c00 = _mm256_fmadd_ps(a, b0, c00);
     c01 = _mm256_fmadd_ps(a, b1, c01);

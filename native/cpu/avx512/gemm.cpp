@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "../spread_prefetch.h"
 #include "kernels.h"
 #include "tile_store.h"
 
@@ -25,14 +26,13 @@ inline void fma_row(const float* ap, __m512 b0, __m512 b1, __m512& lo, __m512& h
 // are asked for spread evenly over the k steps, between the FMAs.
 void gemm_tile(int64_t k, const float* ap, const float* bp, float* c, int64_t ldc, int mr_eff, int nr_eff, float alpha,
                float beta, const void* pf, int64_t pf_lines) {
-  const char* pl = static_cast<const char*>(pf);
-  int64_t due = 0;
+  SpreadPrefetch next(pf, pf_lines, k);
   __m512 c0l = _mm512_setzero_ps(), c0h = c0l, c1l = c0l, c1h = c0l, c2l = c0l, c2h = c0l, c3l = c0l, c3h = c0l;
   __m512 c4l = c0l, c4h = c0l, c5l = c0l, c5h = c0l, c6l = c0l, c6h = c0l, c7l = c0l, c7h = c0l;
   __m512 c8l = c0l, c8h = c0l, c9l = c0l, c9h = c0l, cal = c0l, cah = c0l, cbl = c0l, cbh = c0l;
   for (int64_t p = 0; p < k; ++p) {
     const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-    for (due += pf_lines; due >= k; due -= k, pl += 64) _mm_prefetch(pl, _MM_HINT_T0);
+    next.step();
     fma_row<0>(ap, b0, b1, c0l, c0h);
     fma_row<1>(ap, b0, b1, c1l, c1h);
     fma_row<2>(ap, b0, b1, c2l, c2h);

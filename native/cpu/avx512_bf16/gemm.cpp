@@ -2,6 +2,7 @@
 
 #include "../avx512/kernels.h"
 #include "../avx512/tile_store.h"
+#include "../spread_prefetch.h"
 #include "kernels.h"
 
 namespace te::cpu::avx512_bf16 {
@@ -25,8 +26,7 @@ inline void dp_row(const uint32_t* row, __m512bh b0, __m512bh b1, __m512& lo, __
 // packed: rows past mr_eff repeat row 0 and their sums are not stored.
 void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* bp, float* c, int64_t ldc, int mr_eff,
                     int nr_eff, float alpha, float beta, const void* pf, int64_t pf_lines) {
-  const char* pl = static_cast<const char*>(pf);
-  int64_t due = 0;
+  SpreadPrefetch next(pf, pf_lines, kp);
   using avx512::kMR;
   using avx512::kNR;
   const uint32_t* r[kMR];
@@ -36,7 +36,7 @@ void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* 
   __m512 c8l = c0l, c8h = c0l, c9l = c0l, c9h = c0l, cal = c0l, cah = c0l, cbl = c0l, cbh = c0l;
   for (int64_t p = 0; p < kp; ++p) {
     const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 16);
-    for (due += pf_lines; due >= kp; due -= kp, pl += 64) _mm_prefetch(pl, _MM_HINT_T0);
+    next.step();
     dp_row(r[0] + p, b0, b1, c0l, c0h);
     dp_row(r[1] + p, b0, b1, c1l, c1h);
     dp_row(r[2] + p, b0, b1, c2l, c2h);
