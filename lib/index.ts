@@ -136,7 +136,7 @@ export { askTeacher, TeacherError } from './data/teacher';
 export type { TeacherConfig } from './data/teacher';
 export { copyInto, copyIntoSync, copyIntoQueued } from './ops/copy';
 export { DecoderLM, KvCache, decoderConfig } from './models/llm/decoder';
-export type { DecoderConfig, DecoderFamily } from './models/llm/decoder';
+export type { DecoderConfig, DecoderFamily, DecoderLoadOptions } from './models/llm/decoder';
 export { generateTokens, generateText, sampleToken } from './models/llm/generate';
 export type { SamplingOptions, GenerateOptions, TextPiece } from './models/llm/generate';
 export { TinyLlava } from './models/llm/tinyllava';

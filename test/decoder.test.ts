@@ -11,6 +11,7 @@ import * as path from 'path';
 
 import { hostBytesInUse } from '../lib/backend';
 import { DecoderLM } from '../lib/models/llm/decoder';
+import { PackedWeight } from '../lib/ops/gemm';
 import { relError } from './helpers/compare';
 import { readNpyFixture } from './helpers/npy_fixture';
 
@@ -110,6 +111,29 @@ test('config and refusals: GQA and tied heads read right; bad ids, a full cache,
   q.dispose();
   await expect(m.forward([1], fresh)).rejects.toMatchObject({ code: 'DISPOSED' });
   fresh.dispose();
+});
+
+test.each(['openelm', 'phi'])("%s: the blocks' f32 weights are packed as they load (unless told not to), with the same logits", async (name) => {
+  const prompt = Array.from(npy(`${name}.prompt`));
+  const want = npy(`${name}.logits`);
+  const V = want.length / prompt.length;
+  const layers = (m: DecoderLM) => (m as unknown as { w: { layers: Array<Record<'qkv' | 'o' | 'gateUp' | 'down', { weight: unknown }>> } }).w.layers;
+  const packed = DecoderLM.load(path.join(FIX, name));
+  const plain = DecoderLM.load(path.join(FIX, name), { packWeights: false });
+  const kinds = (m: DecoderLM) => layers(m).flatMap((L) => [L.qkv, L.o, L.gateUp, L.down].map((l) => l.weight instanceof PackedWeight));
+  expect(kinds(packed).every(Boolean)).toBe(true);
+  expect(kinds(plain).some(Boolean)).toBe(false);
+  for (const m of [packed, plain]) {
+    // The prompt in one pass (the blocked products), then its last token again one step at a time (one-row products).
+    const cache = m.newCache(32);
+    const all = await m.forward(prompt.slice(0, -1), cache, { allLogits: true });
+    const last = await m.forward(prompt.slice(-1), cache);
+    expect(relError(all, want.subarray(0, all.length))).toBeLessThan(1e-4);
+    expect(relError(last, want.subarray(want.length - V))).toBeLessThan(1e-4);
+    cache.dispose();
+  }
+  packed.dispose();
+  plain.dispose();
 });
 
 test('16-bit weights stay 16-bit and give the f32 logits to 16-bit precision', async () => {

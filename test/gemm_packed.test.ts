@@ -3,8 +3,9 @@
  * float64 reference on every instruction set, with f32 and 16-bit weights,
  * in f32 and in bf16 products (the operands rounded as the kernels round them);
  * the same bits as the unpacked weight where both take the blocked path;
- * still right after the instruction set changes; misuse refused; and vision
- * towers that pack their layers as they load.
+ * one-row products (their own kernel) with the same bits for any thread
+ * count; still right after the instruction set changes; misuse refused; and
+ * vision towers and decoders that pack their layers as they load.
  */
 import * as path from 'path';
 
@@ -23,8 +24,12 @@ const mat = (rows: number, cols: number, scale = 1) => randomMatrix(rng, rows, c
 // Odd sizes: N across panel edges (32 / 16 / 8 wide), K across the blocks of f32 products (256 deep on a 48 KB L1,
 // 160 on 32 KB) and of bf16 products (twice that: a block is pair steps; odd K pads a last pair), M from one row to
 // several row blocks (300 rows of A on a 1 MB L2, 144 on 512 KB: gemm_blocking.cpp).
+// One row of an f32 packed weight has its own kernel (gemv_packed): K under and across its four-step unroll, N past
+// one task's 256 columns.
 const shapes: Array<[MatmulPrecision, number, number, number]> = [
   ['f32', 1, 7, 33],
+  ['f32', 1, 40, 3],
+  ['f32', 1, 517, 1029],
   ['f32', 5, 33, 257],
   ['f32', 49, 70, 300],
   ['f32', 700, 37, 513],
@@ -78,6 +83,27 @@ test('the same bits as the weight itself where both take the blocked path (more 
     const x = gemmSync(a.t, b.t, { activation: 'quick_gelu' }).toArray() as Float32Array;
     const y = gemmSync(a.t, p, { activation: 'quick_gelu' }).toArray() as Float32Array;
     if (!Buffer.from(x.buffer).equals(Buffer.from(y.buffer))) throw new Error(`${isa}: packed and unpacked differ`);
+    p.dispose();
+  });
+});
+
+test('one row of a packed weight: the same bits for any thread count, and A given transposed', async () => {
+  const { setThreads, backendInfo } = await import('../lib');
+  const threads = backendInfo().threads;
+  await forEachIsa(async (isa) => {
+    const [n, k] = [1000, 301];
+    const x = mat(1, k);
+    const p = PackedWeight.pack(mat(n, k).t);
+    const bits = (t: Tensor) => Buffer.from(t.toArray().buffer);
+    const runs = [1, 3, threads].map((t) => {
+      setThreads(t);
+      return bits(gemmSync(x.t, p));
+    });
+    setThreads(threads);
+    if (!runs.every((r) => r.equals(runs[0]))) throw new Error(`${isa}: a packed one-row product depends on the thread count`);
+    // [K, 1] read as A transposed: the same row.
+    const xt = Tensor.from(x.v, [k, 1]);
+    if (!bits(gemmSync(xt, p, { aTrans: true })).equals(runs[0])) throw new Error(`${isa}: transposed A differs`);
     p.dispose();
   });
 });

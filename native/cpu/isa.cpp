@@ -19,13 +19,13 @@ namespace te::cpu {
 
 namespace {
 
-#define TE_ISA_TABLE(ns, label)                                                                                        \
-  Isa {                                                                                                                \
-    label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::kDotMR, ns::kDotNR, ns::dot_tile, ns::gemv_f32,         \
-        ns::gemv_f16, ns::gemv_bf16, ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32, ns::f32_to_bf16, ns::affine_act, \
-        ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, ns::scale, ns::dropout,            \
-        ns::weighted_rows, ns::adamw, ns::fma_probe, ns::kProbeFlopsPerIter,                                           \
-        generic::gemm_tile_bf16<ns::kMR, ns::kNR>, false                                                               \
+#define TE_ISA_TABLE(ns, label)                                                                                      \
+  Isa {                                                                                                              \
+    label, ns::kMR, ns::kNR, ns::gemm_tile, ns::pack_rows, ns::kDotMR, ns::kDotNR, ns::dot_tile, ns::gemv_f32,       \
+        ns::gemv_f16, ns::gemv_bf16, ns::gemv_packed, ns::f16_to_f32, ns::f32_to_f16, ns::bf16_to_f32,               \
+        ns::f32_to_bf16, ns::affine_act, ns::gelu_erf_backward, ns::exp_sum, ns::dot, ns::sum_sq, ns::max, ns::axpy, \
+        ns::scale, ns::dropout, ns::weighted_rows, ns::adamw, ns::fma_probe, ns::kProbeFlopsPerIter,                 \
+        generic::gemm_tile_bf16<ns::kMR, ns::kNR>, false                                                             \
   }
 
 const Isa kGeneric = TE_ISA_TABLE(generic, "generic");
@@ -45,6 +45,7 @@ Isa make_avx512() {
   t.gemv_f32 = avx512::gemv_f32;
   t.gemv_f16 = avx512::gemv_f16;
   t.gemv_bf16 = avx512::gemv_bf16;
+  t.gemv_packed = avx512::gemv_packed;
   t.weighted_rows = avx512::weighted_rows;
   t.affine_act = avx512::affine_act;
   t.exp_sum = avx512::exp_sum;

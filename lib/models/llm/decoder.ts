@@ -27,7 +27,7 @@ import { ropeQueued, ropeSync } from '../../ops/rope';
 import { swigluQueued, swigluSync } from '../../ops/activation';
 import { Device, FloatDType, Tensor } from '../../tensor';
 import { Scope } from '../../util/scope';
-import { WeightLoader } from '../weight_loader';
+import { WeightLoader, packWeightsByDefault } from '../weight_loader';
 import { DecoderConfig, decoderConfig } from './decoder_config';
 import { DecoderLayer, DecoderWeights, loadDecoderWeights } from './decoder_weights';
 
@@ -187,6 +187,18 @@ interface Step {
   ops: Ops;
 }
 
+export interface DecoderLoadOptions {
+  /** The dtype matrices are kept in (default: the checkpoint's own). */
+  dtype?: FloatDType;
+  device?: Device;
+  /**
+   * Pack the blocks' f32 weights for the CPU GEMM when loading (default: yes, unless TINYEMO_PACK_WEIGHTS=0), so
+   * a prompt's products do not repack them on every call; decode steps read the packed panels as one stream.
+   * The same memory as unpacked. 16-bit weights and weights on a GPU are never packed; nor is the output head.
+   */
+  packWeights?: boolean;
+}
+
 export class DecoderLM {
   private disposed = false;
   readonly config: DecoderConfig;
@@ -204,11 +216,13 @@ export class DecoderLM {
    * From a Hugging Face folder (config.json + safetensors or pytorch_model.bin, sharded or not). With
    * `device`, the weights and every cache live there; token ids and logits are the only host traffic.
    */
-  static load(where: string | ModelFolder, opts: { dtype?: FloatDType; device?: Device } = {}): DecoderLM {
+  static load(where: string | ModelFolder, opts: DecoderLoadOptions = {}): DecoderLM {
     const folder = typeof where === 'string' ? ModelFolder.open(where) : where;
     const loader = new WeightLoader(folder, opts.dtype, opts.device);
+    const pack = opts.packWeights ?? packWeightsByDefault();
     try {
-      return new DecoderLM(loadDecoderWeights(folder, decoderConfig(folder.config, folder.dir), loader), loader);
+      const w = loadDecoderWeights(folder, decoderConfig(folder.config, folder.dir), loader, pack ? (l) => loader.packed(l) : undefined);
+      return new DecoderLM(w, loader);
     } catch (e) {
       loader.disposeAll();
       throw e;

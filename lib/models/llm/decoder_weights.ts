@@ -3,11 +3,12 @@
  * names, every shape checked against the config: LLaMA/Qwen2 (q, k, v and
  * gate, up stacked into one product each), Phi-2 (biases everywhere,
  * LayerNorms, the output head's bias) and OpenELM (fused qkv_proj, per-head
- * q/k norms, per-layer widths).
+ * q/k norms, per-layer widths). The products' weights go through `product`, which may pack them for the CPU
+ * GEMM (the output head never: when tied it is the embedding table, read by rows).
  */
 import { ModelFolder } from '../../io/model_folder';
 import { Tensor } from '../../tensor';
-import { Linear, WeightLoader } from '../weight_loader';
+import { Linear, ProductLinear, WeightLoader } from '../weight_loader';
 import { DecoderConfig } from './decoder_config';
 
 /** One block's weights and widths (OpenELM's differ per layer). */
@@ -20,12 +21,12 @@ export interface DecoderLayer {
   qNorm?: Tensor<'f32'>;
   kNorm?: Tensor<'f32'>;
   inNorm: Tensor<'f32'>;
-  qkv: Linear;
-  o: Linear;
+  qkv: ProductLinear;
+  o: ProductLinear;
   /** The MLP's RMSNorm (absent in Phi's parallel block). */
   postNorm?: Tensor<'f32'>;
-  gateUp: Linear;
-  down: Linear;
+  gateUp: ProductLinear;
+  down: ProductLinear;
 }
 
 export interface DecoderWeights {
@@ -41,14 +42,17 @@ export interface DecoderWeights {
   headBias?: Tensor<'f32'>;
 }
 
+/** What a block's linear becomes once loaded: itself, or its weight packed (WeightLoader.packed). */
+export type ProductOf = (l: Linear) => ProductLinear;
+
 /** Every weight of the family, owned by `loader` (which frees them all if one fails). */
-export function loadDecoderWeights(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): DecoderWeights {
-  if (c.family === 'openelm') return loadOpenelm(folder, c, loader);
-  if (c.family === 'phi') return loadPhi(folder, c, loader);
-  return loadLlama(folder, c, loader);
+export function loadDecoderWeights(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader, product: ProductOf = (l) => l): DecoderWeights {
+  if (c.family === 'openelm') return loadOpenelm(folder, c, loader, product);
+  if (c.family === 'phi') return loadPhi(folder, c, loader, product);
+  return loadLlama(folder, c, loader, product);
 }
 
-function loadLlama(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): DecoderWeights {
+function loadLlama(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader, product: ProductOf): DecoderWeights {
   const { hidden: E, heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
   const names = ['model.embed_tokens.weight', 'model.norm.weight'];
   for (let i = 0; i < c.layers; ++i) {
@@ -71,11 +75,11 @@ function loadLlama(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader):
       kvHeads: KV,
       inter: I,
       inNorm: loader.vector(`${p}.input_layernorm.weight`, E),
-      qkv: loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E, bias), loader.linear(`${a}.k_proj`, KV * Dh, E, bias), loader.linear(`${a}.v_proj`, KV * Dh, E, bias)]),
-      o: loader.linear(`${a}.o_proj`, E, H * Dh, false),
+      qkv: product(loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E, bias), loader.linear(`${a}.k_proj`, KV * Dh, E, bias), loader.linear(`${a}.v_proj`, KV * Dh, E, bias)])),
+      o: product(loader.linear(`${a}.o_proj`, E, H * Dh, false)),
       postNorm: loader.vector(`${p}.post_attention_layernorm.weight`, E),
-      gateUp: loader.stacked([loader.linear(`${p}.mlp.gate_proj`, I, E, false), loader.linear(`${p}.mlp.up_proj`, I, E, false)]),
-      down: loader.linear(`${p}.mlp.down_proj`, E, I, false),
+      gateUp: product(loader.stacked([loader.linear(`${p}.mlp.gate_proj`, I, E, false), loader.linear(`${p}.mlp.up_proj`, I, E, false)])),
+      down: product(loader.linear(`${p}.mlp.down_proj`, E, I, false)),
     });
   }
   const embed = loader.tensor('model.embed_tokens.weight', [c.vocab, E]);
@@ -84,7 +88,7 @@ function loadLlama(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader):
 }
 
 /** Phi-2: LayerNorms with biases, q/k/v/dense and fc1/fc2 with biases, lm_head with a bias. */
-function loadPhi(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): DecoderWeights {
+function loadPhi(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader, product: ProductOf): DecoderWeights {
   const { hidden: E, heads: H, kvHeads: KV, headDim: Dh, intermediate: I } = c;
   const names = ['model.embed_tokens.weight', 'model.final_layernorm.weight', 'model.final_layernorm.bias', 'lm_head.weight', 'lm_head.bias'];
   for (let i = 0; i < c.layers; ++i) {
@@ -103,10 +107,10 @@ function loadPhi(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): D
       inter: I,
       inNorm: loader.vector(`${p}.input_layernorm.weight`, E),
       inNormBias: loader.vector(`${p}.input_layernorm.bias`, E),
-      qkv: loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E), loader.linear(`${a}.k_proj`, KV * Dh, E), loader.linear(`${a}.v_proj`, KV * Dh, E)]),
-      o: loader.linear(`${a}.dense`, E, H * Dh),
-      gateUp: loader.linear(`${p}.mlp.fc1`, I, E),
-      down: loader.linear(`${p}.mlp.fc2`, E, I),
+      qkv: product(loader.stacked([loader.linear(`${a}.q_proj`, H * Dh, E), loader.linear(`${a}.k_proj`, KV * Dh, E), loader.linear(`${a}.v_proj`, KV * Dh, E)])),
+      o: product(loader.linear(`${a}.dense`, E, H * Dh)),
+      gateUp: product(loader.linear(`${p}.mlp.fc1`, I, E)),
+      down: product(loader.linear(`${p}.mlp.fc2`, E, I)),
     });
   }
   return {
@@ -121,7 +125,7 @@ function loadPhi(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): D
 }
 
 /** OpenELM: fused qkv_proj, q/k norms, proj_1 = [gate; up], shared embeddings; widths per layer checked against the weights. */
-function loadOpenelm(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader): DecoderWeights {
+function loadOpenelm(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader, product: ProductOf): DecoderWeights {
   const { hidden: E, headDim: Dh } = c;
   const names = ['transformer.token_embeddings.weight', 'transformer.norm.weight'];
   for (let i = 0; i < c.layers; ++i) {
@@ -145,11 +149,11 @@ function loadOpenelm(folder: ModelFolder, c: DecoderConfig, loader: WeightLoader
       qNorm: c.qkNorm ? loader.vector(`${p}.attn.q_norm.weight`, Dh) : undefined,
       kNorm: c.qkNorm ? loader.vector(`${p}.attn.k_norm.weight`, Dh) : undefined,
       inNorm: loader.vector(`${p}.attn_norm.weight`, E),
-      qkv: loader.linear(`${p}.attn.qkv_proj`, (H + 2 * KV) * Dh, E, false),
-      o: loader.linear(`${p}.attn.out_proj`, E, H * Dh, false),
+      qkv: product(loader.linear(`${p}.attn.qkv_proj`, (H + 2 * KV) * Dh, E, false)),
+      o: product(loader.linear(`${p}.attn.out_proj`, E, H * Dh, false)),
       postNorm: loader.vector(`${p}.ffn_norm.weight`, E),
-      gateUp: loader.linear(`${p}.ffn.proj_1`, 2 * I, E, false),
-      down: loader.linear(`${p}.ffn.proj_2`, E, I, false),
+      gateUp: product(loader.linear(`${p}.ffn.proj_1`, 2 * I, E, false)),
+      down: product(loader.linear(`${p}.ffn.proj_2`, E, I, false)),
     });
   }
   const embed = loader.tensor('transformer.token_embeddings.weight', [c.vocab, E]);

@@ -21,6 +21,7 @@ void pack_rows(const void* w, int32_t dtype, int64_t ldw, int64_t rows, int64_t 
 void gemv_f32(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
 void gemv_f16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
 void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+void gemv_packed(const float* w, const float* x, int64_t k, int64_t panels, float* y);
 
 void f16_to_f32(const uint16_t* x, float* y, int64_t n);
 void f32_to_f16(const float* x, uint16_t* y, int64_t n);

@@ -117,4 +117,30 @@ void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_
   gemv_rows(LoadBF16{w}, ldw, x, k, n, y);
 }
 
+// A packed panel is one contiguous stream of k steps of 32 values: each step is two FMAs against x[kk]
+// broadcast, with no horizontal sums. Four steps go into four pairs of accumulators so that eight FMA
+// chains are in flight, summed in a fixed order at the end (the same whatever the threads).
+void gemv_packed(const float* w, const float* x, int64_t k, int64_t panels, float* y) {
+  for (int64_t p = 0; p < panels; ++p, w += k * kNR, y += kNR) {
+    __m512 a[4][2];
+    for (auto& r : a) r[0] = r[1] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= k; i += 4) {
+      for (int u = 0; u < 4; ++u) {
+        const __m512 xb = _mm512_set1_ps(x[i + u]);
+        const float* row = w + (i + u) * kNR;
+        a[u][0] = _mm512_fmadd_ps(_mm512_loadu_ps(row), xb, a[u][0]);
+        a[u][1] = _mm512_fmadd_ps(_mm512_loadu_ps(row + 16), xb, a[u][1]);
+      }
+    }
+    for (; i < k; ++i) {
+      const __m512 xb = _mm512_set1_ps(x[i]);
+      a[0][0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i * kNR), xb, a[0][0]);
+      a[0][1] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i * kNR + 16), xb, a[0][1]);
+    }
+    for (int h = 0; h < 2; ++h)
+      _mm512_storeu_ps(y + 16 * h, _mm512_add_ps(_mm512_add_ps(a[0][h], a[1][h]), _mm512_add_ps(a[2][h], a[3][h])));
+  }
+}
+
 }  // namespace te::cpu::avx512

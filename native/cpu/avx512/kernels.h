@@ -34,5 +34,6 @@ float fma_probe(int64_t iters);
 void gemv_f32(const float* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
 void gemv_f16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
 void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_t n, float* y);
+void gemv_packed(const float* w, const float* x, int64_t k, int64_t panels, float* y);
 
 }  // namespace te::cpu::avx512

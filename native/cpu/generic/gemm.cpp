@@ -95,4 +95,19 @@ void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_
   }
 }
 
+// Each panel is k steps of kNR values: a column per lane, four steps into four sets of sums (independent
+// chains the compiler can keep in vector registers), added in a fixed order at the end.
+void gemv_packed(const float* w, const float* x, int64_t k, int64_t panels, float* y) {
+  for (int64_t p = 0; p < panels; ++p, w += k * kNR, y += kNR) {
+    float s[4][kNR] = {};
+    int64_t i = 0;
+    for (; i + 4 <= k; i += 4)
+      for (int u = 0; u < 4; ++u)
+        for (int j = 0; j < kNR; ++j) s[u][j] += x[i + u] * w[(i + u) * kNR + j];
+    for (; i < k; ++i)
+      for (int j = 0; j < kNR; ++j) s[0][j] += x[i] * w[i * kNR + j];
+    for (int j = 0; j < kNR; ++j) y[j] = (s[0][j] + s[1][j]) + (s[2][j] + s[3][j]);
+  }
+}
+
 }  // namespace te::cpu::generic
