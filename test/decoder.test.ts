@@ -136,6 +136,20 @@ test.each(['openelm', 'phi'])("%s: the blocks' f32 weights are packed as they lo
   plain.dispose();
 });
 
+test("the KV cache keeps each head's keys and values as one contiguous run, seen as [1, capacity, kvHeads, D]", async () => {
+  const m = DecoderLM.load(path.join(FIX, 'openelm'));
+  const cache = m.newCache(10);
+  const D = m.config.headDim;
+  cache.k.forEach((k, l) => {
+    const kv = m.config.layerKvHeads[l];
+    expect(k.shape).toEqual([1, 10, kv, D]);
+    expect(k.strides).toEqual([kv * 10 * D, D, 10 * D, 1]);
+    expect(cache.v[l].strides).toEqual(k.strides);
+  });
+  cache.dispose();
+  m.dispose();
+});
+
 test('16-bit weights stay 16-bit and give the f32 logits to 16-bit precision', async () => {
   const want = npy('llama.logits');
   const prompt = Array.from(npy('llama.prompt'));

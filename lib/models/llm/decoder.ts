@@ -76,7 +76,26 @@ function queuedOps(batch: OpBatch): Ops {
   };
 }
 
-/** Keys and values of the tokens seen so far, per layer: [1, capacity, that layer's kvHeads, headDim]. */
+/**
+ * A [1, capacity, kvHeads, D] view of [1, kvHeads, capacity, D] storage: each head's keys (or values) one
+ * contiguous run. A decode step reads a head's cache right after streaming weights that evicted it. On a 2-core
+ * Zen 5, 512 cached positions of 5 heads read after a one-row product took 145-149 µs a layer in rows of 256 bytes
+ * strided by the other heads', 54-59 µs as one run per head; in an OpenELM-270M-shaped decode step, attention went
+ * from 1.42-1.69 to 1.27-1.39 ms a step. Prefill was unchanged.
+ */
+function headMajor(kvHeads: number, capacity: number, D: number, device: Device): Tensor<'f32'> {
+  const storage = Tensor.empty([1, kvHeads, capacity, D], 'f32', device);
+  try {
+    return storage.transpose(1, 2);
+  } finally {
+    storage.dispose();
+  }
+}
+
+/**
+ * Keys and values of the tokens seen so far, per layer: [1, capacity, that layer's kvHeads, headDim] (over
+ * head-major storage: see headMajor).
+ */
 export class KvCache {
   length = 0;
   private disposed = false;
@@ -241,7 +260,7 @@ export class DecoderLM {
     const c = this.config;
     const n = capacity ?? c.maxPositions;
     if (!Number.isSafeInteger(n) || n < 1) throw new TinyEmoError('INVALID_ARGUMENT', 'cache capacity must be a positive integer');
-    const mk = () => c.layerKvHeads.map((kv) => Tensor.empty([1, n, kv, c.headDim], 'f32', this.device));
+    const mk = () => c.layerKvHeads.map((kv) => headMajor(kv, n, c.headDim, this.device));
     return new KvCache(mk(), mk(), n);
   }
 
