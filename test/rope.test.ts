@@ -65,6 +65,30 @@ describe('rope', () => {
     expect(qkv.toArray()).toEqual(all); // the source buffer is untouched
   });
 
+  test('calls that differ in offset, length, rotary width or base each get their own angles, however interleaved', () => {
+    // The CPU op keeps the last call's table of cos and sin (a forward's layers share one): any change of key
+    // must miss it, and a repeated key must hit the same values.
+    const [B, H, D] = [1, 2, 64];
+    const calls: Array<[number, number, number, number]> = [
+      [0, 9, 64, 10000],
+      [0, 9, 64, 10000],
+      [5, 9, 64, 10000],
+      [5, 8, 64, 10000],
+      [5, 8, 32, 10000],
+      [5, 8, 32, 1e6],
+      [0, 9, 64, 10000],
+    ];
+    for (const [offset, S, r, theta] of calls) {
+      const x = rng.floats(B * S * H * D);
+      const y = ropeSync(Tensor.from(x, [B, S, H, D]), { offset, theta, rotaryDim: r });
+      const err = relError(
+        y.data,
+        refRope(x, B, S, H, D, (_b, s) => offset + s, r, theta),
+      );
+      if (!(err < 2e-6)) throw new Error(`offset ${offset}, S ${S}, rotary ${r}, theta ${theta}: rel error ${err}`);
+    }
+  });
+
   test('bad arguments are refused', () => {
     const x = Tensor.zeros([1, 2, 1, 6]);
     expect(() => ropeSync(x, { rotaryDim: 5 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
