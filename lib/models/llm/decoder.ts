@@ -357,13 +357,18 @@ export class DecoderLM {
     let k = ws.headRange('qkv', H + 2 * KV, Dh, H, KV);
     const v = ws.headRange('qkv', H + 2 * KV, Dh, H + KV, KV);
     if (L.qNorm && L.kNorm) {
-      // Per-head RMSNorm over head_dim, in place on contiguous copies (each row is read before it is written).
+      // Per-head RMSNorm over head_dim into contiguous buffers. One position's heads are rows of one stride and
+      // the norm reads them in place; several positions' are not (the row of q, k and v between them), so they
+      // are copied first and normalised in place (each row is read before it is written).
       const qn = ws.heads('q', H, Dh);
       const kn = ws.heads('k', KV, Dh);
-      ops.copyInto(q, qn);
-      ops.copyInto(k, kn);
-      q = ops.rmsNorm(qn, { weight: L.qNorm, eps: c.eps, out: qn });
-      k = ops.rmsNorm(kn, { weight: L.kNorm, eps: c.eps, out: kn });
+      if (T > 1) {
+        ops.copyInto(q, qn);
+        ops.copyInto(k, kn);
+        [q, k] = [qn, kn];
+      }
+      q = ops.rmsNorm(q, { weight: L.qNorm, eps: c.eps, out: qn });
+      k = ops.rmsNorm(k, { weight: L.kNorm, eps: c.eps, out: kn });
     }
     ops.rope(q, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: q });
     ops.rope(k, { offset: P, theta: c.ropeTheta, rotaryDim: c.rotaryDim, out: k });
