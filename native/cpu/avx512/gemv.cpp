@@ -119,7 +119,8 @@ void gemv_bf16(const uint16_t* w, int64_t ldw, const float* x, int64_t k, int64_
 
 // A packed panel is one contiguous stream of k steps of 32 values: each step is two FMAs against x[kk]
 // broadcast, with no horizontal sums. Four steps go into four pairs of accumulators so that eight FMA
-// chains are in flight, summed in a fixed order at the end (the same whatever the threads).
+// chains are in flight, summed in a fixed order at the end (the same whatever the threads). Not prefetched, as the
+// f32 rows: asking for the lines 1 or 2 KB ahead read 1280x5120 from memory at 50-54 GB/s against 61 without.
 void gemv_packed(const float* w, const float* x, int64_t k, int64_t panels, float* y) {
   for (int64_t p = 0; p < panels; ++p, w += k * kNR, y += kNR) {
     __m512 a[4][2];
