@@ -12,6 +12,7 @@ import { WeightFile } from '../lib/io/weights';
 import { writeSafetensors } from '../lib/io/safetensors';
 import { generateTokens } from '../lib/models/llm/generate';
 import { TinyLlava } from '../lib/models/llm/tinyllava';
+import { PackedWeight } from '../lib/ops/gemm';
 import { IMAGE_TOKEN_INDEX } from '../lib/text/templates';
 import { Tensor } from '../lib/tensor';
 import { Rng } from './helpers/random';
@@ -140,6 +141,20 @@ test('the splice: text embeddings around the image features, in order; seeded ge
   expect(await gen(3)).not.toEqual(await gen(4));
   for (const t of [one, feats, emb]) t.dispose();
   m.dispose();
+});
+
+test('packWeights reaches both the vision tower and the LLM', () => {
+  const packedKinds = (m: TinyLlava) => {
+    const llm = m.llm as unknown as { w: { layers: Array<{ qkv: { weight: unknown } }> } };
+    const vision = m.vision as unknown as { w: { layers: Array<{ qkv: { weight: unknown } }> } };
+    return [...llm.w.layers, ...vision.w.layers].map((L) => L.qkv.weight instanceof PackedWeight);
+  };
+  const packed = TinyLlava.load(dir);
+  const plain = TinyLlava.load(dir, { packWeights: false });
+  expect(packedKinds(packed).every(Boolean)).toBe(true);
+  expect(packedKinds(plain).some(Boolean)).toBe(false);
+  packed.dispose();
+  plain.dispose();
 });
 
 test('not a TinyLLaVA folder, or an unknown connector, is refused', () => {

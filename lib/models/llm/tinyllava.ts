@@ -47,8 +47,12 @@ export class TinyLlava {
     private readonly loader: WeightLoader,
   ) {}
 
-  /** With `device`, the vision tower, the connector and the LLM live there; `precision` is the vision tower's. */
-  static load(dir: string, opts: { dtype?: FloatDType; device?: Device; precision?: MatmulPrecision } = {}): TinyLlava {
+  /**
+   * With `device`, the vision tower, the connector and the LLM live there; `precision` is the vision tower's;
+   * `packWeights` (default: yes, unless TINYEMO_PACK_WEIGHTS=0) packs both the tower's and the LLM's f32 weights
+   * for the CPU GEMM as they load.
+   */
+  static load(dir: string, opts: { dtype?: FloatDType; device?: Device; precision?: MatmulPrecision; packWeights?: boolean } = {}): TinyLlava {
     const folder = ModelFolder.open(dir);
     try {
       // A LoRA adapter beside the weights (PEFT's files) is merged into them as they load.
@@ -70,7 +74,7 @@ export class TinyLlava {
       const vision = /siglip/.test(visType) ? SiglipVision.load(vpart, opts) : ClipVision.load(vpart, opts);
       let llm: DecoderLM;
       try {
-        llm = DecoderLM.load(folder.part('language_model.', { ...text }), { dtype: opts.dtype, device: opts.device });
+        llm = DecoderLM.load(folder.part('language_model.', { ...text }), { dtype: opts.dtype, device: opts.device, packWeights: opts.packWeights });
       } catch (e) {
         vision.dispose();
         throw e;
