@@ -77,6 +77,9 @@ describe('rope', () => {
       [5, 8, 32, 10000],
       [5, 8, 32, 1e6],
       [0, 9, 64, 10000],
+      // Past the size a kept table may have (2^19 values): computed, used and not kept.
+      [3, 16385, 64, 10000],
+      [0, 9, 64, 10000],
     ];
     for (const [offset, S, r, theta] of calls) {
       const x = rng.floats(B * S * H * D);

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "../core/threadpool.h"
@@ -63,6 +64,9 @@ std::shared_ptr<const RopeTable> table_for(int64_t offset, int64_t S, int32_t ro
     if (last && last->fits(offset, S, rotary_dim, theta)) return last;
   }
   auto t = make_table(offset, S, rotary_dim, theta);
+  // Kept only while small (8192 positions of head dim 128): a one-off very long input's table is not held.
+  constexpr int64_t kKeepValues = int64_t{1} << 19;
+  if (S * (rotary_dim / 2) > kKeepValues) return t;
   std::lock_guard<std::mutex> lk(mu);
   last = t;
   return t;
