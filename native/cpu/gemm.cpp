@@ -140,76 +140,47 @@ void gemm_block(const Isa& is, int64_t K, const GemmA& a, const GemmB& b, float*
   }
 }
 
-// A's one row as a contiguous vector (copied when A is stored transposed).
-const float* one_row(const GemmA& a, int64_t K, Buffer<float>& buf) {
-  if (!a.trans || K == 1) return a.p;
-  buf.resize(K);
-  for (int64_t k = 0; k < K; ++k) buf[k] = a.p[k * a.ld];
-  return buf.data();
-}
-
-// c[0:len] = act((alpha * dots + beta * c) * scale + shift) for output columns r0.. of a one-row product.
-void finish_row(const Isa& is, const GemmEpilogue& ep, const float* dots, int64_t r0, int64_t len, float* c) {
-  float* out = c + r0;
-  for (int64_t i = 0; i < len; ++i)
-    out[i] = ep.beta == 0.0f ? ep.alpha * dots[i] : ep.alpha * dots[i] + ep.beta * out[i];
-  if (has_epilogue(ep))
-    is.affine_act(out, ep.col_scale ? ep.col_scale + r0 : nullptr, ep.col_shift ? ep.col_shift + r0 : nullptr, ep.act,
-                  out, len);
-}
-
-// Tasks of `unit`-sized pieces of N for a one-row product: enough bytes each to amortise the hand-off
-// (~64 KB of weights), at least four per thread for balance, a multiple of `unit` (rows or panel widths).
-int64_t one_row_chunk(int64_t N, int64_t bytes_per_col, int64_t unit, int threads) {
-  int64_t chunk = std::max<int64_t>(unit, (int64_t{1} << 16) / std::max<int64_t>(1, bytes_per_col));
-  chunk = std::max<int64_t>(chunk, (N + 4 * threads - 1) / (4 * threads));
-  return (chunk + unit - 1) / unit * unit;
-}
-
-// One output row: stream B's rows once (memory-bound), then the epilogue.
+// One output row: stream B once (memory-bound), then the epilogue. B is rows in its own dtype, or an f32 weight
+// packed by gemm_pack_b under this instruction set, whose panels are one contiguous stream. Either way the rows go
+// to the threads in chunks (whole panels when packed) of about 64 KB of weights, at least four per thread, and
+// each row's sum does not depend on the split.
 void gemv(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c, const GemmEpilogue& ep) {
   Buffer<float> xbuf;
-  const float* x = one_row(a, K, xbuf);
+  const float* x = a.p;
+  if (a.trans && K > 1) {
+    xbuf.resize(K);
+    for (int64_t k = 0; k < K; ++k) xbuf[k] = a.p[k * a.ld];
+    x = xbuf.data();
+  }
   const int threads = pool_threads();
   const int64_t es = b.dtype == TE_F32 ? 4 : 2;
-  const int64_t chunk = one_row_chunk(N, K * es, 16, threads);
+  const int64_t unit = b.packed ? is.nr : 16;
+  int64_t chunk = std::max<int64_t>(unit, (int64_t{1} << 16) / std::max<int64_t>(1, K * es));
+  chunk = std::max<int64_t>(chunk, (N + 4 * threads - 1) / (4 * threads));
+  chunk = (chunk + unit - 1) / unit * unit;
   const int64_t tasks = (N + chunk - 1) / chunk;
+  const bool epi = has_epilogue(ep);
   parallel_for(tasks, threads, [&](int64_t t, int) {
     const int64_t n0 = t * chunk, n = std::min(chunk, N - n0);
-    float dots[256];
+    float dots[256];  // a multiple of every nr: a packed chunk's last panel fits whole
     for (int64_t s = 0; s < n; s += 256) {
       const int64_t len = std::min<int64_t>(256, n - s);
       const int64_t r0 = n0 + s;
-      if (b.dtype == TE_F32) {
+      if (b.packed) {
+        is.gemv_packed(static_cast<const float*>(b.p) + r0 * K, x, K, (len + is.nr - 1) / is.nr, dots);
+      } else if (b.dtype == TE_F32) {
         is.gemv_f32(static_cast<const float*>(b.p) + r0 * b.ld, b.ld, x, K, len, dots);
       } else if (b.dtype == TE_F16) {
         is.gemv_f16(static_cast<const uint16_t*>(b.p) + r0 * b.ld, b.ld, x, K, len, dots);
       } else {
         is.gemv_bf16(static_cast<const uint16_t*>(b.p) + r0 * b.ld, b.ld, x, K, len, dots);
       }
-      finish_row(is, ep, dots, r0, len, c);
-    }
-  });
-}
-
-// One output row of an f32 weight packed by gemm_pack_b under this instruction set: its panels are one
-// contiguous stream, split over the threads by whole panels (the sums do not depend on the split).
-void gemv_packed(const Isa& is, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float* c,
-                 const GemmEpilogue& ep) {
-  Buffer<float> xbuf;
-  const float* x = one_row(a, K, xbuf);
-  const int nr = is.nr;
-  const int64_t chunk = one_row_chunk(N, K * 4, nr, pool_threads());
-  const int64_t tasks = (N + chunk - 1) / chunk;
-  const float* w = static_cast<const float*>(b.p);
-  parallel_for(tasks, pool_threads(), [&](int64_t t, int) {
-    const int64_t n0 = t * chunk, n = std::min(chunk, N - n0);
-    float dots[256];  // a multiple of every nr
-    for (int64_t s = 0; s < n; s += 256) {
-      const int64_t len = std::min<int64_t>(256, n - s);
-      const int64_t r0 = n0 + s;
-      is.gemv_packed(w + r0 * K, x, K, (len + nr - 1) / nr, dots);
-      finish_row(is, ep, dots, r0, len, c);
+      float* out = c + r0;
+      for (int64_t i = 0; i < len; ++i)
+        out[i] = ep.beta == 0.0f ? ep.alpha * dots[i] : ep.alpha * dots[i] + ep.beta * out[i];
+      if (epi)
+        is.affine_act(out, ep.col_scale ? ep.col_scale + r0 : nullptr, ep.col_shift ? ep.col_shift + r0 : nullptr,
+                      ep.act, out, len);
     }
   });
 }
@@ -299,12 +270,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmA& a, const GemmB& b, float
     gemm(M, N, K, a, {rows.data(), TE_F32, K, false}, c, ldc, ep, pro);
     return;
   }
+  // A packed B here is f32 panels of this instruction set's width (the cases above took the others).
   if (M == 1 && !b.trans && !pro) {
-    if (b.packed) {
-      gemv_packed(is, N, K, a, b, c, ep);
-    } else {
-      gemv(is, N, K, a, b, c, ep);
-    }
+    gemv(is, N, K, a, b, c, ep);
     return;
   }
   if (M <= kSmallM && is.dot_tile && !a.trans && !b.trans && !b.packed && b.dtype == TE_F32) {
