@@ -1,8 +1,13 @@
-/** The queue commands' refusals, which need no Redis: bad URLs, a queue nobody listens on, chunks that split batches. */
+/**
+ * The queue commands' refusals, which need no Redis: bad URLs, a queue nobody listens on, chunks that split batches;
+ * and how a submission's end is read, against a queue whose job ends between two reads.
+ */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 
 import { connectionOptions, parseQueueUrl } from '../lib/queue/connection';
+import type { FlowSummary } from '../lib/queue/jobs';
+import { JobLookup, flowOutcome } from '../lib/queue/submit';
 import { REPO } from './helpers/repo';
 import { freePort } from './helpers/redis';
 
@@ -40,4 +45,29 @@ test('submit features refuses chunks that are not whole batches', () => {
   const r = run('submit', 'features', REPO, '--vision', REPO, '--out', '/tmp/x', '--queue', 'redis://127.0.0.1:1', '--chunk', '12', '--batch-size', '8');
   expect(r.status).toBe(2);
   expect(r.stderr).toMatch(/--chunk \(12\) must be a multiple of --batch-size \(8\)/);
+});
+
+/** A queue whose final job ends right after it is fetched: the copy in hand has the old fields, its state the new. */
+function endingQueue(end: 'completed' | 'failed', summary: FlowSummary | null): JobLookup {
+  let state = 'active';
+  return {
+    async getJob() {
+      const ended = state !== 'active';
+      const snapshot = { returnvalue: ended && end === 'completed' ? summary : null, failedReason: ended && end === 'failed' ? 'the final job threw' : '' };
+      state = end;
+      return { ...snapshot, getState: async () => state as 'completed' };
+    },
+  };
+}
+
+test("a submission's end is read from the job as it is once ended, not from the copy fetched before", async () => {
+  const summary: FlowSummary = { done: 3, kept: 1, skipped: [{ file: 'a.png', reason: 'not an image', code: 'INVALID_IMAGE' }], failed: [], out: '/tmp/o' };
+  await expect(flowOutcome(endingQueue('completed', summary), 'sub-1')).resolves.toEqual(summary);
+  await expect(flowOutcome(endingQueue('failed', null), 'sub-2')).rejects.toThrow(/submission sub-2 failed: the final job threw/);
+  // A completed job without a summary (another version's) is said, not a TypeError later.
+  await expect(flowOutcome(endingQueue('completed', null), 'sub-3')).rejects.toThrow(/sub-3 completed without a summary/);
+  // Still running: no outcome.
+  const running: JobLookup = { getJob: async () => ({ returnvalue: null, failedReason: '', getState: async () => 'active' as const }) };
+  await expect(flowOutcome(running, 'sub-4')).resolves.toBeUndefined();
+  await expect(flowOutcome({ getJob: async () => undefined }, 'sub-5')).rejects.toThrow(/sub-5 is not on the queue/);
 });

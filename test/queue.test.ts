@@ -102,6 +102,11 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
     redis = await TestRedis.start(fs.mkdtempSync(path.join(tmp, 'redis-')));
   }, 120_000);
 
+  // A test that failed must not leave its workers running: they would take the next test's jobs.
+  afterEach(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await redis?.down();
@@ -125,7 +130,7 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
       await redis.restart();
       const r = await submit.done;
       expect(r.stderr).not.toMatch(/failed/);
-      expect(r.code).toBe(0);
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
       const summary = JSON.parse(r.stdout) as { done: number; kept: number; skipped: Array<{ file: string; reason: string }>; failed: unknown[] };
       expect(summary.failed).toEqual([]);
       expect(summary.done + summary.kept).toBe(200);
@@ -181,7 +186,7 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
     const out = path.join(tmp, 'bf16-queue');
     const submit = (...extra: string[]) => run(['submit', 'features', path.dirname(sub), '--vision', CLIP, '--out', out, '--queue', redis.url, '--chunk', '8', ...extra]).done;
     const r = await submit('--precision', 'bf16', '--wait', '--json');
-    expect(r.code).toBe(0);
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     expect(outputs(out)).toEqual(outputs(ref));
     for (const f of outputs(ref)) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(ref, f)))).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(out, 'tinyemo-features.json'), 'utf8'))).toMatchObject({ precision: 'bf16' });
@@ -206,7 +211,7 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
     const workers = [worker('c1'), worker('c2')];
     const out = path.join(tmp, 'labels.jsonl');
     const r = await run(['submit', 'classify', ...files, '--model', model, '--out', out, '--queue', redis.url, '--chunk', '8', '--wait', '--json']).done;
-    expect(r.code).toBe(0);
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     const lines = fs
       .readFileSync(out, 'utf8')
       .trim()
@@ -250,7 +255,7 @@ maybe('tinyemo submit + tinyemo worker over Redis', () => {
       '--wait',
       '--json',
     ]).done;
-    expect(r.code).toBe(0);
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     const lines = fs
       .readFileSync(out, 'utf8')
       .trim()

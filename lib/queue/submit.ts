@@ -125,16 +125,39 @@ async function waitNow(queueUrl: string, id: string, chunks: number, onProgress?
   queue.on('error', () => undefined); // a lost connection is retried; the wait goes on
   try {
     for (;;) {
-      const job: Job | undefined = await queue.getJob(id);
-      if (!job) throw new TinyEmoError('NOT_FOUND', `submission ${id} is not on the queue (cleaned?)`);
-      const state = await job.getState();
-      if (state === 'completed') return job.returnvalue as FlowSummary;
-      if (state === 'failed') throw new TinyEmoError('INTERNAL', `submission ${id} failed: ${job.failedReason}`);
-      const c = await job.getDependenciesCount({ processed: true, ignored: true, failed: true });
+      const outcome = await flowOutcome(queue, id);
+      if (outcome) return outcome;
+      const job = await queue.getJob(id);
+      const c = job ? await job.getDependenciesCount({ processed: true, ignored: true, failed: true }) : {};
       onProgress?.((c.processed ?? 0) + (c.ignored ?? 0) + (c.failed ?? 0), chunks);
       await new Promise((r) => setTimeout(r, 300));
     }
   } finally {
     await queue.close();
   }
+}
+
+/** What `flowOutcome` asks of the queue. */
+export interface JobLookup {
+  getJob(id: string): Promise<Pick<Job, 'getState' | 'returnvalue' | 'failedReason'> | undefined>;
+}
+
+/**
+ * The submission's summary once its final job has completed, undefined while it runs. A job read before it ended
+ * carries no return value or failure reason even when its state, asked next, says it ended: those are read from a
+ * second fetch made after the state was seen.
+ */
+export async function flowOutcome(queue: JobLookup, id: string): Promise<FlowSummary | undefined> {
+  const gone = () => new TinyEmoError('NOT_FOUND', `submission ${id} is not on the queue (cleaned?)`);
+  const job = await queue.getJob(id);
+  if (!job) throw gone();
+  const state = await job.getState();
+  if (state !== 'completed' && state !== 'failed') return undefined;
+  const done = await queue.getJob(id);
+  if (!done) throw gone();
+  if (state === 'failed') throw new TinyEmoError('INTERNAL', `submission ${id} failed: ${done.failedReason}`);
+  const summary = done.returnvalue as FlowSummary | null;
+  if (!summary || !Array.isArray(summary.failed) || !Array.isArray(summary.skipped))
+    throw new TinyEmoError('INTERNAL', `submission ${id} completed without a summary (a job of another tinyemo version?)`);
+  return summary;
 }
