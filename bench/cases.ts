@@ -33,6 +33,8 @@ export interface BenchCase {
   bytes?: number;
   /** Evict the caches before every timed call (weights cold). */
   cold?: boolean;
+  /** Sleep this long before every timed call: a call arriving at an idle process, its thread pool asleep. */
+  idleMs?: number;
   /** Left out of --quick runs. */
   slow?: boolean;
   /** Seconds per call: time one call per batch at least (default three). */
@@ -90,14 +92,15 @@ function disposeAll(...ts: Array<Tensor | Tensor[] | ProjectionWeights>): void {
   }
 }
 
-function gemmCase(M: number, N: number, K: number, slow = false): BenchCase {
+function gemmCase(M: number, N: number, K: number, slow = false, idleMs?: number): BenchCase {
   return {
-    name: `gemm_${M}x${N}x${K}`,
+    name: `gemm_${M}x${N}x${K}${idleMs ? `_idle${idleMs}ms` : ''}`,
     kind: 'gemm',
     params: { M, N, K },
     flops: 2 * M * N * K,
     bytes: M === 1 ? 4 * N * K : undefined,
     slow,
+    idleMs,
     setup() {
       const a = tensor([M, K]);
       const w = tensor([N, K]);
@@ -252,6 +255,7 @@ export const CASES: readonly BenchCase[] = [
   gemmCase(1024, 1024, 1024),
   gemmBf16Case(1024, 1024, 1024),
   gemmCase(1, 1280, 768),
+  gemmCase(1, 1280, 768, false, 2),
   gemmCase(32, 1280, 768),
   gemmCase(4096, 1280, 768, true),
   projectionCase(1),

@@ -74,7 +74,10 @@ const MAX_WARM_REPS = 20000;
 const MIN_WARM_REPS = 15;
 const MIN_REPS_MAX_MS = 500;
 
-async function timeTinyemo(run: () => void | Promise<void>, reps: number, cold: boolean, warmMs = 0): Promise<number[]> {
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Times `reps` calls after `warmMs` of untimed ones; before each, evicts the caches (cold) or sleeps (idleMs). */
+async function timeTinyemo(run: () => void | Promise<void>, reps: number, { cold = false, warmMs = 0, idleMs = 0 } = {}): Promise<number[]> {
   if (!cold) {
     const end = performance.now() + warmMs;
     while (performance.now() < end) await run();
@@ -82,6 +85,7 @@ async function timeTinyemo(run: () => void | Promise<void>, reps: number, cold: 
   const out: number[] = [];
   for (let i = 0; i < reps; ++i) {
     if (cold) evictCaches();
+    if (idleMs) Atomics.wait(sleeper, 0, 0, idleMs);
     const t0 = process.hrtime.bigint();
     await run();
     out.push(Number(process.hrtime.bigint() - t0) / 1e6);
@@ -101,13 +105,14 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
   try {
     // Warm-up, and a rough time per call to size the batches (~0.3 s each).
     await tiny.run();
-    const est = Math.max(1e-3, Math.min(...(await timeTinyemo(tiny.run, c.heavy ? 1 : 3, false))));
+    const est = Math.max(1e-3, Math.min(...(await timeTinyemo(tiny.run, c.heavy ? 1 : 3))));
     const budget = c.cold ? 150 : quick ? 100 : 300;
     // Cold calls each first evict 512 MB on both sides (tens of ms): a few dozen say enough. Warm calls fill the
     // round's budget however short they are: a round of 50 calls of 20 µs lasted 1 ms, and one slow moment of
     // the VM then decided its median (attention_decode_kv512 read 148 µs against a minimum of 20).
-    const cap = c.cold ? (quick ? 15 : 30) : MAX_WARM_REPS;
-    const warmable = !c.cold && est < WARM_MAX_CALL_MS;
+    // Idle cases sleep before each call: a few dozen calls say enough there too.
+    const cap = c.cold ? (quick ? 15 : 30) : c.idleMs ? (quick ? 50 : 100) : MAX_WARM_REPS;
+    const warmable = !c.cold && !c.idleMs && est < WARM_MAX_CALL_MS;
     // The 15-call floor before the one-call floor of heavy cases: the decode steps it was made for are heavy
     // (their setup is), and with the heavy check first they kept rounds of eight calls.
     const floor = warmable && est * MIN_WARM_REPS <= MIN_REPS_MAX_MS ? MIN_WARM_REPS : c.heavy ? 1 : 3;
@@ -123,11 +128,11 @@ async function runCase(c: BenchCase, workers: TorchWorker[], quick: boolean): Pr
     const torchTimes = variants.map(() => [] as number[][]);
     for (let round = 0; round < rounds; ++round) {
       await settle();
-      tinyTimes.push(await timeTinyemo(tiny.run, reps, c.cold ?? false, warm(round)));
+      tinyTimes.push(await timeTinyemo(tiny.run, reps, { cold: c.cold, warmMs: warm(round), idleMs: c.idleMs }));
       for (let i = 0; i < variants.length; ++i) {
         const { worker, variant } = variants[i];
         await settle();
-        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: warm(round) })) as { times_ms: number[] };
+        const r = (await worker.request({ op: 'run', reps, cold: c.cold ?? false, variant, warm_ms: warm(round), idle_ms: c.idleMs ?? 0 })) as { times_ms: number[] };
         torchTimes[i].push(r.times_ms);
       }
     }

@@ -7,7 +7,7 @@ and the torch thread count as argv[1]. Reads one JSON request per line on
 stdin and answers one JSON line on stdout:
 
   {"op": "setup", "case": NAME, "params": {...}}  -> {"ok": true, "variants": [...]}
-  {"op": "run", "reps": N, "cold": bool, "variant": V, "warm_ms": W} -> {"times_ms": [...]}
+  {"op": "run", "reps": N, "cold": bool, "variant": V, "warm_ms": W, "idle_ms": I} -> {"times_ms": [...]}
     (untimed calls for about W ms first: after the harness's pause the cores need waking, on both sides)
   {"op": "info"} -> {"torch": version, "blas_core": name, "blas_libs": [paths], "threads": n}
   {"op": "sgemm_check"} -> {"gflops": best of a few 1024^3 float32 matmuls}
@@ -439,6 +439,8 @@ def main():
             for _ in range(req["reps"]):
                 if req.get("cold"):
                     evict()
+                if req.get("idle_ms"):
+                    time.sleep(req["idle_ms"] / 1e3)
                 t0 = time.perf_counter()
                 fn()
                 times.append((time.perf_counter() - t0) * 1e3)
