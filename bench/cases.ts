@@ -92,7 +92,7 @@ function disposeAll(...ts: Array<Tensor | Tensor[] | ProjectionWeights>): void {
   }
 }
 
-function gemmCase(M: number, N: number, K: number, slow = false, idleMs?: number): BenchCase {
+function gemmCase(M: number, N: number, K: number, { slow = false, idleMs }: { slow?: boolean; idleMs?: number } = {}): BenchCase {
   return {
     name: `gemm_${M}x${N}x${K}${idleMs ? `_idle${idleMs}ms` : ''}`,
     kind: 'gemm',
@@ -255,9 +255,9 @@ export const CASES: readonly BenchCase[] = [
   gemmCase(1024, 1024, 1024),
   gemmBf16Case(1024, 1024, 1024),
   gemmCase(1, 1280, 768),
-  gemmCase(1, 1280, 768, false, 2),
+  gemmCase(1, 1280, 768, { idleMs: 2 }),
   gemmCase(32, 1280, 768),
-  gemmCase(4096, 1280, 768, true),
+  gemmCase(4096, 1280, 768, { slow: true }),
   projectionCase(1),
   projectionCase(1, true),
   projectionCase(32),

@@ -62,12 +62,12 @@ function endingQueue(end: 'completed' | 'failed', summary: FlowSummary | null): 
 
 test("a submission's end is read from the job as it is once ended, not from the copy fetched before", async () => {
   const summary: FlowSummary = { done: 3, kept: 1, skipped: [{ file: 'a.png', reason: 'not an image', code: 'INVALID_IMAGE' }], failed: [], out: '/tmp/o' };
-  await expect(flowOutcome(endingQueue('completed', summary), 'sub-1')).resolves.toEqual(summary);
+  await expect(flowOutcome(endingQueue('completed', summary), 'sub-1')).resolves.toEqual({ ended: summary });
   await expect(flowOutcome(endingQueue('failed', null), 'sub-2')).rejects.toThrow(/submission sub-2 failed: the final job threw/);
   // A completed job without a summary (another version's) is said, not a TypeError later.
   await expect(flowOutcome(endingQueue('completed', null), 'sub-3')).rejects.toThrow(/sub-3 completed without a summary/);
-  // Still running: no outcome.
-  const running: JobLookup = { getJob: async () => ({ returnvalue: null, failedReason: '', getState: async () => 'active' as const }) };
-  await expect(flowOutcome(running, 'sub-4')).resolves.toBeUndefined();
+  // Still running: the job itself, for its progress.
+  const job = { returnvalue: null, failedReason: '', getState: async () => 'active' as const };
+  await expect(flowOutcome({ getJob: async () => job }, 'sub-4')).resolves.toEqual({ running: job });
   await expect(flowOutcome({ getJob: async () => undefined }, 'sub-5')).rejects.toThrow(/sub-5 is not on the queue/);
 });

@@ -125,10 +125,9 @@ async function waitNow(queueUrl: string, id: string, chunks: number, onProgress?
   queue.on('error', () => undefined); // a lost connection is retried; the wait goes on
   try {
     for (;;) {
-      const outcome = await flowOutcome(queue, id);
-      if (outcome) return outcome;
-      const job = await queue.getJob(id);
-      const c = job ? await job.getDependenciesCount({ processed: true, ignored: true, failed: true }) : {};
+      const o = await flowOutcome(queue, id);
+      if ('ended' in o) return o.ended;
+      const c = await o.running.getDependenciesCount({ processed: true, ignored: true, failed: true });
       onProgress?.((c.processed ?? 0) + (c.ignored ?? 0) + (c.failed ?? 0), chunks);
       await new Promise((r) => setTimeout(r, 300));
     }
@@ -137,27 +136,30 @@ async function waitNow(queueUrl: string, id: string, chunks: number, onProgress?
   }
 }
 
+/** What `flowOutcome` reads of a job. */
+export type FlowJob = Pick<Job, 'getState' | 'returnvalue' | 'failedReason'>;
+
 /** What `flowOutcome` asks of the queue. */
-export interface JobLookup {
-  getJob(id: string): Promise<Pick<Job, 'getState' | 'returnvalue' | 'failedReason'> | undefined>;
+export interface JobLookup<J extends FlowJob = FlowJob> {
+  getJob(id: string): Promise<J | undefined>;
 }
 
 /**
- * The submission's summary once its final job has completed, undefined while it runs. A job read before it ended
+ * The submission's summary once its final job has completed, or the job while it runs. A job read before it ended
  * carries no return value or failure reason even when its state, asked next, says it ended: those are read from a
  * second fetch made after the state was seen.
  */
-export async function flowOutcome(queue: JobLookup, id: string): Promise<FlowSummary | undefined> {
+export async function flowOutcome<J extends FlowJob>(queue: JobLookup<J>, id: string): Promise<{ ended: FlowSummary } | { running: J }> {
   const gone = () => new TinyEmoError('NOT_FOUND', `submission ${id} is not on the queue (cleaned?)`);
   const job = await queue.getJob(id);
   if (!job) throw gone();
   const state = await job.getState();
-  if (state !== 'completed' && state !== 'failed') return undefined;
+  if (state !== 'completed' && state !== 'failed') return { running: job };
   const done = await queue.getJob(id);
   if (!done) throw gone();
   if (state === 'failed') throw new TinyEmoError('INTERNAL', `submission ${id} failed: ${done.failedReason}`);
   const summary = done.returnvalue as FlowSummary | null;
   if (!summary || !Array.isArray(summary.failed) || !Array.isArray(summary.skipped))
     throw new TinyEmoError('INTERNAL', `submission ${id} completed without a summary (a job of another tinyemo version?)`);
-  return summary;
+  return { ended: summary };
 }

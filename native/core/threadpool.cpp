@@ -47,7 +47,7 @@ int default_threads() {
 
 class Pool {
  public:
-  explicit Pool(int threads) : size_(threads), offers_(static_cast<size_t>(threads)) {
+  explicit Pool(int threads) : size_(threads), offered_(static_cast<size_t>(threads)) {
     for (int id = 1; id < size_; ++id) workers_.emplace_back([this, id] { loop(id); });
   }
 
@@ -75,8 +75,7 @@ class Pool {
     next_.store(0, std::memory_order_relaxed);
     finished_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    const uint64_t job = ++job_;
-    for (int64_t id = 1; id < want; ++id) offers_[id].store(job, std::memory_order_release);
+    for (int64_t id = 1; id < want; ++id) offered_[id].store(true, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
       generation_.fetch_add(1, std::memory_order_release);
@@ -86,7 +85,7 @@ class Pool {
     // A worker still asleep when the tasks ran out is not waited for: its offer is taken back (on a VM a halted
     // vCPU took ~0.3 ms to wake, ten times a one-row product's whole time). Only those that took theirs are awaited.
     int joined = 0;
-    for (int64_t id = 1; id < want; ++id) joined += offers_[id].exchange(0, std::memory_order_acq_rel) == 0;
+    for (int64_t id = 1; id < want; ++id) joined += !offered_[id].exchange(false, std::memory_order_acq_rel);
     const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
     while (finished_.load(std::memory_order_acquire) != joined) {
       if (std::chrono::steady_clock::now() < spin_until) {
@@ -157,7 +156,7 @@ class Pool {
       seen = gen;
       if (stop_) return;
       // The offer is taken by this worker or by the caller, never both: one that lost it reads nothing of the job.
-      if (offers_[id].exchange(0, std::memory_order_acq_rel) == 0) continue;
+      if (!offered_[id].exchange(false, std::memory_order_acq_rel)) continue;
       work(id);
       finished_.fetch_add(1, std::memory_order_acq_rel);
       std::lock_guard<std::mutex> lk(mu_);
@@ -175,9 +174,8 @@ class Pool {
   // The current job.
   const std::function<void(int64_t, int)>* fn_ = nullptr;
   int64_t tasks_ = 0;
-  uint64_t job_ = 0;
-  // Per worker: the job offered to it and not yet taken (0: none).
-  std::vector<std::atomic<uint64_t>> offers_;
+  // Per worker: a share of the current job offered to it and not yet taken.
+  std::vector<std::atomic<bool>> offered_;
   std::atomic<int64_t> next_{0};
   std::atomic<int> finished_{0};
   std::mutex error_mu_;
