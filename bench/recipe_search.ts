@@ -18,7 +18,16 @@
  * held out while `tinyemo train` runs on the others exactly as a user runs
  * it (its own validation split chooses the epoch), and the model it keeps is
  * scored on the held-out fold, which nothing in training saw. Reported: the
- * mean and standard deviation of those K×R top-1 figures.
+ * mean and standard deviation of those K×R top-1 figures, each class's recall
+ * over all folds, and from the second configuration on, the paired difference
+ * from the first (mean ± standard error over the same folds and seeds).
+ *
+ * --target-counts NAME=N,...: also report each fold's top-1 as it would be on
+ * a test set with these class counts (the fold's per-class recalls weighted by
+ * them). A split whose class mix differs from the training data's scores
+ * differently: Emotion6's withheld test split holds anger 107, disgust 96,
+ * fear 102, joy 88, sadness 101, surprise 100 (its data README), against the
+ * train split's 223–242 per class, with joy the largest.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -26,17 +35,13 @@ import * as path from 'path';
 
 import { FeatureSet, loadFeatureFolder, stratifiedSplit } from '../lib/data/features';
 import { evaluateProjector } from '../lib/eval/projector';
+import { EvalReport } from '../lib/eval/report';
 import { MetricClassifier } from '../lib/models/projector/classifier';
 import { TRAIN_DEFAULTS, TrainConfig, trainProjector } from '../lib/train/trainer';
 import { Rng } from '../lib/util/rng';
+import { pairedDiff, parseCounts, reweighted, stats } from './recipe_stats';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-function stats(a: number[]): { mean: number; sd: number } {
-  const mean = a.reduce((x, y) => x + y, 0) / a.length;
-  const sd = Math.sqrt(a.reduce((x, y) => x + (y - mean) ** 2, 0) / Math.max(1, a.length - 1));
-  return { mean, sd };
-}
 
 /** The splits trainProjector makes for seeds 0..n-1 (same function, same seeds). */
 function writeSplits(data: string, seeds: number, file: string): void {
@@ -59,6 +64,7 @@ async function main(): Promise<void> {
   let splitsFile: string | undefined;
   let outer = 0;
   let repeats = 1;
+  let targetCounts: Record<string, number> | undefined;
   for (let i = 0; i < args.length; ++i) {
     if (args[i] === '--data') data = args[++i];
     else if (args[i] === '--outer') outer = Number(args[++i]);
@@ -67,7 +73,8 @@ async function main(): Promise<void> {
     else if (args[i] === '--configs') configs = JSON.parse(args[++i]) as Array<Partial<TrainConfig>>;
     else if (args[i] === '--json') json = true;
     else if (args[i] === '--splits') splitsFile = args[++i];
-    else throw new Error(`unknown argument ${args[i]} (use --data DIR, --seeds N, --configs JSON, --json, --splits FILE, --outer K, --repeats R)`);
+    else if (args[i] === '--target-counts') targetCounts = parseCounts(args[++i]);
+    else throw new Error(`unknown argument ${args[i]} (use --data DIR, --seeds N, --configs JSON, --json, --splits FILE, --outer K, --repeats R, --target-counts NAME=N,...)`);
   }
   if (!fs.existsSync(data)) {
     log(`skipped: no data at ${data} (set TINYEMO_EMOTION6 or pass --data)`);
@@ -75,7 +82,7 @@ async function main(): Promise<void> {
   }
   if (splitsFile) writeSplits(data, seeds, splitsFile);
   if (outer > 1) {
-    await outerFolds(data, configs, outer, repeats, json);
+    await outerFolds(data, configs, { k: outer, repeats, json, targetCounts });
     return;
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-recipe-'));
@@ -128,47 +135,90 @@ function linkFolder(dir: string, all: FeatureSet, idx: number[], data: string): 
   }
 }
 
-async function outerFolds(data: string, configs: Array<Partial<TrainConfig>>, k: number, repeats: number, json: boolean): Promise<void> {
+/** Trains `over` on the samples `held` rejects, as `tinyemo train` would, and scores the model on those it accepts. */
+async function scoreFold(all: FeatureSet, data: string, held: (i: number) => boolean, over: Partial<TrainConfig>, seed: number, run: string): Promise<EvalReport> {
+  const idx = (h: boolean) => Array.from(all.y.keys()).filter((i) => held(i) === h);
+  linkFolder(path.join(run, 'train'), all, idx(false), data);
+  try {
+    // The training run's own seed: its validation split, initialisation and shuffle.
+    await trainProjector({ ...TRAIN_DEFAULTS, ...over, seed, data: path.join(run, 'train'), out: path.join(run, 'model') });
+    const cls = MetricClassifier.load(path.join(run, 'model'));
+    const test = idx(true);
+    const set: FeatureSet = {
+      ...all,
+      x: new Float32Array(test.length * all.dim),
+      y: Int32Array.from(test, (i) => all.y[i]),
+      files: test.map((i) => all.files[i]),
+      skipped: [],
+    };
+    test.forEach((i, j) => set.x.set(all.x.subarray(i * all.dim, (i + 1) * all.dim), j * all.dim));
+    try {
+      return evaluateProjector(cls.projector, cls.labelSpace, set);
+    } finally {
+      cls.dispose();
+    }
+  } finally {
+    fs.rmSync(run, { recursive: true, force: true });
+  }
+}
+
+interface OuterOptions {
+  k: number;
+  repeats: number;
+  json: boolean;
+  targetCounts?: Record<string, number>;
+}
+
+function fmt(x: { mean: number; sd?: number; se?: number }): string {
+  const spread = x.sd ?? x.se ?? 0;
+  return `${(100 * x.mean).toFixed(2)} ± ${(100 * spread).toFixed(2)}`;
+}
+
+async function outerFolds(data: string, configs: Array<Partial<TrainConfig>>, o: OuterOptions): Promise<void> {
   const all = loadFeatureFolder(data);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyemo-outer-'));
   const rows = [];
+  let base: { top1: number[]; target: number[] } | undefined;
   try {
     for (const over of configs) {
       const top1: number[] = [];
+      const target: number[] = [];
+      const confusion = all.classes.map(() => all.classes.map(() => 0));
       const t0 = Date.now();
-      for (let r = 0; r < repeats; ++r) {
-        const fold = folds(all, k, r);
-        for (let f = 0; f < k; ++f) {
-          const run = path.join(tmp, `${r}-${f}`);
-          const idx = (held: boolean) => Array.from(all.y.keys()).filter((i) => (fold[i] === f) === held);
-          linkFolder(path.join(run, 'train'), all, idx(false), data);
-          // The training run's own seed: its validation split, initialisation and shuffle.
-          await trainProjector({ ...TRAIN_DEFAULTS, ...over, seed: r * k + f, data: path.join(run, 'train'), out: path.join(run, 'model') });
-          const cls = MetricClassifier.load(path.join(run, 'model'));
-          const held = idx(true);
-          const test: FeatureSet = {
-            ...all,
-            x: new Float32Array(held.length * all.dim),
-            y: Int32Array.from(held, (i) => all.y[i]),
-            files: held.map((i) => all.files[i]),
-            skipped: [],
-          };
-          held.forEach((i, j) => test.x.set(all.x.subarray(i * all.dim, (i + 1) * all.dim), j * all.dim));
-          top1.push(evaluateProjector(cls.projector, cls.labelSpace, test).top1);
-          cls.dispose();
-          fs.rmSync(run, { recursive: true, force: true });
+      for (let r = 0; r < o.repeats; ++r) {
+        const fold = folds(all, o.k, r);
+        for (let f = 0; f < o.k; ++f) {
+          const rep = await scoreFold(all, data, (i) => fold[i] === f, over, r * o.k + f, path.join(tmp, `${r}-${f}`));
+          top1.push(rep.top1);
+          if (o.targetCounts) target.push(reweighted(rep, o.targetCounts));
+          rep.confusion.forEach((row, t) => row.forEach((n, p) => (confusion[t][p] += n)));
         }
       }
-      const st = stats(top1);
-      rows.push({ config: over, folds: k, repeats, top1: { ...st, perFold: top1 }, seconds: (Date.now() - t0) / 1000 });
+      const recall = Object.fromEntries(all.classes.map((c, t) => [c, confusion[t][t] / confusion[t].reduce((a, b) => a + b, 0)]));
+      const row = {
+        config: over,
+        folds: o.k,
+        repeats: o.repeats,
+        top1: { ...stats(top1), perFold: top1 },
+        ...(o.targetCounts ? { targetTop1: { ...stats(target), counts: o.targetCounts, perFold: target } } : {}),
+        ...(base ? { diff: pairedDiff(top1, base.top1), ...(o.targetCounts ? { targetDiff: pairedDiff(target, base.target) } : {}) } : {}),
+        recall,
+        confusion,
+        seconds: (Date.now() - t0) / 1000,
+      };
+      rows.push(row);
+      base ??= { top1, target };
       log(
-        `${JSON.stringify(over).padEnd(48)} outer-fold top-1 ${(100 * st.mean).toFixed(2)} ± ${(100 * st.sd).toFixed(2)} over ${top1.length} folds   (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+        `${JSON.stringify(over).padEnd(48)} outer-fold top-1 ${fmt(row.top1)} over ${top1.length} folds` +
+          (row.targetTop1 ? `, at the target counts ${fmt(row.targetTop1)}` : '') +
+          (row.diff ? `; paired difference ${fmt(row.diff)}` + (row.targetDiff ? ` (target ${fmt(row.targetDiff)})` : '') : '') +
+          `   (${row.seconds.toFixed(0)} s)\n  recall ${all.classes.map((c) => `${c} ${(100 * recall[c]).toFixed(1)}`).join(', ')}`,
       );
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  if (json) process.stdout.write(`${JSON.stringify({ data, defaults: TRAIN_DEFAULTS, protocol: `${k}-fold outer, ${repeats} repeats`, rows }, null, 2)}\n`);
+  if (o.json) process.stdout.write(`${JSON.stringify({ data, defaults: TRAIN_DEFAULTS, protocol: `${o.k}-fold outer, ${o.repeats} repeats`, rows }, null, 2)}\n`);
 }
 
 main().catch((e) => {

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Changes to the projector recipe tried in PyTorch before any is built into tinyemo.
 
-    recipe_variants.py [--data DIR] [--folds 10] [--repeats 2] [--first-repeat 0] VARIANT_JSON ...
+    recipe_variants.py [--data DIR] [--folds 10] [--repeats 2] [--first-repeat 0]
+                       [--target-counts NAME=N,...] VARIANT_JSON ...
 
 An idea such as "average the weights" or "a simplex label table" costs an
 afternoon to build into the native trainer and seconds to try here. This is
@@ -12,7 +13,9 @@ its fixed number of epochs (the refit keeps the last epoch), scored on the
 held-out fold. Every variant runs on the same folds with the same seeds as
 the unchanged recipe, and is reported as the paired difference from it
 (mean ± standard error over the folds), which is far less noisy than either
-figure alone. The recipe is TRAIN_DEFAULTS': Linear -> BatchNorm1d -> GELU ->
+figure alone. With --target-counts, each fold is also scored as a test set
+with those class counts would score it (its per-class recalls weighted by
+them; see `npm run bench:recipe -- --target-counts`). The recipe is TRAIN_DEFAULTS': Linear -> BatchNorm1d -> GELU ->
 Dropout -> Linear, the cosine loss against random unit labels, AdamW with
 one-cycle. The random numbers are PyTorch's, so the absolute figures differ
 from tinyemo's by the noise of one draw; only the differences are the point.
@@ -23,7 +26,8 @@ simplex (a regular simplex as the label table), ce (cross-entropy on the
 cosines at this scale instead of the cosine loss), neg/margin (a hinge on
 the other labels' cosines, added to the cosine loss), ema (decay of an
 exponential moving average of the weights), swa (average the weights of
-this many last epochs); ema and swa recompute BatchNorm's statistics for
+this many last epochs), pow (the cosine loss raised to this power,
+(1 - cos)^pow: above 1 it eases off samples already near their label); ema and swa recompute BatchNorm's statistics for
 the averaged weights. sam (sharpness-aware minimisation: each step's
 gradient taken at the weights moved this far, rho, up the batch's gradient).
 smooth (label smoothing: the cosine loss's target is this much the mean of
@@ -55,7 +59,7 @@ def load(data):
         for f in sorted(os.listdir(os.path.join(data, c))):
             xs.append(load_feature(os.path.join(data, c, f)))
             ys.append(ci)
-    return torch.stack(xs), torch.tensor(ys), len(classes)
+    return torch.stack(xs), torch.tensor(ys), classes
 
 
 def folds(y, classes, k, seed):
@@ -104,7 +108,7 @@ def batch_loss(model, xb, yb, labels, classes, v):
     elif v.get("smooth"):
         loss = (1 - (1 - v["smooth"]) * cos.gather(1, yb[:, None])[:, 0] - v["smooth"] * cos.mean(1)).mean()
     else:
-        loss = (1 - cos.gather(1, yb[:, None])).mean()
+        loss = ((1 - cos.gather(1, yb[:, None])).clamp_min(0) ** v.get("pow", 1)).mean()
     if v.get("neg"):
         others = ~F.one_hot(yb, classes).bool()
         loss = loss + v["neg"] * F.relu(cos[others] - v.get("margin", 0.0)).mean()
@@ -182,20 +186,44 @@ def train_member(x, y, classes, seed, v, labels):
     return model.eval()
 
 
-def top1(model, labels, x, y, v):
+def scores(model, labels, x, y, v, counts):
+    """Top-1, and top-1 at the target class counts (per-class recalls weighted by them; top-1 when none)."""
     with torch.no_grad():
-        return ((F.normalize(model(rescaled(x, v)), dim=1) @ labels.T).argmax(1) == y).float().mean().item()
+        hit = ((F.normalize(model(rescaled(x, v)), dim=1) @ labels.T).argmax(1) == y).double()
+    if counts is None:
+        return hit.mean().item(), hit.mean().item()
+    recall = torch.stack([hit[y == c].mean() for c in range(len(counts))])
+    return hit.mean().item(), (recall * counts).sum().item() / counts.sum().item()
 
 
-def outer(x, y, classes, v, k, repeats, first):
+def outer(x, y, classes, v, k, repeats, first, counts):
     out = []
     for r in range(first, first + repeats):
         fold = folds(y, classes, k, 1000 + r)
         for f in range(k):
             tr, te = torch.from_numpy(np.nonzero(fold != f)[0]), torch.from_numpy(np.nonzero(fold == f)[0])
             model, labels = train(x[tr], y[tr], classes, r * k + f, v)
-            out.append(top1(model, labels, x[te], y[te], v))
+            out.append(scores(model, labels, x[te], y[te], v, counts))
     return np.array(out)
+
+
+def target_counts(spec, names):
+    if spec is None:
+        return None
+    given = dict((n, float(c)) for n, c in (part.split("=") for part in spec.split(",")))
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise SystemExit(f"--target-counts names no count for {', '.join(missing)}")
+    return torch.tensor([given[n] for n in names], dtype=torch.float64)
+
+
+def summary(t, base):
+    out = {"top1": t[:, 0].mean(), "targetTop1": t[:, 1].mean()}
+    if base is not None:
+        d = t - base
+        se = d.std(0, ddof=1) / math.sqrt(len(d))
+        out.update({"diff": d[:, 0].mean(), "diffSe": se[0], "targetDiff": d[:, 1].mean(), "targetDiffSe": se[1]})
+    return {**out, "perFold": t[:, 0].tolist(), "targetPerFold": t[:, 1].tolist()}
 
 
 def main():
@@ -205,20 +233,21 @@ def main():
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--first-repeat", type=int, default=0)
+    ap.add_argument("--target-counts", help="NAME=N,... the class counts of the test set to score for")
     ap.add_argument("variants", nargs="*", help='JSON objects, e.g. \'{"ema": 0.99}\'')
     a = ap.parse_args()
     if not os.path.isdir(a.data):
         print(f"skipped: no data at {a.data} (set TINYEMO_EMOTION6 or pass --data)")
         return
     torch.set_num_threads(1)
-    x, y, classes = load(a.data)
-    base = outer(x, y, classes, {}, a.folds, a.repeats, a.first_repeat)
-    print(json.dumps({"variant": {}, "top1": base.mean(), "perFold": base.tolist()}), flush=True)
+    x, y, names = load(a.data)
+    counts = target_counts(a.target_counts, names)
+    base = outer(x, y, len(names), {}, a.folds, a.repeats, a.first_repeat, counts)
+    print(json.dumps({"variant": {}, **summary(base, None)}), flush=True)
     for s in a.variants:
         v = json.loads(s)
-        t = outer(x, y, classes, v, a.folds, a.repeats, a.first_repeat)
-        d = t - base
-        print(json.dumps({"variant": v, "top1": t.mean(), "diff": d.mean(), "diffSe": d.std(ddof=1) / math.sqrt(len(d)), "perFold": t.tolist()}), flush=True)
+        t = outer(x, y, len(names), v, a.folds, a.repeats, a.first_repeat, counts)
+        print(json.dumps({"variant": v, **summary(t, base)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 import { caseResult, formatTable, summarize, summarizeRounds } from '../bench/stats';
 import { baselineEnv, torchConfigs, withMallocTunables } from '../bench/torch';
 import { checkBaseline, cpuIdentity } from '../bench/machine';
+import { pairedDiff, parseCounts, reweighted } from '../bench/recipe_stats';
 
 test('medians, minima and maxima', () => {
   expect(summarize([5, 1, 3])).toEqual({ median: 3, min: 1, max: 5, n: 3 });
@@ -144,4 +145,25 @@ test('the ratio chart draws one bar per case, on the right side of 1x when tinye
   expect(svg).toContain('0.50x');
   expect(svg).toContain('#2b7bb9'); // faster: blue
   expect(svg).toContain('#d9822b'); // slower: orange
+});
+
+test('bench:recipe: a test set of other class counts weights the per-class recalls; typos are refused', () => {
+  const perClass = { a: { accuracy: 0.5 }, b: { accuracy: 1 }, c: { accuracy: 0.8 } };
+  // Counted directly: 2 of 4, 1 of 1, 4 of 5 right.
+  expect(reweighted({ perClass } as never, { a: 4, b: 1, c: 5 })).toBeCloseTo((2 + 1 + 4) / 10, 12);
+  expect(reweighted({ perClass } as never, { a: 1, b: 1, c: 1 })).toBeCloseTo(2.3 / 3, 12);
+  expect(() => reweighted({ perClass } as never, { a: 1, b: 1 })).toThrow(/no count for class "c"/);
+  expect(() => reweighted({ perClass } as never, { a: 1, b: 1, c: 1, d: 2 })).toThrow(/names d, which the data has no class of/);
+  expect(parseCounts('anger=107,joy=88')).toEqual({ anger: 107, joy: 88 });
+  expect(() => parseCounts('anger=107,joy')).toThrow(/"joy" is not NAME=COUNT/);
+  expect(() => parseCounts('anger=-1')).toThrow(/positive/);
+  expect(() => parseCounts('anger=1=2')).toThrow(/not NAME=COUNT/);
+});
+
+test('bench:recipe: paired differences and their standard error', () => {
+  const d = pairedDiff([0.8, 0.7, 0.9, 0.75], [0.7, 0.7, 0.8, 0.7]);
+  // Differences 0.1, 0, 0.1, 0.05: mean 0.0625, sample sd 0.04787, se = sd / 2.
+  expect(d.mean).toBeCloseTo(0.0625, 12);
+  expect(d.se).toBeCloseTo(Math.sqrt((0.0375 ** 2 * 2 + 0.0625 ** 2 + 0.0125 ** 2) / 3) / 2, 12);
+  expect(() => pairedDiff([1, 2], [1])).toThrow(/2 and 1/);
 });
