@@ -6,6 +6,7 @@ import { FinetuneResult, StepLog, finetune } from '../train/mllm_trainer';
 import { invalid } from '../errors';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 import { clearBar, progressBar } from './progress';
+import { abortOnStopSignals } from './signals';
 
 const d = FINETUNE_DEFAULTS;
 
@@ -91,16 +92,12 @@ export async function finetuneCommand(f: FinetuneFlags): Promise<FinetuneResult>
   const config = finetuneConfigFromFlags(f);
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('step');
-  const abort = new AbortController();
-  const stop = () => abort.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    const say = (s: string) => !f.json && process.stderr.write(s);
+  const say = (s: string) => !f.json && process.stderr.write(s);
+  return abortOnStopSignals(async (signal) => {
     const r = await finetune(config, {
       resume: f.resume,
       hooks: {
-        signal: abort.signal,
+        signal,
         onStart: (i) => {
           const rej = Object.entries(i.rejected)
             .map(([k, v]) => `${v} ${k}`)
@@ -119,10 +116,7 @@ export async function finetuneCommand(f: FinetuneFlags): Promise<FinetuneResult>
     if (tty) clearBar();
     if (r.stopped) say(`stopped at step ${r.steps}: the checkpoint is in ${r.out}; continue with the same command and --resume\n`);
     return r;
-  } finally {
-    process.removeListener('SIGINT', stop);
-    process.removeListener('SIGTERM', stop);
-  }
+  });
 }
 
 export function formatFinetune(r: FinetuneResult): string {

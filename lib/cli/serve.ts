@@ -12,6 +12,7 @@ import { invalid } from '../errors';
 import { REASON_TEMPLATES, ReasonTemplate } from '../models/llm/reasoner';
 import { SERVE_DEFAULTS, ServeOptions } from '../serve/options';
 import { FlagTable, FlagValues, PRECISION_FLAG, addFlags, readFlags } from './flags';
+import { nextStopSignal } from './signals';
 
 const D = SERVE_DEFAULTS;
 const FLAGS = {
@@ -102,10 +103,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     const server = await startServer(models, opts);
     const routes = ['classify', ...(models.reasoner ? ['reason', 'chat/completions'] : [])].map((r) => `/v1/${r}`);
     say(`listening on ${server.url} (${routes.join(', ')}; API key ${opts.apiKey ? 'required' : 'off'})`);
-    const signal = await new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await nextStopSignal();
     say(`${signal}: no new requests; finishing those in flight (up to ${f.shutdownS} s)`);
     await server.close(f.shutdownS * 1000);
     say('stopped');

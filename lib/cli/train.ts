@@ -8,6 +8,7 @@ import { LossName } from '../ops/loss';
 import { FlagTable, FlagValues, addFlags, printResult, readFlags } from './flags';
 import { skipReason } from './inputs';
 import { clearBar, progressBar } from './progress';
+import { abortOnStopSignals } from './signals';
 
 const d = TRAIN_DEFAULTS;
 
@@ -94,16 +95,12 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
   const config = trainConfigFromFlags(f);
   const tty = !f.json && process.stderr.isTTY === true;
   const bar = progressBar('step');
-  const abort = new AbortController();
-  const stop = () => abort.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   const say = (m: string) => process.stderr.write(m);
-  try {
+  return abortOnStopSignals(async (signal) => {
     const result = await trainProjector(config, {
       resume: f.resume,
       hooks: {
-        signal: abort.signal,
+        signal,
         onStart: (i) => {
           if (i.phase === 'refit') {
             // The same data as the validation training: its skipped files were said then.
@@ -129,10 +126,7 @@ export async function trainCommand(f: TrainFlags): Promise<TrainResult> {
     if (tty) clearBar();
     if (result.stopped) say(`stopped: the checkpoint is in ${result.out}; continue with the same command and --resume\n`);
     return result;
-  } finally {
-    process.removeListener('SIGINT', stop);
-    process.removeListener('SIGTERM', stop);
-  }
+  });
 }
 
 export function formatTrainResult(r: TrainResult): string {

@@ -10,6 +10,7 @@ import * as os from 'os';
 import { invalid } from '../errors';
 import { WORKER_DEFAULTS } from '../queue/jobs';
 import { FlagTable, FlagValues, addFlags, readFlags } from './flags';
+import { nextStopSignal } from './signals';
 
 const FLAGS = {
   queue: { arg: '<url>', required: true, help: 'the Redis that holds the queue: redis://HOST:PORT[/DB]' },
@@ -42,10 +43,7 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
   const { startWorker } = await import('../queue/worker'); // BullMQ loads only for the queue commands
   const w = await startWorker({ queue: f.queue, concurrency: f.concurrency, device: f.device, name, maxModels: f.maxModels, lockS: f.lockS, onLog: say });
   say(`waiting for jobs on ${f.queue}`);
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await nextStopSignal();
   say(`${signal}: finishing the job in hand`);
   await w.close();
   say('stopped');
