@@ -5,7 +5,7 @@
  * `tinyemo generate` must name the colour of held-out images. Also: the output is TinyLLaVA's layout, the log,
  * a resumed run equal bit for bit to an uninterrupted one, and the refusals.
  */
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -323,3 +323,32 @@ test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing 
   expect(r.status).toBe(0);
   expect((JSON.parse(r.stdout) as { rejected: Record<string, number> }).rejected).toEqual({ 'image "nope.png" not found': 1 });
 });
+
+test('tinyemo finetune on Ctrl-C: a checkpoint, how to resume, exit 130; --resume then finishes the run', async () => {
+  const out = path.join(tmp, 'interrupted');
+  const args = ['finetune', '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--data', path.join(tmp, 'captions.jsonl'), '--images', images];
+  const rest = ['--out', out, '--epochs', '40', '--batch-size', '4', '--lr', '3e-3'];
+  const child = spawn(process.execPath, [bin, ...args, ...rest]);
+  let stderr = '';
+  let sent = false;
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (!sent && /^step 10\/200 /m.test(stderr)) {
+      sent = true; // once: a second Ctrl-C ends the process at once
+      child.kill('SIGINT');
+    }
+  });
+  expect(await done).toBe(130);
+  const stopped = /stopped at step (\d+): the checkpoint is in .*interrupted; continue with the same command and --resume/.exec(stderr);
+  expect(stopped).not.toBeNull();
+  const at = Number(stopped?.[1]);
+  expect(at).toBeGreaterThanOrEqual(10);
+  expect(at).toBeLessThan(200);
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'trainer_state.json'), 'utf8'))).toMatchObject({ step: at });
+  const r = run(...args, ...rest, '--resume', '--json');
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ steps: 200, stopped: false });
+  expect(logOf(out)).toHaveLength(200);
+}, 300000);

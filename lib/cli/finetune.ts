@@ -46,11 +46,13 @@ const FLAGS = {
 
 export type FinetuneFlags = FlagValues<typeof FLAGS>;
 
-export function registerFinetune(program: Command): void {
+export function registerFinetune(program: Command, exit: (code: number) => void): void {
   const cmd = program.command('finetune').description('train a TinyLLaVA-format reasoning model natively: --stage pretrain (the connector), then --stage finetune');
   addFlags(cmd, FLAGS).action(async (raw: Record<string, unknown>) => {
     const f = readFlags(FLAGS, raw);
-    printResult(f.json, await finetuneCommand(f), formatFinetune);
+    const r = await finetuneCommand(f);
+    printResult(f.json, r, formatFinetune);
+    if (r.stopped) exit(130); // as `tinyemo train` and a shell report a process ended by Ctrl-C
   });
 }
 

@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSynth(program, exit);
   registerReason(program);
   registerGenerate(program);
-  registerFinetune(program);
+  registerFinetune(program, exit);
   registerServe(program);
   registerWorker(program);
   registerSubmit(program, exit);
