@@ -15,9 +15,9 @@ the unchanged recipe, and is reported as the paired difference from it
 (mean ± standard error over the folds), which is far less noisy than either
 figure alone. With --target-counts, each fold is also scored as a test set
 with those class counts would score it (its per-class recalls weighted by
-them; see `npm run bench:recipe -- --target-counts`). The recipe is TRAIN_DEFAULTS': Linear -> BatchNorm1d -> GELU ->
-Dropout -> Linear, the cosine loss against random unit labels, AdamW with
-one-cycle. The random numbers are PyTorch's, so the absolute figures differ
+them; see `npm run bench:recipe -- --target-counts`). The recipe is
+TRAIN_DEFAULTS': Linear -> BatchNorm1d -> GELU -> Dropout -> Linear, the
+cosine loss against random unit labels, AdamW with one-cycle. The random numbers are PyTorch's, so the absolute figures differ
 from tinyemo's by the noise of one draw; only the differences are the point.
 
 Variant keys: hidden, epochs, batch, lr, wd, warmup, dropout, indrop (dropout
@@ -27,8 +27,8 @@ cosines at this scale instead of the cosine loss), neg/margin (a hinge on
 the other labels' cosines, added to the cosine loss), ema (decay of an
 exponential moving average of the weights), swa (average the weights of
 this many last epochs), pow (the cosine loss raised to this power,
-(1 - cos)^pow: above 1 it eases off samples already near their label); ema and swa recompute BatchNorm's statistics for
-the averaged weights. sam (sharpness-aware minimisation: each step's
+(1 - cos)^pow: above 1 it eases off samples already near their label); ema
+and swa recompute BatchNorm's statistics for the averaged weights. sam (sharpness-aware minimisation: each step's
 gradient taken at the weights moved this far, rho, up the batch's gradient).
 smooth (label smoothing: the cosine loss's target is this much the mean of
 every label, the rest the true one's). members (this many models, seeds
@@ -210,10 +210,19 @@ def outer(x, y, classes, v, k, repeats, first, counts):
 def target_counts(spec, names):
     if spec is None:
         return None
-    given = dict((n, float(c)) for n, c in (part.split("=") for part in spec.split(",")))
+    given = {}
+    for part in spec.split(","):
+        name, _, count = part.partition("=")
+        try:
+            given[name] = float(count)
+        except ValueError:
+            given[name] = -1.0
+        if given[name] <= 0:
+            raise SystemExit(f'--target-counts: "{part}" is not NAME=COUNT with a positive count')
     missing = [n for n in names if n not in given]
-    if missing:
-        raise SystemExit(f"--target-counts names no count for {', '.join(missing)}")
+    unknown = [n for n in given if n not in names]
+    if missing or unknown:
+        raise SystemExit(f"--target-counts: no count for {missing}, no class {unknown} (classes: {', '.join(names)})")
     return torch.tensor([given[n] for n in names], dtype=torch.float64)
 
 
