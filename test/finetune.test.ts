@@ -3,7 +3,8 @@
  * varied shades, a tiny CLIP tower (frozen) and a tiny random LLaMA-layout LLM. Stage 1 trains the connector on
  * captions from scratch (a fresh model from parts); stage 2 trains connector and LLM on questions; then
  * `tinyemo generate` must name the colour of held-out images. Also: the output is TinyLLaVA's layout, the log,
- * a resumed run equal bit for bit to an uninterrupted one, and the refusals.
+ * a resumed run equal bit for bit to an uninterrupted one, Ctrl-C on the command line (exit 130, then --resume),
+ * and the refusals.
  */
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
