@@ -284,12 +284,28 @@ test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted o
   b.close();
 }, 300000);
 
-test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing resume, records that do not encode are counted', () => {
+test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing resume, a path that is not there, records that do not encode are counted', () => {
   const base = ['finetune', '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', path.join(tmp, 'x')];
   expect(run(...base, '--mllm', tmp, '--llm', llm).stderr).toMatch(/--mllm, or --vision and --llm, not both/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'llm=lora', '--lora-targets', 'qkv').stderr).toMatch(/LoRA targets qkv are not linear layers/);
   expect(run(...base, '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'connector=frozen').stderr).toMatch(/nothing trains/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--resume').stderr).toMatch(/--resume: no checkpoint/);
+  // Each path named, before any weights load; the missing one by its flag, not as a missing tokenizer.
+  const parts = ['--vision', CLIP_FIXTURE, '--llm', llm];
+  const other = (flag: string, value: string) => base.map((a, i) => (base[i - 1] === flag ? value : a));
+  const refusals: Array<[string[], RegExp]> = [
+    [[...other('--data', path.join(tmp, 'none.jsonl')), ...parts], /--data .*none\.jsonl does not exist \[NOT_FOUND\]/],
+    [[...other('--data', images), ...parts], /--data .*images is not a file \[INVALID_ARGUMENT\]/],
+    [[...other('--images', path.join(tmp, 'none')), ...parts], /--images .*none does not exist/],
+    [[...base, '--mllm', path.join(tmp, 'none')], /--mllm .*none does not exist/],
+    [[...base, '--vision', CLIP_FIXTURE, '--llm', path.join(tmp, 'none')], /--llm .*none does not exist/],
+    [[...base, ...parts, '--tokenizer', path.join(tmp, 'captions.jsonl')], /--tokenizer .*captions\.jsonl is not a folder/],
+  ];
+  for (const [args, message] of refusals) {
+    const r = run(...args);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 2, stderr: expect.stringMatching(message) });
+  }
+  expect(fs.existsSync(path.join(tmp, 'x'))).toBe(false);
   // A loss that becomes infinite stops the run with an error and keeps the last checkpoint.
   const nan = path.join(tmp, 'nan');
   const n = pretrain(nan, '--lr', '1e30', '--max-grad-norm', '0', '--batch-size', '2', '--save-every', '1', '--max-steps', '8');

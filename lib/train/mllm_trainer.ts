@@ -80,6 +80,25 @@ interface RunState {
 const STATE_FILE = 'trainer_state.json';
 const MOMENTS_FILE = 'trainer_state.safetensors';
 
+/**
+ * Every path the run reads, checked before any weights load: a typo in --data should not cost the minutes a
+ * billion-parameter model takes to load, nor be reported as a missing tokenizer.
+ */
+function checkInputs(c: FinetuneConfig, resume: boolean): void {
+  const need = (p: string, flag: string, folder: boolean) => {
+    if (!fs.existsSync(p)) throw new TinyEmoError('NOT_FOUND', `${flag} ${p} does not exist`);
+    if (fs.statSync(p).isDirectory() !== folder) throw new TinyEmoError('INVALID_ARGUMENT', `${flag} ${p} is not a ${folder ? 'folder' : 'file'}`);
+  };
+  need(c.data, '--data', false);
+  need(c.images, '--images', true);
+  if (!resume && c.mllm !== undefined) need(c.mllm, '--mllm', true);
+  if (!resume && c.mllm === undefined) {
+    need(c.vision!, '--vision', true);
+    need(c.llm!, '--llm', true);
+  }
+  if (c.tokenizer !== undefined) need(c.tokenizer, '--tokenizer', true);
+}
+
 export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hooks?: FinetuneHooks } = {}): Promise<FinetuneResult> {
   checkFinetuneConfig(c);
   const source: MllmSource = opts.resume
@@ -88,6 +107,7 @@ export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hook
       ? { kind: 'mllm', dir: c.mllm }
       : { kind: 'parts', vision: c.vision!, llm: c.llm!, connector: c.connector, seed: c.seed };
   if (opts.resume && !fs.existsSync(path.join(c.out, STATE_FILE))) throw new TinyEmoError('NOT_FOUND', `--resume: no checkpoint in ${c.out}`);
+  checkInputs(c, opts.resume === true);
   const tokDir = c.tokenizer ?? c.mllm ?? c.llm!;
   if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR`);
   const tokenizer = TextTokenizer.fromFolder(tokDir);
