@@ -111,6 +111,9 @@ describe('tinyemo pull against a hub on 127.0.0.1', () => {
     expect(m.config.hidden_size).toBe(4);
     expect(Array.from(m.load('w').toArray() as Float32Array).slice(0, 3)).toEqual([0, 1, 2]);
     m.close();
+    // A local path that is not there is most likely a typo: said as such, not as a bad repository id.
+    expect(() => resolveModel(path.join(tmp, 'no', 'such', 'model'), { cacheDir: cache })).toThrow(/no\/such\/model does not exist \(nor is it a repository id/);
+    expect(() => resolveModel('org/absent', { cacheDir: cache })).toThrow(/org\/absent is neither a folder nor in the hub cache .*tinyemo pull org\/absent/);
     // Nothing twice.
     expect((await pull('org/model', { endpoint, cacheDir: cache })).downloaded).toEqual([]);
   });

@@ -21,8 +21,12 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 const REPO_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
 const REVISION = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 
+export function isRepoId(s: string): boolean {
+  return REPO_ID.test(s) && !s.includes('..');
+}
+
 export function checkRepoId(repoId: string): void {
-  if (!REPO_ID.test(repoId) || repoId.includes('..')) throw invalid(`"${repoId}" is not a repository id like "org/name"`);
+  if (!isRepoId(repoId)) throw invalid(`"${repoId}" is not a repository id like "org/name"`);
 }
 
 export function checkRevision(revision: string): void {

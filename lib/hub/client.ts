@@ -14,7 +14,7 @@ import * as path from 'path';
 
 import { TinyEmoError } from '../errors';
 import { fsyncDir, writeFileAtomic } from '../io/file';
-import { cachedCommit, checkRepoId, checkRevision, hubCacheDir, isSafeRepoPath, repoDir, snapshotDir } from './cache';
+import { cachedCommit, checkRepoId, checkRevision, hubCacheDir, isRepoId, isSafeRepoPath, repoDir, snapshotDir } from './cache';
 
 export interface PullOptions {
   revision?: string;
@@ -327,7 +327,8 @@ export async function pull(repo: string, opts: PullOptions = {}): Promise<PullRe
 /** A local folder for a model given as a path or a repository id (from the cache; nothing is downloaded). */
 export function resolveModel(idOrPath: string, opts: { revision?: string; cacheDir?: string } = {}): string {
   if (fs.existsSync(idOrPath)) return idOrPath;
-  checkRepoId(idOrPath);
+  // Most such names are a local path with a typo: say that first.
+  if (!isRepoId(idOrPath)) throw new TinyEmoError('NOT_FOUND', `${idOrPath} does not exist (nor is it a repository id like "org/name")`);
   const cache = opts.cacheDir ?? hubCacheDir();
   const revision = opts.revision ?? 'main';
   const commit = cachedCommit(cache, idOrPath, revision);
