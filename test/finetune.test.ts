@@ -284,7 +284,7 @@ test('a run stopped by its signal (Ctrl-C) and resumed equals an uninterrupted o
   b.close();
 }, 300000);
 
-test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing resume, a path that is not there, records that do not encode are counted', () => {
+test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing resume, a path that is not there (a hub id is one), records that do not encode are counted', () => {
   const base = ['finetune', '--data', path.join(tmp, 'captions.jsonl'), '--images', images, '--out', path.join(tmp, 'x')];
   expect(run(...base, '--mllm', tmp, '--llm', llm).stderr).toMatch(/--mllm, or --vision and --llm, not both/);
   expect(run(...base, '--vision', CLIP_FIXTURE, '--llm', llm, '--tune', 'llm=lora', '--lora-targets', 'qkv').stderr).toMatch(/LoRA targets qkv are not linear layers/);
@@ -306,6 +306,18 @@ test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing 
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 2, stderr: expect.stringMatching(message) });
   }
   expect(fs.existsSync(path.join(tmp, 'x'))).toBe(false);
+  // A repository id in the hub cache serves as a model folder, as in generate and reason.
+  const cache = path.join(tmp, 'hub');
+  const commit = 'c'.repeat(40);
+  fs.mkdirSync(path.join(cache, 'models--org--tiny-llm', 'refs'), { recursive: true });
+  fs.writeFileSync(path.join(cache, 'models--org--tiny-llm', 'refs', 'main'), commit);
+  fs.cpSync(llm, path.join(cache, 'models--org--tiny-llm', 'snapshots', commit), { recursive: true });
+  const fromHub = spawnSync(process.execPath, [bin, ...base, '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', 'org/tiny-llm', '--max-steps', '1', '--json'], {
+    encoding: 'utf8',
+    env: { ...process.env, HF_HUB_CACHE: cache },
+  });
+  expect({ status: fromHub.status, stderr: fromHub.stderr }).toEqual({ status: 0, stderr: '' });
+  expect(run(...base, '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', 'org/absent').stderr).toMatch(/--llm org\/absent is neither a folder nor in the hub cache/);
   // A loss that becomes infinite stops the run with an error and keeps the last checkpoint.
   const nan = path.join(tmp, 'nan');
   const n = pretrain(nan, '--lr', '1e30', '--max-grad-norm', '0', '--batch-size', '2', '--save-every', '1', '--max-steps', '8');

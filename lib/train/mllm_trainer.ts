@@ -31,6 +31,7 @@ import { preprocess } from '../models/vision/preprocess';
 import { scaleSync } from '../ops/activation';
 import { adamwStepSync } from '../ops/optim';
 import { TextTokenizer } from '../text/tokenizer';
+import { resolveModel } from '../hub/client';
 import { Tensor } from '../tensor';
 import { Rng } from '../util/rng';
 import { FinetuneConfig, MLLM_ADAMW, checkFinetuneConfig } from './mllm_config';
@@ -82,32 +83,46 @@ const MOMENTS_FILE = 'trainer_state.safetensors';
 
 /**
  * Every path the run reads, checked before any weights load: a typo in --data should not cost the minutes a
- * billion-parameter model takes to load, nor be reported as a missing tokenizer.
+ * billion-parameter model takes to load, nor be reported as a missing tokenizer. The model folders may also be
+ * repository ids in the hub cache (`tinyemo pull`), as everywhere else; they come back as local folders. A
+ * resumed run starts from its --out, so its --vision is not read.
  */
-function checkInputs(c: FinetuneConfig, resume: boolean): void {
+function withLocalInputs(c: FinetuneConfig, resume: boolean): FinetuneConfig {
   const need = (p: string, flag: string, folder: boolean) => {
     if (!fs.existsSync(p)) throw new TinyEmoError('NOT_FOUND', `${flag} ${p} does not exist`);
     if (fs.statSync(p).isDirectory() !== folder) throw new TinyEmoError('INVALID_ARGUMENT', `${flag} ${p} is not a ${folder ? 'folder' : 'file'}`);
   };
   need(c.data, '--data', false);
   need(c.images, '--images', true);
-  if (!resume && c.mllm !== undefined) need(c.mllm, '--mllm', true);
-  if (!resume && c.mllm === undefined) {
-    need(c.vision!, '--vision', true);
-    need(c.llm!, '--llm', true);
-  }
-  if (c.tokenizer !== undefined) need(c.tokenizer, '--tokenizer', true);
+  const model = (p: string | undefined, flag: string): string | undefined => {
+    if (p === undefined) return undefined;
+    let dir: string;
+    try {
+      dir = resolveModel(p);
+    } catch (e) {
+      throw e instanceof TinyEmoError ? new TinyEmoError(e.code, `${flag} ${e.message}`) : e;
+    }
+    need(dir, flag, true);
+    return dir;
+  };
+  return {
+    ...c,
+    mllm: model(c.mllm, '--mllm'),
+    vision: resume ? c.vision : model(c.vision, '--vision'),
+    llm: model(c.llm, '--llm'),
+    tokenizer: model(c.tokenizer, '--tokenizer'),
+  };
 }
 
-export async function finetune(c: FinetuneConfig, opts: { resume?: boolean; hooks?: FinetuneHooks } = {}): Promise<FinetuneResult> {
-  checkFinetuneConfig(c);
+export async function finetune(config: FinetuneConfig, opts: { resume?: boolean; hooks?: FinetuneHooks } = {}): Promise<FinetuneResult> {
+  checkFinetuneConfig(config);
+  const c = withLocalInputs(config, opts.resume === true);
   const source: MllmSource = opts.resume
     ? { kind: 'mllm', dir: c.out }
     : c.mllm
       ? { kind: 'mllm', dir: c.mllm }
       : { kind: 'parts', vision: c.vision!, llm: c.llm!, connector: c.connector, seed: c.seed };
   if (opts.resume && !fs.existsSync(path.join(c.out, STATE_FILE))) throw new TinyEmoError('NOT_FOUND', `--resume: no checkpoint in ${c.out}`);
-  checkInputs(c, opts.resume === true);
   const tokDir = c.tokenizer ?? c.mllm ?? c.llm!;
   if (!fs.existsSync(path.join(tokDir, 'tokenizer.json'))) throw new TinyEmoError('NOT_FOUND', `no tokenizer.json in ${tokDir}: give --tokenizer DIR`);
   const tokenizer = TextTokenizer.fromFolder(tokDir);
