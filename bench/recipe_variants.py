@@ -214,11 +214,12 @@ def target_counts(spec, names):
     for part in spec.split(","):
         name, _, count = part.partition("=")
         try:
-            given[name] = float(count)
+            n = float(count)
         except ValueError:
-            given[name] = -1.0
-        if given[name] <= 0:
+            n = 0.0
+        if n <= 0:
             raise SystemExit(f'--target-counts: "{part}" is not NAME=COUNT with a positive count')
+        given[name] = n
     missing = [n for n in names if n not in given]
     unknown = [n for n in given if n not in names]
     if missing or unknown:

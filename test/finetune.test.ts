@@ -12,6 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 
+import { repoDir, snapshotDir } from '../lib/hub/cache';
 import { WeightFile } from '../lib/io/weights';
 import { ModelFolder } from '../lib/io/model_folder';
 import { adapterTransforms } from '../lib/models/llm/lora';
@@ -309,9 +310,9 @@ test('refusals: mixed sources, LoRA on no layer, a frozen everything, a missing 
   // A repository id in the hub cache serves as a model folder, as in generate and reason.
   const cache = path.join(tmp, 'hub');
   const commit = 'c'.repeat(40);
-  fs.mkdirSync(path.join(cache, 'models--org--tiny-llm', 'refs'), { recursive: true });
-  fs.writeFileSync(path.join(cache, 'models--org--tiny-llm', 'refs', 'main'), commit);
-  fs.cpSync(llm, path.join(cache, 'models--org--tiny-llm', 'snapshots', commit), { recursive: true });
+  fs.mkdirSync(path.join(repoDir(cache, 'org/tiny-llm'), 'refs'), { recursive: true });
+  fs.writeFileSync(path.join(repoDir(cache, 'org/tiny-llm'), 'refs', 'main'), commit);
+  fs.cpSync(llm, snapshotDir(cache, 'org/tiny-llm', commit), { recursive: true });
   const fromHub = spawnSync(process.execPath, [bin, ...base, '--stage', 'pretrain', '--vision', CLIP_FIXTURE, '--llm', 'org/tiny-llm', '--max-steps', '1', '--json'], {
     encoding: 'utf8',
     env: { ...process.env, HF_HUB_CACHE: cache },
